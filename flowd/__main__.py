@@ -1,0 +1,142 @@
+"""The `flowd` command: argv → Config → batch mode, config check, or the daemon."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from flowd import __version__
+from flowd.capture.replay import MAX_SPEED
+from flowd.config import Config, ConfigError, check_config_main, load_config
+
+EPILOG = """\
+exit status: 0 success; 1 bad arguments, configuration or unreadable input;
+2 (--read) the capture file was damaged: every packet before the damage was accounted and exported.
+
+examples:
+  flowd --check-config --config /etc/flowd/flowd.yaml
+  flowd --read trace.pcap --flow-server 127.0.0.1:2055
+  flowd --read - --flow-server 127.0.0.1:2055 < trace.pcap.gz
+"""
+
+
+def host_port(text: str) -> tuple[str, int]:
+    """Parse HOST:PORT or [V6]:PORT."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def replay_speed(text: str) -> float:
+    if text == "max":
+        return MAX_SPEED
+    try:
+        speed = float(text)
+    except ValueError:
+        speed = -1.0
+    if not speed > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number or 'max', got {text!r}")
+    return speed
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="flowd", description="Junos-style active flow monitoring: capture, flow cache, "
+        "cflowd/NetFlow export.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"flowd {__version__}")
+    p.add_argument("--config", metavar="FILE",
+                   help="YAML or Junos curly-brace configuration (default: the embedded example)")
+    p.add_argument("--check-config", action="store_true",
+                   help="validate the configuration, print the result and exit 0 (valid) or 1")
+    p.add_argument("--read", metavar="FILE",
+                   help="batch mode: process a pcap/pcapng(.gz) file ('-' = stdin) as fast as possible, "
+                   "export every flow, print a summary and exit")
+    d = p.add_argument_group("daemon (the default when --read is not given)")
+    d.add_argument("--socket", metavar="PATH",
+                   help="control socket (default: $FLOWD_SOCKET, /run/flowd/flowd.sock under systemd, "
+                   "else $XDG_RUNTIME_DIR/flowd.sock)")
+    d.add_argument("--replay", metavar="FILE", action="append",
+                   help="feed the daemon from a capture file (repeatable)")
+    d.add_argument("--replay-speed", metavar="N|max", type=replay_speed, default=1.0,
+                   help="replay N times faster than recorded, or 'max' (default 1: packet timing)")
+    d.add_argument("--replay-loop", action="store_true", help="start the replay over at the end of the file")
+    d.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    o = p.add_argument_group("overrides (replace the configuration's values)")
+    o.add_argument("--flow-server", metavar="HOST:PORT", type=host_port, action="append",
+                   help="export to this flow server instead of the configured ones (repeatable, up to 8)")
+    o.add_argument("--export-version", choices=("5",), help="export format: 5 (cflowd v5)")
+    o.add_argument("--source-address", metavar="ADDR",
+                   help="source address of export datagrams (replaces every configured one)")
+    o.add_argument("--active-timeout", metavar="S", type=float, help="flow-active-timeout in seconds")
+    o.add_argument("--inactive-timeout", metavar="S", type=float, help="flow-inactive-timeout in seconds")
+    o.add_argument("--sampling-rate", metavar="N", type=int, help="sample 1 packet in N")
+    return p
+
+
+def configure(args: argparse.Namespace) -> Config:
+    cfg = load_config(args.config)
+    return cfg.with_overrides(
+        flow_servers=args.flow_server, export_version=args.export_version,
+        active_timeout=args.active_timeout, inactive_timeout=args.inactive_timeout,
+        sampling_rate=args.sampling_rate, source_address=args.source_address)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.check_config:
+        return check_config_main(args.config)
+    try:
+        cfg = configure(args)
+    except ConfigError as exc:
+        print(f"flowd: {exc}", file=sys.stderr)
+        return 1
+    if args.read:
+        from flowd.batchmode import run_batch
+
+        return run_batch(args.read, cfg)
+    return run_daemon(args, cfg)
+
+
+def run_daemon(args: argparse.Namespace, cfg: Config) -> int:
+    """Run in the foreground until SIGTERM/SIGINT; SIGHUP reloads the configuration."""
+    import asyncio
+    import logging
+    import signal
+
+    import uvloop
+
+    from flowd.app import App
+    from flowd.capture.replay import Replay
+    from flowd.clock import SystemClock
+    from flowd.control.protocol import default_socket_path
+    from flowd.export.udp import ExportSocketError
+    from flowd.log import setup_logging
+
+    setup_logging(args.log_level)
+    log = logging.getLogger("flowd")
+    socket_path = args.socket or cfg.control.socket or str(default_socket_path())
+
+    async def daemon() -> int:
+        clock = SystemClock()
+        replays = [Replay(path, clock, speed=args.replay_speed, loop=args.replay_loop)
+                   for path in args.replay or ()]
+        app = App(cfg, socket_path=socket_path, clock=clock, replays=replays,
+                  load_config=lambda: configure(args))
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, app.stop)
+        loop.add_signal_handler(signal.SIGINT, app.stop)
+        loop.add_signal_handler(signal.SIGHUP, app.reload)
+        await app.run()
+        return 0
+
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(daemon())
+    except (ExportSocketError, OSError) as exc:
+        log.error("%s", exc)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

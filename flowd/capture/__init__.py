@@ -1,0 +1,1 @@
+"""Packet sources: the only package that touches capture files and capture sockets."""

@@ -1,0 +1,1 @@
+"""The daemon's control socket: framing, server and RPC methods."""

@@ -1,0 +1,18 @@
+"""Why a frame was not accounted: one named counter each, printed by `show services accounting errors`."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class DropReason(str, Enum):
+    """Counter names; the value is the name used in control-socket replies."""
+
+    NOT_IP = "not-ip"  # link layer carries something other than IPv4/IPv6 (ARP, LLDP, ...)
+    NOT_IPV4 = "not-ipv4"  # IPv6 packet while only family inet is sampled
+    NOT_IPV6 = "not-ipv6"  # IPv4 packet while only family inet6 is sampled
+    HEADER_TOO_SMALL = "header-too-small"  # frame ends inside a link, IP or transport header
+    BAD_IP_HEADER = "bad-ip-header"  # IP version/IHL/total length inconsistent
+    UNSUPPORTED_LINK_TYPE = "unsupported-link-type"  # capture link type flowd cannot decode
+    NO_MEMORY = "no-memory"  # flow table full: packet of a new flow not accounted
+    DISCARDED = "discarded"  # a firewall filter term said `discard`

@@ -1,0 +1,104 @@
+"""The flow key: which packet fields make a flow, laid out as a fixed 40-byte row.
+
+Junos keys a flow by input interface, source and destination address, protocol, ports and ToS.
+flowd packs those into 40 bytes so a whole batch of keys is one (n, 40) uint8 array:
+
+    offset  size  field
+         0    16  source address (IPv4 as the IPv4-mapped IPv6 address ::ffff:a.b.c.d)
+        16    16  destination address (same rule)
+        32     2  source port, big-endian
+        34     2  destination port, big-endian
+        36     1  IP protocol (IPv6: the upper-layer protocol after extension headers)
+        37     1  ToS byte / IPv6 traffic class
+        38     2  input interface SNMP index, big-endian
+
+Port normalisation, as cflowd v5 does it:
+- TCP, UDP, SCTP, UDP-Lite: the transport ports.
+- ICMP and ICMPv6: source port 0, destination port type*256 + code.
+- Non-first IPv4 fragments, IPv6 fragments with a non-zero offset, and every other protocol: 0 and 0.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+KEY_BYTES: Final = 40
+SRC: Final = slice(0, 16)
+DST: Final = slice(16, 32)
+SPORT: Final = slice(32, 34)
+DPORT: Final = slice(34, 36)
+PROTO: Final = 36
+TOS: Final = 37
+IFINDEX: Final = slice(38, 40)
+
+V4_MAPPED_PREFIX: Final = bytes(10) + b"\xff\xff"
+
+PROTOCOL_NAMES: Final = {
+    0: "ip", 1: "icmp", 2: "igmp", 4: "ipip", 6: "tcp", 8: "egp", 17: "udp", 41: "ipv6",
+    46: "rsvp", 47: "gre", 50: "esp", 51: "ah", 58: "icmp6", 89: "ospf", 103: "pim",
+    112: "vrrp", 132: "sctp",
+}
+
+
+def is_ipv4(keys: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
+    """Which rows of an (n, 40) key array hold IPv4 addresses."""
+    prefix = np.frombuffer(V4_MAPPED_PREFIX, np.uint8)
+    return np.all(keys[:, 0:12] == prefix, axis=1) & np.all(keys[:, 16:28] == prefix, axis=1)
+
+
+def u16_column(keys: npt.NDArray[np.uint8], field: slice) -> npt.NDArray[np.uint16]:
+    """A big-endian 16-bit key field as a uint16 column."""
+    return (keys[:, field.start].astype(np.uint16) << 8) | keys[:, field.start + 1]
+
+
+@dataclass(frozen=True, slots=True)
+class FlowKey:
+    """One key in readable form (for shows, tests and slow paths)."""
+
+    src: ipaddress.IPv4Address | ipaddress.IPv6Address
+    dst: ipaddress.IPv4Address | ipaddress.IPv6Address
+    sport: int
+    dport: int
+    proto: int
+    tos: int
+    ifindex: int
+
+    @property
+    def version(self) -> int:
+        return self.src.version
+
+    def pack(self) -> bytes:
+        """The 40-byte key row."""
+        return (_addr16(self.src) + _addr16(self.dst) + self.sport.to_bytes(2, "big")
+                + self.dport.to_bytes(2, "big") + bytes((self.proto, self.tos))
+                + self.ifindex.to_bytes(2, "big"))
+
+    @classmethod
+    def unpack(cls, row: bytes | npt.NDArray[np.uint8]) -> FlowKey:
+        raw = bytes(row)
+        return cls(
+            src=_addr(raw[SRC]), dst=_addr(raw[DST]),
+            sport=int.from_bytes(raw[SPORT], "big"), dport=int.from_bytes(raw[DPORT], "big"),
+            proto=raw[PROTO], tos=raw[TOS], ifindex=int.from_bytes(raw[IFINDEX], "big"),
+        )
+
+
+def _addr16(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bytes:
+    return V4_MAPPED_PREFIX + addr.packed if addr.version == 4 else addr.packed
+
+
+def _addr(raw: bytes) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    if raw[:12] == V4_MAPPED_PREFIX:
+        return ipaddress.IPv4Address(raw[12:])
+    return ipaddress.IPv6Address(raw)
+
+
+def protocol_name(proto: int) -> str:
+    """Junos-style protocol label: ``tcp(6)``, ``ip(0)``, or the bare number."""
+    name = PROTOCOL_NAMES.get(proto)
+    return f"{name}({proto})" if name else str(proto)

@@ -1,0 +1,514 @@
+"""The flow cache: columnar numpy storage behind a vectorised open-addressing hash index.
+
+How flows start and end (the rules every test and the synthetic ground truth share)
+-----------------------------------------------------------------------------------
+A flow is the set of packets with one key (flowd.flowkey). Time is the packet's own timestamp, so a
+capture file processed in batch mode exports exactly what a live run would have exported.
+
+* A packet at time ``t`` for a cached flow (first packet ``f``, last packet ``l``) joins it unless the
+  flow had already timed out by then: ``t - l > inactive`` (idle) or ``t - f >= active`` (active). A
+  timed-out flow is expired first, with that reason, and the packet starts a new flow.
+* A TCP packet carrying FIN or RST joins its flow, and the flow ends at once (END_OF_FLOW). A later
+  packet of the same key (the last ACK of a close) starts a new flow.
+* ``expire(now)`` ends every flow for which the same two timeout conditions hold at ``now``; the
+  daemon calls it at ``next_deadline()``, batch mode after every batch.
+* ``flush(now, reason)`` ends everything (shutdown, ``clear services accounting flow``, end of file).
+* When the table holds ``max_flows`` flows, a packet that would start a new flow is not accounted: it
+  counts in ``dropped_no_memory`` and ``memory_overload`` turns on. Cached flows are never evicted early.
+
+How a batch is merged
+---------------------
+``add`` never loops over packets in Python. It hashes every 40-byte key (five 64-bit words mixed
+together), sorts the batch by hash (stable, so each key's packets stay in arrival order), and marks
+segment starts: the first packet of a key, the packet after a FIN/RST, and a packet after an idle gap.
+Segments that outlast the active timeout are split again, in a few vectorised rounds. Per-segment sums
+come from ``np.add.reduceat``. Only the first segment of a key can continue a cached flow, and only the
+last can stay cached; segments in between are whole flows that begin and end inside the batch.
+
+The index is an int32 open-addressing table (linear probing, load kept at or under one half) mapping a
+key's hash position to its slot in the columns. Lookups and inserts probe all pending keys at once;
+deleted entries become tombstones and the index is rebuilt when they pile up. Memory per flow is the
+40-byte key row, about 50 bytes of value columns, and 8 to 16 bytes of index: about 110 bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from flowd.batch import FlowRecords, PacketBatch
+from flowd.expiry import ExpiryReason
+from flowd.flowkey import KEY_BYTES, PROTO
+
+EMPTY: Final = -1
+TOMBSTONE: Final = -2
+TCP: Final = 6
+FIN_OR_RST: Final = 0x01 | 0x04
+MIN_CAPACITY: Final = 1024
+OVERLOAD_HOLD: Final = 10.0  # seconds "Memory overload: Yes" stays on after the last refused flow
+
+_M1: Final = np.uint64(0xFF51AFD7ED558CCD)
+_M2: Final = np.uint64(0xC4CEB9FE1A85EC53)
+_SEED: Final = np.uint64(0x9E3779B97F4A7C15)
+
+Bools = npt.NDArray[np.bool_]
+Ints = npt.NDArray[np.int64]
+
+
+def key_words(keys: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint64]:
+    """View (n, 40) key bytes as (n, 5) native 64-bit words (for hashing and equality)."""
+    return np.ascontiguousarray(keys).view(np.uint64).reshape(-1, KEY_BYTES // 8)
+
+
+def hash_words(words: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """A 64-bit hash per row (murmur3-style mixing; numpy uint64 arithmetic wraps)."""
+    h = np.full(words.shape[0], _SEED, np.uint64)
+    for j in range(words.shape[1]):
+        h ^= words[:, j]
+        h *= _M1
+        h ^= h >> np.uint64(33)
+    h *= _M2
+    h ^= h >> np.uint64(29)
+    return h
+
+
+@dataclass(slots=True)
+class TableCounters:
+    """Running totals the `show services accounting` commands read."""
+
+    packets: int = 0  # packets accounted into flows
+    bytes: int = 0
+    flows_created: int = 0  # Allocation count / Total flows
+    flows_freed: int = 0  # Free count
+    max_allocated: int = 0  # peak number of cached flows
+    dropped_no_memory: int = 0  # packets of refused new flows
+    refused_flows: int = 0  # new flows that found no room (Memory allocation failures)
+    idle_expired: int = 0
+    active_expired: int = 0
+    end_of_flow: int = 0
+    forced: int = 0
+    overload_until: float = float("-inf")
+
+
+class FlowTable:
+    """The flow cache. Pure: no I/O, no clock; every method takes ``now`` in packet time."""
+
+    def __init__(self, max_flows: int, active_timeout: float, inactive_timeout: float) -> None:
+        self.max_flows = max_flows
+        self.active_timeout = float(active_timeout)
+        self.inactive_timeout = float(inactive_timeout)
+        self.counters = TableCounters()
+        self._n = 0  # live flows
+        self._cap = 0
+        self._used = 0  # index entries that are not EMPTY (live + tombstones)
+        self._index = np.full(2 * MIN_CAPACITY, EMPTY, np.int32)
+        self._free = np.zeros(0, np.int64)  # stack of freed slots below _top, reused before growing
+        self._nfree = 0
+        self._top = 0  # slots [0, _top) have been handed out at least once
+        self._alloc(MIN_CAPACITY)
+
+    # -- storage -------------------------------------------------------------------------------
+
+    def _alloc(self, cap: int) -> None:
+        def grow(old: npt.NDArray[np.generic] | None, shape: tuple[int, ...], dtype: type) -> npt.NDArray:
+            new = np.zeros(shape, dtype)
+            if old is not None and self._top:
+                new[: self._top] = old[: self._top]
+            return new
+
+        first = self._cap == 0
+        self.keys = grow(None if first else self.keys, (cap, KEY_BYTES), np.uint8)
+        self.pos = grow(None if first else self.pos, (cap,), np.int64)  # index position of each slot
+        self.live = grow(None if first else self.live, (cap,), np.bool_)
+        self.packets = grow(None if first else self.packets, (cap,), np.uint64)
+        self.bytes = grow(None if first else self.bytes, (cap,), np.uint64)
+        self.first = grow(None if first else self.first, (cap,), np.float64)
+        self.last = grow(None if first else self.last, (cap,), np.float64)
+        self.tcp_flags = grow(None if first else self.tcp_flags, (cap,), np.uint8)
+        self.ttl_min = grow(None if first else self.ttl_min, (cap,), np.uint8)
+        self.ttl_max = grow(None if first else self.ttl_max, (cap,), np.uint8)
+        self.vlan = grow(None if first else self.vlan, (cap,), np.uint16)
+        self.inner_vlan = grow(None if first else self.inner_vlan, (cap,), np.uint16)
+        self.mpls = grow(None if first else self.mpls, (cap, 3), np.uint32)
+        self._cap = cap
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def memory_used(self) -> int:
+        """Bytes allocated for the cache (columns and index)."""
+        cols = (self.keys, self.pos, self.live, self.packets, self.bytes, self.first, self.last,
+                self.tcp_flags, self.ttl_min, self.ttl_max, self.vlan, self.inner_vlan, self.mpls)
+        return int(sum(c.nbytes for c in cols) + self._index.nbytes)
+
+    @property
+    def bytes_per_flow(self) -> int:
+        """Bytes one cached flow occupies in the columns plus its index share."""
+        row = sum(c.itemsize * (c.shape[1] if c.ndim == 2 else 1) for c in (
+            self.keys, self.pos, self.live, self.packets, self.bytes, self.first, self.last,
+            self.tcp_flags, self.ttl_min, self.ttl_max, self.vlan, self.inner_vlan, self.mpls))
+        return int(row + 2 * self._index.itemsize)
+
+    def memory_overload(self, now: float) -> bool:
+        return self._n >= self.max_flows or now < self.counters.overload_until
+
+    # -- the hash index ------------------------------------------------------------------------
+
+    def _lookup(self, words: npt.NDArray[np.uint64], h: npt.NDArray[np.uint64]) -> Ints:
+        """Slot of each key, or -1 when it is not cached. Keys must be unique."""
+        mask = np.uint64(self._index.shape[0] - 1)
+        pos = (h & mask).astype(np.int64)
+        found = np.full(h.shape[0], -1, np.int64)
+        pending = np.arange(h.shape[0])
+        table_words = key_words(self.keys)
+        while pending.size:
+            p = pos[pending]
+            slot = self._index[p]
+            occupied = slot >= 0
+            match = np.zeros(pending.shape[0], np.bool_)
+            if occupied.any():
+                cand = pending[occupied]
+                s = slot[occupied].astype(np.int64)
+                match[occupied] = np.all(table_words[s] == words[cand], axis=1)
+            found[pending[match]] = slot[match]
+            go_on = ~match & (slot != EMPTY)
+            pending = pending[go_on]
+            pos[pending] = (pos[pending] + 1) & int(mask)
+        return found
+
+    def _insert(self, h: npt.NDArray[np.uint64], slots: Ints) -> None:
+        """Enter new, not yet cached keys (their slots) into the index."""
+        if self._used + slots.shape[0] > self._index.shape[0] // 2:
+            self._rebuild(self._n + slots.shape[0])
+        mask = self._index.shape[0] - 1
+        pos = (h & np.uint64(mask)).astype(np.int64)
+        pending = np.arange(slots.shape[0])
+        while pending.size:
+            p = pos[pending]
+            free = self._index[p] == EMPTY
+            # Several new keys may want the same empty position: the first of each wins.
+            cand = pending[free]
+            _, first = np.unique(pos[cand], return_index=True)
+            winners = cand[first]
+            self._index[pos[winners]] = slots[winners]
+            self.pos[slots[winners]] = pos[winners]
+            done = np.zeros(slots.shape[0], np.bool_)
+            done[winners] = True
+            pending = pending[~done[pending]]
+            pos[pending] = (pos[pending] + 1) & mask
+        self._used += slots.shape[0]
+
+    def _remove(self, slots: Ints) -> None:
+        self._index[self.pos[slots]] = TOMBSTONE
+        self.live[slots] = False
+        need = self._nfree + slots.shape[0]
+        if need > self._free.shape[0]:
+            grown = np.zeros(max(need, 2 * self._free.shape[0]), np.int64)
+            grown[: self._nfree] = self._free[: self._nfree]
+            self._free = grown
+        self._free[self._nfree: need] = slots
+        self._nfree = need
+        self._n -= slots.shape[0]
+
+    def _rebuild(self, want: int) -> None:
+        """Resize the index for ``want`` live keys and drop tombstones."""
+        size = self._index.shape[0]
+        while want * 3 > size:  # keep the load at or under a third right after a rebuild
+            size *= 2
+        while size > 2 * MIN_CAPACITY and want * 8 < size:
+            size //= 2
+        self._index = np.full(size, EMPTY, np.int32)
+        self._used = 0
+        slots = np.flatnonzero(self.live[: self._top]).astype(np.int64)
+        if slots.size:
+            self._insert(hash_words(key_words(self.keys[slots])), slots)
+
+    def _take_slots(self, count: int) -> Ints:
+        reuse = min(count, self._nfree)
+        out = np.empty(count, np.int64)
+        if reuse:
+            out[:reuse] = self._free[self._nfree - reuse: self._nfree]
+            self._nfree -= reuse
+        fresh = count - reuse
+        if fresh:
+            if self._top + fresh > self._cap:
+                cap = self._cap
+                while self._top + fresh > cap:
+                    cap *= 2
+                self._alloc(cap)
+            out[reuse:] = np.arange(self._top, self._top + fresh)
+            self._top += fresh
+        return out
+
+    # -- adding packets ------------------------------------------------------------------------
+
+    def add(self, batch: PacketBatch, now: float) -> FlowRecords:
+        """Account a batch of packets; return the flows that ended while doing so.
+
+        Packet timestamps drive every decision inside the batch; ``now`` only stamps overload.
+        """
+        n = len(batch)
+        if n == 0:
+            return FlowRecords.empty()
+        words = key_words(batch.key)
+        h = hash_words(words)
+        order = np.argsort(h, kind="stable")
+        hs, ws = h[order], words[order]
+        ts = batch.ts[order]
+        new_key = np.ones(n, np.bool_)
+        new_key[1:] = (hs[1:] != hs[:-1]) | np.any(ws[1:] != ws[:-1], axis=1)
+        key_start = np.flatnonzero(new_key)
+        if _has_split_keys(hs, ws, key_start):
+            order = np.lexsort(tuple(words[:, j] for j in range(words.shape[1] - 1, -1, -1)))
+            hs, ws, ts = h[order], words[order], batch.ts[order]
+            new_key[1:] = np.any(ws[1:] != ws[:-1], axis=1)
+            key_start = np.flatnonzero(new_key)
+        key_of = np.cumsum(new_key) - 1  # key group of each sorted packet
+        nkeys = key_start.shape[0]
+
+        # Which keys continue a cached flow, and which cached flows timed out before this batch.
+        slot = self._lookup(ws[key_start], hs[key_start])
+        cached = slot >= 0
+        t0 = ts[key_start]
+        expired_parts: list[FlowRecords] = []
+        carry_first = np.full(nkeys, np.nan)
+        if cached.any():
+            cs = slot[cached]
+            idle = t0[cached] - self.last[cs] > self.inactive_timeout
+            active = ~idle & (t0[cached] - self.first[cs] >= self.active_timeout)
+            stale = idle | active
+            if stale.any():
+                reasons = np.where(idle[stale], ExpiryReason.IDLE_TIMEOUT,
+                                   ExpiryReason.ACTIVE_TIMEOUT).astype(np.uint8)
+                expired_parts.append(self._evict(cs[stale], reasons))
+                drop = np.flatnonzero(cached)[stale]
+                slot[drop] = -1
+                cached[drop] = False
+            carry_first[cached] = self.first[slot[cached]]
+
+        # Segment the packets of each key into flows.
+        proto = batch.key[order, PROTO]
+        flags = batch.tcp_flags[order]
+        ends = (proto == TCP) & ((flags & FIN_OR_RST) != 0)
+        seg_start = new_key.copy()
+        seg_start[1:] |= ends[:-1] & ~new_key[1:]
+        gap = np.zeros(n, np.bool_)
+        gap[1:] = (ts[1:] - ts[:-1] > self.inactive_timeout) & ~new_key[1:]
+        seg_start |= gap
+        reason_split = np.zeros(n, np.uint8)  # why the segment *before* this start ended
+        reason_split[gap] = ExpiryReason.IDLE_TIMEOUT
+        seg_start, reason_split = self._split_active(ts, seg_start, new_key, key_of, carry_first,
+                                                     reason_split)
+
+        starts = np.flatnonzero(seg_start)
+        nseg = starts.shape[0]
+        seg_key = key_of[starts]
+        seg_end = np.empty(nseg, np.int64)
+        seg_end[:-1] = starts[1:] - 1
+        seg_end[-1] = n - 1
+        first_seg = new_key[starts]
+        last_seg = np.ones(nseg, np.bool_)
+        last_seg[:-1] = new_key[starts[1:]]
+        fin_end = ends[seg_end]
+        # A segment ends as a flow: by FIN/RST, or by the reason recorded where the next one starts.
+        seg_reason = np.zeros(nseg, np.uint8)
+        seg_reason[:-1] = reason_split[starts[1:]]
+        seg_reason[fin_end] = ExpiryReason.END_OF_FLOW
+        closes = fin_end | ~last_seg
+
+        lengths = batch.length[order].astype(np.uint64)
+        ttl = batch.ttl[order]
+        s_packets = np.diff(np.append(starts, n)).astype(np.uint64)
+        s_bytes = np.add.reduceat(lengths, starts)
+        s_flags = np.bitwise_or.reduceat(flags, starts)
+        s_first = np.minimum.reduceat(ts, starts)
+        s_last = np.maximum.reduceat(ts, starts)
+        s_ttl_min = np.minimum.reduceat(ttl, starts)
+        s_ttl_max = np.maximum.reduceat(ttl, starts)
+        src = order[starts]  # the batch row of each segment's first packet
+
+        # Segments continuing a cached flow: fold into the cache.
+        merge = first_seg & cached[seg_key]
+        mslots = slot[seg_key[merge]]
+        self.packets[mslots] += s_packets[merge]
+        self.bytes[mslots] += s_bytes[merge]
+        self.tcp_flags[mslots] |= s_flags[merge]
+        self.first[mslots] = np.minimum(self.first[mslots], s_first[merge])
+        self.last[mslots] = np.maximum(self.last[mslots], s_last[merge])
+        self.ttl_min[mslots] = np.minimum(self.ttl_min[mslots], s_ttl_min[merge])
+        self.ttl_max[mslots] = np.maximum(self.ttl_max[mslots], s_ttl_max[merge])
+        self.counters.packets += int(s_packets[merge].sum())
+        self.counters.bytes += int(s_bytes[merge].sum())
+        done = merge & closes
+        if done.any():
+            expired_parts.append(self._evict(slot[seg_key[done]], seg_reason[done]))
+
+        # New flows: admitted in time order while there is room, the rest refused.
+        new = np.flatnonzero(~merge)
+        if new.size:
+            room = self.max_flows - self._n
+            if new.size > room:
+                by_time = new[np.argsort(s_first[new], kind="stable")]
+                refused = by_time[max(room, 0):]
+                new = np.sort(by_time[: max(room, 0)])
+                self.counters.dropped_no_memory += int(s_packets[refused].sum())
+                self.counters.refused_flows += int(refused.size)
+                self.counters.overload_until = now + OVERLOAD_HOLD
+            self.counters.flows_created += int(new.size)
+            self.counters.packets += int(s_packets[new].sum())
+            self.counters.bytes += int(s_bytes[new].sum())
+            whole = new[closes[new]]  # begin and end inside this batch
+            if whole.size:
+                self.counters.flows_freed += int(whole.size)
+                self.counters.max_allocated = max(self.counters.max_allocated, self._n + 1)
+                expired_parts.append(FlowRecords(
+                    key=batch.key[src[whole]], packets=s_packets[whole], bytes=s_bytes[whole],
+                    first=s_first[whole], last=s_last[whole], tcp_flags=s_flags[whole],
+                    ttl_min=s_ttl_min[whole], ttl_max=s_ttl_max[whole], vlan=batch.vlan[src[whole]],
+                    inner_vlan=batch.inner_vlan[src[whole]], mpls=batch.mpls[src[whole]],
+                    end_reason=seg_reason[whole]))
+                self._count_reasons(seg_reason[whole])
+            keep = new[~closes[new]]
+            if keep.size:
+                slots = self._take_slots(int(keep.size))
+                rows = src[keep]
+                self.keys[slots] = batch.key[rows]
+                self.packets[slots] = s_packets[keep]
+                self.bytes[slots] = s_bytes[keep]
+                self.first[slots] = s_first[keep]
+                self.last[slots] = s_last[keep]
+                self.tcp_flags[slots] = s_flags[keep]
+                self.ttl_min[slots] = s_ttl_min[keep]
+                self.ttl_max[slots] = s_ttl_max[keep]
+                self.vlan[slots] = batch.vlan[rows]
+                self.inner_vlan[slots] = batch.inner_vlan[rows]
+                self.mpls[slots] = batch.mpls[rows]
+                self._insert(hs[starts[keep]], slots)
+                self.live[slots] = True
+                self._n += int(keep.size)
+                self.counters.max_allocated = max(self.counters.max_allocated, self._n)
+        return FlowRecords.concat(expired_parts)
+
+    def _split_active(self, ts: npt.NDArray[np.float64], seg_start: Bools, new_key: Bools,
+                      key_of: Ints, carry_first: npt.NDArray[np.float64],
+                      reason_split: npt.NDArray[np.uint8]) -> tuple[Bools, npt.NDArray[np.uint8]]:
+        """Start a new segment wherever a packet comes ``active`` seconds after its segment began."""
+        idx = np.arange(ts.shape[0])
+        while True:
+            start_idx = np.maximum.accumulate(np.where(seg_start, idx, 0))
+            begin = ts[start_idx]
+            # The first segment of a key that continues a cached flow began with that flow.
+            carried = new_key[start_idx] & ~np.isnan(carry_first[key_of])
+            begin = np.where(carried, carry_first[key_of], begin)
+            late = (ts - begin >= self.active_timeout) & ~seg_start
+            if not late.any():
+                return seg_start, reason_split
+            # Split only at the first late packet of each segment, then look again.
+            late_idx = np.flatnonzero(late)
+            _, first_of_seg = np.unique(start_idx[late_idx], return_index=True)
+            cut = late_idx[first_of_seg]
+            seg_start = seg_start.copy()
+            seg_start[cut] = True
+            reason_split[cut] = ExpiryReason.ACTIVE_TIMEOUT
+
+    # -- ending flows --------------------------------------------------------------------------
+
+    def _evict(self, slots: Ints, reasons: npt.NDArray[np.uint8]) -> FlowRecords:
+        records = self.snapshot(slots)
+        records.end_reason = np.asarray(reasons, np.uint8)
+        self._remove(slots)
+        self.counters.flows_freed += int(slots.shape[0])
+        self._count_reasons(records.end_reason)
+        return records
+
+    def _count_reasons(self, reasons: npt.NDArray[np.uint8]) -> None:
+        counts = np.bincount(reasons, minlength=6)
+        self.counters.idle_expired += int(counts[ExpiryReason.IDLE_TIMEOUT])
+        self.counters.active_expired += int(counts[ExpiryReason.ACTIVE_TIMEOUT])
+        self.counters.end_of_flow += int(counts[ExpiryReason.END_OF_FLOW])
+        self.counters.forced += int(counts[ExpiryReason.FORCED_END])
+
+    def live_slots(self) -> Ints:
+        return np.flatnonzero(self.live[: self._top]).astype(np.int64)
+
+    def expire(self, now: float) -> FlowRecords:
+        """End every flow that has timed out at ``now``."""
+        if self._n == 0:
+            return FlowRecords.empty()
+        top = self._top
+        live = self.live[:top]
+        idle = live & (now - self.last[:top] > self.inactive_timeout)
+        active = live & ~idle & (now - self.first[:top] >= self.active_timeout)
+        slots = np.flatnonzero(idle | active).astype(np.int64)
+        if slots.size == 0:
+            return FlowRecords.empty()
+        reasons = np.where(idle[slots], ExpiryReason.IDLE_TIMEOUT,
+                           ExpiryReason.ACTIVE_TIMEOUT).astype(np.uint8)
+        return self._evict(slots, reasons)
+
+    def next_deadline(self) -> float | None:
+        """The earliest time at which ``expire`` will end a flow, or None when the cache is empty."""
+        if self._n == 0:
+            return None
+        live = self.live[: self._top]
+        idle = float(self.last[: self._top][live].min()) + self.inactive_timeout
+        active = float(self.first[: self._top][live].min()) + self.active_timeout
+        # Idle expiry needs `now - last` to exceed the timeout strictly.
+        return min(float(np.nextafter(idle, np.inf)), active)
+
+    def flush(self, now: float, reason: ExpiryReason = ExpiryReason.FORCED_END) -> FlowRecords:
+        """End every cached flow now."""
+        del now
+        slots = self.live_slots()
+        if slots.size == 0:
+            return FlowRecords.empty()
+        records = self._evict(slots, np.full(slots.shape[0], reason, np.uint8))
+        self._top = 0
+        self._nfree = 0
+        self._rebuild(0)
+        return records
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def snapshot(self, slots: Ints) -> FlowRecords:
+        """Copies of the given cached flows (end reason 0: still active)."""
+        return FlowRecords(
+            key=self.keys[slots], packets=self.packets[slots], bytes=self.bytes[slots],
+            first=self.first[slots], last=self.last[slots], tcp_flags=self.tcp_flags[slots],
+            ttl_min=self.ttl_min[slots], ttl_max=self.ttl_max[slots], vlan=self.vlan[slots],
+            inner_vlan=self.inner_vlan[slots], mpls=self.mpls[slots],
+            end_reason=np.zeros(slots.shape[0], np.uint8))
+
+    def top(self, limit: int | None, order: str = "bytes", mask: Bools | None = None) -> FlowRecords:
+        """The cached flows, largest first by ``order`` ("bytes" or "packets"), optionally filtered.
+
+        ``mask`` selects among slots ``[0, top)``. Uses argpartition, so 10 of 1M flows cost milliseconds.
+        """
+        top = self._top
+        keep = self.live[:top] if mask is None else self.live[:top] & mask[:top]
+        slots = np.flatnonzero(keep)
+        column = (self.bytes if order == "bytes" else self.packets)[:top][slots]
+        if limit is not None and limit < slots.size:
+            part = np.argpartition(column, slots.size - limit)[slots.size - limit:]
+            slots, column = slots[part], column[part]
+        slots = slots[np.argsort(column, kind="stable")[::-1]]
+        return self.snapshot(slots.astype(np.int64))
+
+
+def _has_split_keys(hs: npt.NDArray[np.uint64], ws: npt.NDArray[np.uint64], key_start: Ints) -> bool:
+    """True when two different keys share a hash and their packets interleave after the sort."""
+    if key_start.shape[0] < 2:
+        return False
+    same = hs[key_start[1:]] == hs[key_start[:-1]]
+    if not same.any():
+        return False
+    # Only groups whose hash collides with a neighbour's can repeat a key; look for a repeat there.
+    collide = np.zeros(key_start.shape[0], np.bool_)
+    collide[1:] |= same
+    collide[:-1] |= same
+    rows = ws[key_start[collide]]
+    return bool(np.unique(rows, axis=0).shape[0] != rows.shape[0])
