@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="YAML or Junos curly-brace configuration (default: the embedded example)")
     p.add_argument("--check-config", action="store_true",
                    help="validate the configuration, print the result and exit 0 (valid) or 1")
+    p.add_argument("--demo", action="store_true",
+                   help="start a daemon replaying a sample capture and open the flowcli shell on it")
     p.add_argument("--read", metavar="FILE",
                    help="batch mode: process a pcap/pcapng(.gz) file ('-' = stdin) as fast as possible, "
                    "export every flow, print a summary and exit")
@@ -91,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"flowd: {exc}", file=sys.stderr)
         return 1
+    if args.demo:
+        from flowd.demo import run_demo
+
+        return run_demo(args.config)
     if args.read:
         from flowd.batchmode import run_batch
 

@@ -1,0 +1,1 @@
+"""flowcli: the Junos-like operational shell for flowd."""

@@ -1,0 +1,187 @@
+"""Async client of the flowd control socket: one connection, request ids, per-call timeouts, reconnect.
+
+The connection is opened on the first call and again on the first call after it was lost, so an
+interactive shell picks the daemon up again when it comes back. A background reader matches replies
+to pending calls by id (replies may come in any order).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import itertools
+from pathlib import Path
+from typing import Any, Final, Self
+
+from flowd.control.protocol import MAX_RESPONSE_LINE, ProtocolError, Request, Response, decode_response, encode_request
+
+DEFAULT_TIMEOUT: Final = 30.0  # seconds a call may wait for its reply
+_NOT_RUNNING: Final = frozenset({errno.ENOENT, errno.ECONNREFUSED, errno.ENOTSOCK})
+
+
+class ClientError(Exception):
+    """A call did not produce a result; `str()` is the one line the shell prints after `error: `."""
+
+
+class DaemonUnavailable(ClientError):
+    """The socket could not be connected."""
+
+    def __init__(self, path: Path, exc: OSError) -> None:
+        reason = exc.strerror or str(exc)
+        if exc.errno in _NOT_RUNNING:
+            text = f"flowd is not running (cannot connect to {path}: {reason})"
+        else:
+            text = f"cannot connect to flowd ({path}: {reason})"
+        super().__init__(text)
+        self.errno = exc.errno
+
+
+class ConnectionLost(ClientError):
+    """The daemon closed the connection (or sent garbage) before replying."""
+
+
+class RequestTimeout(ClientError):
+    """No reply within the timeout."""
+
+
+class RemoteError(ClientError):
+    """The daemon answered with an error reply."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Client:
+    """Calls daemon methods over the Unix socket at `path`."""
+
+    def __init__(self, path: Path | str, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.path = Path(path)
+        self.timeout = timeout
+        self._ids = itertools.count(1)
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._read_task: asyncio.Task[None] | None = None
+        self._pending: dict[int | str, asyncio.Future[Response]] = {}
+        self._connecting = asyncio.Lock()  # concurrent first calls share one connection
+
+    @property
+    def connected(self) -> bool:
+        return self._writer is not None and not self._writer.is_closing()
+
+    async def connect(self) -> None:
+        """Open the connection (no-op when it is open); raise `DaemonUnavailable`."""
+        async with self._connecting:
+            if self.connected:
+                return
+            await self._drop()
+            try:
+                self._reader, self._writer = await asyncio.open_unix_connection(self.path, limit=MAX_RESPONSE_LINE)
+            except OSError as exc:
+                raise DaemonUnavailable(self.path, exc) from None
+            self._read_task = asyncio.create_task(self._read_replies(self._reader))
+
+    async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        """The method's result; raise a `ClientError` subclass when there is none."""
+        was_connected = self.connected
+        await self.connect()
+        try:
+            return await self._call_once(method, params or {})
+        except _WriteFailed:
+            if not was_connected:
+                raise ConnectionLost("connection to flowd closed") from None
+            # The daemon went away between two commands: the request never left, so try a fresh connection.
+            await self._drop()
+            await self.connect()
+            try:
+                return await self._call_once(method, params or {})
+            except _WriteFailed:
+                raise ConnectionLost("connection to flowd closed") from None
+
+    async def _call_once(self, method: str, params: dict[str, Any]) -> Any:
+        assert self._writer is not None
+        request_id = next(self._ids)
+        try:
+            data = encode_request(Request(request_id, method, params))
+        except ProtocolError as exc:
+            raise RemoteError(exc.code.value, exc.message) from None
+        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            try:
+                self._writer.write(data)
+                await self._writer.drain()
+            except (ConnectionError, OSError):
+                raise _WriteFailed from None
+            try:
+                response = await asyncio.wait_for(future, self.timeout)
+            except TimeoutError:
+                raise RequestTimeout(f"no reply from flowd within {self.timeout:g} s ({method})") from None
+        finally:
+            self._pending.pop(request_id, None)
+        if not response.ok:
+            assert response.error is not None
+            raise RemoteError(response.error.code, response.error.message)
+        return response.result
+
+    async def _read_replies(self, reader: asyncio.StreamReader) -> None:
+        reason = "connection to flowd closed"
+        try:
+            while line := await reader.readline():
+                try:
+                    response = decode_response(line)
+                except ProtocolError as exc:
+                    reason = f"bad reply from flowd: {exc.message}"
+                    break
+                if response.id is None:
+                    # The daemon could not read a request's id: it can only be about one still waiting.
+                    for waiting in self._pending.values():
+                        if not waiting.done():
+                            waiting.set_result(response)
+                    continue
+                future = self._pending.get(response.id)
+                if future is not None and not future.done():
+                    future.set_result(response)
+        except (ConnectionError, OSError, ValueError, asyncio.LimitOverrunError) as exc:
+            reason = f"connection to flowd lost: {exc}"
+        self._fail_pending(ConnectionLost(reason))
+        if self._writer is not None:
+            self._writer.close()
+
+    def _fail_pending(self, exc: ClientError) -> None:
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(exc)
+
+    async def _drop(self) -> None:
+        writer, task = self._writer, self._read_task
+        self._reader = self._writer = None
+        self._read_task = None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        if writer is not None:
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except (ConnectionError, OSError):
+                pass
+        self._fail_pending(ConnectionLost("connection to flowd closed"))
+
+    async def close(self) -> None:
+        """Close the connection (the client may connect again later)."""
+        await self._drop()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class _WriteFailed(Exception):
+    """The request could not be written: the daemon cannot have seen it."""

@@ -1,0 +1,233 @@
+"""Every command the shell knows; nothing else declares a keyword (parsing, completion, `?`, dispatch, docs).
+
+`python -m shell.grammar --docs` prints docs/commands.md from these tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Final
+
+from shell.parser import Command, Level, Local, Opt, Parser, Pipe
+from shell.tokens import Choice, Filename, IntRange, Name, Prefix, Regex
+
+# Help for path keywords, shared by every command that passes through them (FRR's SHOW_STR).
+# Keys are keyword paths; a command's own last keyword takes the command's help.
+KEYWORD_HELP: Final = {
+    "show": "Show system information",
+    "show services": "Show services information",
+    "show services accounting": "Show service accounting information",
+    "show passive-monitoring": "Show information about passive monitoring",
+    "show system": "Show system information",
+    "clear": "Clear information in the system",
+    "clear services": "Clear services information",
+    "clear services accounting": "Clear service accounting information",
+}
+
+U32: Final = 2**32 - 1
+
+NAME: Final = Opt("name", Name("<name>", (("*", "All accounting services"), ("all", "All accounting services"))),
+                  "Name of accounting service")
+
+FLOW_DETAIL_LEVEL: Final = Level((("detail", "Display detailed output"),
+                                  ("extensive", "Display extensive output"),
+                                  ("terse", "Display terse output")), default="terse")
+
+FLOW_DETAIL_OPTIONS: Final = (
+    FLOW_DETAIL_LEVEL,
+    NAME,
+    Opt("limit", IntRange(1, 1_000_000, "<limit>"), "Maximum number of flows to display"),
+    Opt("order", Choice((("bytes", "Highest byte count first"), ("packets", "Highest packet count first"))),
+        "Order of the flows"),
+    Opt("source-prefix", Prefix("<source-prefix>"), "Source prefix to match"),
+    Opt("destination-prefix", Prefix("<destination-prefix>"), "Destination prefix to match"),
+    Opt("source-port", IntRange(0, 65535, "<source-port>"), "Source port to match"),
+    Opt("destination-port", IntRange(0, 65535, "<destination-port>"), "Destination port to match"),
+    Opt("proto", IntRange(0, 255, "<proto>"), "IP protocol number to match"),
+    Opt("tos", IntRange(0, 255, "<tos>"), "Type-of-service value to match"),
+    Opt("input-snmp-interface-index", IntRange(0, U32, "<index>"), "Input SNMP interface index to match"),
+    Opt("output-snmp-interface-index", IntRange(0, U32, "<index>"), "Output SNMP interface index to match"),
+    Opt("source-as", IntRange(0, U32, "<as>"), "Source AS number to match"),
+    Opt("destination-as", IntRange(0, U32, "<as>"), "Destination AS number to match"),
+)
+
+SIZE_RANGES_NOTE: Final = ("Only ranges that hold packets are printed. flowd's fixed ranges of IP packet length "
+                           "in bytes (both ends inclusive): 0-63, 64-96, 97-128, 129-256, 257-512, 513-1024, "
+                           "1025-1518, 1519-9192, 9193-65535.")
+ERRORS_NOTE: Final = ("After the seed's lines, flowd prints its other drop counters (`other_drops`, as "
+                      "`Packets dropped (bad IP header): N`), then one `Export packet failures (SERVER): N` per "
+                      "flow server; two pairs to a line. XML/JSON: `error-other-drop` {`drop-reason`, "
+                      "`drop-count`} and `error-export-failure` {`flow-server`, `export-packet-failures`}.")
+FLOW_DETAIL_NOTE: Final = (
+    "Output levels: `terse` (default) prints the seed's table (Protocol, Source Address, Source Port, Destination "
+    "Address, Destination Port, Packet count, Byte count); `detail` adds TOS, Input interface and Output "
+    "interface columns; `extensive` prints one block of `Label: value` lines per flow (protocol, TOS, TCP "
+    "flags, addresses with prefix lengths, ports, interfaces with SNMP indexes, AS numbers, start/end time in "
+    "sysUptime ms, counts, last active timeout), blocks separated by a blank line. Protocols print as "
+    "`tcp(6)`, `udp(17)`, `ip(0)` (common names), else as the number; an interface without a name prints as `-`. "
+    "Flows print in the order the daemon sends them (`order` is applied there). Without `limit`, every cached "
+    "flow is printed (through the pager).")
+PASSIVE_NOTE: Final = "The same output as the `show services accounting` command of the same name."
+
+COMMANDS: Final = (
+    Command("show services accounting errors", "Show accounting error statistics",
+            rpc="accounting.errors", options=(NAME,), notes=ERRORS_NOTE),
+    Command("show services accounting flow", "Show flow statistics",
+            rpc="accounting.flow", options=(NAME,)),
+    Command("show services accounting flow-detail", "Show individual flows",
+            rpc="accounting.flow_detail", options=FLOW_DETAIL_OPTIONS, notes=FLOW_DETAIL_NOTE),
+    Command("show services accounting memory", "Show memory utilization",
+            rpc="accounting.memory", options=(NAME,)),
+    Command("show services accounting packet-size-distribution", "Show packet size distribution",
+            rpc="accounting.packet_size_distribution", options=(NAME,), notes=SIZE_RANGES_NOTE),
+    Command("show services accounting status", "Show accounting status",
+            rpc="accounting.status", options=(NAME,)),
+    Command("show services accounting usage", "Show CPU utilization",
+            rpc="accounting.usage", options=(NAME,)),
+    Command("show passive-monitoring error", "Show passive monitoring error statistics",
+            rpc="accounting.errors", options=(NAME,), notes=PASSIVE_NOTE),
+    Command("show passive-monitoring flow", "Show passive monitoring flow statistics",
+            rpc="accounting.flow", options=(NAME,), notes=PASSIVE_NOTE),
+    Command("show passive-monitoring memory", "Show passive monitoring memory utilization",
+            rpc="accounting.memory", options=(NAME,), notes=PASSIVE_NOTE),
+    Command("show passive-monitoring status", "Show passive monitoring status",
+            rpc="accounting.status", options=(NAME,), notes=PASSIVE_NOTE),
+    Command("show passive-monitoring usage", "Show passive monitoring CPU utilization",
+            rpc="accounting.usage", options=(NAME,), notes=PASSIVE_NOTE),
+    Command("show version", "Show software version", rpc="system.version",
+            notes="`Hostname:`, `Model:`, `flowd:` (version), `Python:`, then one line per package comment."),
+    Command("show system uptime", "Show time since the system and flowd started", rpc="system.uptime",
+            notes="`Protocols started` is when the flowd daemon started; the last line is uptime(1)'s."),
+    Command("show configuration", "Show current configuration", rpc="system.configuration",
+            displays=("set",),
+            notes="Curly-brace text, 4-space indent; `| display set` prints one `set` line per leaf."),
+    Command("clear services accounting statistics", "Clear all statistics",
+            rpc="accounting.clear_statistics", pipes=False, notes="Prints nothing on success."),
+    Command("clear services accounting flow", "Expire and export all cached flows",
+            rpc="accounting.clear_flows", pipes=False, notes="Prints nothing on success."),
+    Command("help", "Provide help information", local=Local.HELP, pipes=False),
+    Command("exit", "Exit the management session", local=Local.EXIT, pipes=False),
+    Command("quit", "Exit the management session", local=Local.EXIT, pipes=False),
+)
+
+DISPLAY_FORMATS: Final = {
+    "json": "Show output in JSON format",
+    "set": "Show 'set' commands that create configuration",
+    "xml": "Show output as XML tags",
+}
+
+PIPES: Final = (
+    Pipe("count", "Count occurrences"),
+    Pipe("display", "Show additional kinds of information", display=True),
+    Pipe("except", "Show only text that does not match a pattern", Regex()),
+    Pipe("find", "Search for first occurrence of pattern", Regex()),
+    Pipe("last", "Display end of output only", IntRange(1, 1_000_000, "<lines>")),
+    Pipe("match", "Show only text that matches a pattern", Regex()),
+    Pipe("no-more", "Don't paginate output"),
+    Pipe("save", "Save output text to file", Filename()),
+)
+
+PARSER: Final = Parser(COMMANDS, KEYWORD_HELP, PIPES, DISPLAY_FORMATS)
+
+
+def _syntax(command: Command) -> str:
+    parts = [command.path]
+    for option in command.options:
+        if isinstance(option, Level):
+            parts.append("<" + " | ".join(w for w, _ in option.words) + ">")
+            continue
+        values = [w for w, _ in option.value.choices()]
+        if option.value.placeholder:
+            values.append(option.placeholder)
+        value = values[0] if len(values) == 1 else "(" + " | ".join(values) + ")"
+        parts.append(f"<{option.keyword} {value}>")
+    return " ".join(parts)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render_docs(commands: Sequence[Command] = COMMANDS) -> str:
+    """docs/commands.md: every command with its syntax, options, daemon method and pipes."""
+    from shell.render import RENDERERS  # only the docs need the renderers
+
+    out = [
+        "# flowcli commands",
+        "",
+        "<!-- Generated by `python -m shell.grammar --docs` from shell/grammar.py; do not edit by hand. -->",
+        "",
+        "`flowcli` is flowd's Junos-style operational shell. Keywords may be shortened to any unambiguous",
+        "prefix (`sh ser acc fl`); Tab and Space complete them; `?` lists what may come next. Errors put a",
+        "caret under the offending word (`unknown command.`, `syntax error, expecting <command>.`,",
+        "`'x' is ambiguous.`, `syntax error.` for a bad value). Non-interactively (`flowcli -c \"...\"` or",
+        "commands on standard input) errors go to standard error as `error: ...` and the exit status is 1.",
+        "",
+        "## Commands",
+        "",
+        "| command | what it shows | daemon method |",
+        "|---|---|---|",
+    ]
+    for command in commands:
+        method = f"`{command.rpc}`" if command.rpc else "(local)"
+        out.append(f"| `{command.path}` | {command.help} | {method} |")
+    for command in commands:
+        out += ["", f"### {command.path}", "", command.help + ".", "", "```", _syntax(command), "```"]
+        if command.options:
+            out += ["", "| option | value | meaning |", "|---|---|---|"]
+            for option in command.options:
+                if isinstance(option, Level):
+                    for word, help_ in option.words:
+                        default = " (default)" if word == option.default else ""
+                        out.append(f"| `{word}` | | {help_}{default} |")
+                else:
+                    values = [f"`{w}`" for w, _ in option.value.choices()]
+                    if option.value.placeholder:
+                        values.append(f"`{option.placeholder}`")
+                    note = f" {option.value.note}" if option.value.note else ""
+                    out.append(f"| `{option.keyword}` | {_cell(' or '.join(values))} | {option.help}{note} |")
+        if command.rpc:
+            out += ["", f"Daemon method: `{command.rpc}`."]
+        if command.pipes:
+            formats = ", ".join(f"`display {f}`" for f in command.displays)
+            out += ["", f"Pipes: all, with {formats}."]
+        if command.rpc and (elements := RENDERERS[command.rpc].elements):
+            out += ["", f"XML/JSON elements: `{elements}`."]
+        if command.notes:
+            out += ["", command.notes]
+    out += ["", "## Pipes", "",
+            "Pipes follow a command after `|` and may be chained (`| match udp | count`); `display` applies",
+            "first wherever it is written. Quote a regular expression that holds spaces or `|`.",
+            "", "| pipe | value | meaning |", "|---|---|---|"]
+    for pipe in PIPES:
+        if pipe.display:
+            value = " or ".join(f"`{f}`" for f in DISPLAY_FORMATS)
+        else:
+            value = f"`{pipe.value.placeholder}`" if pipe.value is not None else ""
+        out.append(f"| `{pipe.keyword}` | {value} | {pipe.help} |")
+    out += ["", "| display format | meaning |", "|---|---|"]
+    out += [f"| `{name}` | {help_} |" for name, help_ in DISPLAY_FORMATS.items()]
+    out += ["",
+            "`count` prints `Count: N lines`; `save FILE` writes the output to FILE and prints",
+            "`Wrote N lines of output to 'FILE'`; `no-more` turns the pager off. The pager (`---(more NN%)---`;",
+            "Space: next page, Enter: next line, q: stop) runs only on a terminal, for output taller than it.",
+            ""]
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m shell.grammar --docs`: print docs/commands.md."""
+    parser = argparse.ArgumentParser(prog="python -m shell.grammar", description=__doc__)
+    parser.add_argument("--docs", action="store_true", help="print docs/commands.md generated from the grammar")
+    args = parser.parse_args(argv)
+    if not args.docs:
+        parser.print_help()
+        return 2
+    sys.stdout.write(render_docs())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

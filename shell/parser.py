@@ -1,0 +1,562 @@
+"""Compile the command table into a keyword trie and match typed lines against it (FRR's DEFUN graph idea).
+
+How matching works
+------------------
+A line is split into words (`split_words`): whitespace separates words, single or double quotes keep
+spaces (and `|`) inside one word, and an unquoted `|` is a word of its own that starts a pipe. Every
+word records the column it starts at, so an error can put its caret under the word.
+
+The words are fed one at a time to a small state machine with five phases:
+
+* ``COMMAND``: the words so far walk the trie of command paths (``show services accounting flow``).
+  Once a trie node ends a command, the next word may also be one of the command's options: an `Opt`
+  keyword (which then wants one value), or a word of its `Level` (``terse``/``detail``/``extensive``).
+  Each option may be used once, in any order; once an option is used, no more path keywords follow.
+* ``OPT_VALUE``: the word is checked by the option's value type (`shell.tokens`); a bad value is
+  ``syntax error.`` with the caret under it.
+* ``PIPE_KEYWORD`` (after ``|``), ``PIPE_VALUE`` and ``PIPE_DONE``: the same for the pipe table.
+
+A keyword word is looked up among the words valid at that point: an exact match wins; otherwise a
+unique prefix wins; otherwise, when one of the words it prefixes is itself a prefix of all the others
+(``fl`` → ``flow`` rather than ``flow-detail``), that shortest word wins; otherwise the word is
+ambiguous. A word that matches nothing is ``unknown command.`` when it is the first word of the line
+and ``syntax error, expecting <command>.`` later. A line that stops before a command is complete, or
+right after a keyword that needs a value, is ``syntax error, expecting <...>.`` with the caret one
+column after the last word.
+
+`candidates(line)` runs the same machine over every word but the one being typed and lists what may
+come next, so Tab, Space and `?` can never disagree with what Enter accepts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any, Final
+
+from shell.tokens import Choice, ValueType
+
+HELP_WIDTH: Final = 20  # `?` listings: "  " + word padded to 20 + " " + help
+ENTER_WORD: Final = "<[Enter]>"
+ENTER_HELP: Final = "Execute this command"
+PIPE_WORD: Final = "|"
+PIPE_HELP: Final = "Pipe through a command"
+UNKNOWN_COMMAND: Final = "unknown command."
+EXPECTING_COMMAND: Final = "syntax error, expecting <command>."
+SYNTAX_ERROR: Final = "syntax error."
+
+
+class GrammarError(Exception):
+    """The command table itself is inconsistent (found when it is compiled)."""
+
+
+class Local(Enum):
+    """Commands the shell carries out itself, without the daemon."""
+
+    EXIT = "exit"
+    HELP = "help"
+
+
+@dataclass(frozen=True, slots=True)
+class Opt:
+    """An option keyword followed by one value (``limit 10``); sent to the daemon as `param`."""
+
+    keyword: str
+    value: ValueType
+    help: str
+    param: str = ""
+
+    @property
+    def param_name(self) -> str:
+        return self.param or self.keyword.replace("-", "_")
+
+    @property
+    def placeholder(self) -> str:
+        return self.value.placeholder or f"<{self.keyword}>"
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """Mutually exclusive output-level words; only the renderer sees the chosen one."""
+
+    words: tuple[tuple[str, str], ...]
+    default: str
+
+
+Option = Opt | Level
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One command: its keyword path, help, and either the daemon method or the local action."""
+
+    path: str
+    help: str
+    rpc: str | None = None
+    local: Local | None = None
+    options: tuple[Option, ...] = ()
+    pipes: bool = True
+    displays: tuple[str, ...] = ("json", "xml")
+    notes: str = ""
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        return tuple(self.path.split())
+
+    @property
+    def level(self) -> Level | None:
+        return next((o for o in self.options if isinstance(o, Level)), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Pipe:
+    """A `| keyword [value]` output filter; `display` takes one of the command's display formats."""
+
+    keyword: str
+    help: str
+    value: ValueType | None = None
+    display: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PipeCall:
+    """One pipe as typed: its keyword and checked value (None when it takes none)."""
+
+    keyword: str
+    arg: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """One word of a typed line, quotes removed; `start` is its column in the line."""
+
+    text: str
+    start: int
+    end: int
+    quoted: bool = False
+
+    @property
+    def is_pipe(self) -> bool:
+        return self.text == PIPE_WORD and not self.quoted
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A complete, valid line."""
+
+    command: Command
+    params: dict[str, Any]
+    level: str | None = None
+    pipes: tuple[PipeCall, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """A word that fits nowhere, or a bad value."""
+
+    message: str
+    word: str
+    column: int
+    completions: tuple[Candidate, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Ambiguous:
+    """A prefix of several keywords."""
+
+    word: str
+    column: int
+    completions: tuple[Candidate, ...] = ()
+
+    @property
+    def message(self) -> str:
+        return f"'{self.word}' is ambiguous."
+
+
+@dataclass(frozen=True, slots=True)
+class Incomplete:
+    """The line stops before a command (or a value) is complete."""
+
+    expected: str
+    column: int
+    word: str = ""
+    completions: tuple[Candidate, ...] = ()
+
+    @property
+    def message(self) -> str:
+        return f"syntax error, expecting {self.expected}."
+
+
+Failure = Invalid | Ambiguous | Incomplete
+Result = Match | Failure
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One entry of a `?` listing."""
+
+    word: str
+    help: str
+    insertable: bool = True
+
+    @property
+    def order(self) -> tuple[int, str]:
+        if self.word == ENTER_WORD:
+            return (0, "")
+        if self.word == PIPE_WORD and not self.insertable:
+            return (2, "")
+        return (1, self.word)
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What may come next at the end of a line (or why nothing can)."""
+
+    candidates: tuple[Candidate, ...]
+    partial: str = ""
+    failure: Failure | None = None
+    start: int = 0  # column where the word being typed starts (the line's length when there is none)
+    free_value: bool = False  # a value of any spelling fits here (not only the listed words)
+
+    @property
+    def words(self) -> list[str]:
+        """Words Tab may insert, in listing order."""
+        return [c.word for c in self.candidates if c.insertable]
+
+
+@dataclass(slots=True)
+class _Node:
+    word: str
+    help: str
+    children: dict[str, _Node] = field(default_factory=dict)
+    command: Command | None = None
+
+
+class _Phase(Enum):
+    COMMAND = "command"
+    OPT_VALUE = "opt-value"
+    PIPE_KEYWORD = "pipe-keyword"
+    PIPE_VALUE = "pipe-value"
+    PIPE_DONE = "pipe-done"
+
+
+@dataclass(slots=True)
+class _State:
+    node: _Node
+    phase: _Phase = _Phase.COMMAND
+    params: dict[str, Any] = field(default_factory=dict)
+    level: str | None = None
+    used: set[str] = field(default_factory=set)
+    pending_opt: Opt | None = None
+    pending_pipe: Pipe | None = None
+    pipes: list[PipeCall] = field(default_factory=list)
+    options_started: bool = False
+    words_seen: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Choice:
+    """A keyword valid at some point, with what taking it does."""
+
+    word: str
+    help: str
+    target: _Node | Opt | Level | Pipe
+
+
+def split_words(line: str) -> tuple[list[Word], bool]:
+    """Split a line into words; the flag says whether it ends inside an unterminated quote."""
+    words: list[Word] = []
+    i, n = 0, len(line)
+    while i < n:
+        c = line[i]
+        if c.isspace():
+            i += 1
+            continue
+        if c == PIPE_WORD:
+            words.append(Word(PIPE_WORD, i, i + 1))
+            i += 1
+            continue
+        start, chars, quoted = i, [], False
+        while i < n and not line[i].isspace() and line[i] != PIPE_WORD:
+            if line[i] in "\"'":
+                quote, quoted = line[i], True
+                close = line.find(quote, i + 1)
+                if close < 0:
+                    chars.append(line[i + 1:])
+                    words.append(Word("".join(chars), start, n, True))
+                    return words, True
+                chars.append(line[i + 1:close])
+                i = close + 1
+            else:
+                chars.append(line[i])
+                i += 1
+        words.append(Word("".join(chars), start, i, quoted))
+    return words, False
+
+
+def split_commands(text: str) -> list[str]:
+    """Split ``a; b`` into commands at every `;` outside quotes (a regex may hold a quoted `;`)."""
+    out: list[str] = []
+    quote = ""
+    current: list[str] = []
+    for ch in text:
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch == ";":
+            out.append("".join(current))
+            current = []
+            continue
+        current.append(ch)
+    out.append("".join(current))
+    return [part.strip() for part in out if part.strip()]
+
+
+def format_candidates(candidates: Iterable[Candidate]) -> list[str]:
+    """Junos `Possible completions:` block: two-space indent, word padded to 21 columns, help."""
+    lines = ["Possible completions:"]
+    for c in candidates:
+        lines.append(f"  {c.word:<{HELP_WIDTH}} {c.help}".rstrip())
+    return lines
+
+
+def failure_lines(failure: Failure, prompt_width: int) -> list[str]:
+    """The interactive error: caret under the bad word (counted from the prompt's start), message."""
+    lines = [" " * (prompt_width + failure.column) + "^", failure.message]
+    if isinstance(failure, Ambiguous):
+        lines += format_candidates(failure.completions)
+    return lines
+
+
+def failure_text(failure: Failure) -> list[str]:
+    """The non-interactive error: ``error: syntax error, expecting <command>: foo``."""
+    if isinstance(failure, Ambiguous):
+        return [f"error: {failure.message}", *format_candidates(failure.completions)]
+    text = "error: " + failure.message.rstrip(".")
+    return [f"{text}: {failure.word}" if failure.word else text]
+
+
+def _pick(word: str, choices: Sequence[_Choice]) -> _Choice | list[_Choice]:
+    """The choice `word` names (exact, unique prefix, or shortest common prefix), else all it prefixes."""
+    for choice in choices:
+        if choice.word == word:
+            return choice
+    hits = [c for c in choices if c.word.startswith(word)]
+    if len(hits) == 1:
+        return hits[0]
+    for hit in hits:
+        if all(other.word.startswith(hit.word) for other in hits):
+            return hit
+    return hits
+
+
+class Parser:
+    """A compiled command table: `resolve` a line, or list its `candidates`."""
+
+    def __init__(self, commands: Sequence[Command], keyword_help: Mapping[str, str], pipes: Sequence[Pipe],
+                 display_formats: Mapping[str, str]) -> None:
+        self.commands = tuple(commands)
+        self.pipes = tuple(pipes)
+        self.display_formats = dict(display_formats)
+        self.root = _Node("", "")
+        for command in self.commands:
+            self._add(command, keyword_help)
+
+    def _add(self, command: Command, keyword_help: Mapping[str, str]) -> None:
+        if (command.rpc is None) == (command.local is None):
+            raise GrammarError(f"{command.path!r}: give exactly one of rpc= and local=")
+        for fmt in command.displays:
+            if fmt not in self.display_formats:
+                raise GrammarError(f"{command.path!r}: unknown display format {fmt!r}")
+        node = self.root
+        words = command.words
+        for depth, word in enumerate(words):
+            child = node.children.get(word)
+            if child is None:
+                prefix = " ".join(words[:depth + 1])
+                help_ = command.help if depth == len(words) - 1 else keyword_help.get(prefix)
+                if help_ is None:
+                    raise GrammarError(f"no help for keyword path {prefix!r} (add it to KEYWORD_HELP)")
+                child = node.children[word] = _Node(word, help_)
+            node = child
+        if node.command is not None:
+            raise GrammarError(f"command {command.path!r} is declared twice")
+        node.command = command
+        node.help = command.help
+        option_words = [o.keyword for o in command.options if isinstance(o, Opt)]
+        option_words += [w for o in command.options if isinstance(o, Level) for w, _ in o.words]
+        if len(set(option_words)) != len(option_words):
+            raise GrammarError(f"{command.path!r}: an option keyword is repeated")
+        if clash := set(option_words) & set(node.children):
+            raise GrammarError(f"{command.path!r}: options {sorted(clash)} clash with sub-commands")
+
+    # -- the state machine --------------------------------------------------------------------
+
+    def _keywords(self, st: _State) -> list[_Choice]:
+        """Keywords valid in the COMMAND or PIPE_KEYWORD phase."""
+        if st.phase is _Phase.PIPE_KEYWORD:
+            return [_Choice(p.keyword, p.help, p) for p in self.pipes]
+        if st.phase is not _Phase.COMMAND:
+            return []
+        out = [] if st.options_started else [_Choice(w, n.help, n) for w, n in st.node.children.items()]
+        command = st.node.command
+        if command is not None:
+            for option in command.options:
+                if isinstance(option, Opt):
+                    if option.keyword not in st.used:
+                        out.append(_Choice(option.keyword, option.help, option))
+                elif "level" not in st.used:
+                    out += [_Choice(w, h, option) for w, h in option.words]
+        return out
+
+    def _value_type(self, st: _State) -> tuple[ValueType, str] | None:
+        """The value type wanted next (with its help), in the OPT_VALUE or PIPE_VALUE phase."""
+        if st.phase is _Phase.OPT_VALUE and st.pending_opt is not None:
+            return st.pending_opt.value, st.pending_opt.help
+        if st.phase is _Phase.PIPE_VALUE and st.pending_pipe is not None:
+            return self._pipe_value(st.pending_pipe, st.node.command), st.pending_pipe.help
+        return None
+
+    def _pipe_value(self, pipe: Pipe, command: Command | None) -> ValueType:
+        if pipe.display:
+            allowed = command.displays if command is not None else ()
+            return Choice(tuple((f, h) for f, h in self.display_formats.items() if f in allowed))
+        assert pipe.value is not None
+        return pipe.value
+
+    def _complete_here(self, st: _State) -> bool:
+        return (st.phase is _Phase.COMMAND and st.node.command is not None) or st.phase is _Phase.PIPE_DONE
+
+    def _pipe_allowed(self, st: _State) -> bool:
+        return self._complete_here(st) and st.node.command is not None and st.node.command.pipes
+
+    def _feed(self, st: _State, word: Word) -> Failure | None:
+        """Advance the state by one word, or say why the word does not fit."""
+        first = st.words_seen == 0
+        st.words_seen += 1
+        if word.is_pipe:
+            if self._pipe_allowed(st):
+                st.phase = _Phase.PIPE_KEYWORD
+                return None
+            return Invalid(EXPECTING_COMMAND, word.text, word.start)
+        if st.phase in (_Phase.OPT_VALUE, _Phase.PIPE_VALUE):
+            wanted = self._value_type(st)
+            assert wanted is not None
+            try:
+                value = wanted[0].match(word.text)
+            except ValueError:
+                return Invalid(SYNTAX_ERROR, word.text, word.start)
+            if st.phase is _Phase.OPT_VALUE:
+                assert st.pending_opt is not None
+                st.params[st.pending_opt.param_name] = value
+                st.phase, st.pending_opt = _Phase.COMMAND, None
+            else:
+                assert st.pending_pipe is not None
+                st.pipes.append(PipeCall(st.pending_pipe.keyword, value))
+                st.phase, st.pending_pipe = _Phase.PIPE_DONE, None
+            return None
+        if st.phase is _Phase.PIPE_DONE:
+            return Invalid(EXPECTING_COMMAND, word.text, word.start)
+        choices = self._keywords(st)
+        picked = _pick(word.text, choices) if word.text else []
+        if isinstance(picked, list):
+            if picked:
+                listing = tuple(sorted((Candidate(c.word, c.help) for c in picked), key=lambda c: c.order))
+                return Ambiguous(word.text, word.start, listing)
+            return Invalid(UNKNOWN_COMMAND if first else EXPECTING_COMMAND, word.text, word.start)
+        target = picked.target
+        if isinstance(target, _Node):
+            st.node = target
+        elif isinstance(target, Opt):
+            st.used.add(target.keyword)
+            st.options_started = True
+            st.pending_opt, st.phase = target, _Phase.OPT_VALUE
+        elif isinstance(target, Level):
+            st.used.add("level")
+            st.options_started = True
+            st.level = picked.word
+        else:
+            if target.value is None and not target.display:
+                st.pipes.append(PipeCall(target.keyword))
+                st.phase = _Phase.PIPE_DONE
+            else:
+                st.pending_pipe, st.phase = target, _Phase.PIPE_VALUE
+        return None
+
+    def _walk(self, words: Iterable[Word]) -> tuple[_State, Failure | None]:
+        st = _State(self.root)
+        for word in words:
+            if failure := self._feed(st, word):
+                return st, failure
+        return st, None
+
+    def _expected(self, st: _State) -> str:
+        if st.phase is _Phase.OPT_VALUE and st.pending_opt is not None:
+            return st.pending_opt.placeholder
+        if st.phase is _Phase.PIPE_VALUE and st.pending_pipe is not None and st.pending_pipe.value is not None:
+            return st.pending_pipe.value.placeholder
+        return "<command>"
+
+    def resolve(self, line: str) -> Result | None:
+        """Match a whole line; None for a blank line."""
+        words, _ = split_words(line)
+        if not words:
+            return None
+        st, failure = self._walk(words)
+        if failure is not None:
+            return failure
+        if not self._complete_here(st):
+            return Incomplete(self._expected(st), len(line.rstrip()) + 1,
+                              completions=self._listing(st, "").candidates)
+        command = st.node.command
+        assert command is not None
+        level = st.level
+        if level is None and command.level is not None:
+            level = command.level.default
+        return Match(command, dict(st.params), level, tuple(st.pipes))
+
+    def _listing(self, st: _State, partial: str) -> Listing:
+        items: list[Candidate] = []
+        wanted = self._value_type(st)
+        if wanted is not None:
+            value_type, help_ = wanted
+            if value_type.placeholder:
+                note = f" {value_type.note}" if value_type.note else ""
+                items.append(Candidate(value_type.placeholder, help_ + note, insertable=False))
+            items += [Candidate(w, h) for w, h in value_type.choices() if w.startswith(partial)]
+        else:
+            items += [Candidate(c.word, c.help) for c in self._keywords(st) if c.word.startswith(partial)]
+        if not partial:
+            if self._complete_here(st):
+                items.append(Candidate(ENTER_WORD, ENTER_HELP, insertable=False))
+            if self._pipe_allowed(st):
+                items.append(Candidate(PIPE_WORD, PIPE_HELP, insertable=False))
+        return Listing(tuple(sorted(items, key=lambda c: c.order)), partial,
+                       free_value=wanted is not None and bool(wanted[0].placeholder))
+
+    def candidates(self, line: str) -> Listing:
+        """What may follow the line; the word being typed (if any) filters the list by prefix."""
+        words, open_quote = split_words(line)
+        partial_word: Word | None = None
+        if words and (open_quote or not (line[-1:].isspace() or words[-1].is_pipe)):
+            partial_word = words.pop()
+        start = partial_word.start if partial_word is not None else len(line)
+        st, failure = self._walk(words)
+        if failure is not None:
+            return Listing((), "", failure, start)
+        partial = partial_word.text if partial_word is not None else ""
+        listing = replace(self._listing(st, partial), start=start)
+        if partial_word is not None and not listing.candidates and self._value_type(st) is None:
+            # Nothing continues the word: say why, as Enter would.
+            return Listing((), partial, self._feed(st, partial_word), start)
+        return listing
+
+    def help_lines(self, line: str, prompt_width: int) -> list[str]:
+        """What `?` prints for the line: the listing, or the error Enter would give."""
+        listing = self.candidates(line)
+        if listing.failure is not None:
+            return failure_lines(listing.failure, prompt_width)
+        return format_candidates(listing.candidates)

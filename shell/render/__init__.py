@@ -1,0 +1,63 @@
+"""Renderers keyed by daemon method: pure ``result -> lines`` for text and for each `| display` format."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from shell.render import accounting, configuration, flow_detail, system
+from shell.render.common import Element
+from shell.render.structured import to_json, to_xml
+
+Result = Mapping[str, Any]
+TextRenderer = Callable[[Result, "str | None"], list[str]]
+DisplayRenderer = Callable[[Result], list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Renderer:
+    """How one method's result is printed: as text (given the output level) and per display format."""
+
+    text: TextRenderer
+    displays: Mapping[str, DisplayRenderer] = field(default_factory=dict)
+    elements: str = ""  # the XML/JSON element path, for docs/commands.md
+
+
+def _structured(tree: Callable[[Result], Element]) -> dict[str, DisplayRenderer]:
+    return {"json": lambda result: to_json(tree(result)), "xml": lambda result: to_xml(tree(result))}
+
+
+ROOT: Final = "services-accounting-information"
+
+RENDERERS: Final[Mapping[str, Renderer]] = {
+    "accounting.errors": Renderer(
+        accounting.render_errors, _structured(accounting.errors_tree), f"{ROOT}/error-information"),
+    "accounting.flow": Renderer(
+        accounting.render_flow, _structured(accounting.flow_tree), f"{ROOT}/flow-information"),
+    "accounting.flow_detail": Renderer(
+        flow_detail.render_flow_detail, _structured(flow_detail.flow_detail_tree), f"{ROOT}/flow-detail/detail-entry"),
+    "accounting.memory": Renderer(
+        accounting.render_memory, _structured(accounting.memory_tree), f"{ROOT}/memory-information"),
+    "accounting.packet_size_distribution": Renderer(
+        accounting.render_packet_size_distribution, _structured(accounting.packet_size_distribution_tree),
+        f"{ROOT}/packet-distribution-information"),
+    "accounting.status": Renderer(
+        accounting.render_status, _structured(accounting.status_tree), f"{ROOT}/status-information"),
+    "accounting.usage": Renderer(
+        accounting.render_usage, _structured(accounting.usage_tree), f"{ROOT}/usage-information"),
+    "accounting.clear_statistics": Renderer(accounting.render_nothing),
+    "accounting.clear_flows": Renderer(accounting.render_nothing),
+    "system.version": Renderer(system.render_version, _structured(system.version_tree), "software-information"),
+    "system.uptime": Renderer(system.render_uptime, _structured(system.uptime_tree), "system-uptime-information"),
+    "system.configuration": Renderer(
+        configuration.render_configuration, {"set": configuration.render_configuration_set}),
+}
+
+
+def render(method: str, result: Result, level: str | None = None, display: str | None = None) -> list[str]:
+    """The lines a method's result prints as (in a display format when one is given)."""
+    renderer = RENDERERS[method]
+    if display is not None:
+        return renderer.displays[display](result)
+    return renderer.text(result, level)

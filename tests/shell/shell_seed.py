@@ -1,0 +1,89 @@
+"""The seed's show-output values (../shared/spec/show-outputs.md) as daemon results in docs/control-protocol.md shapes."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+
+def _iface(local_index: int, **fields: Any) -> dict[str, Any]:
+    return {"interfaces": [{"interface": "sp-2/0/0", "local_index": local_index,
+                            "service_name": "(default sampling)", **fields}]}
+
+
+def _flow(proto: int, src: str, sport: int, dst: str, dport: int, packets: int, octets: int) -> dict[str, Any]:
+    return {"protocol": proto, "tos": 0, "tcp_flags": 0,
+            "source_address": src, "source_prefix_length": 32, "source_port": sport,
+            "destination_address": dst, "destination_prefix_length": 32, "destination_port": dport,
+            "input_snmp_interface_index": 1, "output_snmp_interface_index": 0,
+            "input_interface": "eth0", "output_interface": "",
+            "source_as": 0, "destination_as": 0, "start_time": 79167425, "end_time": 79167430,
+            "packets": packets, "bytes": octets, "time_since_last_active_timeout": 5,
+            "last_active_timeout_packets": 0, "last_active_timeout_bytes": 0}
+
+
+SEED_FLOWS: Final = [
+    _flow(17, "10.1.1.2", 53, "10.0.0.1", 53, 4329, 3386035),
+    _flow(0, "10.1.1.2", 0, "10.0.0.2", 0, 4785, 3719654),
+    _flow(0, "10.1.1.2", 0, "10.0.1.2", 0, 4530, 3518769),
+    _flow(17, "10.1.1.2", 0, "10.0.7.1", 0, 5011, 3916767),
+    _flow(6, "10.1.1.2", 20, "10.3.0.1", 20, 1, 1494),
+    _flow(6, "10.1.1.2", 20, "10.168.80.1", 20, 1, 677),
+    _flow(6, "10.1.1.2", 20, "10.69.192.1", 20, 1, 446),
+    _flow(6, "10.1.1.2", 20, "10.239.240.1", 20, 1, 1426),
+    _flow(6, "10.1.1.2", 20, "10.126.160.1", 20, 1, 889),
+    _flow(6, "10.1.1.2", 20, "10.71.224.1", 20, 1, 1046),
+]
+
+# method -> result, exactly the seed's numbers (flowd's extra error counters empty, as the seed has none).
+SEED_RESULTS: Final[dict[str, Any]] = {
+    "accounting.errors": _iface(
+        542, no_memory=0, not_ip=0, not_ipv4=0, header_too_small=0, allocation_failures=0, free_failures=0,
+        free_list_failures=0, memory_overload=False, pps_overload=False, bps_overload=True,
+        other_drops={}, export_failures=[]),
+    "accounting.flow_detail": _iface(468, flows=SEED_FLOWS),
+    "accounting.memory": _iface(
+        468, allocation_count=437340, free_count=430681, maximum_allocated=6782, allocations_per_second=3366,
+        frees_per_second=6412, memory_used=133416928, memory_free=133961744),
+    "accounting.packet_size_distribution": _iface(
+        468, ranges=[{"start": 64, "end": 96, "packets": 1705156, "percentage": 100}]),
+    "accounting.status": _iface(
+        468, interface_state="Monitoring", group_index=0, export_interval=60, export_format="cflowd v5",
+        protocol="IPv4", engine_type=55, engine_id=5, route_record_count=13, ifl_snmp_count=30, as_count=1,
+        time_set=True, configuration_set=True, route_record_set=True, ifl_snmp_map_set=True),
+    "accounting.usage": _iface(468, uptime_ms=4790345, interrupt_time_us=1668537848, load_5s=71, load_1m=63),
+    "accounting.flow": _iface(
+        468, flow_packets=56130820, flow_bytes=3592372480, flow_packets_10s_rate=0, flow_bytes_10s_rate=0,
+        active_flows=0, total_flows=2, flows_exported=2, flow_packets_exported=4, flows_inactive_timed_out=2,
+        flows_active_timed_out=0),
+    "accounting.clear_statistics": {},
+    "accounting.clear_flows": {"flows_cleared": 3},
+    "system.version": {"hostname": "router1", "model": "flowd", "version": "0.1.0", "python": "3.11.7",
+                       "packages": [{"name": "numpy", "comment": "numpy 1.26.4"},
+                                    {"name": "prompt_toolkit", "comment": "prompt_toolkit 3.0.52"}]},
+    "system.uptime": {"current_time": "2020-03-26T08:16:41Z", "system_booted": "2019-08-29T09:02:22Z",
+                      "daemon_started": "2019-08-29T09:03:25Z", "last_configured": "2020-03-05T16:04:34Z",
+                      "load_average": [0.43, 0.43, 0.42], "users": 5},
+}
+
+# The seed's sampling configuration (../shared/spec/seed-active-flow-monitoring.txt) as the daemon sends it.
+SEED_CONFIG: Final[dict[str, Any]] = {
+    "interfaces": {
+        "sp-2/0/0": {"unit": {"0": {"family": {"inet": {"address": {"10.5.5.1/32": {"destination": "10.5.5.2"}}}}}}},
+        "fe-1/0/0": {"unit": {"0": {"family": {"inet": {"address": "10.60.2.2/30"}}}}},
+        "ge-2/3/0": {"unit": {"0": {"family": {"inet": {"filter": {"input": "catch_all"},
+                                                         "address": "10.1.1.1/20"}}}}},
+        "ge-3/0/0": {"unit": {"0": {"family": {"inet": {"address": "10.2.2.1/24"}}}}},
+    },
+    "forwarding-options": {
+        "sampling": {"input": {"rate": 1}},
+        "family": {"inet": {"output": {
+            "flow-server": {"10.60.2.1": {"port": 2055, "version": 5}},
+            "flow-inactive-timeout": 15,
+            "flow-active-timeout": 60,
+            "interface": {"sp-2/0/0": {"engine-id": 5, "engine-type": 55, "source-address": "10.60.2.2"}},
+        }}},
+    },
+    "firewall": {"family": {"inet": {"filter": {"catch_all": {"term": {"default": {
+        "then": {"sample": True, "count": "counter1", "accept": True}}}}}}}},
+}
+SEED_RESULTS["system.configuration"] = {"config": SEED_CONFIG}

@@ -1,0 +1,198 @@
+"""Renderers: the seed's values in → the seed's blocks out, byte for byte; other levels, extras, display formats."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import re
+import xml.etree.ElementTree as ET
+from typing import Any
+
+import pytest
+from shell_golden import check_golden, seed_blocks
+from shell_seed import SEED_FLOWS, SEED_RESULTS
+
+from shell.render import RENDERERS, render
+from shell.render.flow_detail import protocol_text
+from shell.render.system import junos_age, uptime_text
+
+# golden file -> (method, level, the command that printed it in show-outputs.md)
+SEED_GOLDENS = {
+    "errors.txt": ("accounting.errors", None, "show services accounting errors"),
+    "flow_detail_terse.txt": ("accounting.flow_detail", "terse", "show services accounting flow-detail limit 10"),
+    "memory.txt": ("accounting.memory", None, "show services accounting memory"),
+    "packet_size_distribution.txt": ("accounting.packet_size_distribution", None,
+                                     "show services accounting packet-size-distribution"),
+    "status.txt": ("accounting.status", None, "show services accounting status"),
+    "usage.txt": ("accounting.usage", None, "show services accounting usage"),
+    "flow.txt": ("accounting.flow", None, "show services accounting flow"),
+}
+
+
+def _with_flows(flows: list[dict[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = copy.deepcopy(SEED_RESULTS["accounting.flow_detail"])
+    result["interfaces"][0]["flows"] = flows
+    return result
+
+
+def _ipv6_flows() -> list[dict[str, Any]]:
+    first = dict(SEED_FLOWS[0], source_address="2001:db8:ffff:ffff:ffff:ffff:ffff:1", source_port=65535,
+                 destination_address="2001:db8::53", protocol=17, packets=123456789, bytes=98765432109)
+    second = dict(SEED_FLOWS[4], source_address="fe80::1", destination_address="ff02::1:ff00:1", protocol=58,
+                  input_interface="enp0s31f6.100", tos=184)
+    third = dict(SEED_FLOWS[4], protocol=253)
+    return [first, second, third]
+
+
+OTHER_GOLDENS = {
+    "flow_detail_detail.txt": ("accounting.flow_detail", "detail", _with_flows(SEED_FLOWS[:4]), None),
+    "flow_detail_extensive.txt": ("accounting.flow_detail", "extensive", _with_flows(SEED_FLOWS[:2]), None),
+    "flow_detail_ipv6.txt": ("accounting.flow_detail", "terse", _with_flows(_ipv6_flows()), None),
+    "flow_detail_ipv6_detail.txt": ("accounting.flow_detail", "detail", _with_flows(_ipv6_flows()), None),
+    "flow_detail_empty.txt": ("accounting.flow_detail", "terse", _with_flows([]), None),
+    "version.txt": ("system.version", None, SEED_RESULTS["system.version"], None),
+    "uptime.txt": ("system.uptime", None, SEED_RESULTS["system.uptime"], None),
+    "errors.json": ("accounting.errors", None, SEED_RESULTS["accounting.errors"], "json"),
+    "flow.xml": ("accounting.flow", None, SEED_RESULTS["accounting.flow"], "xml"),
+    "flow_detail.json": ("accounting.flow_detail", None, _with_flows(SEED_FLOWS[:1]), "json"),
+    "packet_size_distribution.xml": ("accounting.packet_size_distribution", None,
+                                     SEED_RESULTS["accounting.packet_size_distribution"], "xml"),
+    "uptime.xml": ("system.uptime", None, SEED_RESULTS["system.uptime"], "xml"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SEED_GOLDENS))
+def test_seed_output_matches_golden(name: str, update_golden: bool) -> None:
+    method, level, _ = SEED_GOLDENS[name]
+    check_golden(name, render(method, SEED_RESULTS[method], level), update_golden)
+
+
+@pytest.mark.parametrize("name", sorted(SEED_GOLDENS))
+def test_golden_is_the_seed_block(name: str) -> None:
+    """The golden files are literally show-outputs.md's blocks (so the renderer reproduces the seed)."""
+    blocks = seed_blocks()
+    if blocks is None:
+        pytest.skip("../shared/spec/show-outputs.md is not available")
+    _, _, command = SEED_GOLDENS[name]
+    method, level, _ = SEED_GOLDENS[name]
+    assert render(method, SEED_RESULTS[method], level) == blocks[command]
+
+
+@pytest.mark.parametrize("name", sorted(OTHER_GOLDENS))
+def test_other_output_matches_golden(name: str, update_golden: bool) -> None:
+    method, level, result, display = OTHER_GOLDENS[name]
+    check_golden(name, render(method, result, level, display), update_golden)
+
+
+def test_errors_extras_follow_the_seed_lines(update_golden: bool) -> None:
+    result = copy.deepcopy(SEED_RESULTS["accounting.errors"])
+    block = result["interfaces"][0]
+    block["other_drops"] = {"not-ipv6": 3, "bad-ip-header": 7, "unsupported-link-type": 0}
+    block["export_failures"] = [{"flow_server": "127.0.0.1:2055", "failures": 2},
+                                {"flow_server": "[::1]:9995", "failures": 0}]
+    lines = render("accounting.errors", result)
+    assert lines[:8] == render("accounting.errors", SEED_RESULTS["accounting.errors"])
+    assert lines[8:] == [
+        "    Packets dropped (not IPv6): 3, Packets dropped (bad IP header): 7",
+        "    Packets dropped (unsupported link type): 0",
+        "    Export packet failures (127.0.0.1:2055): 2, Export packet failures ([::1]:9995): 0",
+    ]
+    check_golden("errors_extras.txt", lines, update_golden)
+    entries = json.loads("\n".join(render("accounting.errors", result, None, "json")))
+    info = entries["services-accounting-information"][0]["error-information"][0]
+    assert [d["drop-reason"][0]["data"] for d in info["error-other-drop"]] == list(block["other_drops"])
+    assert info["error-export-failure"][0]["flow-server"][0]["data"] == "127.0.0.1:2055"
+
+
+@pytest.mark.parametrize("level", ["terse", "detail"])
+def test_flow_detail_columns_line_up_and_widen(level: str) -> None:
+    """Every value starts where its header starts, with at least two spaces before the next column."""
+    lines = render("accounting.flow_detail", _with_flows(_ipv6_flows() + SEED_FLOWS[:2]), level)[2:]
+    header, rows = lines[0], lines[2:]
+    starts = [m.start() for m in re.finditer(r"\S+", header)]
+    for row in rows:
+        cells = list(re.finditer(r"\S+", row))
+        assert [m.start() for m in cells] == starts, row
+        for left, right in itertools.pairwise(cells):
+            assert right.start() - left.end() >= 2
+    assert all(line == line.rstrip() for line in lines)
+
+
+@pytest.mark.parametrize(("number", "text"), [(0, "ip(0)"), (1, "icmp(1)"), (6, "tcp(6)"), (17, "udp(17)"),
+                                              (58, "icmp6(58)"), (253, "253")])
+def test_protocol_names(number: int, text: str) -> None:
+    assert protocol_text(number) == text
+
+
+def test_blocks_repeat_per_interface() -> None:
+    result = copy.deepcopy(SEED_RESULTS["accounting.usage"])
+    second = dict(result["interfaces"][0], interface="sp-2/1/0", local_index=469, uptime_ms=1)
+    result["interfaces"].append(second)
+    lines = render("accounting.usage", result)
+    assert len(lines) == 10
+    assert lines[5] == "  Service Accounting interface: sp-2/1/0, Local interface index: 469"
+    assert lines[8] == "    Uptime: 1 milliseconds, Interrupt time: 1668537848 microseconds"
+
+
+@pytest.mark.parametrize("method", sorted(m for m, r in RENDERERS.items() if "json" in r.displays))
+def test_display_json_is_junos_json(method: str) -> None:
+    """Every leaf is [{"data": "..."}] and every container a list of objects."""
+    doc = json.loads("\n".join(render(method, SEED_RESULTS[method], None, "json")))
+
+    def walk(value: Any) -> None:
+        assert isinstance(value, list) and value
+        for item in value:
+            assert isinstance(item, dict)
+            if "data" in item:
+                assert list(item) == ["data"] and isinstance(item["data"], str)
+            else:
+                for child in item.values():
+                    walk(child)
+
+    assert len(doc) == 1
+    walk(next(iter(doc.values())))
+
+
+@pytest.mark.parametrize("method", sorted(m for m, r in RENDERERS.items() if "xml" in r.displays))
+def test_display_xml_is_well_formed_rpc_reply(method: str) -> None:
+    lines = render(method, SEED_RESULTS[method], None, "xml")
+    root = ET.fromstring("\n".join(lines))
+    assert root.tag == "rpc-reply"
+    assert lines[0].startswith('<rpc-reply xmlns:junos="http://xml.juniper.net/junos/')
+    assert [child.tag for child in root][-1] == "cli"
+
+
+def test_json_path_of_a_junos_script() -> None:
+    """The access pattern real Junos scripts use works on our JSON."""
+    doc = json.loads("\n".join(render("accounting.errors", SEED_RESULTS["accounting.errors"], None, "json")))
+    info = doc["services-accounting-information"][0]["error-information"][0]
+    assert info["error-packets-dropped-no-memory"][0]["data"] == "0"
+    assert info["error-bytes-per-second-overload"][0]["data"] == "Yes"
+    assert info["interface-name"][0]["data"] == "sp-2/0/0"
+
+
+def test_xml_escapes_text() -> None:
+    result = copy.deepcopy(SEED_RESULTS["accounting.flow"])
+    result["interfaces"][0]["service_name"] = "a<b>&c"
+    assert "        <service-name>a&lt;b&gt;&amp;c</service-name>" in "\n".join(
+        render("accounting.flow", result, None, "xml")).replace("    <flow-information>\n", "")
+
+
+@pytest.mark.parametrize(("seconds", "age"), [(0, "00:00:00"), (3599, "00:59:59"), (86399, "23:59:59"),
+                                              (86400, "1d 00:00"), (7 * 86400 + 61, "1w0d 00:01"),
+                                              (18141379, "29w6d 23:16")])
+def test_junos_age(seconds: int, age: str) -> None:
+    assert junos_age(seconds) == age
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(5, "5 secs"), (1, "1 sec"), (60, "1 min"), (300, "5 mins"),
+                                               (3600, "1:00"), (86400, "1 day"), (2 * 86400 + 65, "2 days, 1 min"),
+                                               (209 * 86400 + 23 * 3600 + 14 * 60, "209 days, 23:14")])
+def test_uptime_text(seconds: int, text: str) -> None:
+    assert uptime_text(seconds) == text
+
+
+def test_clear_commands_print_nothing() -> None:
+    assert render("accounting.clear_flows", {"flows_cleared": 3}) == []
+    assert render("accounting.clear_statistics", {}) == []
