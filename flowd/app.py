@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
+from typing import Any
 
 from flowd.capture.files import CaptureError
 from flowd.capture.replay import Replay
@@ -72,8 +73,8 @@ class App:
         if self._failure is not None:
             raise self._failure
 
-    def _start(self, coro: object, name: str) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _start(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coro)
         task.set_name(name)
         task.add_done_callback(self._task_done)
         return task

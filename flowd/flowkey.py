@@ -48,12 +48,14 @@ PROTOCOL_NAMES: Final = {
 def is_ipv4(keys: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
     """Which rows of an (n, 40) key array hold IPv4 addresses."""
     prefix = np.frombuffer(V4_MAPPED_PREFIX, np.uint8)
-    return np.all(keys[:, 0:12] == prefix, axis=1) & np.all(keys[:, 16:28] == prefix, axis=1)
+    out: npt.NDArray[np.bool_] = np.all(keys[:, 0:12] == prefix, axis=1) & np.all(keys[:, 16:28] == prefix, axis=1)
+    return out
 
 
 def u16_column(keys: npt.NDArray[np.uint8], field: slice) -> npt.NDArray[np.uint16]:
     """A big-endian 16-bit key field as a uint16 column."""
-    return (keys[:, field.start].astype(np.uint16) << 8) | keys[:, field.start + 1]
+    high = keys[:, field.start].astype(np.uint16) << np.uint16(8)
+    return high | keys[:, field.start + 1].astype(np.uint16)
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,8 +93,31 @@ class TableCounters:
     overload_until: float = float("-inf")
 
 
+# The value columns, one row per slot: (attribute, dtype, width; 0 = one value per slot).
+COLUMNS: Final = (
+    ("keys", np.uint8, KEY_BYTES), ("pos", np.int64, 0), ("live", np.bool_, 0), ("packets", np.uint64, 0),
+    ("bytes", np.uint64, 0), ("first", np.float64, 0), ("last", np.float64, 0), ("tcp_flags", np.uint8, 0),
+    ("ttl_min", np.uint8, 0), ("ttl_max", np.uint8, 0), ("vlan", np.uint16, 0), ("inner_vlan", np.uint16, 0),
+    ("mpls", np.uint32, 3),
+)
+
+
 class FlowTable:
     """The flow cache. Pure: no I/O, no clock; every method takes ``now`` in packet time."""
+
+    keys: npt.NDArray[np.uint8]
+    pos: npt.NDArray[np.int64]  # index position of each slot
+    live: npt.NDArray[np.bool_]
+    packets: npt.NDArray[np.uint64]
+    bytes: npt.NDArray[np.uint64]
+    first: npt.NDArray[np.float64]
+    last: npt.NDArray[np.float64]
+    tcp_flags: npt.NDArray[np.uint8]
+    ttl_min: npt.NDArray[np.uint8]
+    ttl_max: npt.NDArray[np.uint8]
+    vlan: npt.NDArray[np.uint16]
+    inner_vlan: npt.NDArray[np.uint16]
+    mpls: npt.NDArray[np.uint32]
 
     def __init__(self, max_flows: int, active_timeout: float, inactive_timeout: float) -> None:
         self.max_flows = max_flows
@@ -113,26 +136,12 @@ class FlowTable:
     # -- storage -------------------------------------------------------------------------------
 
     def _alloc(self, cap: int) -> None:
-        def grow(old: npt.NDArray[np.generic] | None, shape: tuple[int, ...], dtype: type) -> npt.NDArray:
-            new = np.zeros(shape, dtype)
-            if old is not None and self._top:
-                new[: self._top] = old[: self._top]
-            return new
-
-        first = self._cap == 0
-        self.keys = grow(None if first else self.keys, (cap, KEY_BYTES), np.uint8)
-        self.pos = grow(None if first else self.pos, (cap,), np.int64)  # index position of each slot
-        self.live = grow(None if first else self.live, (cap,), np.bool_)
-        self.packets = grow(None if first else self.packets, (cap,), np.uint64)
-        self.bytes = grow(None if first else self.bytes, (cap,), np.uint64)
-        self.first = grow(None if first else self.first, (cap,), np.float64)
-        self.last = grow(None if first else self.last, (cap,), np.float64)
-        self.tcp_flags = grow(None if first else self.tcp_flags, (cap,), np.uint8)
-        self.ttl_min = grow(None if first else self.ttl_min, (cap,), np.uint8)
-        self.ttl_max = grow(None if first else self.ttl_max, (cap,), np.uint8)
-        self.vlan = grow(None if first else self.vlan, (cap,), np.uint16)
-        self.inner_vlan = grow(None if first else self.inner_vlan, (cap,), np.uint16)
-        self.mpls = grow(None if first else self.mpls, (cap, 3), np.uint32)
+        """(Re)allocate every column for ``cap`` slots, keeping the slots handed out so far."""
+        for name, dtype, width in COLUMNS:
+            new = np.zeros((cap, width) if width else (cap,), dtype)
+            if self._cap and self._top:
+                new[: self._top] = getattr(self, name)[: self._top]
+            setattr(self, name, new)
         self._cap = cap
 
     def __len__(self) -> int:
@@ -141,16 +150,12 @@ class FlowTable:
     @property
     def memory_used(self) -> int:
         """Bytes allocated for the cache (columns and index)."""
-        cols = (self.keys, self.pos, self.live, self.packets, self.bytes, self.first, self.last,
-                self.tcp_flags, self.ttl_min, self.ttl_max, self.vlan, self.inner_vlan, self.mpls)
-        return int(sum(c.nbytes for c in cols) + self._index.nbytes)
+        return int(sum(getattr(self, name).nbytes for name, _, _ in COLUMNS) + self._index.nbytes)
 
     @property
     def bytes_per_flow(self) -> int:
         """Bytes one cached flow occupies in the columns plus its index share."""
-        row = sum(c.itemsize * (c.shape[1] if c.ndim == 2 else 1) for c in (
-            self.keys, self.pos, self.live, self.packets, self.bytes, self.first, self.last,
-            self.tcp_flags, self.ttl_min, self.ttl_max, self.vlan, self.inner_vlan, self.mpls))
+        row = sum(np.dtype(dtype).itemsize * (width or 1) for _, dtype, width in COLUMNS)
         return int(row + 2 * self._index.itemsize)
 
     def memory_overload(self, now: float) -> bool:

@@ -69,23 +69,43 @@ FLOW_DETAIL_NOTE: Final = (
     "`tcp(6)`, `udp(17)`, `ip(0)` (common names), else as the number; an interface without a name prints as `-`. "
     "Flows print in the order the daemon sends them (`order` is applied there). Without `limit`, every cached "
     "flow is printed (through the pager).")
+FLOW_NOTE: Final = (
+    "Where the values come from: Flow packets/bytes are the sampled packets accounted into flows; the 10-second "
+    "rates are their increase over the last 10 s; Active flows are cached now, Total flows were ever created; "
+    "Flows exported counts records sent; inactive/active timed out count flows ended by "
+    "flow-inactive-timeout / flow-active-timeout (FIN/RST and `clear` endings are in neither).")
+MEMORY_NOTE: Final = (
+    "Linux analogues: an allocation is a flow created in the cache, a free a flow ended; Maximum allocated is "
+    "the peak number of cached flows; the per-second figures are averaged over the last 10 s. Total memory used "
+    "is the flow cache's real allocation (numpy columns and hash index); Total memory free is what the "
+    "configured `flowd flow-table max-flows` still allows.")
+STATUS_NOTE: Final = (
+    "Linux analogues: Interface state is `Monitoring` while an input feeds the probe, `Idle` after a replay "
+    "ended; Export interval is the smallest flow-active-timeout; Export format, Protocol, Engine type and "
+    "Engine ID come from the configuration; Route record count is the number of routes in the kernel's IPv4 and "
+    "IPv6 tables (/proc/net/route, /proc/net/ipv6_route); IFL to SNMP index count is the number of interfaces "
+    "with an ifindex; AS count is the number of distinct AS numbers among cached flows (without a BGP feed "
+    "every flow is AS 0, so 1 while flows are cached); the `set` flags say whether each of those is known.")
+USAGE_NOTE: Final = (
+    "Linux analogues: Uptime is the daemon's; Interrupt time is the CPU time (user + system) the daemon has "
+    "used; Load (5 second) and Load (1 minute) are the daemon's CPU utilisation over those windows.")
 PASSIVE_NOTE: Final = "The same output as the `show services accounting` command of the same name."
 
 COMMANDS: Final = (
     Command("show services accounting errors", "Show accounting error statistics",
             rpc="accounting.errors", options=(NAME,), notes=ERRORS_NOTE),
     Command("show services accounting flow", "Show flow statistics",
-            rpc="accounting.flow", options=(NAME,)),
+            rpc="accounting.flow", options=(NAME,), notes=FLOW_NOTE),
     Command("show services accounting flow-detail", "Show individual flows",
             rpc="accounting.flow_detail", options=FLOW_DETAIL_OPTIONS, notes=FLOW_DETAIL_NOTE),
     Command("show services accounting memory", "Show memory utilization",
-            rpc="accounting.memory", options=(NAME,)),
+            rpc="accounting.memory", options=(NAME,), notes=MEMORY_NOTE),
     Command("show services accounting packet-size-distribution", "Show packet size distribution",
             rpc="accounting.packet_size_distribution", options=(NAME,), notes=SIZE_RANGES_NOTE),
     Command("show services accounting status", "Show accounting status",
-            rpc="accounting.status", options=(NAME,)),
+            rpc="accounting.status", options=(NAME,), notes=STATUS_NOTE),
     Command("show services accounting usage", "Show CPU utilization",
-            rpc="accounting.usage", options=(NAME,)),
+            rpc="accounting.usage", options=(NAME,), notes=USAGE_NOTE),
     Command("show passive-monitoring error", "Show passive monitoring error statistics",
             rpc="accounting.errors", options=(NAME,), notes=PASSIVE_NOTE),
     Command("show passive-monitoring flow", "Show passive monitoring flow statistics",
