@@ -6,18 +6,24 @@ have sent; at the end of the file every cached flow is flushed.
 
 from __future__ import annotations
 
+import queue
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
-from flowd.capture.files import CaptureError, open_capture
+from flowd.batch import FrameBatch
+from flowd.capture.files import CaptureError, CaptureReader, open_capture
+from flowd.decode import Decoded, decode
 from flowd.config import Config
 from flowd.drops import DropReason
 from flowd.export.udp import ExportSocketError
 from flowd.exporter import Exporter
 from flowd.pipeline import Pipeline
 
+READ_AHEAD = 2  # decoded batches waiting for the flow cache
 DAMAGED = 2  # exit status: the file was damaged; every packet before the damage was exported
 
 
@@ -50,6 +56,42 @@ class Summary:
         ]
 
 
+def decoded_batches(reader: CaptureReader, batch_size: int) -> Iterator[tuple[FrameBatch, Decoded] | CaptureError]:
+    """Read and decode in a second thread, so the flow cache works on one batch while the next is decoded.
+
+    The compiled record walk and decoder release the GIL, as numpy does, so the two overlap on two cores.
+    A CaptureError ends the stream as its last item.
+    """
+    out: queue.Queue[tuple[FrameBatch, Decoded] | CaptureError | None] = queue.Queue(maxsize=READ_AHEAD)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for frames in reader.batches(batch_size):
+                if stop.is_set():
+                    return
+                if len(frames):
+                    out.put((frames, decode(frames)))
+        except CaptureError as exc:
+            out.put(exc)
+        finally:
+            out.put(None)
+
+    worker = threading.Thread(target=produce, name="flowd-read", daemon=True)
+    worker.start()
+    try:
+        while (item := out.get()) is not None:
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # let the reader see the stop and finish
+            try:
+                out.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        worker.join()
+
+
 def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: int = 65536) -> int:
     """Process one capture file; print the summary; return the exit status."""
     started = time.perf_counter()
@@ -63,20 +105,19 @@ def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: i
         print(f"flowd: {exc}", file=sys.stderr)
         return 1
     first_batch = True
-    try:
-        with reader:
-            for frames in reader.batches(batch_size):
-                if not len(frames):
-                    continue
-                now = max(now, float(frames.ts.max()))
-                if first_batch:  # sysUptime starts with the first packet
-                    exporter.boot, first_batch = float(frames.ts.min()), False
-                for family, records in pipeline.process(frames, now).items():
-                    exporter.export(family, records, now)
-                for family, records in pipeline.expire(now).items():
-                    exporter.export(family, records, now)
-    except CaptureError as exc:
-        error = str(exc)
+    with reader:
+        for item in decoded_batches(reader, batch_size):
+            if isinstance(item, CaptureError):
+                error = str(item)
+                break
+            frames, decoded = item
+            now = max(now, float(frames.ts.max()))
+            if first_batch:  # sysUptime starts with the first packet
+                exporter.boot, first_batch = float(frames.ts.min()), False
+            for family, records in pipeline.account(decoded, len(frames), now).items():
+                exporter.export(family, records, now)
+            for family, records in pipeline.expire(now).items():
+                exporter.export(family, records, now)
     for family, records in pipeline.flush(now).items():
         exporter.export(family, records, now)
     exporter.close()

@@ -17,7 +17,6 @@ import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any, Final, NoReturn, cast
 
@@ -1109,7 +1108,7 @@ def parse_config(text: str, *, source: str, syntax: str) -> Config:
 
 def default_text() -> str:
     """The embedded default configuration (the same text as etc/flowd.yaml)."""
-    return resources.files("flowd").joinpath("data", "default.yaml").read_text(encoding="utf-8")
+    return (Path(__file__).parent / "data" / "default.yaml").read_text(encoding="utf-8")
 
 
 def load_config(path: str | None) -> Config:

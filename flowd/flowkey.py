@@ -46,9 +46,13 @@ PROTOCOL_NAMES: Final = {
 
 
 def is_ipv4(keys: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
-    """Which rows of an (n, 40) key array hold IPv4 addresses."""
-    prefix = np.frombuffer(V4_MAPPED_PREFIX, np.uint8)
-    out: npt.NDArray[np.bool_] = np.all(keys[:, 0:12] == prefix, axis=1) & np.all(keys[:, 16:28] == prefix, axis=1)
+    """Which rows of an (n, 40) key array hold IPv4 addresses (both addresses IPv4-mapped)."""
+    keys = np.ascontiguousarray(keys)
+    words = keys.view(np.uint64)  # (n, 5): bytes 0-7 of the source, 16-23 of the destination are words 0, 2
+    halves = keys.view(np.uint32)  # (n, 10): bytes 8-11 and 24-27 are halves 2 and 6
+    marker = np.frombuffer(b"\0\0\xff\xff", np.uint32)[0]
+    out: npt.NDArray[np.bool_] = ((words[:, 0] == 0) & (words[:, 2] == 0)
+                                  & (halves[:, 2] == marker) & (halves[:, 6] == marker))
     return out
 
 

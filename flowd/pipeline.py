@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from flowd.batch import FlowRecords, FrameBatch, PacketBatch
 from flowd.config import Config, Filter
-from flowd.decode import decode
+from flowd.decode import Decoded, decode
 from flowd.drops import DropReason
 from flowd.expiry import ExpiryReason
 from flowd.flowkey import is_ipv4
@@ -65,9 +65,12 @@ class Pipeline:
 
         Flows that timed out without a new packet are the business of ``expire``.
         """
+        return self.account(decode(frames), len(frames), now)
+
+    def account(self, decoded: Decoded, frames: int, now: float) -> dict[str, FlowRecords]:
+        """``process`` for frames decoded elsewhere (batch mode decodes in a second thread)."""
         st = self.stats
-        st.frames += len(frames)
-        decoded = decode(frames)
+        st.frames += frames
         for reason, n in decoded.drops.items():
             st.drops[reason] += n
         packets = decoded.packets

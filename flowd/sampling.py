@@ -182,7 +182,8 @@ def select(batch: PacketBatch, flt: Filter | None, sampler: Sampler) -> Selectio
         offered, discarded, counters = batch, 0, {}
     else:
         res = apply_filter(flt, batch.key)
-        offered, discarded, counters = batch.take(res.sample), res.discarded, res.counters
+        offered = batch if res.sample.all() else batch.take(res.sample)
+        discarded, counters = res.discarded, res.counters
     keep = sampler.select(offered.ts)
     chosen = offered if keep.all() else offered.take(keep)
     return Selection(packets=chosen, discarded=discarded,

@@ -7,12 +7,15 @@ A plain pcap or pcapng file is memory-mapped and its batches point straight into
 A gzip file or stdin is read in bounded chunks; a record cut by a chunk edge is carried over to
 the next chunk, so memory stays bounded by the chunk size plus one record (or pcapng block).
 The pcap record walk is a tight ``unpack_from`` loop that collects record offsets only; every
-header field is then gathered for the whole batch at once through a strided numpy view.
+header field is then gathered for the whole batch at once through a strided numpy view. When the
+optional extension ``flowd._fastpath`` is built (flowd/_fastpath.c), its ``walk_pcap`` does the same
+walk in C; FLOWD_NO_FASTPATH=1 keeps the Python one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import mmap
 import os
 import stat
@@ -316,6 +319,7 @@ def _pcap_header_dtype(order: str) -> np.dtype[np.void]:
 
 
 PCAP_HEADER_DTYPES: Final = {"<": _pcap_header_dtype("<"), ">": _pcap_header_dtype(">")}
+PCAP_CAPLEN_AT: Final = {order: struct.Struct(order + "I").unpack_from for order in "<>"}
 EPB_DTYPES: Final = {  # an EPB from its first byte up to its packet data
     order: np.dtype([(name, order + "u4") for name in
                      ("type", "length", "ifid", "high", "low", "caplen", "wirelen")])
@@ -347,7 +351,7 @@ def _ticks_to_seconds(ticks: U64, units: U64, units_float: F64) -> F64:
 
 def _walk_pcap(buf: Buffer, pos: int, limit: int,
                caplen_at: Callable[[Buffer, int], tuple[int, ...]]) -> list[int]:
-    """Offsets of up to limit consecutive records from pos; unchecked (see _pcap_batches).
+    """Offsets of up to limit consecutive records from pos; unchecked (see _walk_pcap_numpy).
 
     Stops early when a record header would start past the buffer; that last offset is included.
     """
@@ -360,6 +364,81 @@ def _walk_pcap(buf: Buffer, pos: int, limit: int,
     except struct.error:
         pass
     return offsets
+
+
+class _WalkStop(IntEnum):
+    """Why a pcap record walk stopped; the same numbers as walk_pcap's in flowd/_fastpath.c."""
+
+    FULL = 0  # the batch is full
+    HEADER = 1  # the buffer ends at or inside the next record header
+    TOO_LONG = 2  # the next record's captured length exceeds MAX_CAPLEN
+    DATA = 3  # the buffer ends inside the next record's data
+
+
+@dataclass(frozen=True, slots=True)
+class _PcapWalk:
+    """The sound records a walk took (data offset, lengths, time) and where and why it stopped."""
+
+    offset: I64
+    caplen: U32
+    wirelen: U32
+    ts: F64
+    end: int  # the first byte after the last record taken
+    stop: _WalkStop
+
+
+_PcapWalker = Callable[[Buffer, int, int, str, int], _PcapWalk]  # buf, pos, limit, byte order, units
+
+
+def _walk_pcap_numpy(buf: Buffer, pos: int, limit: int, order: str, units: int) -> _PcapWalk:
+    """Up to limit sound records from pos: the Python walk, then one numpy gather of the headers."""
+    end = len(buf)
+    offsets = np.array(_walk_pcap(buf, pos, limit, PCAP_CAPLEN_AT[order]), dtype=np.int64)
+    # Offsets increase, so the records whose 16-byte header is present form a prefix.
+    complete = int(np.searchsorted(offsets, end - PCAP_RECORD_HEADER_LEN, side="right"))
+    headers = _gather_records(buf, offsets[:complete], PCAP_HEADER_DTYPES[order])
+    caplen = headers["caplen"].astype(np.uint32)
+    data = offsets[:complete] + PCAP_RECORD_HEADER_LEN
+    bad = np.flatnonzero((caplen > MAX_CAPLEN) | (data + caplen > end))
+    good = int(bad[0]) if bad.size else complete
+    if good == len(offsets):  # only a walk that took limit records has no incomplete last one
+        stop = _WalkStop.FULL
+    elif good == complete:
+        stop = _WalkStop.HEADER
+    else:
+        stop = _WalkStop.TOO_LONG if caplen[good] > MAX_CAPLEN else _WalkStop.DATA
+    head = headers[:good]
+    return _PcapWalk(offset=data[:good], caplen=caplen[:good],
+                     wirelen=head["wirelen"].astype(np.uint32),
+                     ts=head["sec"] + head["frac"] / float(units),
+                     end=int(data[good - 1]) + int(caplen[good - 1]) if good else pos, stop=stop)
+
+
+def _compiled_walker() -> _PcapWalker | None:
+    """_walk_pcap_numpy's C twin (flowd._fastpath); None if unbuilt, disabled or mismatched."""
+    if os.environ.get("FLOWD_NO_FASTPATH") == "1":
+        return None
+    try:
+        fastpath = importlib.import_module("flowd._fastpath")
+    except ImportError:
+        return None
+    if fastpath.WALK_STOPS != {stop.name: stop.value for stop in _WalkStop}:
+        return None  # built from another table than _WalkStop: its stop codes would be misread
+    walk = fastpath.walk_pcap
+    swapped = {"<": sys.byteorder != "little", ">": sys.byteorder == "little"}
+
+    def walk_pcap_compiled(buf: Buffer, pos: int, limit: int, order: str, units: int) -> _PcapWalk:
+        offset, caplen = np.empty(limit, np.int64), np.empty(limit, np.uint32)
+        wirelen, ts = np.empty(limit, np.uint32), np.empty(limit, np.float64)
+        count, end, stop = walk(buf, pos, len(buf), limit, swapped[order], units == 1_000_000_000,
+                                offset, caplen, wirelen, ts, MAX_CAPLEN)
+        return _PcapWalk(offset=offset[:count], caplen=caplen[:count], wirelen=wirelen[:count],
+                         ts=ts[:count], end=end, stop=_WalkStop(stop))
+
+    return walk_pcap_compiled
+
+
+_WALK_PCAP: _PcapWalker = _compiled_walker() or _walk_pcap_numpy
 
 
 @dataclass(frozen=True, slots=True)
@@ -545,45 +624,37 @@ class CaptureReader:
 
     def _pcap_batches(self, limit: int) -> Iterator[FrameBatch]:
         feed = self._feed
-        caplen_at = struct.Struct(self._order + "I").unpack_from
-        dtype = PCAP_HEADER_DTYPES[self._order]
+        caplen_at = PCAP_CAPLEN_AT[self._order]
         while not self._closed:
-            buf = feed.buf
-            end = len(buf)
-            offsets = np.array(_walk_pcap(buf, self._pos, limit, caplen_at), dtype=np.int64)
-            # Offsets increase, so the records whose 16-byte header is present form a prefix.
-            complete = int(np.searchsorted(offsets, end - PCAP_RECORD_HEADER_LEN, side="right"))
-            headers = _gather_records(buf, offsets[:complete], dtype)
-            caplen = headers["caplen"].astype(np.uint32)
-            data = offsets[:complete] + PCAP_RECORD_HEADER_LEN
-            bad = np.flatnonzero((caplen > MAX_CAPLEN) | (data + caplen > end))
-            good = int(bad[0]) if bad.size else complete
+            walk = _WALK_PCAP(feed.buf, self._pos, limit, self._order, self._units)
+            self._pos = walk.end
+            good = len(walk.offset)
             if good:
-                head = headers[:good]
-                ts = head["sec"] + head["frac"] / float(self._units)
-                self._pos = int(data[good - 1]) + int(caplen[good - 1])
                 yield FrameBatch(
-                    buf=self._batch_buffer(), offset=data[:good], caplen=caplen[:good],
-                    wirelen=head["wirelen"].astype(np.uint32), ts=ts,
+                    buf=self._batch_buffer(), offset=walk.offset, caplen=walk.caplen,
+                    wirelen=walk.wirelen, ts=walk.ts,
                     linktype=np.full(good, self._linktype, np.uint16),
                     ifindex=np.full(good, self._default_ifindex, np.uint32),
                 )
                 if self._closed:
                     return
-            if good == len(offsets):
+            if walk.stop is _WalkStop.FULL:
                 continue  # a full batch of good records; walk on
             at = feed.base + self._pos
-            if good < complete and caplen[good] > MAX_CAPLEN:
-                raise self._damage(at, f"record length {caplen[good]} exceeds {MAX_CAPLEN}")
+            if walk.stop is _WalkStop.TOO_LONG:
+                caplen = caplen_at(feed.buf, self._pos + 8)[0]
+                raise self._damage(at, f"record length {caplen} exceeds {MAX_CAPLEN}")
             if feed.more(self._pos):
                 self._pos = 0
                 continue
             if self._pos == len(feed.buf):
                 return
-            if good == complete:
+            if walk.stop is _WalkStop.HEADER:
                 raise self._damage(at, "truncated record header")
-            raise self._damage(at, f"truncated record data ({caplen[good]} bytes announced, "
-                                   f"{end - int(data[good])} present)")
+            caplen = caplen_at(feed.buf, self._pos + 8)[0]
+            present = len(feed.buf) - self._pos - PCAP_RECORD_HEADER_LEN
+            raise self._damage(
+                at, f"truncated record data ({caplen} bytes announced, {present} present)")
 
     # -- pcapng --
 

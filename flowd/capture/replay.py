@@ -17,7 +17,7 @@ from flowd.batch import FrameBatch
 from flowd.capture.files import open_capture
 from flowd.clock import Clock
 
-MAX_SPEED = 0.0  # `--replay-speed max`
+MAX_SPEED = 0.0  # `--replay-speed max` (flowd/__main__.py spells the same value)
 PACE_BATCH = 4096  # frames read at a time when pacing
 MAX_BATCH = 65536
 

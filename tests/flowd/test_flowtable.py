@@ -172,3 +172,21 @@ def test_many_flows_grow_the_index_and_top_n() -> None:
     assert [int(x) for x in top.bytes] == sorted([2 * (40 + i % 1000) for i in range(n)], reverse=True)[:10]
     out = t.flush(now=3.0)
     assert len(out) == n and int(out.packets.sum()) == 2 * n
+
+
+def test_hash_collisions_still_keep_flows_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a hash that collides all the time, keys still group, look up and expire correctly."""
+    import flowd.flowtable as ft
+
+    monkeypatch.setattr(ft, "hash_words", lambda words: (words[:, 4] & np.uint64(3)).astype(np.uint64))
+    rnd = random.Random(3)
+    keys = [key(i) for i in range(40)]
+    packets = [(rnd.choice(keys), i * 0.01, 100, ACK) for i in range(2000)]
+    t = FlowTable(10_000, active_timeout=20.0, inactive_timeout=5.0)
+    got, ends = [], []
+    for i in range(0, len(packets), 300):
+        chunk = packets[i:i + 300]
+        got += [t.add(batch(chunk), now=chunk[-1][1]), t.expire(chunk[-1][1])]
+        ends.append(chunk[-1][1])
+    got.append(t.flush(now=100.0))
+    assert as_tuples(FlowRecords.concat(got)) == reference(packets, 20.0, 5.0, ends)
