@@ -6,7 +6,6 @@ import argparse
 import sys
 
 from flowd import __version__
-from flowd.capture.replay import MAX_SPEED
 from flowd.config import Config, ConfigError, check_config_main, load_config
 
 EPILOG = """\
@@ -14,6 +13,7 @@ exit status: 0 success; 1 bad arguments, configuration or unreadable input;
 2 (--read) the capture file was damaged: every packet before the damage was accounted and exported.
 
 examples:
+  sudo flowd --install-service --admin alice
   flowd --check-config --config /etc/flowd/flowd.yaml
   flowd --read trace.pcap --flow-server 127.0.0.1:2055
   flowd --read - --flow-server 127.0.0.1:2055 < trace.pcap.gz
@@ -26,6 +26,9 @@ def host_port(text: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
     return host.strip("[]"), int(port)
+
+
+MAX_SPEED = 0.0  # `--replay-speed max`: flowd.capture.replay.MAX_SPEED, not imported to keep batch mode light
 
 
 def replay_speed(text: str) -> float:
@@ -63,11 +66,30 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--replay-speed", metavar="N|max", type=replay_speed, default=1.0,
                    help="replay N times faster than recorded, or 'max' (default 1: packet timing)")
     d.add_argument("--replay-loop", action="store_true", help="start the replay over at the end of the file")
+    d.add_argument("--interface", metavar="NAME", action="append",
+                   help="capture this Linux interface live, sampling every packet, instead of the configured "
+                   "inputs (repeatable; needs CAP_NET_RAW). Without --interface or --replay, --config FILE's "
+                   "input interfaces are captured")
     d.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    i = p.add_argument_group("running as a systemd service (docs/operator-guide.md)")
+    i.add_argument("--install-service", action="store_true",
+                   help="create the flowd user and the flowd and flowd-admin groups, install "
+                   "/etc/flowd/flowd.yaml (kept when present) and /etc/systemd/system/flowd.service, and exit")
+    i.add_argument("--root", metavar="DIR",
+                   help="with --install-service: stage the files under DIR and leave the host's accounts alone")
+    i.add_argument("--flowd-path", metavar="PATH",
+                   help="with --install-service: the flowd command the unit runs (default: this installation's)")
+    i.add_argument("--reader", metavar="USER", action="append",
+                   help="with --install-service: add USER to group flowd (show commands; repeatable)")
+    i.add_argument("--admin", metavar="USER", action="append",
+                   help="with --install-service: add USER to groups flowd and flowd-admin (show and clear)")
     o = p.add_argument_group("overrides (replace the configuration's values)")
     o.add_argument("--flow-server", metavar="HOST:PORT", type=host_port, action="append",
                    help="export to this flow server instead of the configured ones (repeatable, up to 8)")
-    o.add_argument("--export-version", choices=("5",), help="export format: 5 (cflowd v5)")
+    o.add_argument("--export-version", choices=("5", "9", "ipfix"),
+                   help="export format: 5 (cflowd v5), 9 (NetFlow v9) or ipfix")
+    o.add_argument("--transport", choices=("udp", "tcp"),
+                   help="export transport: udp, or tcp (IPFIX only; RFC 7011 section 10.4)")
     o.add_argument("--source-address", metavar="ADDR",
                    help="source address of export datagrams (replaces every configured one)")
     o.add_argument("--active-timeout", metavar="S", type=float, help="flow-active-timeout in seconds")
@@ -81,11 +103,20 @@ def configure(args: argparse.Namespace) -> Config:
     return cfg.with_overrides(
         flow_servers=args.flow_server, export_version=args.export_version,
         active_timeout=args.active_timeout, inactive_timeout=args.inactive_timeout,
-        sampling_rate=args.sampling_rate, source_address=args.source_address)
+        sampling_rate=args.sampling_rate, source_address=args.source_address, transport=args.transport,
+        interfaces=args.interface)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    install_only = [f"--{n}" for n in ("root", "flowd-path", "reader", "admin") if getattr(args, n.replace("-", "_"))]
+    if install_only and not args.install_service:
+        parser.error(f"{install_only[0]} needs --install-service")
+    if args.install_service:
+        from flowd.install import install_main
+
+        return install_main(args)
     if args.check_config:
         return check_config_main(args.config)
     try:
@@ -97,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         from flowd.demo import run_demo
 
         return run_demo(args.config)
+    if args.read and args.interface:
+        parser.error("--interface runs the daemon; it cannot be combined with --read")
     if args.read:
         from flowd.batchmode import run_batch
 
@@ -113,11 +146,14 @@ def run_daemon(args: argparse.Namespace, cfg: Config) -> int:
     import uvloop
 
     from flowd.app import App
+    from flowd.capture.live import LiveCaptureError
     from flowd.capture.replay import Replay
     from flowd.clock import SystemClock
     from flowd.control.protocol import default_socket_path
     from flowd.export.udp import ExportSocketError
+    from flowd.inputs import live_inputs
     from flowd.log import setup_logging
+    from flowd.workers import WorkerError
 
     setup_logging(args.log_level)
     log = logging.getLogger("flowd")
@@ -127,8 +163,10 @@ def run_daemon(args: argparse.Namespace, cfg: Config) -> int:
         clock = SystemClock()
         replays = [Replay(path, clock, speed=args.replay_speed, loop=args.replay_loop)
                    for path in args.replay or ()]
+        # Live inputs: --interface, else a configuration file's bindings unless a replay stands for them.
+        live = live_inputs(cfg) if args.interface or (args.config and not args.replay) else []
         app = App(cfg, socket_path=socket_path, clock=clock, replays=replays,
-                  load_config=lambda: configure(args))
+                  load_config=lambda: configure(args), live=live, log_level=args.log_level)
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, app.stop)
         loop.add_signal_handler(signal.SIGINT, app.stop)
@@ -139,7 +177,7 @@ def run_daemon(args: argparse.Namespace, cfg: Config) -> int:
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             return runner.run(daemon())
-    except (ExportSocketError, OSError) as exc:
+    except (ExportSocketError, OSError, LiveCaptureError, WorkerError) as exc:
         log.error("%s", exc)
         return 1
 

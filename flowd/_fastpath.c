@@ -4,8 +4,9 @@
  * (../shared/guide/performance.md, paths 4a/4b). Each does exactly what its pure twin does; the pure
  * code stays the statement of the rules and the oracle tests/flowd/test_fastpath.py compares with:
  *
- *   walk_pcap  ==  files._walk_pcap_numpy  (classic pcap records -> offset/caplen/wirelen/ts columns)
- *   extract    ==  decode.decode_frame, for every frame of a batch (key row, columns, status byte)
+ *   walk_pcap     ==  files._walk_pcap_numpy  (classic pcap records -> offset/caplen/wirelen/ts columns)
+ *   extract       ==  decode.decode_frame, for every frame of a batch (key row, columns, status byte)
+ *   walk_tpacket  ==  capture.ring.packet_offsets (TPACKET_V3 ring blocks -> packet header offsets)
  *
  * Arrays come in through the buffer protocol (numpy allocates them; no numpy headers are used), and
  * nothing is read outside the buffer or past a frame's caplen. The module is optional: without it
@@ -50,6 +51,14 @@ enum walk_stop {
 #define NULL_HEADER 4
 #define TCP_FLAGS_AT 13
 #define PCAP_RECORD_HEADER 16
+/* TPACKET_V3 (linux/if_packet.h): tpacket_block_desc is 48 bytes, its num_pkts, offset_to_first_pkt
+ * and blk_len are at 12, 16 and 20; a tpacket3_hdr is 48 bytes, 8-aligned, tp_next_offset first. */
+#define BLOCK_DESC_LEN 48
+#define TPACKET3_HDR_LEN 48
+#define TPACKET3_HDR_ALIGN 8
+
+/* Why walk_tpacket stopped (flowd.capture.ring._TpacketWalk). */
+enum tpacket_walk { TPACKET_OK = 0, TPACKET_BLOCK = 1, TPACKET_HEADER = 2, TPACKET_FULL = 3 };
 
 enum { ETH_IPV4 = 0x0800, ETH_IPV6 = 0x86DD, ETH_VLAN = 0x8100, ETH_QINQ = 0x88A8,
        ETH_QINQ_LEGACY = 0x9100, ETH_MPLS = 0x8847, ETH_MPLS_MULTICAST = 0x8848 };
@@ -480,17 +489,93 @@ fail:
     return NULL;
 }
 
+PyDoc_STRVAR(walk_tpacket_doc,
+"walk_tpacket(buf, starts, offset_out, end_out, max_packets) -> (count, status, block, at)\n\n"
+"Follow tp_next_offset through the TPACKET_V3 blocks copied into buf at starts (int64): row i of\n"
+"the outputs (int64) gets a packet header's offset and the end of its block. status 0 when every\n"
+"block was walked, else why not (flowd.capture.ring._TpacketWalk), with the failing block's index\n"
+"and the offending header offset.");
+
+static PyObject *walk_tpacket(PyObject *self, PyObject *args)
+{
+    PyObject *bufobj, *starto, *offo, *endo;
+    Py_ssize_t max_packets, buflen;
+    arrays a = {.held = 0};
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOOOn:walk_tpacket", &bufobj, &starto, &offo, &endo, &max_packets))
+        return NULL;
+    const uint8_t *buf = take_bytes(&a, bufobj, &buflen);
+    if (buf == NULL)
+        goto fail;
+    Py_buffer *sv = &a.views[a.held];
+    if (PyObject_GetBuffer(starto, sv, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        goto fail;
+    a.held++;
+    Py_ssize_t blocks = sv->len / 8;
+    const int64_t *starts = take(&a, starto, "starts", 'q', 8, blocks, 0);
+    int64_t *offsets = starts ? take(&a, offo, "offset_out", 'q', 8, max_packets, 1) : NULL;
+    int64_t *ends = offsets ? take(&a, endo, "end_out", 'q', 8, max_packets, 1) : NULL;
+    if (ends == NULL || max_packets < 0)
+        goto fail;
+
+    Py_ssize_t count = 0, block = 0;
+    int64_t at = 0;
+    int status = TPACKET_OK;
+    Py_BEGIN_ALLOW_THREADS
+    for (; block < blocks; block++) {
+        int64_t start = starts[block];
+        uint32_t head[3]; /* num_pkts, offset_to_first_pkt, blk_len */
+        if (start < 0 || start + BLOCK_DESC_LEN > buflen) {
+            status = TPACKET_BLOCK;
+            break;
+        }
+        memcpy(head, buf + start + 12, sizeof head);
+        int64_t end = start + (int64_t)head[2];
+        if ((int64_t)head[2] > buflen - start || (head[0] && head[1] < BLOCK_DESC_LEN)) {
+            status = TPACKET_BLOCK;
+            break;
+        }
+        at = start + (int64_t)head[1];
+        for (uint32_t i = 0; i < head[0]; i++) {
+            if (at + TPACKET3_HDR_LEN > end || at % TPACKET3_HDR_ALIGN != 0) {
+                status = TPACKET_HEADER;
+                break;
+            }
+            if (count == max_packets) {
+                status = TPACKET_FULL;
+                break;
+            }
+            offsets[count] = at;
+            ends[count] = end;
+            count++;
+            uint32_t next;
+            memcpy(&next, buf + at, sizeof next);
+            at += next;
+        }
+        if (status != TPACKET_OK)
+            break;
+    }
+    Py_END_ALLOW_THREADS
+
+    release(&a);
+    return Py_BuildValue("ninL", count, status, block, (long long)at);
+fail:
+    release(&a);
+    return NULL;
+}
+
 /* --- the module ------------------------------------------------------------------------------ */
 
 static PyMethodDef methods[] = {
     {"extract", extract, METH_VARARGS, extract_doc},
     {"walk_pcap", walk_pcap, METH_VARARGS, walk_pcap_doc},
+    {"walk_tpacket", walk_tpacket, METH_VARARGS, walk_tpacket_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "flowd._fastpath",
-    "Compiled pcap record walk and frame decoder for flowd's batch path (optional).", -1, methods,
+    "Compiled pcap record and ring block walks and frame decoder for flowd's batch path (optional).", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 
@@ -523,11 +608,14 @@ PyMODINIT_FUNC PyInit__fastpath(void)
     static const int drop_codes[] = {NOT_IP, HEADER_TOO_SMALL, BAD_IP_HEADER, UNSUPPORTED_LINK_TYPE};
     static const char *const stop_names[] = {"FULL", "HEADER", "TOO_LONG", "DATA"};
     static const int stop_codes[] = {WALK_FULL, WALK_HEADER, WALK_TOO_LONG, WALK_DATA};
+    static const char *const tpacket_names[] = {"OK", "BLOCK", "HEADER", "FULL"};
+    static const int tpacket_codes[] = {TPACKET_OK, TPACKET_BLOCK, TPACKET_HEADER, TPACKET_FULL};
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
     if (add_table(m, "DROP_CODES", drop_names, drop_codes, 4) < 0
         || add_table(m, "WALK_STOPS", stop_names, stop_codes, 4) < 0
+        || add_table(m, "TPACKET_WALKS", tpacket_names, tpacket_codes, 4) < 0
         || PyModule_AddIntConstant(m, "SLOW", SLOW) < 0) {
         Py_DECREF(m);
         return NULL;

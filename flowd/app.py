@@ -1,43 +1,64 @@
 """The daemon: compose ingest, expiry and the control server, start them in order, stop them in reverse.
 
-Start: exporter sockets (in Probe) → control server → expiry → ingest. Stop (SIGTERM/SIGINT, or a
-task that died): ingest stops first, so nothing new arrives; every cached flow is flushed to the flow
-servers; the control server closes and removes its socket last. A task that dies unexpectedly stops
-the daemon and `run` re-raises its error, so the process never lingers half alive.
+Start: watchdog pings → exporter sockets (in Probe) → control server → expiry → ingest; once the
+control socket accepts and every input has opened, systemd hears READY=1 (flowd/notify.py), then a
+STATUS= line every few seconds. Stop (SIGTERM/SIGINT, or a task that died): systemd hears STOPPING=1;
+ingest stops first, so nothing new arrives; every cached flow is flushed to the flow servers; the
+control server closes and removes its socket; the watchdog pings stop last. A task that dies
+unexpectedly stops the daemon and `run` re-raises its error, so the process never lingers half alive.
+
+Live inputs (flowd.inputs) open after expiry starts: with `flowd capture workers 1` the rings are
+read here, into the probe's own shard; with more, the capture workers (flowd.workers) start and this
+process exports what they send. At stop the rings give up their last frames first, then the workers
+flush and send their flows, then this process's own cache is flushed, so everything is exported.
+A worker that dies stops the daemon with an error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
 from typing import Any
 
 from flowd.capture.files import CaptureError
+from flowd.capture.live import LiveCapture
 from flowd.capture.replay import Replay
-from flowd.clock import Clock
+from flowd.clock import Clock, SystemClock
 from flowd.config import Config, ConfigError
 from flowd.control.server import ControlServer
 from flowd.export.udp import ExportSocketError
+from flowd.inputs import finish, ingest, open_capture
+from flowd.notify import Notifier, ping_watchdog
 from flowd.probe import Probe
+from flowd.shard import LiveInput
+from flowd.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
 TICK = 1.0  # seconds between rate-meter samples and expiry scans when no deadline is nearer
+STATUS_INTERVAL = 5.0  # seconds (on the daemon clock) between STATUS= lines to systemd
 
 
 class App:
     """One running daemon."""
 
     def __init__(self, cfg: Config, *, socket_path: str, clock: Clock, replays: list[Replay],
-                 load_config: Callable[[], Config] | None = None) -> None:
+                 load_config: Callable[[], Config] | None = None, notifier: Notifier | None = None,
+                 live: list[LiveInput] | None = None, log_level: str = "info") -> None:
         self.clock = clock
         self.probe = Probe(cfg, now=clock.time())
         self.socket_path = socket_path
         self.replays = replays
+        self.live = live or []  # interfaces to capture
+        self.log_level = log_level  # for the capture workers
         self.load_config = load_config
         self.stopping = asyncio.Event()
+        self.notifier = notifier if notifier is not None else Notifier.from_environ()
+        self._ready = False
+        self._packet_rate = 0  # packets/s over the last STATUS_INTERVAL, for STATUS= lines
         self._failure: BaseException | None = None
 
     def stop(self) -> None:
@@ -48,17 +69,29 @@ class App:
         """Re-read and validate the configuration; keep the running one when the new one is bad."""
         if self.load_config is None:
             return False
+        if self._ready:
+            self.notifier.reloading()
         try:
             cfg = self.load_config()
             self.probe.reload(cfg, self.clock.time())
         except (ConfigError, ExportSocketError) as exc:
             log.error("configuration reload failed, keeping the running configuration: %s", exc)
-            return False
-        log.info("configuration reloaded from %s", cfg.source)
-        return True
+            ok = False
+        else:
+            log.info("configuration reloaded from %s", cfg.source)
+            ok = True
+            if self.probe.workers is not None:
+                self._start(self.probe.workers.reload(cfg), "reload capture workers")
+        if self._ready:
+            self.notifier.reloaded(self.status_line())
+        return ok
 
     async def run(self) -> None:
         async with AsyncExitStack() as stack:
+            stack.callback(self.notifier.close)
+            if self.notifier.watchdog_interval is not None:
+                watchdog = self._start(ping_watchdog(self.notifier), "watchdog")
+                stack.push_async_callback(_cancel, watchdog)
             cfg = self.probe.cfg.control
             await stack.enter_async_context(ControlServer(
                 self.socket_path, self.probe, self.clock.time,
@@ -66,12 +99,48 @@ class App:
             stack.push_async_callback(self._final_flush)
             expiry = self._start(self._expiry(), "expiry")
             stack.push_async_callback(_cancel, expiry)
+            if self.live:
+                await self._start_live(stack)
+            opened: list[asyncio.Future[None]] = []
             for replay in self.replays:
-                ingest = self._start(self._ingest(replay), f"replay {replay.path}")
+                opened.append(asyncio.get_running_loop().create_future())
+                ingest = self._start(self._ingest(replay, opened[-1]), f"replay {replay.path}")
                 stack.push_async_callback(_cancel, ingest)
+            if self.notifier.enabled:
+                report = self._start(self._report(opened), "systemd status")
+                stack.push_async_callback(_cancel, report)
             await self.stopping.wait()
+            self.notifier.stopping()  # before the final flush, which may take a while
         if self._failure is not None:
             raise self._failure
+
+    async def _start_live(self, stack: AsyncExitStack) -> None:
+        """Open the live inputs here (one worker) or start the capture workers; LiveCaptureError if one fails."""
+        cfg = self.probe.cfg
+        count = cfg.capture.worker_count()
+        if count <= 1:
+            for source in self.live:
+                capture = open_capture(cfg.capture, source, None)
+                self.probe.shard.add_capture(source, capture)
+                task = self._start(ingest(capture, source, self.clock, self.probe.ingest), f"capture {source.label}")
+                stack.push_async_callback(self._stop_capture, task, capture, source)
+            return
+        offset = self.clock.offset if isinstance(self.clock, SystemClock) else self.clock.time() - time.monotonic()
+        pool = WorkerPool(cfg, self.live, count, clock_offset=offset, log_level=self.log_level,
+                          on_flows=lambda flows: self.probe.export(flows, self.clock.time()))
+        self.probe.workers = pool  # from now on a reload reaches the workers (the ones not started yet too)
+        try:
+            await pool.start()
+        except BaseException:
+            self.probe.workers = None
+            raise
+        stack.push_async_callback(pool.stop)
+        watch = self._start(pool.watch(), "capture workers")
+        stack.push_async_callback(_cancel, watch)
+
+    async def _stop_capture(self, task: asyncio.Task[None], capture: LiveCapture, source: LiveInput) -> None:
+        await _cancel(task)
+        await finish(capture, source, self.clock, self.probe.ingest, self.probe.cfg.capture.block_timeout)
 
     def _start(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
@@ -88,14 +157,23 @@ class App:
             self._failure = exc
             self.stopping.set()
 
-    async def _ingest(self, replay: Replay) -> None:
+    async def _ingest(self, replay: Replay, opened: asyncio.Future[None]) -> None:
+        batches = replay.batches()
         try:
-            async for frames in replay.batches():
-                self.probe.ingest(frames, self.clock.time())
-                await asyncio.sleep(0)
+            try:
+                first = await anext(batches, None)  # the file is open once it has given a batch (or none)
+            finally:
+                if not opened.done():
+                    opened.set_result(None)
+            if first is not None:
+                self.probe.ingest(first, self.clock.time())
+                async for frames in batches:
+                    self.probe.ingest(frames, self.clock.time())
+                    await asyncio.sleep(0)
         except CaptureError as exc:
             log.error("replay stopped: %s", exc)
-        self.probe.input_state = "Idle"
+        if not self.live:
+            self.probe.input_state = "Idle"
         log.info("replay of %s finished after %d frames", replay.path, replay.state.frames)
 
     async def _expiry(self) -> None:
@@ -107,10 +185,37 @@ class App:
             wake = now + TICK if deadline is None else min(deadline, now + TICK)
             await self.clock.sleep_until(wake)
 
+    async def _report(self, opened: list[asyncio.Future[None]]) -> None:
+        """READY=1 once every input is open (the control socket already accepts), then STATUS= lines."""
+        await asyncio.gather(*opened)
+        self._ready = True
+        self.notifier.ready(self.status_line())
+        log.debug("told systemd we are ready")
+        last = (self.probe.started, 0)  # the first rate covers startup
+        while True:
+            await self.clock.sleep_until(last[0] + STATUS_INTERVAL)
+            now = self.clock.time()
+            frames = sum(r.ingest.frames for r in self.probe.reports(now))
+            if now > last[0]:  # a `clear ... statistics` restarts the count: never a negative rate
+                self._packet_rate = round(max(frames - last[1], 0) / (now - last[0]))
+            self.notifier.status(self.status_line())
+            last = (now, frames)
+
+    def status_line(self) -> str:
+        """What `systemctl status flowd` shows: input state, packet rate, cached and exported flows."""
+        active = sum(f.active for r in self.probe.reports(self.clock.time()) for f in r.families.values())
+        return (f"{self.probe.input_state}: {self._packet_rate} packets/s, "
+                f"{active} active flows, "
+                f"{self.probe.exporter.counters.flows_exported} flows exported")
+
     async def _final_flush(self) -> None:
         flushed = self.probe.flush(self.clock.time())
+        if self.probe.workers is not None:
+            flushed += self.probe.workers.flushed_at_stop
         self.probe.exporter.close()
         frames = sum(r.state.frames for r in self.replays)
+        if self.live:  # every frame read, from the rings and the replays, in every shard
+            frames = sum(r.ingest.frames for r in self.probe.reports(self.clock.time()))
         log.info("stopping: %d frames ingested; exported %d cached flows before exit", frames, flushed)
 
 

@@ -113,7 +113,8 @@ def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: i
             frames, decoded = item
             now = max(now, float(frames.ts.max()))
             if first_batch:  # sysUptime starts with the first packet
-                exporter.boot, first_batch = float(frames.ts.min()), False
+                exporter.start_uptime(float(frames.ts.min()))
+                first_batch = False
             for family, records in pipeline.account(decoded, len(frames), now).items():
                 exporter.export(family, records, now)
             for family, records in pipeline.expire(now).items():
@@ -126,7 +127,7 @@ def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: i
     summary = Summary(
         frames=st.frames, packets_sampled=st.sampled,
         drops={r.value: n for r, n in st.drops.items() if r is not DropReason.DISCARDED},
-        discarded=st.discarded, not_sampled=st.not_sampled,
+        discarded=st.drops[DropReason.DISCARDED], not_sampled=st.not_sampled,
         flows_created=sum(c.flows_created for c in tables),
         flows_exported=exporter.counters.flows_exported,
         not_exportable=exporter.counters.not_exportable, datagrams=exporter.counters.datagrams,

@@ -25,12 +25,12 @@ class Clock(Protocol):
 class SystemClock:
     """The real clock: the wall time at start, advanced by the monotonic clock."""
 
-    def __init__(self) -> None:
-        self._wall0 = time.time()
-        self._mono0 = time.monotonic()
+    def __init__(self, offset: float | None = None) -> None:
+        """``offset``: another SystemClock's, to keep exactly its time (the daemon's capture workers)."""
+        self.offset = time.time() - time.monotonic() if offset is None else offset
 
     def time(self) -> float:
-        return self._wall0 + (time.monotonic() - self._mono0)
+        return time.monotonic() + self.offset
 
     async def sleep_until(self, deadline: float) -> None:
         delay = deadline - self.time()

@@ -15,4 +15,4 @@ class DropReason(str, Enum):
     BAD_IP_HEADER = "bad-ip-header"  # IP version/IHL/total length inconsistent
     UNSUPPORTED_LINK_TYPE = "unsupported-link-type"  # capture link type flowd cannot decode
     NO_MEMORY = "no-memory"  # flow table full: packet of a new flow not accounted
-    DISCARDED = "discarded"  # a firewall filter term said `discard`
+    DISCARDED = "filter-discard"  # a firewall filter term said `discard`, or no term matched

@@ -1,123 +1,243 @@
 """Finished flows → export datagrams → every flow server of the flow's family.
 
-The encoding is pure (flowd.export.*); this module owns the per-family sequence numbers, the
-sockets, and the counts `show services accounting flow | errors` print.
+The encoding is pure (flowd.export.*); this module owns the sockets, the per-server sequence and
+template-refresh state, and the counts `show services accounting flow | errors` print.
+
+- v5 servers of a family share one encoding (and one flow sequence): every one receives the same datagrams.
+- Each v9 or IPFIX server has its own template plan, sequence numbers and refresh schedule, and its own
+  socket (UDP, or TCP for IPFIX with a bounded backlog and reconnects).
+
+Two clocks meet here: ``now`` passed to ``export`` is the flow cache's time (packet time in batch mode)
+and stamps the records; ``wall`` (a callable) times TCP reconnects and drains, which must follow the
+real clock even when a capture file is read faster than it was recorded.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from flowd.batch import FlowRecords
-from flowd.config import Config, FamilyOutput
+from flowd.config import Config, FamilyOutput, FlowServer
+from flowd.export.ipfix import MAX_MESSAGE, IpfixFraming, encode_ipfix
+from flowd.export.sequence import ExportState
+from flowd.export.tcp import BacklogLimit, Backoff, TcpSender
+from flowd.export.templates import ExportPlan, plan_for
 from flowd.export.udp import Destination, DestinationStats, UdpSender
 from flowd.export.v5 import V5Header, encode_v5
+from flowd.export.v9 import encode_v9
 from flowd.flowkey import is_ipv4
+
+UDP_MAX = 1400  # bytes per v9/IPFIX datagram: fits any path MTU a collector sits behind
+DRAIN_TIMEOUT = 5.0  # seconds a TCP collector gets, at shutdown, to take the backlog
 
 
 @dataclass(slots=True)
 class ExportCounters:
-    flows_exported: int = 0  # flow records handed to at least one flow server
+    flows_exported: int = 0  # flow records sent to at least one flow server
     flow_packets_exported: int = 0  # packets in those records
-    datagrams: int = 0  # export datagrams built (each goes to every server of its family)
-    not_exportable: int = 0  # flows no configured export version can carry (IPv6 to v5 only)
+    datagrams: int = 0  # export datagrams/messages built
+    not_exportable: int = 0  # flows no configured server of their family can carry
+
+
+@dataclass(slots=True)
+class ServerExport:
+    """One v9 or IPFIX flow server: its plan, its sequence and refresh state, its socket."""
+
+    server: FlowServer
+    signature: tuple[object, ...]  # what the plan was built from; a change rebuilds the server
+    plan: ExportPlan
+    state: ExportState
+    sender: UdpSender | TcpSender
+
+    def encode(self, records: FlowRecords, now: float, boot: float) -> list[bytes]:
+        if self.server.version == "9":
+            return encode_v9(records, now=now, boot=boot, state=self.state, plan=self.plan)
+        size = MAX_MESSAGE if isinstance(self.sender, TcpSender) else UDP_MAX
+        return encode_ipfix(records, now=now, boot=boot, state=self.state, plan=self.plan, max_size=size)
+
+    def send(self, messages: Sequence[bytes], wall: float) -> None:
+        if isinstance(self.sender, TcpSender):
+            self.sender.send(messages, wall)
+        else:
+            self.sender.send(messages)
 
 
 @dataclass(slots=True)
 class FamilyExport:
     output: FamilyOutput
-    sender: UdpSender | None
+    v5: UdpSender | None = None  # every v5 server of the family
     v5_sequence: int = 0
+    servers: list[ServerExport] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class Exporter:
-    """Synchronous exporter used by batch mode and, through the event loop, by the daemon."""
+    """Used by batch mode directly and by the daemon from its event loop (all sockets are non-blocking)."""
 
     cfg: Config
-    boot: float  # time base origin for sysUptime (first packet in file mode, start in the daemon)
-    sender_factory: Callable[[Sequence[Destination]], UdpSender] = UdpSender
+    boot: float  # time-base origin for sysUptime (first packet in file mode, start in the daemon)
+    udp_factory: Callable[[Sequence[Destination]], UdpSender] = UdpSender
+    wall: Callable[[], float] = time.time
     counters: ExportCounters = field(default_factory=ExportCounters)
     families: dict[str, FamilyExport] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.reconfigure(self.cfg)
 
-    def reconfigure(self, cfg: Config) -> None:
-        """Open sockets for the flow servers of a (re)loaded configuration, keeping sequence numbers.
+    # -- configuration -------------------------------------------------------------------------
 
-        All new sockets are opened before anything changes: when one fails, the running export stays.
+    def reconfigure(self, cfg: Config) -> None:
+        """Open what a (re)loaded configuration needs, keeping sockets and sequences that did not change.
+
+        Everything new is opened before anything changes: when one socket fails, the running export stays.
         """
-        opened: list[UdpSender] = []
+        opened: list[UdpSender | TcpSender] = []
         plan: dict[str, FamilyExport] = {}
         try:
             for family, out in cfg.families.items():
-                prev = self.families.get(family)
-                dests = destinations(out)
-                if prev is not None and prev.sender is not None and prev.sender.destinations == tuple(dests):
-                    sender: UdpSender | None = prev.sender
-                else:
-                    sender = self.sender_factory(dests) if dests else None
-                    if sender is not None:
-                        opened.append(sender)
-                plan[family] = FamilyExport(out, sender, prev.v5_sequence if prev else 0)
+                prev = self.families.get(family, FamilyExport(out))
+                fam = FamilyExport(out, v5_sequence=prev.v5_sequence)
+                dests = [destination(out, s) for s in out.flow_servers if s.version == "5"]
+                if prev.v5 is not None and prev.v5.destinations == tuple(dests):
+                    fam.v5 = prev.v5
+                elif dests:
+                    fam.v5 = self.udp_factory(dests)
+                    opened.append(fam.v5)
+                old = {s.signature: s for s in prev.servers}
+                for server in out.flow_servers:
+                    if server.version == "5":
+                        continue
+                    sig = self._signature(cfg, out, server)
+                    kept = old.get(sig)
+                    if kept is None:
+                        kept = self._open(cfg, family, out, server, sig)
+                        opened.append(kept.sender)
+                    fam.servers.append(kept)
+                plan[family] = fam
         except BaseException:
             for sender in opened:
                 sender.close()
             raise
-        kept = {id(f.sender) for f in plan.values()}
+        kept_ids = {id(s) for f in plan.values() for s in (f.v5, *(x.sender for x in f.servers)) if s}
         for fam in self.families.values():
-            if fam.sender is not None and id(fam.sender) not in kept:
-                fam.sender.close()
+            for sender in (fam.v5, *(x.sender for x in fam.servers)):
+                if sender is not None and id(sender) not in kept_ids:
+                    sender.close()
         self.families = plan
         self.cfg = cfg
 
+    @staticmethod
+    def _signature(cfg: Config, out: FamilyOutput, server: FlowServer) -> tuple[object, ...]:
+        template = cfg.templates.get(server.template) if server.template else None
+        return (server, destination(out, server), template, out.input.rate, out.active_timeout,
+                out.inactive_timeout)
+
+    def _open(self, cfg: Config, family: str, out: FamilyOutput, server: FlowServer,
+              sig: tuple[object, ...]) -> ServerExport:
+        template = cfg.templates.get(server.template) if server.template else None
+        dest = destination(out, server)
+        plan = plan_for(server.version, family, template, sampling_rate=out.input.rate,
+                        active_timeout=out.active_timeout, inactive_timeout=out.inactive_timeout,
+                        exporter_address=dest.source_address)
+        tcp = server.transport == "tcp"
+        state = ExportState.for_template(template, stream=tcp)
+        sender: UdpSender | TcpSender
+        if tcp:
+            sender = TcpSender(dest, IpfixFraming(plan, self.boot), limit=BacklogLimit(), backoff=Backoff())
+            sender.poll(self.wall())
+        else:
+            sender = self.udp_factory([dest])
+        return ServerExport(server, sig, plan, state, sender)
+
+    def start_uptime(self, boot: float) -> None:
+        """Set the time sysUptime counts from (batch mode: the first packet's time)."""
+        self.boot = boot
+        for fam in self.families.values():
+            for srv in fam.servers:
+                if isinstance(srv.sender, TcpSender):
+                    srv.sender.framing = IpfixFraming(srv.plan, boot)
+
+    # -- exporting -----------------------------------------------------------------------------
+
     def export(self, family: str, records: FlowRecords, now: float) -> None:
-        """Encode and send finished flows of one family."""
+        """Encode and send finished flows of one family to each of its flow servers."""
         fam = self.families.get(family)
         if fam is None or not len(records):
             return
-        v5_servers = [s for s in fam.output.flow_servers if s.version == "5"]
-        if not v5_servers or fam.sender is None:
+        carried = 0
+        if fam.v5 is not None:
+            v4 = is_ipv4(records.key)
+            rows = records if v4.all() else records.take(v4)
+            if len(rows):
+                iface = fam.output.interface
+                header = V5Header(engine_type=iface.engine_type if iface else 0,
+                                  engine_id=iface.engine_id if iface else 0,
+                                  sampling_interval=fam.output.input.rate)
+                datagrams = encode_v5(rows, now=now, boot=self.boot, sequence=fam.v5_sequence, header=header)
+                fam.v5_sequence = (fam.v5_sequence + len(rows)) & 0xFFFFFFFF
+                fam.v5.send(datagrams)
+                self.counters.datagrams += len(datagrams)
+                carried = len(rows)
+        wall = self.wall()
+        for srv in fam.servers:
+            before = srv.state.not_carried
+            messages = srv.encode(records, now, self.boot)
+            srv.send(messages, wall)
+            self.counters.datagrams += len(messages)
+            carried = max(carried, len(records) - (srv.state.not_carried - before))
+        # A family's records are all of one IP version, and a server's template carries that version
+        # (the configuration checks it): so a server carries all of them or none.
+        if carried:
+            self.counters.flows_exported += len(records)
+            self.counters.flow_packets_exported += int(records.packets.sum())
+        else:
             self.counters.not_exportable += len(records)
-            return
-        v4 = is_ipv4(records.key)
-        carried = records if v4.all() else records.take(v4)
-        self.counters.not_exportable += len(records) - len(carried)
-        if not len(carried):
-            return
-        iface = fam.output.interface
-        header = V5Header(engine_type=iface.engine_type if iface else 0,
-                          engine_id=iface.engine_id if iface else 0,
-                          sampling_interval=fam.output.input.rate)
-        datagrams = encode_v5(carried, now=now, boot=self.boot, sequence=fam.v5_sequence, header=header)
-        fam.v5_sequence = (fam.v5_sequence + len(carried)) & 0xFFFFFFFF
-        fam.sender.send(datagrams)
-        self.counters.datagrams += len(datagrams)
-        self.counters.flows_exported += len(carried)
-        self.counters.flow_packets_exported += int(carried.packets.sum())
+
+    def tick(self, now: float) -> None:
+        """Periodic work: template/options refresh by time, TCP reconnects and backlog writes."""
+        wall = self.wall()
+        for fam in self.families.values():
+            for srv in fam.servers:
+                if now >= srv.state.next_deadline():
+                    srv.send(srv.encode(FlowRecords.empty(), now, self.boot), wall)
+                if isinstance(srv.sender, TcpSender):
+                    srv.sender.poll(wall)
+
+    # -- reporting and teardown ----------------------------------------------------------------
 
     def server_stats(self) -> list[dict[str, object]]:
-        """Per flow server: datagrams and bytes sent, failures (for `errors` and the batch summary)."""
-        out: list[dict[str, object]] = []
+        """Per flow server: what was sent and what failed (for `errors` and the batch summary)."""
+        rows: list[dict[str, object]] = []
         for fam in self.families.values():
-            if fam.sender is not None:
-                out.extend(fam.sender.stats_rows())
-        return out
+            if fam.v5 is not None:
+                rows.extend(fam.v5.stats_rows())
+            for srv in fam.servers:
+                rows.extend(srv.sender.stats_rows())
+        return rows
 
     def clear_server_stats(self) -> None:
         for fam in self.families.values():
-            if fam.sender is not None:
-                fam.sender.stats = tuple(DestinationStats() for _ in fam.sender.destinations)
+            if fam.v5 is not None:
+                fam.v5.stats = tuple(DestinationStats() for _ in fam.v5.destinations)
+            for srv in fam.servers:
+                if isinstance(srv.sender, UdpSender):
+                    srv.sender.stats = tuple(DestinationStats() for _ in srv.sender.destinations)
 
-    def close(self) -> None:
+    def close(self, drain: float = DRAIN_TIMEOUT) -> None:
+        """Close every socket; a TCP collector first gets up to ``drain`` seconds to take its backlog."""
         for fam in self.families.values():
-            if fam.sender is not None:
-                fam.sender.close()
+            if fam.v5 is not None:
+                fam.v5.close()
+            for srv in fam.servers:
+                if isinstance(srv.sender, TcpSender):
+                    srv.sender.close(self.wall(), timeout=drain)
+                else:
+                    srv.sender.close()
 
 
-def destinations(out: FamilyOutput) -> list[Destination]:
-    """Where a family's records go: each flow server, from its own or the service interface's source."""
-    source = out.interface.source_address if out.interface else None
-    return [Destination(s.address, s.port, s.source_address or source, s.dscp) for s in out.flow_servers]
+def destination(out: FamilyOutput, server: FlowServer) -> Destination:
+    """Where one server's records go, from its own or the service interface's source address."""
+    source = server.source_address or (out.interface.source_address if out.interface else None)
+    return Destination(server.address, server.port, source, server.dscp)

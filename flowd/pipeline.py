@@ -38,6 +38,7 @@ class Pipeline:
         self.stats = IngestStats()
         self.paths: dict[str, FamilyPath] = {}
         self.cfg = cfg
+        self._bindings: dict[tuple[str, str], Filter | None] = {}
         self._build(cfg)
 
     def _build(self, cfg: Config) -> None:
@@ -52,6 +53,10 @@ class Pipeline:
                 table.active_timeout, table.inactive_timeout = out.active_timeout, out.inactive_timeout
                 sampler.configure(out.input)
             self.paths[family] = FamilyPath(family, input_filter(cfg, family), sampler, table)
+        self._bindings = {}
+        for binding in cfg.inputs:  # the first binding of an interface and family decides, as in input_filter
+            self._bindings.setdefault((binding.interface, binding.family),
+                                      cfg.filters[binding.filter] if binding.filter else None)
 
     def reconfigure(self, cfg: Config) -> None:
         """Apply a reloaded configuration, keeping the cache of every family that stays."""
@@ -60,14 +65,18 @@ class Pipeline:
         self.cfg = cfg
         self._build(cfg)
 
-    def process(self, frames: FrameBatch, now: float) -> dict[str, FlowRecords]:
+    def process(self, frames: FrameBatch, now: float, interface: str | None = None) -> dict[str, FlowRecords]:
         """Account one batch of frames; return, per family, the flows their packets ended.
 
-        Flows that timed out without a new packet are the business of ``expire``.
+        ``interface`` names the input binding the frames arrived on (a live capture): its filter applies,
+        and a family it has no binding for is not sampled. Without it (capture files) the first binding
+        of each family stands for the input. Flows that timed out without a new packet are the business
+        of ``expire``.
         """
-        return self.account(decode(frames), len(frames), now)
+        return self.account(decode(frames), len(frames), now, interface)
 
-    def account(self, decoded: Decoded, frames: int, now: float) -> dict[str, FlowRecords]:
+    def account(self, decoded: Decoded, frames: int, now: float, interface: str | None = None
+                ) -> dict[str, FlowRecords]:
         """``process`` for frames decoded elsewhere (batch mode decodes in a second thread)."""
         st = self.stats
         st.frames += frames
@@ -80,17 +89,23 @@ class Pipeline:
             if not mask.any():
                 continue
             path = self.paths.get(family)
+            flt = path.filter if path is not None else None
+            if path is not None and interface is not None:
+                if (interface, family) in self._bindings:
+                    flt = self._bindings[interface, family]
+                else:
+                    path = None
             if path is None:
                 st.drops[DropReason.NOT_IPV4 if family == "inet6" else DropReason.NOT_IPV6] += int(mask.sum())
                 continue
             part = packets if mask.all() else packets.take(mask)
-            out[family] = self._account(path, part, now)
+            out[family] = self._account(path, part, now, flt)
         return out
 
-    def _account(self, path: FamilyPath, packets: PacketBatch, now: float) -> FlowRecords:
+    def _account(self, path: FamilyPath, packets: PacketBatch, now: float, flt: Filter | None) -> FlowRecords:
         st = self.stats
-        chosen = select(packets, path.filter, path.sampler)
-        st.discarded += chosen.discarded
+        chosen = select(packets, flt, path.sampler)
+        st.drops[DropReason.DISCARDED] += chosen.discarded
         st.not_sampled += chosen.not_sampled
         merge_counters(st.filter_counters, chosen.counters)
         if not len(chosen.packets):

@@ -1,42 +1,33 @@
-"""The running probe: pipeline, exporter, configuration and the rates the show commands report.
+"""The running probe: its flow-cache shards, exporter, configuration, and the reports the show commands read.
 
-Synchronous and clock-driven (every method takes ``now``); flowd/app.py calls it from asyncio tasks
-and flowd/control/methods.py reads it.
+The daemon process's own shard (``Probe.shard``) takes replays and, with one capture worker, the
+live captures; with more, the capture workers (flowd.workers) each run a shard of their own and send
+their ended flows here for export. Synchronous and clock-driven (every method takes ``now``) except
+``gather``, which asks the workers; flowd/app.py calls it from asyncio tasks and
+flowd/control/methods.py reads it.
 """
 
 from __future__ import annotations
 
 import logging
-import resource
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from functools import partial
+from typing import TYPE_CHECKING
 
 from flowd.batch import FlowRecords, FrameBatch
 from flowd.config import Config
 from flowd.expiry import ExpiryReason
+from flowd.export.udp import UdpSender
 from flowd.exporter import ExportCounters, Exporter
-from flowd.flowtable import TableCounters
 from flowd.pipeline import Pipeline
-from flowd.stats import IngestStats, RateMeter
+from flowd.shard import RATE_WINDOW, Meters, Query, Shard, ShardReport, cpu_seconds
+
+if TYPE_CHECKING:
+    from flowd.workers import WorkerPool
+
+__all__ = ["RATE_WINDOW", "Meters", "Probe", "cpu_seconds"]
 
 log = logging.getLogger(__name__)
-
-RATE_WINDOW = 10.0  # seconds behind "10-second rate" and the per-second memory rates
-
-
-def cpu_seconds() -> float:
-    """CPU time (user + system) this process has used."""
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
-
-
-@dataclass(slots=True)
-class Meters:
-    flow_packets: RateMeter = field(default_factory=lambda: RateMeter(RATE_WINDOW))
-    flow_bytes: RateMeter = field(default_factory=lambda: RateMeter(RATE_WINDOW))
-    allocations: RateMeter = field(default_factory=lambda: RateMeter(RATE_WINDOW))
-    frees: RateMeter = field(default_factory=lambda: RateMeter(RATE_WINDOW))
-    cpu_5s: RateMeter = field(default_factory=lambda: RateMeter(5.0))
-    cpu_1m: RateMeter = field(default_factory=lambda: RateMeter(60.0))
 
 
 class Probe:
@@ -46,31 +37,57 @@ class Probe:
         self.cfg = cfg
         self.started = now
         self.configured_at = now
-        self.pipeline = Pipeline(cfg)
-        self.exporter = exporter if exporter is not None else Exporter(cfg, boot=now)
-        self.meters = Meters()
+        self.shard = Shard(cfg)
+        self.exporter = exporter if exporter is not None else Exporter(
+            cfg, boot=now, udp_factory=partial(UdpSender, wait_limit=0.0))  # never block the event loop
         self.input_state = "Monitoring"
+        self.workers: WorkerPool | None = None  # the capture workers, when there are any
+        self.answers: list[ShardReport] = []  # the workers' answers to the latest query
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """The daemon process's own pipeline."""
+        return self.shard.pipeline
+
+    @property
+    def meters(self) -> Meters:
+        return self.shard.meters
 
     # -- the packet path -----------------------------------------------------------------------
 
-    def ingest(self, frames: FrameBatch, now: float) -> None:
-        self._export(self.pipeline.process(frames, now), now)
+    def ingest(self, frames: FrameBatch, now: float, interface: str | None = None) -> None:
+        self._export(self.shard.process(frames, now, interface), now)
 
     def expire(self, now: float) -> None:
-        self._export(self.pipeline.expire(now), now)
+        self._export(self.shard.expire(now), now)
 
     def flush(self, now: float, reason: ExpiryReason = ExpiryReason.FORCED_END) -> int:
-        """End and export every cached flow; return how many."""
-        ended = self.pipeline.flush(now, reason)
+        """End and export every flow cached in this process; return how many."""
+        ended = self.shard.flush(now, reason)
         self._export(ended, now)
         return sum(len(r) for r in ended.values())
 
-    def _export(self, ended: dict[str, FlowRecords], now: float) -> None:
+    def export(self, ended: Mapping[str, FlowRecords], now: float) -> None:
+        """Export flows that ended elsewhere (a capture worker's)."""
+        self._export(ended, now)
+
+    def _export(self, ended: Mapping[str, FlowRecords], now: float) -> None:
         for family, records in ended.items():
             self.exporter.export(family, records, now)
 
     def next_deadline(self) -> float | None:
-        return self.pipeline.next_deadline()
+        return self.shard.next_deadline()
+
+    # -- every shard ---------------------------------------------------------------------------
+
+    def reports(self, now: float) -> list[ShardReport]:
+        """A report of this process's shard now, then the latest of every capture worker."""
+        remote = self.workers.reports() if self.workers is not None else []
+        return [self.shard.report(now), *remote]
+
+    async def gather(self, query: Query) -> None:
+        """Have every capture worker act on the query; their answers are in ``answers`` until the next."""
+        self.answers = await self.workers.query(query) if self.workers is not None else []
 
     # -- configuration -------------------------------------------------------------------------
 
@@ -80,7 +97,7 @@ class Probe:
             if family not in cfg.families:  # export what the old configuration still owes
                 self.exporter.export(family, path.table.flush(now), now)
         self.exporter.reconfigure(cfg)  # may fail: then the running configuration stays
-        self.pipeline.reconfigure(cfg)
+        self.shard.reconfigure(cfg, now)  # the capture workers get it from flowd/app.py
         self.cfg = cfg
         self.configured_at = now
 
@@ -88,22 +105,11 @@ class Probe:
 
     def tick(self, now: float) -> None:
         """Feed the rate meters (called about once a second)."""
-        m = self.meters
-        tables = [p.table.counters for p in self.pipeline.paths.values()]
-        m.flow_packets.update(now, sum(c.packets for c in tables))
-        m.flow_bytes.update(now, sum(c.bytes for c in tables))
-        m.allocations.update(now, sum(c.flows_created for c in tables))
-        m.frees.update(now, sum(c.flows_freed for c in tables))
-        cpu_us = int(cpu_seconds() * 1e6)
-        m.cpu_5s.update(now, cpu_us)
-        m.cpu_1m.update(now, cpu_us)
+        self.shard.tick(now)
+        self.exporter.tick(now)
 
     def clear_statistics(self) -> None:
-        """`clear services accounting statistics`: zero every counter; cached flows stay."""
-        self.pipeline.stats = IngestStats()
-        for path in self.pipeline.paths.values():
-            path.table.counters = TableCounters(max_allocated=len(path.table))
-            path.sampler.pps_limited = 0
+        """`clear services accounting statistics` here (the workers clear on their own query)."""
+        self.shard.clear_statistics()
         self.exporter.counters = ExportCounters()
         self.exporter.clear_server_stats()
-        self.meters = Meters()

@@ -8,14 +8,16 @@ forwarded, so ``accept`` and ``discard`` differ only in what is counted.
 
 Sampling is deterministic, as on a Junos services PIC: with ``rate N`` the first packet of every run
 of N is sampled, with ``run-length R`` the R packets after it too. ``max-packets-per-second M`` then
-keeps at most M sampled packets in each second of packet time. Exported packet and byte counts are
+keeps at most M sampled packets in each second of packet time (wall-clock seconds for a live capture);
+several capture workers share one budget per second through ``Sampler.budget``. Exported packet and byte counts are
 the sampled counts; the v5 header and the v9/IPFIX options carry N so collectors can scale them.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+import itertools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -129,6 +131,9 @@ class Sampler:
     second: float = float("-inf")  # the packet-time second the pps cap is counting
     in_second: int = 0  # packets sampled in that second
     pps_limited: int = 0  # packets the cap refused (PPS overload)
+    # Shared cap: (second, packets wanted in it) -> packets granted, for a budget other samplers draw on
+    # too (capture workers); None keeps the count in this sampler.
+    budget: Callable[[float, int], int] | None = None
 
     @classmethod
     def from_config(cls, cfg: SamplingInput) -> Sampler:
@@ -155,6 +160,15 @@ class Sampler:
         starts[1:] = sec[1:] != sec[:-1]
         run_start = np.maximum.accumulate(np.where(starts, np.arange(idx.shape[0]), 0))
         rank = np.arange(idx.shape[0]) - run_start
+        if self.budget is not None:
+            bounds = np.append(np.flatnonzero(starts), idx.shape[0]).tolist()
+            granted = np.empty(idx.shape[0], np.int64)
+            for lo, hi in itertools.pairwise(bounds):  # one claim per run of a second (one or two a batch)
+                granted[lo:hi] = self.budget(float(sec[lo]), hi - lo)
+            allowed = rank < granted
+            self.pps_limited += int((~allowed).sum())
+            keep[idx[~allowed]] = False
+            return keep
         rank = np.where(sec == self.second, rank + self.in_second, rank)
         allowed = rank < self.max_packets_per_second
         self.pps_limited += int((~allowed).sum())

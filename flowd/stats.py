@@ -47,7 +47,6 @@ class IngestStats:
 
     frames: int = 0
     drops: dict[DropReason, int] = field(default_factory=lambda: {r: 0 for r in DropReason})
-    discarded: int = 0  # taken by a `discard` term or by no term
     not_sampled: int = 0  # passed over by 1-in-N / run-length / pps cap
     sampled: int = 0  # packets handed to the flow cache
     filter_counters: dict[str, int] = field(default_factory=dict)

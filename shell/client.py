@@ -13,7 +13,8 @@ import itertools
 from pathlib import Path
 from typing import Any, Final, Self
 
-from flowd.control.protocol import MAX_RESPONSE_LINE, ProtocolError, Request, Response, decode_response, encode_request
+from flowd.control.protocol import (
+    MAX_RESPONSE_LINE, ErrorCode, ProtocolError, Request, Response, decode_response, encode_request)
 
 DEFAULT_TIMEOUT: Final = 30.0  # seconds a call may wait for its reply
 _NOT_RUNNING: Final = frozenset({errno.ENOENT, errno.ECONNREFUSED, errno.ENOTSOCK})
@@ -45,10 +46,10 @@ class RequestTimeout(ClientError):
 
 
 class RemoteError(ClientError):
-    """The daemon answered with an error reply."""
+    """The daemon answered with an error reply (a refusal reads `permission denied: REASON`, as on Junos)."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(f"permission denied: {message}" if code == ErrorCode.PERMISSION_DENIED.value else message)
         self.code = code
         self.message = message
 

@@ -58,8 +58,15 @@ SIZE_RANGES_NOTE: Final = ("Only ranges that hold packets are printed. flowd's f
                            "1025-1518, 1519-9192, 9193-65535.")
 ERRORS_NOTE: Final = ("After the seed's lines, flowd prints its other drop counters (`other_drops`, as "
                       "`Packets dropped (bad IP header): N`), then one `Export packet failures (SERVER): N` per "
-                      "flow server; two pairs to a line. XML/JSON: `error-other-drop` {`drop-reason`, "
-                      "`drop-count`} and `error-export-failure` {`flow-server`, `export-packet-failures`}.")
+                      "flow server; two pairs to a line; then, for live capture, one `Kernel capture "
+                      "INTERFACE, worker N: P packets, D drops` line per captured interface and capture worker "
+                      "(the kernel's PACKET_STATISTICS: packets offered to the ring, drops included). PPS "
+                      "overload is Yes when, in the last 10 s, max-packets-per-second refused a packet or a "
+                      "kernel ring dropped one; BPS overload stays No (flowd has no byte-rate limit, and its "
+                      "receive cost is per packet). Counters are totals over every capture worker. XML/JSON: "
+                      "`error-other-drop` {`drop-reason`, `drop-count`}, `error-export-failure` {`flow-server`, "
+                      "`export-packet-failures`} and `error-kernel-capture` {`capture-interface`, "
+                      "`capture-linux-interface`, `capture-worker`, `kernel-packets`, `kernel-drops`}.")
 FLOW_DETAIL_NOTE: Final = (
     "Output levels: `terse` (default) prints the seed's table (Protocol, Source Address, Source Port, Destination "
     "Address, Destination Port, Packet count, Byte count); `detail` adds TOS, Input interface and Output "
@@ -85,10 +92,19 @@ STATUS_NOTE: Final = (
     "Engine ID come from the configuration; Route record count is the number of routes in the kernel's IPv4 and "
     "IPv6 tables (/proc/net/route, /proc/net/ipv6_route); IFL to SNMP index count is the number of interfaces "
     "with an ifindex; AS count is the number of distinct AS numbers among cached flows (without a BGP feed "
-    "every flow is AS 0, so 1 while flows are cached); the `set` flags say whether each of those is known.")
+    "every flow is AS 0, so 1 while flows are cached); the `set` flags say whether each of those is known. "
+    "After the seed's lines, each captured interface gets `Capture interface: ge-2/3/0 (eth1), State: up, SNMP "
+    "index: 12` (the state is up, down or detached: REASON; the SNMP index is the Linux ifindex its flows "
+    "carry), one `Worker N: P kernel packets, D kernel drops` line per capture worker, and its newest ten "
+    "events (`2026-11-25 10:00:01 UTC ge-2/3/0 (eth1): detached: interface deleted`, `... re-attached, "
+    "ifindex 13`): an interface that goes down, disappears or is renamed and comes back is re-attached "
+    "without a restart. XML/JSON: `capture-information` {`capture-interface`, `capture-linux-interface`, "
+    "`capture-state`, `capture-snmp-index`, `capture-worker-statistics` {`capture-worker`, `kernel-packets`, "
+    "`kernel-drops`}, `capture-event` {`event-time`, `event-message`}}.")
 USAGE_NOTE: Final = (
-    "Linux analogues: Uptime is the daemon's; Interrupt time is the CPU time (user + system) the daemon has "
-    "used; Load (5 second) and Load (1 minute) are the daemon's CPU utilisation over those windows.")
+    "Linux analogues: Uptime is the daemon's; Interrupt time is the CPU time (user + system) the daemon and its "
+    "capture workers have used; Load (5 second) and Load (1 minute) are their CPU utilisation over those "
+    "windows, per capture worker (100% = every worker's CPU busy).")
 PASSIVE_NOTE: Final = "The same output as the `show services accounting` command of the same name."
 
 COMMANDS: Final = (

@@ -1,6 +1,10 @@
 """The RPC method table: control-socket method name → function returning plain data (docs/control-protocol.md).
 
 Where Junos reports router hardware, flowd reports the Linux analogue (docs/commands.md says which).
+The accounting methods sum the reports of every flow-cache shard (flowd.shard: the daemon's own, and
+one per capture worker), so counters, rates and memory add up, flow-detail is merged and ranked
+again, and kernel capture statistics are listed per worker. ``call`` first has every capture worker
+act on the method's query (``Method.query``) and report, then runs the handler.
 """
 
 from __future__ import annotations
@@ -24,8 +28,17 @@ from flowd.drops import DropReason
 from flowd.expiry import ExpiryReason
 from flowd.flowkey import DPORT, DST, PROTO, SPORT, SRC, TOS, FlowKey, u16_column
 from flowd.flowtable import FlowTable
-from flowd.probe import Probe, cpu_seconds
+from flowd.pipeline import Pipeline
+from flowd.probe import Probe
 from flowd.sampling import match_prefixes
+from flowd.shard import (
+    CaptureReport,
+    FamilyReport,
+    Query,
+    QueryKind,
+    ShardReport,
+    merge_ingest,
+)
 
 DEFAULT_SERVICE: Final = "(default sampling)"
 SEED_DROPS: Final = (DropReason.NO_MEMORY, DropReason.NOT_IP, DropReason.NOT_IPV4,
@@ -33,6 +46,8 @@ SEED_DROPS: Final = (DropReason.NO_MEMORY, DropReason.NOT_IP, DropReason.NOT_IPV
 FLOW_FILTERS: Final = ("source_port", "destination_port", "proto", "tos", "input_snmp_interface_index",
                        "output_snmp_interface_index", "source_as", "destination_as")
 MAX_LIMIT: Final = 10_000_000
+EVENTS_SHOWN: Final = 10  # newest interface events `show services accounting status` lists per interface
+SAME_EVENT: Final = 2.0  # seconds within which workers' identical events on one interface are one event
 
 
 class BadParams(Exception):
@@ -44,6 +59,8 @@ class Method:
     handler: Callable[[Probe, Mapping[str, Any], float], dict[str, Any]]
     params: frozenset[str]
     admin: bool = False  # changes state: only root or the admin group may call it
+    query: QueryKind | None = None  # what every capture worker does (and reports) before the handler runs
+    check: Callable[[Mapping[str, Any]], None] | None = None  # params checked before the workers are asked
 
 
 # -- shared pieces ---------------------------------------------------------------------------------
@@ -78,8 +95,44 @@ def block(probe: Probe, params: Mapping[str, Any], **fields: Any) -> dict[str, A
                             "service_name": DEFAULT_SERVICE, **fields}]}
 
 
-def tables(probe: Probe) -> list[FlowTable]:
-    return [p.table for p in probe.pipeline.paths.values()]
+def family_reports(reports: list[ShardReport]) -> list[FamilyReport]:
+    return [f for r in reports for f in r.families.values()]
+
+
+def capture_reports(reports: list[ShardReport]) -> list[CaptureReport]:
+    """Every capture of every shard, by interface (in configured order), then worker."""
+    found = [c for r in reports for c in r.captures]
+    order = {c.input.name: i for i, c in reversed(list(enumerate(found)))}
+    return sorted(found, key=lambda c: (order[c.input.name], c.worker))
+
+
+def kernel_statistics(reports: list[ShardReport]) -> list[dict[str, Any]]:
+    return [{"worker": c.worker, "interface": c.input.name, "linux_interface": c.input.linux,
+             "packets": c.packets, "drops": c.drops} for c in capture_reports(reports)]
+
+
+def captures(reports: list[ShardReport]) -> list[dict[str, Any]]:
+    """Per captured interface: state, SNMP index, kernel statistics per worker, its latest events."""
+    out: dict[str, dict[str, Any]] = {}
+    events: dict[str, list[tuple[float, str]]] = {}
+    for c in capture_reports(reports):
+        entry = out.setdefault(c.input.name, {"interface": c.input.name, "linux_interface": c.input.linux,
+                                               "states": [], "ifindex": None, "workers": [], "events": []})
+        entry["states"].append((c.worker, c.state))
+        if entry["ifindex"] is None:
+            entry["ifindex"] = c.ifindex
+        entry["workers"].append({"worker": c.worker, "packets": c.packets, "drops": c.drops})
+        events.setdefault(c.input.name, []).extend(c.events)
+    for name, entry in out.items():
+        states = entry.pop("states")
+        distinct = {state for _, state in states}
+        entry["state"] = states[0][1] if len(distinct) == 1 else ", ".join(f"{s} (worker {w})" for w, s in states)
+        kept: list[tuple[float, str]] = []
+        for when, message in sorted(events[name]):
+            if not any(m == message and when - t <= SAME_EVENT for t, m in kept):
+                kept.append((when, message))
+        entry["events"] = [{"time": _iso(t), "message": m} for t, m in kept[-EVENTS_SHOWN:]]
+    return list(out.values())
 
 
 def count_routes() -> int:
@@ -98,51 +151,57 @@ def count_routes() -> int:
 # -- accounting.* ----------------------------------------------------------------------------------
 
 def show_errors(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
-    drops = probe.pipeline.stats.drops
-    samplers = [p.sampler for p in probe.pipeline.paths.values()]
+    reports = probe.reports(now)
+    drops = merge_ingest([r.ingest for r in reports]).drops
+    fams = family_reports(reports)
     return block(
         probe, params,
         no_memory=drops[DropReason.NO_MEMORY], not_ip=drops[DropReason.NOT_IP],
         not_ipv4=drops[DropReason.NOT_IPV4], header_too_small=drops[DropReason.HEADER_TOO_SMALL],
-        allocation_failures=sum(t.counters.refused_flows for t in tables(probe)),
+        allocation_failures=sum(f.counters.refused_flows for f in fams),
         free_failures=0, free_list_failures=0,  # the columnar cache frees by index: these cannot fail
-        memory_overload=any(t.memory_overload(now) for t in tables(probe)),
-        pps_overload=any(s.pps_limited for s in samplers),
-        bps_overload=False,  # no byte-rate limit exists in the sampling configuration
+        memory_overload=any(f.memory_overload for f in fams),
+        # the sampler refused packets (max-packets-per-second) or a kernel ring dropped some, in the last 10 s
+        pps_overload=any(r.pps_overload for r in reports),
+        bps_overload=False,  # no byte-rate limit exists, and flowd's receive cost is per packet, not per byte
         other_drops={r.value: n for r, n in drops.items() if r not in SEED_DROPS and n},
         export_failures=[{"flow_server": row["flow_server"], "failures": row["failures"]}
-                         for row in probe.exporter.server_stats()])
+                         for row in probe.exporter.server_stats()],
+        kernel_statistics=kernel_statistics(reports))
 
 
 def show_flow(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
-    ts = tables(probe)
-    m, ex = probe.meters, probe.exporter.counters
+    reports = probe.reports(now)
+    fams = family_reports(reports)
+    ex = probe.exporter.counters
     return block(
         probe, params,
-        flow_packets=sum(t.counters.packets for t in ts), flow_bytes=sum(t.counters.bytes for t in ts),
-        flow_packets_10s_rate=m.flow_packets.rate(now), flow_bytes_10s_rate=m.flow_bytes.rate(now),
-        active_flows=sum(len(t) for t in ts), total_flows=sum(t.counters.flows_created for t in ts),
+        flow_packets=sum(f.counters.packets for f in fams), flow_bytes=sum(f.counters.bytes for f in fams),
+        flow_packets_10s_rate=sum(r.rates.flow_packets for r in reports),
+        flow_bytes_10s_rate=sum(r.rates.flow_bytes for r in reports),
+        active_flows=sum(f.active for f in fams), total_flows=sum(f.counters.flows_created for f in fams),
         flows_exported=ex.flows_exported, flow_packets_exported=ex.flow_packets_exported,
-        flows_inactive_timed_out=sum(t.counters.idle_expired for t in ts),
-        flows_active_timed_out=sum(t.counters.active_expired for t in ts))
+        flows_inactive_timed_out=sum(f.counters.idle_expired for f in fams),
+        flows_active_timed_out=sum(f.counters.active_expired for f in fams))
 
 
 def show_memory(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
-    ts = tables(probe)
-    used = sum(t.memory_used for t in ts)
-    ceiling = sum(t.max_flows * t.bytes_per_flow for t in ts)
+    reports = probe.reports(now)
+    fams = family_reports(reports)
+    used = sum(f.memory_used for f in fams)
+    ceiling = sum(f.memory_ceiling for f in fams)
     return block(
         probe, params,
-        allocation_count=sum(t.counters.flows_created for t in ts),
-        free_count=sum(t.counters.flows_freed for t in ts),
-        maximum_allocated=sum(t.counters.max_allocated for t in ts),
-        allocations_per_second=probe.meters.allocations.rate(now),
-        frees_per_second=probe.meters.frees.rate(now),
+        allocation_count=sum(f.counters.flows_created for f in fams),
+        free_count=sum(f.counters.flows_freed for f in fams),
+        maximum_allocated=sum(f.counters.max_allocated for f in fams),
+        allocations_per_second=sum(r.rates.allocations for r in reports),
+        frees_per_second=sum(r.rates.frees for r in reports),
         memory_used=used, memory_free=max(ceiling - used, 0))
 
 
 def show_packet_sizes(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
-    return block(probe, params, ranges=probe.pipeline.stats.size_distribution())
+    return block(probe, params, ranges=merge_ingest([r.ingest for r in probe.reports(now)]).size_distribution())
 
 
 def show_status(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
@@ -152,7 +211,8 @@ def show_status(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str
     iface = next((o.interface for o in cfg.families.values() if o.interface is not None), None)
     routes = count_routes()
     ifl = len(socket.if_nameindex())
-    as_numbers = 1 if probe.pipeline.active_flows else 0  # no BGP feed: every flow is AS 0
+    reports = probe.reports(now)
+    as_numbers = 1 if any(f.active for f in family_reports(reports)) else 0  # no BGP feed: every flow is AS 0
     active = [o.active_timeout for o in cfg.families.values()]
     return block(
         probe, params,
@@ -162,15 +222,18 @@ def show_status(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str
         protocol=", ".join({"inet": "IPv4", "inet6": "IPv6"}[f] for f in cfg.families) or "none",
         engine_type=iface.engine_type if iface else 0, engine_id=iface.engine_id if iface else 0,
         route_record_count=routes, ifl_snmp_count=ifl, as_count=as_numbers,
-        time_set=True, configuration_set=True, route_record_set=routes > 0, ifl_snmp_map_set=ifl > 0)
+        time_set=True, configuration_set=True, route_record_set=routes > 0, ifl_snmp_map_set=ifl > 0,
+        captures=captures(reports))
 
 
 def show_usage(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
-    m = probe.meters
+    reports = probe.reports(now)
+    cores = max(1, sum(r.worker is not None for r in reports))  # CPUs the capture workers may keep busy
+    cpu_5s, cpu_1m = (sum(getattr(r.rates, name) for r in reports) / cores for name in ("cpu_5s", "cpu_1m"))
     return block(
         probe, params,
-        uptime_ms=int((now - probe.started) * 1000), interrupt_time_us=int(cpu_seconds() * 1e6),
-        load_5s=min(100, round(m.cpu_5s.rate(now) / 1e4)), load_1m=min(100, round(m.cpu_1m.rate(now) / 1e4)))
+        uptime_ms=int((now - probe.started) * 1000), interrupt_time_us=sum(r.cpu_us for r in reports),
+        load_5s=min(100, round(cpu_5s / 1e4)), load_1m=min(100, round(cpu_1m / 1e4)))
 
 
 def _int_param(params: Mapping[str, Any], name: str, lo: int, hi: int) -> int | None:
@@ -190,6 +253,23 @@ def _prefix_param(params: Mapping[str, Any], name: str) -> ipaddress.IPv4Network
         return ipaddress.ip_network(str(value), strict=False)
     except ValueError:
         raise BadParams(f"{name}: expected an address prefix, got {value!r}") from None
+
+
+def check_flow_params(params: Mapping[str, Any]) -> None:
+    """Raise BadParams for a flow-detail parameter out of range (before the workers are asked)."""
+    check_name(params)
+    _int_param(params, "limit", 1, MAX_LIMIT)
+    if params.get("order", "bytes") not in ("bytes", "packets"):
+        raise BadParams(f"order: expected bytes or packets, got {params.get('order')!r}")
+    flow_mask(FlowTable(1, 60.0, 60.0), params)
+
+
+def shard_flows(pipeline: Pipeline, params: Mapping[str, Any]) -> FlowRecords:
+    """The flows of one shard that match flow-detail params: at most ``limit`` of each family, largest first."""
+    limit = _int_param(params, "limit", 1, MAX_LIMIT)
+    order = params.get("order", "bytes")
+    return FlowRecords.concat([p.table.top(limit, order, flow_mask(p.table, params))
+                               for p in pipeline.paths.values()])
 
 
 def flow_mask(table: FlowTable, params: Mapping[str, Any]) -> np.ndarray | None:
@@ -232,7 +312,7 @@ def show_flow_detail(probe: Probe, params: Mapping[str, Any], now: float) -> dic
     order = params.get("order", "bytes")
     if order not in ("bytes", "packets"):
         raise BadParams(f"order: expected bytes or packets, got {order!r}")
-    parts = [t.top(limit, order, flow_mask(t, params)) for t in tables(probe)]
+    parts = [shard_flows(probe.pipeline, params), *(r.flows for r in probe.answers if r.flows is not None)]
     records = FlowRecords.concat(parts)
     column = records.bytes if order == "bytes" else records.packets
     ranked = np.argsort(column, kind="stable")[::-1]
@@ -274,7 +354,8 @@ def clear_statistics(probe: Probe, params: Mapping[str, Any], now: float) -> dic
 
 
 def clear_flows(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
-    return {"flows_cleared": probe.flush(now, ExpiryReason.FORCED_END)}
+    remote = sum(r.flows_cleared for r in probe.answers)
+    return {"flows_cleared": probe.flush(now, ExpiryReason.FORCED_END) + remote}
 
 
 # -- system.* --------------------------------------------------------------------------------------
@@ -336,27 +417,37 @@ def _jsonable(node: Any) -> Any:
 
 
 NAME = frozenset({"name"})
+REPORT, FLOWS = QueryKind.REPORT, QueryKind.FLOWS
 METHODS: Final[Mapping[str, Method]] = {
-    "accounting.errors": Method(show_errors, NAME),
-    "accounting.flow": Method(show_flow, NAME),
-    "accounting.memory": Method(show_memory, NAME),
-    "accounting.packet_size_distribution": Method(show_packet_sizes, NAME),
-    "accounting.status": Method(show_status, NAME),
-    "accounting.usage": Method(show_usage, NAME),
+    "accounting.errors": Method(show_errors, NAME, query=REPORT, check=check_name),
+    "accounting.flow": Method(show_flow, NAME, query=REPORT, check=check_name),
+    "accounting.memory": Method(show_memory, NAME, query=REPORT, check=check_name),
+    "accounting.packet_size_distribution": Method(show_packet_sizes, NAME, query=REPORT, check=check_name),
+    "accounting.status": Method(show_status, NAME, query=REPORT, check=check_name),
+    "accounting.usage": Method(show_usage, NAME, query=REPORT, check=check_name),
     "accounting.flow_detail": Method(show_flow_detail, NAME | {"limit", "order", "source_prefix",
-                                                               "destination_prefix", *FLOW_FILTERS}),
-    "accounting.clear_statistics": Method(clear_statistics, frozenset(), admin=True),
-    "accounting.clear_flows": Method(clear_flows, frozenset(), admin=True),
+                                                               "destination_prefix", *FLOW_FILTERS},
+                                     query=FLOWS, check=check_flow_params),
+    "accounting.clear_statistics": Method(clear_statistics, frozenset(), admin=True,
+                                          query=QueryKind.CLEAR_STATISTICS),
+    "accounting.clear_flows": Method(clear_flows, frozenset(), admin=True, query=QueryKind.CLEAR_FLOWS),
     "system.version": Method(system_version, frozenset()),
     "system.uptime": Method(system_uptime, frozenset()),
     "system.configuration": Method(system_configuration, frozenset()),
 }
 
 
-def call(probe: Probe, method: str, params: Mapping[str, Any], now: float) -> dict[str, Any]:
-    """Run one method; raises KeyError for an unknown method and BadParams for bad params."""
+async def call(probe: Probe, method: str, params: Mapping[str, Any], now: Callable[[], float]) -> dict[str, Any]:
+    """Run one method; raises KeyError for an unknown method and BadParams for bad params.
+
+    The capture workers, if any, act on the method's query and report first; ``now`` is read after.
+    """
     spec = METHODS[method]
     unknown = set(params) - spec.params
     if unknown:
         raise BadParams(f"unknown parameter(s): {', '.join(sorted(unknown))}")
-    return spec.handler(probe, params, now)
+    if spec.check is not None:
+        spec.check(params)
+    if spec.query is not None:
+        await probe.gather(Query(spec.query, dict(params) if spec.query is QueryKind.FLOWS else {}))
+    return spec.handler(probe, params, now())

@@ -97,6 +97,8 @@ IES: Final = (
     IE("dot1qVlanId", 243, "unsigned16", 2),
     IE("dot1qCustomerVlanId", 245, "unsigned16", 2),
     IE("ethernetType", 256, "unsigned16", 2),
+    IE("samplingPacketInterval", 305, "unsigned32", 4),  # RFC 5477: packets selected in a row (1)
+    IE("samplingPacketSpace", 306, "unsigned32", 4),  # RFC 5477: packets skipped after them (N - 1)
 )
 
 BY_NAME: Final = {ie.name: ie for ie in IES}
@@ -106,7 +108,9 @@ BY_ID: Final = {ie.id: ie for ie in IES}
 UNSIGNED_SIZES: Final = {"unsigned8": (1,), "unsigned16": (1, 2), "unsigned32": (1, 2, 4),
                          "unsigned64": (1, 2, 4, 8)}
 BYTES_SIZES: Final = {"ipv4Address": 4, "ipv6Address": 16, "macAddress": 6}
-_UNSIGNED_DTYPES: Final = {1: np.dtype("u1"), 2: np.dtype(">u2"), 4: np.dtype(">u4"), 8: np.dtype(">u8")}
+_UNSIGNED_DTYPES: Final[dict[int, np.dtype[np.generic]]] = {
+    1: np.dtype("u1"), 2: np.dtype(">u2"), 4: np.dtype(">u4"), 8: np.dtype(">u8")}
+_OCTET: Final[np.dtype[np.generic]] = np.dtype("u1")
 
 
 class V9ScopeType(IntEnum):
@@ -151,9 +155,9 @@ def field_dtype(ie: IE, length: int) -> tuple[np.dtype[np.generic], tuple[int, .
     if ie.type in BYTES_SIZES:
         if length != BYTES_SIZES[ie.type]:
             raise ValueError(f"{ie.name}: {ie.type} takes {BYTES_SIZES[ie.type]} octets, not {length}")
-        return np.dtype("u1"), (length,)
+        return _OCTET, (length,)
     if ie.type == "octetArray":
         if not 1 <= length < 0xFFFF:
             raise ValueError(f"{ie.name}: octetArray length must be 1..65534, not {length}")
-        return np.dtype("u1"), (length,)
+        return _OCTET, (length,)
     raise ValueError(f"{ie.name}: abstract type {ie.type} is not supported by the encoder")

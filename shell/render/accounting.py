@@ -6,11 +6,13 @@ Each text renderer is a pure ``result -> lines``; each ``*_tree`` gives the elem
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping
 from typing import Any, Final
 
 from shell.render.common import (
+    BODY_INDENT,
     HEADER_INDENT,
     Element,
     interface_header,
@@ -45,12 +47,20 @@ def _per_interface(result: Mapping[str, Any], title: str) -> list[tuple[Mapping[
 # --- errors -----------------------------------------------------------------------------------------------
 
 
+def capture_label(interface: str, linux: str) -> str:
+    """`ge-2/3/0 (eth1)`, or `eth1` when the configured name is the Linux one."""
+    return interface if interface == linux else f"{interface} ({linux})"
+
+
 def _error_extras(block: Mapping[str, Any]) -> list[str]:
-    """flowd's counters beyond the seed's: other drop reasons, then export failures per flow server."""
+    """flowd's counters beyond the seed's: other drop reasons, export failures per flow server, kernel capture."""
     drops = [(_drop_label(str(name)), count) for name, count in block.get("other_drops", {}).items()]
     exports = [(f"Export packet failures ({item['flow_server']})", item["failures"])
                for item in block.get("export_failures", [])]
-    return pair_lines(drops) + pair_lines(exports)
+    kernel = [f"{BODY_INDENT}Kernel capture {capture_label(k['interface'], k['linux_interface'])}, "
+              f"worker {k['worker']}: {k['packets']} packets, {k['drops']} drops"
+              for k in block.get("kernel_statistics", [])]
+    return pair_lines(drops) + pair_lines(exports) + kernel
 
 
 def render_errors(result: Mapping[str, Any], level: str | None = None) -> list[str]:
@@ -92,6 +102,10 @@ def errors_tree(result: Mapping[str, Any]) -> Element:
         children += [node("error-export-failure", [leaf("flow-server", item["flow_server"]),
                                                    leaf("export-packet-failures", item["failures"])])
                      for item in b.get("export_failures", [])]
+        children += [node("error-kernel-capture", [
+            leaf("capture-interface", k["interface"]), leaf("capture-linux-interface", k["linux_interface"]),
+            leaf("capture-worker", k["worker"]), leaf("kernel-packets", k["packets"]),
+            leaf("kernel-drops", k["drops"])]) for k in b.get("kernel_statistics", [])]
         elements.append(node("error-information", children))
     return node(ROOT, elements)
 
@@ -209,6 +223,26 @@ def render_status(result: Mapping[str, Any], level: str | None = None) -> list[s
             pairs([("Route record set", b["route_record_set"]), ("IFL SNMP map set", b["ifl_snmp_map_set"])],
                   HEADER_INDENT),
         ]
+        lines += _status_extras(b)
+    return lines
+
+
+def event_time(iso: str) -> str:
+    """An ISO-8601 event time as `2026-11-25 10:00:01 UTC`."""
+    return dt.datetime.fromisoformat(iso).astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _status_extras(block: Mapping[str, Any]) -> list[str]:
+    """flowd's live captures after the seed's lines: state, kernel statistics per worker, latest events."""
+    lines: list[str] = []
+    for c in block.get("captures", []):
+        label = capture_label(c["interface"], c["linux_interface"])
+        index = c["ifindex"] if c["ifindex"] is not None else "none"
+        lines.append(pairs([("Capture interface", label), ("State", c["state"]), ("SNMP index", index)],
+                           HEADER_INDENT))
+        lines += [f"{BODY_INDENT}Worker {w['worker']}: {w['packets']} kernel packets, {w['drops']} kernel drops"
+                  for w in c["workers"]]
+        lines += [f"{BODY_INDENT}{event_time(e['time'])} {label}: {e['message']}" for e in c["events"]]
     return lines
 
 
@@ -223,8 +257,20 @@ _STATUS_TAGS: Final = (
 )
 
 
+def _capture_tree(c: Mapping[str, Any]) -> Element:
+    return node("capture-information", [
+        leaf("capture-interface", c["interface"]), leaf("capture-linux-interface", c["linux_interface"]),
+        leaf("capture-state", c["state"]), leaf("capture-snmp-index", c["ifindex"] if c["ifindex"] is not None else ""),
+        *(node("capture-worker-statistics", [leaf("capture-worker", w["worker"]), leaf("kernel-packets", w["packets"]),
+                                             leaf("kernel-drops", w["drops"])]) for w in c["workers"]),
+        *(node("capture-event", [leaf("event-time", e["time"]), leaf("event-message", e["message"])])
+          for e in c["events"]),
+    ])
+
+
 def status_tree(result: Mapping[str, Any]) -> Element:
-    return node(ROOT, [node("status-information", [*interface_leaves(b), *(leaf(t, b[k]) for t, k in _STATUS_TAGS)])
+    return node(ROOT, [node("status-information", [*interface_leaves(b), *(leaf(t, b[k]) for t, k in _STATUS_TAGS),
+                                                   *(_capture_tree(c) for c in b.get("captures", []))])
                        for b in interfaces(result)])
 
 

@@ -196,3 +196,59 @@ def test_uptime_text(seconds: int, text: str) -> None:
 def test_clear_commands_print_nothing() -> None:
     assert render("accounting.clear_flows", {"flows_cleared": 3}) == []
     assert render("accounting.clear_statistics", {}) == []
+
+
+def _captured(result: dict[str, Any]) -> dict[str, Any]:
+    """The seed's result plus two workers capturing ge-2/3/0 on eth1, which was deleted and came back."""
+    out: dict[str, Any] = copy.deepcopy(result)
+    block = out["interfaces"][0]
+    block["kernel_statistics"] = [
+        {"worker": 0, "interface": "ge-2/3/0", "linux_interface": "eth1", "packets": 10233, "drops": 0},
+        {"worker": 1, "interface": "ge-2/3/0", "linux_interface": "eth1", "packets": 9767, "drops": 12},
+        {"worker": 0, "interface": "eth2", "linux_interface": "eth2", "packets": 5, "drops": 0},
+    ]
+    block["captures"] = [
+        {"interface": "ge-2/3/0", "linux_interface": "eth1", "state": "up", "ifindex": 13,
+         "workers": [{"worker": 0, "packets": 10233, "drops": 0}, {"worker": 1, "packets": 9767, "drops": 12}],
+         "events": [{"time": "2026-11-25T10:00:00+00:00", "message": "attached, ifindex 12"},
+                    {"time": "2026-11-25T10:00:01+00:00", "message": "detached: interface deleted"},
+                    {"time": "2026-11-25T11:00:02+01:00", "message": "re-attached, ifindex 13"}]},
+        {"interface": "eth2", "linux_interface": "eth2", "state": "detached: renamed to eth9", "ifindex": None,
+         "workers": [{"worker": 0, "packets": 5, "drops": 0}], "events": []},
+    ]
+    return out
+
+
+def test_live_capture_lines_follow_the_seed_lines(update_golden: bool) -> None:
+    errors = render("accounting.errors", _captured(SEED_RESULTS["accounting.errors"]))
+    assert errors[:8] == render("accounting.errors", SEED_RESULTS["accounting.errors"])
+    assert errors[8:] == ["    Kernel capture ge-2/3/0 (eth1), worker 0: 10233 packets, 0 drops",
+                          "    Kernel capture ge-2/3/0 (eth1), worker 1: 9767 packets, 12 drops",
+                          "    Kernel capture eth2, worker 0: 5 packets, 0 drops"]
+    check_golden("errors_kernel.txt", errors, update_golden)
+    status = render("accounting.status", _captured(SEED_RESULTS["accounting.status"]))
+    seed = render("accounting.status", SEED_RESULTS["accounting.status"])
+    assert status[:len(seed)] == seed
+    assert status[len(seed):] == [
+        "  Capture interface: ge-2/3/0 (eth1), State: up, SNMP index: 13",
+        "    Worker 0: 10233 kernel packets, 0 kernel drops",
+        "    Worker 1: 9767 kernel packets, 12 kernel drops",
+        "    2026-11-25 10:00:00 UTC ge-2/3/0 (eth1): attached, ifindex 12",
+        "    2026-11-25 10:00:01 UTC ge-2/3/0 (eth1): detached: interface deleted",
+        "    2026-11-25 10:00:02 UTC ge-2/3/0 (eth1): re-attached, ifindex 13",
+        "  Capture interface: eth2, State: detached: renamed to eth9, SNMP index: none",
+        "    Worker 0: 5 kernel packets, 0 kernel drops",
+    ]
+    check_golden("status_captures.txt", status, update_golden)
+    doc = json.loads("\n".join(render("accounting.status", _captured(SEED_RESULTS["accounting.status"]), None,
+                                      "json")))
+    info = doc["services-accounting-information"][0]["status-information"][0]
+    first = info["capture-information"][0]
+    assert first["capture-snmp-index"][0]["data"] == "13"
+    assert [e["event-message"][0]["data"] for e in first["capture-event"]][-1] == "re-attached, ifindex 13"
+    assert first["capture-worker-statistics"][1]["kernel-drops"][0]["data"] == "12"
+    doc = json.loads("\n".join(render("accounting.errors", _captured(SEED_RESULTS["accounting.errors"]), None,
+                                      "json")))
+    kernel = doc["services-accounting-information"][0]["error-information"][0]["error-kernel-capture"]
+    assert [(k["capture-worker"][0]["data"], k["kernel-drops"][0]["data"]) for k in kernel] == [
+        ("0", "0"), ("1", "12"), ("0", "0")]

@@ -1,0 +1,701 @@
+"""Templates as data: which IEs each v9/IPFIX record carries and which FlowRecords column fills each.
+
+A template is a tuple of ``(IE name, source)`` rows, optionally ``(IE name, source, length)`` for a
+reduced-size encoding. ``source`` names a function in ``SOURCES`` that turns a FlowRecords batch
+into one column; ``ZERO`` marks an element flowd has no value for (no route lookup: next hops, AS
+numbers, prefix lengths and the output interface are 0, as in v5). ``Template.compile()`` turns
+the rows into one big-endian numpy structured dtype (so a whole batch is encoded with one column
+assignment per element, as flowd.export.v5 does) and into the template record that describes that
+same layout, so the two can never drift apart.
+
+The IPFIX flavour of each template is written out below; the v9 flavour is the same tuple with
+``V9_SUBSTITUTES`` applied: flowStart/EndMilliseconds (absolute, IE 152/153) become
+flowStart/EndSysUpTime (IE 22/21, ms of sysUptime relative to the v9 header) and tcpControlBits
+shrinks to v9's single octet, and ICMPv6 type/code uses v9's ICMP_TYPE field (32, see below). Layouts follow reference §3: IPv4 is the MX inline order; IPv6,
+MPLS, MPLS-IPv4 and bridge are the reconstructed lists; peer-as-billing (version9 only) carries
+what Junos shows for it (ToS, input ifIndex, destination peer AS, BGP next hop, counts, times).
+
+Values flowd cannot know yet are documented where they are filled:
+
+* MAC addresses (bridge template): FlowRecords has no MAC columns, so both are 00:00:00:00:00:00;
+  ethernetType comes from the row's family (0x0800 / 0x86DD).
+* ICMP: the flow key keeps type * 256 + code in the destination port (v5 style). The records carry
+  it in icmpTypeCodeIPv4/IPv6 with both transport ports 0 (RFC 7012 defines the ports for
+  transport protocols only). In v9 the IPv6 template uses field 32 too: RFC 3954 defines ICMP_TYPE
+  (32) for any ICMP and no separate IPv6 field, and nfcapd 1.7's v9 decoder ignores 139 (it would
+  lose ICMPv6 type and code).
+* flowDirection is 0 (ingress): FlowRecords does not say whether a flow was sampled on output.
+* MPLS label positions above 3 are sent as zero: FlowRecords keeps the top three stack entries.
+
+Default template IDs (when the template configures no ``template-id`` / ``options-template-id``),
+chosen by flowd below the configurable range 1024..65535 so they never collide with a configured ID:
+
+    type              data  options
+    ipv4               256      512
+    ipv6               257      513
+    mpls               258      514
+    mpls-ipv4          259      515
+    bridge             260      516
+    peer-as-billing    261      517   (version9 only)
+
+The options template (scope: the observation domain, i.e. v9's System scope carrying the Source ID)
+reports what collectors need to interpret the data: samplingInterval (34) and samplingAlgorithm
+(35, deterministic), flowActiveTimeout / flowInactiveTimeout (36/37, seconds),
+systemInitTimeMilliseconds (160, the epoch ms of sysUptime 0), when sampling is on (N > 1) the
+same 1-in-N again in RFC 5477 form (samplingPacketInterval 305 = 1, samplingPacketSpace
+306 = N - 1), and the exporter's address (130 or 131) when it is known. The rate goes out in both
+forms because collectors read different ones: nfcapd 1.7 ignores 34/35 without a sampler id but
+scales counts by 305/306 (tests/flowd/test_v9.py and test_ipfix.py check it), while many
+collectors read only 34. 305/306 are left out when every packet is accounted, since nfcapd marks
+flows "sampled" whenever they are present.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum, IntEnum
+from typing import TYPE_CHECKING, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from flowd.batch import F64, FlowRecords
+from flowd.export.ie import IE, V9ScopeType, field_dtype, lookup
+from flowd.flowkey import DPORT, IFINDEX, PROTO, SPORT, TOS, is_ipv4, u16_column
+
+if TYPE_CHECKING:
+    from flowd.config import TemplateConfig
+    from flowd.export.sequence import ExportState
+
+
+class ExportFormat(Enum):
+    """The two template-based wire formats; values are the config's ``FlowServer.version``."""
+
+    V9 = "9"
+    IPFIX = "ipfix"
+
+
+class Carries(Enum):
+    """Which rows of a FlowRecords batch a data template describes."""
+
+    IPV4 = "ipv4"
+    IPV6 = "ipv6"
+    ANY = "any"
+
+
+class SamplingAlgorithm(IntEnum):
+    """IANA samplingAlgorithm (IE 35)."""
+
+    DETERMINISTIC = 1
+    RANDOM = 2
+
+
+Row = tuple[str, str] | tuple[str, str, int]
+Column = npt.NDArray[np.generic]
+Source = Callable[[FlowRecords, float], Column]
+
+ZERO: Final = "zero"  # no value in flowd: the element is sent as zeros
+
+SET_HEADER: Final = struct.Struct("!HH")  # set (flowset) id, length in octets incl. padding
+FIELD_SPEC: Final = struct.Struct("!HH")  # element id, length
+TEMPLATE_HEADER: Final = struct.Struct("!HH")  # template id, field count
+IPFIX_OPTIONS_HEADER: Final = struct.Struct("!HHH")  # template id, field count, scope field count
+V9_OPTIONS_HEADER: Final = struct.Struct("!HHH")  # template id, scope length, option length (octets)
+MIN_TEMPLATE_ID: Final = 256  # ids below are set ids (RFC 7011 §3.3.2, RFC 3954 §5.2)
+U32_MAX: Final = 0xFFFFFFFF
+
+# -- the templates (IPFIX flavour) ---------------------------------------------------------------
+
+MPLS_LABELS: Final[tuple[Row, ...]] = (
+    ("mplsTopLabelStackSection", "mpls_label_1"),  # the label-position slots; see template_for()
+    ("mplsLabelStackSection2", "mpls_label_2"),
+    ("mplsLabelStackSection3", "mpls_label_3"),
+)
+
+IPV4_FIELDS: Final[tuple[Row, ...]] = (
+    ("sourceIPv4Address", "src_ipv4"),
+    ("destinationIPv4Address", "dst_ipv4"),
+    ("ipClassOfService", "tos"),
+    ("protocolIdentifier", "protocol"),
+    ("sourceTransportPort", "src_port"),
+    ("destinationTransportPort", "dst_port"),
+    ("icmpTypeCodeIPv4", "icmp_type_code"),
+    ("ingressInterface", "ingress_interface"),
+    ("vlanId", "vlan"),
+    ("sourceIPv4PrefixLength", ZERO),
+    ("destinationIPv4PrefixLength", ZERO),
+    ("bgpSourceAsNumber", ZERO),
+    ("bgpDestinationAsNumber", ZERO),
+    ("ipNextHopIPv4Address", ZERO),
+    ("tcpControlBits", "tcp_flags"),
+    ("egressInterface", ZERO),
+    ("minimumTTL", "ttl_min"),
+    ("maximumTTL", "ttl_max"),
+    ("flowEndReason", "end_reason"),
+    ("ipVersion", "ip_version"),
+    ("bgpNextHopIPv4Address", ZERO),
+    ("flowDirection", ZERO),  # 0 = ingress
+    ("dot1qVlanId", "vlan"),
+    ("dot1qCustomerVlanId", "inner_vlan"),
+    ("fragmentIdentification", ZERO),
+    ("octetDeltaCount", "octets"),
+    ("packetDeltaCount", "packets"),
+    ("flowStartMilliseconds", "start_ms"),
+    ("flowEndMilliseconds", "end_ms"),
+)
+
+IPV6_FIELDS: Final[tuple[Row, ...]] = (
+    ("sourceIPv6Address", "src_ipv6"),
+    ("destinationIPv6Address", "dst_ipv6"),
+    ("ipClassOfService", "tos"),
+    ("protocolIdentifier", "protocol"),
+    ("sourceTransportPort", "src_port"),
+    ("destinationTransportPort", "dst_port"),
+    ("icmpTypeCodeIPv6", "icmp_type_code"),
+    ("ingressInterface", "ingress_interface"),
+    ("vlanId", "vlan"),
+    ("sourceIPv6PrefixLength", ZERO),
+    ("destinationIPv6PrefixLength", ZERO),
+    ("bgpSourceAsNumber", ZERO),
+    ("bgpDestinationAsNumber", ZERO),
+    ("ipNextHopIPv6Address", ZERO),
+    ("tcpControlBits", "tcp_flags"),
+    ("egressInterface", ZERO),
+    ("minimumTTL", "ttl_min"),
+    ("maximumTTL", "ttl_max"),
+    ("flowEndReason", "end_reason"),
+    ("ipVersion", "ip_version"),
+    ("bgpNextHopIPv6Address", ZERO),
+    ("flowDirection", ZERO),
+    ("ipv6ExtensionHeaders", ZERO),  # the flow key does not keep the extension chain
+    ("dot1qVlanId", "vlan"),
+    ("dot1qCustomerVlanId", "inner_vlan"),
+    ("octetDeltaCount", "octets"),
+    ("packetDeltaCount", "packets"),
+    ("flowStartMilliseconds", "start_ms"),
+    ("flowEndMilliseconds", "end_ms"),
+)
+
+MPLS_FIELDS: Final[tuple[Row, ...]] = (
+    *MPLS_LABELS,
+    ("ingressInterface", "ingress_interface"),
+    ("egressInterface", ZERO),
+    ("flowEndReason", "end_reason"),
+    ("flowDirection", ZERO),
+    ("octetDeltaCount", "octets"),
+    ("packetDeltaCount", "packets"),
+    ("flowStartMilliseconds", "start_ms"),
+    ("flowEndMilliseconds", "end_ms"),
+)
+
+MPLS_IPV4_FIELDS: Final[tuple[Row, ...]] = (
+    *MPLS_LABELS,
+    *IPV4_FIELDS,
+    ("mplsTopLabelIPv4Address", ZERO),
+)
+
+BRIDGE_FIELDS: Final[tuple[Row, ...]] = (
+    ("destinationMacAddress", ZERO),  # FlowRecords has no MAC columns yet
+    ("sourceMacAddress", ZERO),
+    ("ethernetType", "ethernet_type"),
+    ("vlanId", "vlan"),
+    ("dot1qVlanId", "vlan"),
+    ("ingressInterface", "ingress_interface"),
+    ("egressInterface", ZERO),
+    ("flowEndReason", "end_reason"),
+    ("flowDirection", ZERO),
+    ("octetDeltaCount", "octets"),
+    ("packetDeltaCount", "packets"),
+    ("flowStartMilliseconds", "start_ms"),
+    ("flowEndMilliseconds", "end_ms"),
+)
+
+PEER_AS_BILLING_FIELDS: Final[tuple[Row, ...]] = (
+    ("ipClassOfService", "tos"),
+    ("ingressInterface", "ingress_interface"),
+    ("bgpNextAdjacentAsNumber", ZERO),  # destination peer AS
+    ("bgpNextHopIPv4Address", ZERO),
+    ("octetDeltaCount", "octets"),
+    ("packetDeltaCount", "packets"),
+    ("flowStartMilliseconds", "start_ms"),
+    ("flowEndMilliseconds", "end_ms"),
+)
+
+# The v9 flavour: the same rows with these replaced (keyed by IE name).
+V9_SUBSTITUTES: Final[Mapping[str, Row]] = {
+    "icmpTypeCodeIPv6": ("icmpTypeCodeIPv4", "icmp_type_code"),  # v9 ICMP_TYPE (32) is for both families
+    "flowStartMilliseconds": ("flowStartSysUpTime", "start_uptime"),
+    "flowEndMilliseconds": ("flowEndSysUpTime", "end_uptime"),
+    "tcpControlBits": ("tcpControlBits", "tcp_flags", 1),
+}
+
+# Options template rows; sources name `OptionValues` fields. The first row is the scope.
+OPTIONS_FIELDS: Final[tuple[Row, ...]] = (
+    ("observationDomainId", "domain_id"),  # v9: System scope, the Source ID
+    ("samplingInterval", "sampling_interval"),
+    ("samplingAlgorithm", "sampling_algorithm"),
+    ("flowActiveTimeout", "active_timeout"),
+    ("flowInactiveTimeout", "inactive_timeout"),
+    ("systemInitTimeMilliseconds", "system_init_ms"),
+)
+SAMPLED_FIELDS: Final[tuple[Row, ...]] = (  # only when 1-in-N with N > 1 (see the module docstring)
+    ("samplingPacketInterval", "packet_interval"),  # RFC 5477 form of the same 1-in-N
+    ("samplingPacketSpace", "packet_space"),
+)
+EXPORTER_ADDRESS_FIELD: Final = {4: ("exporterIPv4Address", "exporter_address"),
+                                 6: ("exporterIPv6Address", "exporter_address")}
+V9_SCOPES: Final[Mapping[str, V9ScopeType]] = {"observationDomainId": V9ScopeType.SYSTEM}
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateSpec:
+    """One template type: its rows (IPFIX flavour), the rows it carries and flowd's default ids."""
+
+    kind: str  # the config's template_type
+    rows: tuple[Row, ...]
+    carries: Carries
+    template_id: int
+    options_template_id: int
+    formats: frozenset[ExportFormat] = frozenset(ExportFormat)
+
+
+SPECS: Final[Mapping[str, TemplateSpec]] = {spec.kind: spec for spec in (
+    TemplateSpec("ipv4", IPV4_FIELDS, Carries.IPV4, 256, 512),
+    TemplateSpec("ipv6", IPV6_FIELDS, Carries.IPV6, 257, 513),
+    TemplateSpec("mpls", MPLS_FIELDS, Carries.ANY, 258, 514),
+    TemplateSpec("mpls-ipv4", MPLS_IPV4_FIELDS, Carries.IPV4, 259, 515),
+    TemplateSpec("bridge", BRIDGE_FIELDS, Carries.ANY, 260, 516),
+    TemplateSpec("peer-as-billing", PEER_AS_BILLING_FIELDS, Carries.IPV4, 261, 517,
+                 frozenset({ExportFormat.V9})),
+)}
+DEFAULT_KIND: Final = {"inet": "ipv4", "inet6": "ipv6"}  # `version9;` without a template
+
+# -- sources: FlowRecords -> one column per element -----------------------------------------------
+
+
+def epoch_ms(times: F64) -> npt.NDArray[np.uint64]:
+    """Seconds since the epoch → dateTimeMilliseconds (rounded to the µs, then truncated to the ms)."""
+    micros = np.round(np.maximum(times, 0.0) * 1e6).astype(np.int64)
+    return (micros // 1000).astype(np.uint64)
+
+
+def boot_ms(boot: float) -> int:
+    """The epoch ms of sysUptime 0 (systemInitTimeMilliseconds)."""
+    return int(epoch_ms(np.array([boot], np.float64))[0])
+
+
+def sysuptime_ms(times: F64, boot: float) -> npt.NDArray[np.uint32]:
+    """v9 sysUptime of each time: its epoch ms minus boot's, clamped at 0, modulo 2**32.
+
+    Both sides are whole epoch ms, so boot + sysUptime gives back exactly the flowStartMilliseconds
+    IPFIX would send for the same flow.
+    """
+    rel = epoch_ms(times).astype(np.int64) - boot_ms(boot)
+    return (np.maximum(rel, 0) & U32_MAX).astype(np.uint32)
+
+
+def _icmp(r: FlowRecords) -> npt.NDArray[np.bool_]:
+    return np.isin(r.key[:, PROTO], (1, 58))
+
+
+def _label(column: npt.NDArray[np.uint32]) -> Column:
+    """Label stack entries (label << 4 | exp << 1 | s) → 3 big-endian octets each."""
+    entry = column.astype(np.uint32)
+    return np.stack([(entry >> 16) & 0xFF, (entry >> 8) & 0xFF, entry & 0xFF], axis=1).astype(np.uint8)
+
+
+def _label_source(position: int) -> Source:
+    if position <= 3:
+        return lambda r, boot: _label(r.mpls[:, position - 1])
+    return lambda r, boot: np.zeros((len(r), 3), np.uint8)  # FlowRecords keeps the top three
+
+
+SOURCES: Final[Mapping[str, Source]] = {
+    "src_ipv4": lambda r, boot: r.key[:, 12:16],
+    "dst_ipv4": lambda r, boot: r.key[:, 28:32],
+    "src_ipv6": lambda r, boot: r.key[:, 0:16],
+    "dst_ipv6": lambda r, boot: r.key[:, 16:32],
+    "tos": lambda r, boot: r.key[:, TOS],
+    "protocol": lambda r, boot: r.key[:, PROTO],
+    "src_port": lambda r, boot: np.where(_icmp(r), 0, u16_column(r.key, SPORT)),
+    "dst_port": lambda r, boot: np.where(_icmp(r), 0, u16_column(r.key, DPORT)),
+    "icmp_type_code": lambda r, boot: np.where(_icmp(r), u16_column(r.key, DPORT), 0),
+    "ingress_interface": lambda r, boot: u16_column(r.key, IFINDEX),
+    "tcp_flags": lambda r, boot: r.tcp_flags,
+    "ttl_min": lambda r, boot: r.ttl_min,
+    "ttl_max": lambda r, boot: r.ttl_max,
+    "end_reason": lambda r, boot: r.end_reason,
+    "ip_version": lambda r, boot: np.where(is_ipv4(r.key), 4, 6),
+    "vlan": lambda r, boot: r.vlan,
+    "inner_vlan": lambda r, boot: r.inner_vlan,
+    "octets": lambda r, boot: r.bytes,
+    "packets": lambda r, boot: r.packets,
+    "start_ms": lambda r, boot: epoch_ms(r.first),
+    "end_ms": lambda r, boot: epoch_ms(r.last),
+    "start_uptime": lambda r, boot: sysuptime_ms(r.first, boot),
+    "end_uptime": lambda r, boot: sysuptime_ms(r.last, boot),
+    "ethernet_type": lambda r, boot: np.where(is_ipv4(r.key), 0x0800, 0x86DD),
+    **{f"mpls_label_{p}": _label_source(p) for p in range(1, 9)},
+}
+
+# -- compiled templates --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Element:
+    """One field of a compiled template."""
+
+    ie: IE
+    source: str
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A template: id, rows, which FlowRecords rows it carries, how many leading rows are scope."""
+
+    template_id: int
+    rows: tuple[Row, ...]
+    carries: Carries = Carries.ANY
+    scope: int = 0  # options templates: number of leading scope rows
+
+    def compile(self) -> CompiledTemplate:
+        """Resolve IE names, check sources, scope fields and sizes; build the record dtype."""
+        if not MIN_TEMPLATE_ID <= self.template_id <= 0xFFFF:
+            raise ValueError(f"template id {self.template_id}: expected {MIN_TEMPLATE_ID}..65535")
+        if not self.rows:
+            raise ValueError(f"template {self.template_id} has no fields")
+        elements: list[Element] = []
+        for i, row in enumerate(self.rows):
+            ie = lookup(row[0])
+            length = row[2] if len(row) == 3 else ie.length
+            if i < self.scope and ie.name not in V9_SCOPES:
+                raise ValueError(f"template {self.template_id}: {ie.name} cannot be a scope field")
+            if not self.scope and row[1] != ZERO and row[1] not in SOURCES:
+                raise ValueError(f"template {self.template_id}: {ie.name} has no source {row[1]!r}")
+            elements.append(Element(ie, row[1], length))
+        names = [e.ie.name for e in elements]
+        if len(set(names)) != len(names):
+            dup = next(n for n in names if names.count(n) > 1)
+            raise ValueError(f"template {self.template_id} lists {dup} twice")
+        dtype = np.dtype([(e.ie.name, *field_dtype(e.ie, e.length)) for e in elements])
+        return CompiledTemplate(self, tuple(elements), dtype)
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledTemplate:
+    """A template ready to encode: the numpy record layout and the records that announce it."""
+
+    template: Template
+    elements: tuple[Element, ...]
+    dtype: np.dtype[np.void]
+
+    @property
+    def template_id(self) -> int:
+        return self.template.template_id
+
+    @property
+    def record_size(self) -> int:
+        return int(self.dtype.itemsize)
+
+    def template_record(self, fmt: ExportFormat) -> bytes:
+        """The (options) template record for ``fmt``; identical for v9 and IPFIX unless options."""
+        specs = [(V9_SCOPES[e.ie.name] if fmt is ExportFormat.V9 and i < self.template.scope else e.ie.id,
+                  e.length) for i, e in enumerate(self.elements)]
+        body = b"".join(FIELD_SPEC.pack(ident, length) for ident, length in specs)
+        if not self.template.scope:
+            return TEMPLATE_HEADER.pack(self.template_id, len(specs)) + body
+        if fmt is ExportFormat.IPFIX:
+            return IPFIX_OPTIONS_HEADER.pack(self.template_id, len(specs), self.template.scope) + body
+        scope_len = FIELD_SPEC.size * self.template.scope
+        return V9_OPTIONS_HEADER.pack(self.template_id, scope_len, len(body) - scope_len) + body
+
+    def encode(self, records: FlowRecords, boot: float) -> bytes:
+        """Data records for every row of ``records`` (vectorised: one assignment per element)."""
+        out = np.zeros(len(records), self.dtype)
+        for e in self.elements:
+            if e.source != ZERO:
+                out[e.ie.name] = SOURCES[e.source](records, boot)
+        return out.tobytes()
+
+    def encode_values(self, values: Mapping[str, int | bytes]) -> bytes:
+        """One data record from named values (options data)."""
+        out = np.zeros(1, self.dtype)
+        for e in self.elements:
+            if e.source != ZERO:
+                value = values[e.source]
+                out[e.ie.name] = np.frombuffer(value, np.uint8) if isinstance(value, bytes) else value
+        return out.tobytes()
+
+    def carries_mask(self, records: FlowRecords) -> npt.NDArray[np.bool_] | None:
+        """Which rows this template describes; None when it describes all of them."""
+        if self.template.carries is Carries.ANY:
+            return None
+        v4 = is_ipv4(records.key)
+        return v4 if self.template.carries is Carries.IPV4 else np.logical_not(v4)
+
+
+def template_for(kind: str, fmt: ExportFormat, *, template_id: int | None = None,
+                 label_positions: Sequence[int] = (1, 2, 3)) -> Template:
+    """The data template of one type in one format's flavour.
+
+    ``label_positions`` (mpls and mpls-ipv4 only) picks which label stack entries fill the MPLS
+    fields: the k-th position fills the k-th of mplsTopLabelStackSection / 2 / 3, and only as many
+    fields as positions are sent.
+    """
+    spec = SPECS.get(kind)
+    if spec is None:
+        raise ValueError(f"unknown template type {kind!r} (expected one of {', '.join(SPECS)})")
+    if fmt not in spec.formats:
+        raise ValueError(f"{kind}-template is not available in {_format_name(fmt)}")
+    if not 1 <= len(label_positions) <= 3 or not all(1 <= p <= 8 for p in label_positions):
+        raise ValueError(f"label positions {list(label_positions)}: expected 1 to 3 values in 1..8")
+    slots = {f"mpls_label_{k}": f"mpls_label_{p}" for k, p in enumerate(label_positions, start=1)}
+    rows: list[Row] = []
+    for row in spec.rows:
+        if row[1].startswith("mpls_label_"):
+            if row[1] not in slots:
+                continue
+            row = (row[0], slots[row[1]])
+        if fmt is ExportFormat.V9:
+            row = V9_SUBSTITUTES.get(row[0], row)
+        rows.append(row)
+    return Template(spec.template_id if template_id is None else template_id, tuple(rows), spec.carries)
+
+
+def options_template(template_id: int, exporter_version: int | None, *, sampled: bool) -> Template:
+    """The options template: RFC 5477 sampling only when sampled, the exporter address when known."""
+    rows = (OPTIONS_FIELDS + (SAMPLED_FIELDS if sampled else ())
+            + ((EXPORTER_ADDRESS_FIELD[exporter_version],) if exporter_version else ()))
+    return Template(template_id, rows, Carries.ANY, scope=1)
+
+
+def _format_name(fmt: ExportFormat) -> str:
+    return "version9" if fmt is ExportFormat.V9 else "version-ipfix"
+
+
+# -- the per-flow-server plan --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RowBlock:
+    """Encoded data records of one template: ``count`` records of ``template.record_size`` octets."""
+
+    template: CompiledTemplate
+    raw: bytes
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExportPlan:
+    """Everything fixed about one flow server's v9/IPFIX export: templates, options, domain."""
+
+    format: ExportFormat
+    data: tuple[CompiledTemplate, ...]
+    options: CompiledTemplate
+    domain_id: int = 0  # v9 Source ID / IPFIX Observation Domain ID
+    sampling_interval: int = 1
+    sampling_algorithm: SamplingAlgorithm = SamplingAlgorithm.DETERMINISTIC
+    active_timeout: int = 1800  # seconds
+    inactive_timeout: int = 60
+    exporter_address: str | None = None
+    _packed_address: bytes = field(default=b"", init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        ids = [t.template_id for t in self.data] + [self.options.template_id]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"template ids must differ, got {ids}")
+        if not 0 <= self.domain_id <= U32_MAX:
+            raise ValueError(f"domain id {self.domain_id}: expected 0..{U32_MAX}")
+        if not 1 <= self.sampling_interval <= U32_MAX:
+            raise ValueError(f"sampling interval {self.sampling_interval}: expected 1..{U32_MAX}")
+        for name in ("active_timeout", "inactive_timeout"):
+            if not 0 <= getattr(self, name) <= 0xFFFF:
+                raise ValueError(f"{name.replace('_', ' ')} {getattr(self, name)}: expected 0..65535 s")
+        packed = b""
+        if self.exporter_address is not None:
+            packed = ipaddress.ip_address(self.exporter_address).packed
+        wanted = {e.ie.name for e in self.options.elements}
+        if bool(packed) != ("exporterIPv4Address" in wanted or "exporterIPv6Address" in wanted):
+            raise ValueError("the options template and the exporter address disagree")
+        object.__setattr__(self, "_packed_address", packed)
+
+    def option_values(self, boot: float) -> dict[str, int | bytes]:
+        """The options data values; systemInitTimeMilliseconds is ``boot`` in epoch ms."""
+        return {"domain_id": self.domain_id, "sampling_interval": self.sampling_interval,
+                "sampling_algorithm": int(self.sampling_algorithm), "active_timeout": self.active_timeout,
+                "inactive_timeout": self.inactive_timeout,
+                "system_init_ms": boot_ms(boot),
+                "packet_interval": 1, "packet_space": self.sampling_interval - 1,
+                "exporter_address": self._packed_address}
+
+    def options_record(self, boot: float) -> bytes:
+        return self.options.encode_values(self.option_values(boot))
+
+    def encode_rows(self, records: FlowRecords, boot: float) -> tuple[list[RowBlock], int]:
+        """Encode each row with the first data template that carries it; return blocks and the
+        number of rows no template carries (e.g. IPv6 flows to an IPv4-only template)."""
+        blocks: list[RowBlock] = []
+        left: npt.NDArray[np.bool_] | None = None  # rows not yet taken; None = all
+        for tmpl in self.data:
+            mask = tmpl.carries_mask(records)
+            if left is not None:
+                mask = left if mask is None else (mask & left)
+            rows = records if mask is None else records.take(mask)
+            if len(rows):
+                blocks.append(RowBlock(tmpl, tmpl.encode(rows, boot), len(rows)))
+            taken = np.ones(len(records), np.bool_) if mask is None else mask
+            left = ~taken if left is None else (left & ~taken)
+            if not left.any():
+                return blocks, 0
+        return blocks, len(records) if left is None else int(left.sum())
+
+    def record_sizes(self) -> dict[int, int]:
+        """Data record size per template id (options included), for counting records in a set."""
+        return {t.template_id: t.record_size for t in (*self.data, self.options)}
+
+
+def plan_for(fmt: ExportFormat | str, family: str, template: TemplateConfig | None = None, *,
+             sampling_rate: int = 1, active_timeout: float = 1800.0, inactive_timeout: float = 60.0,
+             exporter_address: str | None = None) -> ExportPlan:
+    """The plan of one flow server of ``family`` ("inet" / "inet6").
+
+    Args:
+        template: the server's `services flow-monitoring` template, or None for the family's built-in
+            template (ipv4 / ipv6) with flowd's default ids and domain 0.
+        sampling_rate: the family's `input rate` (the 1-in-N reported in the options data).
+        active_timeout, inactive_timeout: the timeouts the flow table really uses for this family.
+        exporter_address: the export source address, when configured (sent as exporterIPv4/6Address).
+    """
+    fmt = ExportFormat(fmt)
+    if template is not None and ExportFormat(template.format) is not fmt:
+        raise ValueError(f"template {template.name} is a {_format_name(ExportFormat(template.format))} "
+                         f"template, the flow server exports {_format_name(fmt)}")
+    kind = template.template_type if template is not None else DEFAULT_KIND.get(family)
+    if kind is None:
+        raise ValueError(f"family {family!r}: expected inet or inet6")
+    data = template_for(kind, fmt, template_id=template.template_id if template else None,
+                        label_positions=template.label_positions if template else (1, 2, 3))
+    want = Carries.IPV4 if family == "inet" else Carries.IPV6
+    if data.carries not in (want, Carries.ANY):
+        raise ValueError(f"{kind}-template cannot carry family {family} flows")
+    options_id = (template.options_template_id if template and template.options_template_id is not None
+                  else SPECS[kind].options_template_id)
+    version = ipaddress.ip_address(exporter_address).version if exporter_address else None
+    return ExportPlan(
+        format=fmt, data=(data.compile(),),
+        options=options_template(options_id, version, sampled=sampling_rate > 1).compile(),
+        domain_id=template.domain_id if template else 0, sampling_interval=max(1, sampling_rate),
+        active_timeout=round(active_timeout), inactive_timeout=round(inactive_timeout),
+        exporter_address=exporter_address,
+    )
+
+
+# -- sets ----------------------------------------------------------------------------------------
+
+
+def padding(length: int) -> bytes:
+    """Zero octets that bring ``length`` to a multiple of 4 (RFC 7011 §3.3.1, RFC 3954 §5.3)."""
+    return bytes(-length % 4)
+
+
+def make_set(set_id: int, records: Sequence[bytes]) -> bytes:
+    """One set: header, records, padding to 4 octets (the padding is shorter than any record)."""
+    body = b"".join(records)
+    pad = padding(SET_HEADER.size + len(body))
+    return SET_HEADER.pack(set_id, SET_HEADER.size + len(body) + len(pad)) + body + pad
+
+
+class RowCursor:
+    """Hands out encoded rows in data sets that fit a byte budget, template block by block."""
+
+    def __init__(self, blocks: Sequence[RowBlock]) -> None:
+        self._blocks = [b for b in blocks if b.count]
+        self._block = 0
+        self._row = 0
+
+    @property
+    def done(self) -> bool:
+        return self._block >= len(self._blocks)
+
+    def take(self, budget: int) -> tuple[list[bytes], int]:
+        """Data sets holding as many of the remaining rows as ``budget`` octets allow; and their count."""
+        sets: list[bytes] = []
+        taken = 0
+        while not self.done:
+            block = self._blocks[self._block]
+            size = block.template.record_size
+            room = (budget - SET_HEADER.size) // size
+            while room > 0 and SET_HEADER.size + room * size + len(padding(room * size)) > budget:
+                room -= 1
+            n = min(room, block.count - self._row)
+            if n <= 0:
+                break
+            start = self._row * size
+            body = block.raw[start:start + n * size]
+            sets.append(make_set(block.template.template_id, [body]))
+            budget -= len(sets[-1])
+            taken += n
+            self._row += n
+            if self._row == block.count:
+                self._block += 1
+                self._row = 0
+        return sets, taken
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    """The sets of one export packet, before its header."""
+
+    body: bytes
+    records: int  # template, options template and data records (the v9 header count)
+    data_records: int  # flow and options data records (the IPFIX sequence step)
+    flow_records: int
+
+
+def packets(records: FlowRecords, *, now: float, boot: float, state: ExportState, plan: ExportPlan,
+            budget: int, template_set_id: int, options_set_id: int) -> Iterator[Packet]:
+    """Lay ``records`` out into packets of at most ``budget`` octets of sets.
+
+    Each packet starts with the template set and the options template + options data sets when
+    ``state`` says they are due, then as many data records as fit. With no records, a packet is
+    produced only when something is due. The caller packs the header from ``state.sequence`` and
+    then calls ``state.packet_built``, before asking for the next packet.
+    """
+    fmt = plan.format
+    blocks, skipped = plan.encode_rows(records, boot)
+    state.not_carried += skipped
+    cursor = RowCursor(blocks)
+    template_set = make_set(template_set_id, [t.template_record(fmt) for t in plan.data])
+    option_data = make_set(plan.options.template_id, [plan.options_record(boot)])
+    options_sets = make_set(options_set_id, [plan.options.template_record(fmt)]) + option_data
+    biggest = max(t.record_size for t in plan.data)
+    need = len(template_set) + len(options_sets) + len(make_set(0, [bytes(biggest)]))
+    if budget < need:
+        raise ValueError(f"export packets of {budget} octets of sets cannot hold the templates, "
+                         f"the options and a {biggest}-octet record ({need} octets)")
+    while True:
+        parts: list[bytes] = []
+        count = data = 0
+        if state.templates_due(now):
+            parts.append(template_set)
+            count += len(plan.data)
+            state.templates.sent(now)
+        if state.options_due(now):
+            if state.stream:  # the greeting announced the options template
+                parts.append(option_data)
+                count += 1
+            else:
+                parts.append(options_sets)
+                count += 2
+            data += 1
+            state.options.sent(now)
+        sets, flows = cursor.take(budget - sum(len(p) for p in parts))
+        if not parts and not sets:
+            return
+        yield Packet(b"".join(parts + sets), count + flows, data + flows, flows)
+        if cursor.done:
+            return

@@ -1,0 +1,269 @@
+"""One capture worker process (`python -m flowd.worker FD`): a flow-cache shard fed by its share of PACKET_FANOUT.
+
+The daemon (flowd.workers) starts one per configured worker. Each opens a ring on every captured
+interface, joined to that interface's PACKET_FANOUT group in hash mode, so each flow reaches exactly
+one worker; it runs its own Pipeline (its shard of the flow cache, expired on its own clock, which
+is the daemon's) and sends the flows that end to the daemon, which exports them all through its one
+exporter, so each flow server sees one sequence space.
+
+Messages go over the Unix stream socket FD (one end of a socketpair) as frames of a 4-byte big-endian
+length and a pickle (both ends are this program; nothing else can reach the socket):
+
+* daemon → worker: ``Start`` (first, once), ``Ask`` (a control query; the reply is an ``Answer``),
+  ``Reload`` (SIGHUP's new configuration), ``Stop``;
+* worker → daemon: ``Started`` (the rings are open, or the one-line error why not), ``Ended`` (flows
+  to export), ``Report`` (statistics, every second), ``Answer``, ``Stopped`` (the last report, after
+  the last flows).
+
+The worker ignores SIGINT, SIGTERM and SIGHUP (a terminal's Ctrl-C and systemd's stop reach the
+whole group): the daemon decides when it stops, so its last flows are always exported. It exits when
+the daemon's end of the socket closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import pickle
+import signal
+import socket
+import struct
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from flowd.batch import FlowRecords, FrameBatch
+from flowd.budget import SharedBudget
+from flowd.capture.live import LiveCaptureError
+from flowd.clock import SystemClock
+from flowd.config import Config
+from flowd.inputs import finish, ingest, open_capture
+from flowd.log import setup_logging
+from flowd.shard import LiveInput, Query, QueryKind, Shard, ShardReport
+
+log = logging.getLogger(__name__)
+
+FRAME: Final = struct.Struct("!I")  # length of the pickle that follows
+TICK: Final = 1.0  # seconds between reports and expiry scans when no deadline is nearer
+
+
+# --- messages -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    index: int  # this worker's number, 0..workers-1
+    workers: int
+    cfg: Config
+    inputs: tuple[LiveInput, ...]
+    fanout_groups: tuple[int, ...]  # one per input
+    clock_offset: float  # the daemon's SystemClock.offset
+    budget_fd: int  # the shared max-packets-per-second budget (flowd.budget)
+    log_level: str
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    error: str | None = None  # LiveCaptureError's one line when a ring could not open
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    id: int
+    query: Query
+
+
+@dataclass(frozen=True, slots=True)
+class Reload:
+    cfg: Config
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    flows: Mapping[str, FlowRecords]  # per family
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    report: ShardReport
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    id: int
+    report: ShardReport
+
+
+@dataclass(frozen=True, slots=True)
+class Stopped:
+    report: ShardReport
+
+
+async def send(writer: asyncio.StreamWriter, message: object) -> None:
+    """Write one message and wait while the peer is behind."""
+    data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+    writer.writelines((FRAME.pack(len(data)), data))
+    await writer.drain()
+
+
+async def receive(reader: asyncio.StreamReader) -> object:
+    """The next message; raises asyncio.IncompleteReadError at the end of the stream."""
+    (size,) = FRAME.unpack(await reader.readexactly(FRAME.size))
+    return pickle.loads(await reader.readexactly(size))
+
+
+# --- the worker -----------------------------------------------------------------------------------
+
+class Worker:
+    """A shard, the captures feeding it, and the conversation with the daemon."""
+
+    def __init__(self, start: Start, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.start = start
+        self.reader = reader
+        self.writer = writer
+        self.clock = SystemClock(start.clock_offset)
+        self.shard = Shard(start.cfg, worker=start.index, workers=start.workers,
+                           budget=SharedBudget(start.budget_fd))
+        self._outbox: list[Mapping[str, FlowRecords]] = []
+        self._last_report = float("-inf")
+
+    def _handle(self, frames: FrameBatch, now: float, interface: str) -> None:
+        ended = self.shard.process(frames, now, interface)
+        if any(len(r) for r in ended.values()):
+            self._outbox.append(ended)
+
+    async def _flush_outbox(self) -> None:
+        while self._outbox:
+            ended = self._outbox.pop(0)
+            await send(self.writer, Ended({f: r for f, r in ended.items() if len(r)}))
+
+    async def _ingest(self, index: int) -> None:
+        source, capture = self.shard.captures[index]
+        await ingest(capture, source, self.clock, self._handle, self._flush_outbox)
+
+    async def _expiry(self) -> None:
+        while True:
+            now = self.clock.time()
+            ended = self.shard.expire(now)
+            if ended:
+                self._outbox.append(ended)
+            self.shard.tick(now)
+            await self._flush_outbox()
+            if now - self._last_report >= TICK:
+                self._last_report = now
+                await send(self.writer, Report(self.shard.report(now)))
+            deadline = self.shard.next_deadline()
+            wake = now + TICK if deadline is None else min(deadline, now + TICK)
+            await self.clock.sleep_until(wake)
+
+    def _answer(self, query: Query) -> ShardReport:
+        now = self.clock.time()
+        if query.kind is QueryKind.FLOWS:
+            from flowd.control.methods import (
+                shard_flows,  # the same selection the daemon's own shard runs
+            )
+
+            return self.shard.report(now, flows=shard_flows(self.shard.pipeline, query.params))
+        if query.kind is QueryKind.CLEAR_STATISTICS:
+            self.shard.clear_statistics()
+        elif query.kind is QueryKind.CLEAR_FLOWS:
+            ended = self.shard.flush(now)
+            self._outbox.append(ended)
+            return self.shard.report(now, flows_cleared=sum(len(r) for r in ended.values()))
+        return self.shard.report(now)
+
+    async def run(self) -> int:
+        start = self.start
+        try:
+            for source, group in zip(start.inputs, start.fanout_groups, strict=True):
+                self.shard.add_capture(source, open_capture(start.cfg.capture, source, group))
+        except LiveCaptureError as exc:
+            for _, capture in self.shard.captures:
+                capture.close()
+            await send(self.writer, Started(str(exc)))
+            return 1
+        await send(self.writer, Started())
+        tasks = [asyncio.create_task(self._ingest(i)) for i in range(len(self.shard.captures))]
+        expiry = asyncio.create_task(self._expiry())
+        everything = [*tasks, expiry]
+        try:
+            while True:
+                receiving = asyncio.ensure_future(receive(self.reader))
+                done, _ = await asyncio.wait([receiving, *everything], return_when=asyncio.FIRST_COMPLETED)
+                if receiving not in done:
+                    receiving.cancel()
+                    for task in done:
+                        task.result()  # an ingest or expiry task failed: the daemon hears of it as our exit
+                    raise RuntimeError("a capture task ended")
+                try:
+                    message = receiving.result()
+                except asyncio.IncompleteReadError:
+                    log.error("worker %d: the daemon went away; exiting", start.index)
+                    return 1
+                if isinstance(message, Ask):
+                    report = self._answer(message.query)
+                    await self._flush_outbox()  # the flows a clear ended go out before its answer
+                    await send(self.writer, Answer(message.id, report))
+                elif isinstance(message, Reload):
+                    self._outbox.append(self.shard.reconfigure(message.cfg, self.clock.time()))
+                    await self._flush_outbox()
+                elif isinstance(message, Stop):
+                    break
+        finally:
+            for task in everything:
+                task.cancel()
+            await asyncio.gather(*everything, return_exceptions=True)
+        for source, capture in self.shard.captures:
+            await finish(capture, source, self.clock, self._handle, start.cfg.capture.block_timeout)
+        now = self.clock.time()
+        ended = self.shard.flush(now)
+        self._outbox.append(ended)
+        await self._flush_outbox()
+        await send(self.writer, Stopped(self.shard.report(now, flows_cleared=sum(len(r) for r in ended.values()))))
+        return 0
+
+
+async def serve(sock: socket.socket) -> int:
+    """Talk to the daemon over ``sock`` until it says stop (or goes away); the exit status."""
+    reader, writer = await asyncio.open_unix_connection(sock=sock)
+    try:
+        try:
+            start = await receive(reader)
+        except asyncio.IncompleteReadError:
+            return 1
+        if not isinstance(start, Start):
+            raise TypeError(f"expected Start first, got {type(start).__name__}")
+        setup_logging(start.log_level)
+        return await Worker(start, reader, writer).run()
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m flowd.worker FD` (started by the daemon, never by hand)."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or not args[0].isdigit():
+        print("usage: python -m flowd.worker FD  (the daemon starts its capture workers itself)", file=sys.stderr)
+        return 2
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    sock = socket.socket(fileno=int(args[0]))
+    import uvloop
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(serve(sock))
+
+
+if __name__ == "__main__":
+    # Run as flowd.worker, not as __main__: the daemon pickles flowd.worker's message classes.
+    from flowd.worker import main as worker_main
+
+    sys.exit(worker_main())
