@@ -294,8 +294,11 @@ def report(rounds: list[list[Step]], workers: int) -> list[str]:
         per_packet = [s.cpu / s.received * 1e6 for s in clean]
         top = max(clean, key=lambda s: s.achieved)
         who = f"{tool} ({workers} capture workers)" if tool == "flowd" else tool
-        lines.append(f"{who} receiver CPU: {top.cpu / top.received * 1e6:.2f} µs/packet at {top.achieved:.0f} pps "
-                     f"(median over its clean steps {statistics.median(per_packet):.2f})")
+        cost = top.cpu / top.received * 1e6
+        lines.append(f"{who} receiver CPU: {cost:.2f} µs/packet at {top.achieved:.0f} pps (median over its "
+                     f"clean steps {statistics.median(per_packet):.2f}): {1 / cost:.2f}M packets per CPU-second")
+    lines.append("per round, highest zero-drop pps: " + "; ".join(
+        f"{tool} {', '.join(f'{v:.0f}' for v in values)}" for tool, values in tops.items()))
     return lines
 
 

@@ -1544,7 +1544,12 @@ captures nothing. Each interface's packets go through the filter bound to it for
 family with no binding on that interface is not sampled there (counted as `not IPv4` / `not IPv6`).
 The interface's ifindex is the flows' input SNMP index. An interface that goes down, is deleted or
 renamed, and comes back is re-attached without a restart (`show services accounting status` lists
-what happened).
+what happened). The set of captured interfaces and `flowd capture` are read at start: a reload
+(SIGHUP) applies new filters, sampling and outputs to every worker but opens or closes no capture.
+
+With several capture workers, each caches only its share of the flows, so `flowd flow-table
+max-flows` is divided between them, and `max-packets-per-second` is one budget per second that all
+workers draw on.
 """
 
 

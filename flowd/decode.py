@@ -79,8 +79,6 @@ columns and a status byte per frame; a row it leaves undecided (status _SLOW) go
 
 from __future__ import annotations
 
-import importlib
-import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -93,6 +91,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from flowd.batch import I64, U8, U16, U32, FrameBatch, PacketBatch
 from flowd.drops import DropReason
+from flowd.fastpath import compiled
 from flowd.flowkey import KEY_BYTES, V4_MAPPED_PREFIX
 
 
@@ -369,15 +368,8 @@ def decode(frames: FrameBatch) -> Decoded:
 
 def _compiled_extract() -> Callable[..., None] | None:
     """flowd._fastpath.extract, unless it is not built, FLOWD_NO_FASTPATH=1, or its codes differ."""
-    if os.environ.get("FLOWD_NO_FASTPATH") == "1":
-        return None
-    try:
-        fastpath = importlib.import_module("flowd._fastpath")
-    except ImportError:
-        return None
-    if fastpath.SLOW != _SLOW or fastpath.DROP_CODES != {r.value: code for r, code in _CODE.items()}:
-        return None  # built from other tables than these: its status bytes would be misread
-    extract: Callable[..., None] = fastpath.extract
+    extract: Callable[..., None] | None = compiled(
+        "extract", SLOW=_SLOW, DROP_CODES={r.value: code for r, code in _CODE.items()})
     return extract
 
 

@@ -39,6 +39,7 @@ from flowd.budget import SharedBudget
 from flowd.capture.live import LiveCaptureError
 from flowd.clock import SystemClock
 from flowd.config import Config
+from flowd.control.methods import shard_flows
 from flowd.inputs import finish, ingest, open_capture
 from flowd.log import setup_logging
 from flowd.shard import LiveInput, Query, QueryKind, Shard, ShardReport
@@ -140,8 +141,9 @@ class Worker:
 
     async def _flush_outbox(self) -> None:
         while self._outbox:
-            ended = self._outbox.pop(0)
-            await send(self.writer, Ended({f: r for f, r in ended.items() if len(r)}))
+            flows = {f: r for f, r in self._outbox.pop(0).items() if len(r)}
+            if flows:
+                await send(self.writer, Ended(flows))
 
     async def _ingest(self, index: int) -> None:
         source, capture = self.shard.captures[index]
@@ -164,11 +166,7 @@ class Worker:
 
     def _answer(self, query: Query) -> ShardReport:
         now = self.clock.time()
-        if query.kind is QueryKind.FLOWS:
-            from flowd.control.methods import (
-                shard_flows,  # the same selection the daemon's own shard runs
-            )
-
+        if query.kind is QueryKind.FLOWS:  # the same selection the daemon runs on its own shard
             return self.shard.report(now, flows=shard_flows(self.shard.pipeline, query.params))
         if query.kind is QueryKind.CLEAR_STATISTICS:
             self.shard.clear_statistics()

@@ -19,6 +19,7 @@ KEYWORD_HELP: Final = {
     "show": "Show system information",
     "show services": "Show services information",
     "show services accounting": "Show service accounting information",
+    "show services accounting aggregation": "Show flow aggregation information",
     "show passive-monitoring": "Show information about passive monitoring",
     "show system": "Show system information",
     "clear": "Clear information in the system",
@@ -51,6 +52,13 @@ FLOW_DETAIL_OPTIONS: Final = (
     Opt("output-snmp-interface-index", IntRange(0, U32, "<index>"), "Output SNMP interface index to match"),
     Opt("source-as", IntRange(0, U32, "<as>"), "Source AS number to match"),
     Opt("destination-as", IntRange(0, U32, "<as>"), "Destination AS number to match"),
+)
+
+AGGREGATION_TEMPLATE_OPTIONS: Final = (
+    Opt("template-name", Name("<template-name>"), "Name of the version 9 or IPFIX template", required=True),
+    FLOW_DETAIL_LEVEL,
+    NAME,
+    Opt("limit", IntRange(1, 1_000_000, "<limit>"), "Maximum number of flows to display"),
 )
 
 SIZE_RANGES_NOTE: Final = ("Only ranges that hold packets are printed. flowd's fixed ranges of IP packet length "
@@ -105,9 +113,34 @@ USAGE_NOTE: Final = (
     "Linux analogues: Uptime is the daemon's; Interrupt time is the CPU time (user + system) the daemon and its "
     "capture workers have used; Load (5 second) and Load (1 minute) are their CPU utilisation over those "
     "windows, per capture worker (100% = every worker's CPU busy).")
+AGGREGATION_TEMPLATE_NOTE: Final = (
+    "Lists the cached flows of the families whose flow servers export with the template (`version9 { template "
+    "NAME; }` or `version-ipfix { template NAME; }`), largest byte count first, one block of `Label: value` lines "
+    "per flow in the layout of the template's type, blocks separated by a blank line (the real-router layouts of "
+    "junos-reference.md §1.8). ipv4-template: Source address/Destination address; Source port/Destination port; "
+    "Protocol/TOS/TCP flags; Source mask/Destination mask; Input/Output SNMP interface index; Start time/End "
+    "time (sysUptime ms); Packet count/Byte count. ipv6-template: the same, each address on a line of its own, "
+    "written out in full without `::` (`100:0:0:0:0:0:0:2`). mpls-template: MPLS label 1/2/3; Input/Output SNMP "
+    "interface index; Packet count/Byte count. mpls-ipv4-template: MPLS label 1/2/3, then the ipv4-template "
+    "lines with `Top Label Address` after the destination address. peer-as-billing-template (flowd's layout): "
+    "TOS/Input SNMP interface index; Destination peer AS/BGP next hop; Start time/End time; Packet count/Byte "
+    "count. Output levels: `extensive` prints every line; `detail` leaves out Start time/End time; `terse` "
+    "(default) prints only the label, address, port, protocol and count lines (for peer-as-billing: Destination "
+    "peer AS and counts). Values: labels are the 20-bit values of the top three MPLS label stack entries (0 "
+    "where the stack is shorter); masks are 32 or 128 (flowd's flows are host flows); Top Label Address and BGP "
+    "next hop are 0.0.0.0 (flowd has no label-to-FEC map and no BGP feed); Output SNMP interface index is 0. "
+    "flowd samples families inet and inet6 only, so a template no family exports with (mpls-template, "
+    "bridge-template, or one no flow server names) lists no flows. "
+    "An unknown template name is an error (`template NAME is not configured`). `limit` (a flowd extension) "
+    "keeps the N largest flows. XML/JSON: the entries sit in `flow-aggregate-template-detail-ipv4`, `-ipv6`, "
+    "`-mpls`, `-mpls-ipv4` or `-peer-as-billing` (by template type) with the leaves named after the labels "
+    "(`source-mask`, `mpls-label-1`, `top-label-address`, `destination-peer-as`, `bgp-nexthop`, ...).")
 PASSIVE_NOTE: Final = "The same output as the `show services accounting` command of the same name."
 
 COMMANDS: Final = (
+    Command("show services accounting aggregation template", "Show flows of a version 9 or IPFIX template",
+            rpc="accounting.aggregation_template", options=AGGREGATION_TEMPLATE_OPTIONS,
+            notes=AGGREGATION_TEMPLATE_NOTE),
     Command("show services accounting errors", "Show accounting error statistics",
             rpc="accounting.errors", options=(NAME,), notes=ERRORS_NOTE),
     Command("show services accounting flow", "Show flow statistics",
@@ -178,7 +211,7 @@ def _syntax(command: Command) -> str:
         if option.value.placeholder:
             values.append(option.placeholder)
         value = values[0] if len(values) == 1 else "(" + " | ".join(values) + ")"
-        parts.append(f"<{option.keyword} {value}>")
+        parts.append(f"{option.keyword} {value}" if option.required else f"<{option.keyword} {value}>")
     return " ".join(parts)
 
 
@@ -223,6 +256,7 @@ def render_docs(commands: Sequence[Command] = COMMANDS) -> str:
                     if option.value.placeholder:
                         values.append(f"`{option.placeholder}`")
                     note = f" {option.value.note}" if option.value.note else ""
+                    note += " (required)" if option.required else ""
                     out.append(f"| `{option.keyword}` | {_cell(' or '.join(values))} | {option.help}{note} |")
         if command.rpc:
             out += ["", f"Daemon method: `{command.rpc}`."]

@@ -12,6 +12,7 @@ The words are fed one at a time to a small state machine with five phases:
   Once a trie node ends a command, the next word may also be one of the command's options: an `Opt`
   keyword (which then wants one value), or a word of its `Level` (``terse``/``detail``/``extensive``).
   Each option may be used once, in any order; once an option is used, no more path keywords follow.
+  An option marked `required` (``template-name NAME``) must be given before the command is complete.
 * ``OPT_VALUE``: the word is checked by the option's value type (`shell.tokens`); a bad value is
   ``syntax error.`` with the caret under it.
 * ``PIPE_KEYWORD`` (after ``|``), ``PIPE_VALUE`` and ``PIPE_DONE``: the same for the pipe table.
@@ -22,7 +23,8 @@ unique prefix wins; otherwise, when one of the words it prefixes is itself a pre
 ambiguous. A word that matches nothing is ``unknown command.`` when it is the first word of the line
 and ``syntax error, expecting <command>.`` later. A line that stops before a command is complete, or
 right after a keyword that needs a value, is ``syntax error, expecting <...>.`` with the caret one
-column after the last word.
+column after the last word; a command still missing a required option says which
+(``syntax error, expecting <template-name>.``).
 
 `candidates(line)` runs the same machine over every word but the one being typed and lists what may
 come next, so Tab, Space and `?` can never disagree with what Enter accepts.
@@ -66,6 +68,7 @@ class Opt:
     value: ValueType
     help: str
     param: str = ""
+    required: bool = False  # the command is incomplete until this option is given
 
     @property
     def param_name(self) -> str:
@@ -427,8 +430,19 @@ class Parser:
         assert pipe.value is not None
         return pipe.value
 
+    @staticmethod
+    def _missing(st: _State) -> Opt | None:
+        """The first required option of the command reached that has not been given yet."""
+        command = st.node.command
+        if command is None:
+            return None
+        return next((o for o in command.options if isinstance(o, Opt) and o.required and o.keyword not in st.used),
+                    None)
+
     def _complete_here(self, st: _State) -> bool:
-        return (st.phase is _Phase.COMMAND and st.node.command is not None) or st.phase is _Phase.PIPE_DONE
+        if st.phase is _Phase.PIPE_DONE:
+            return True
+        return st.phase is _Phase.COMMAND and st.node.command is not None and self._missing(st) is None
 
     def _pipe_allowed(self, st: _State) -> bool:
         return self._complete_here(st) and st.node.command is not None and st.node.command.pipes
@@ -441,7 +455,7 @@ class Parser:
             if self._pipe_allowed(st):
                 st.phase = _Phase.PIPE_KEYWORD
                 return None
-            return Invalid(EXPECTING_COMMAND, word.text, word.start)
+            return Invalid(f"syntax error, expecting {self._expected(st)}.", word.text, word.start)
         if st.phase in (_Phase.OPT_VALUE, _Phase.PIPE_VALUE):
             wanted = self._value_type(st)
             assert wanted is not None
@@ -498,6 +512,8 @@ class Parser:
             return st.pending_opt.placeholder
         if st.phase is _Phase.PIPE_VALUE and st.pending_pipe is not None and st.pending_pipe.value is not None:
             return st.pending_pipe.value.placeholder
+        if st.phase is _Phase.COMMAND and (missing := self._missing(st)) is not None:
+            return f"<{missing.keyword}>"
         return "<command>"
 
     def resolve(self, line: str) -> Result | None:

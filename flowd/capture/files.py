@@ -15,7 +15,6 @@ walk in C; FLOWD_NO_FASTPATH=1 keeps the Python one.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import mmap
 import os
 import stat
@@ -32,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from flowd.batch import F64, I64, U16, U32, U64, FrameBatch
+from flowd.fastpath import compiled
 
 MAX_CAPLEN: Final = 256 * 1024  # libpcap's MAXIMUM_SNAPLEN: a longer pcap record is damage
 MAX_BLOCK: Final = 16 * 1024 * 1024  # a longer pcapng block is damage (bounds memory per block)
@@ -416,15 +416,9 @@ def _walk_pcap_numpy(buf: Buffer, pos: int, limit: int, order: str, units: int) 
 
 def _compiled_walker() -> _PcapWalker | None:
     """_walk_pcap_numpy's C twin (flowd._fastpath); None if unbuilt, disabled or mismatched."""
-    if os.environ.get("FLOWD_NO_FASTPATH") == "1":
+    walk = compiled("walk_pcap", WALK_STOPS={stop.name: stop.value for stop in _WalkStop})
+    if walk is None:
         return None
-    try:
-        fastpath = importlib.import_module("flowd._fastpath")
-    except ImportError:
-        return None
-    if fastpath.WALK_STOPS != {stop.name: stop.value for stop in _WalkStop}:
-        return None  # built from another table than _WalkStop: its stop codes would be misread
-    walk = fastpath.walk_pcap
     swapped = {"<": sys.byteorder != "little", ">": sys.byteorder == "little"}
 
     def walk_pcap_compiled(buf: Buffer, pos: int, limit: int, order: str, units: int) -> _PcapWalk:

@@ -46,7 +46,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import importlib
 import itertools
 import mmap
 import os
@@ -63,6 +62,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from flowd.batch import I64, U8, U32, FrameBatch
 from flowd.capture.files import LinkType
+from flowd.fastpath import compiled
 
 # --- kernel constants -----------------------------------------------------------------------------
 
@@ -274,15 +274,8 @@ def _walk_failure(buf: bytes, start: int, status: _TpacketWalk, at: int) -> NoRe
 
 def _compiled_tpacket_walk() -> Callable[..., tuple[int, int, int, int]] | None:
     """flowd._fastpath.walk_tpacket, unless it is not built, FLOWD_NO_FASTPATH=1, or its codes differ."""
-    if os.environ.get("FLOWD_NO_FASTPATH") == "1":
-        return None
-    try:
-        fastpath = importlib.import_module("flowd._fastpath")
-    except ImportError:
-        return None
-    if getattr(fastpath, "TPACKET_WALKS", None) != {w.name: w.value for w in _TpacketWalk}:
-        return None  # an older build, or one from another table: its status codes would be misread
-    walk: Callable[..., tuple[int, int, int, int]] = fastpath.walk_tpacket
+    walk: Callable[..., tuple[int, int, int, int]] | None = compiled(
+        "walk_tpacket", TPACKET_WALKS={w.name: w.value for w in _TpacketWalk})
     return walk
 
 
@@ -351,19 +344,24 @@ def frames_of(buf: bytes, starts: Sequence[int], *, linktype: int, ifindex: int)
                       linktype=np.full(n, linktype, np.uint16), ifindex=np.full(n, ifindex, np.uint32))
 
 
-def _header_fields(buf: bytes, at: I64) -> Callable[[str], npt.NDArray[np.uint32] | npt.NDArray[np.uint16]]:
+def _header_fields(buf: bytes, at: I64) -> Callable[[str], U32]:
     """A getter of one tpacket3_hdr field (TPACKET3_HDR's layout) of the headers at ``at``, as a column.
 
     Headers are 8-byte aligned, so each field is one gather from a native 32- or 16-bit view of buf
-    (several times cheaper than gathering whole records of a byte-strided structured view).
+    (several times cheaper than gathering whole records of a byte-strided structured view); 16-bit
+    fields come back widened to 32 bits.
     """
-    views = {4: np.frombuffer(buf, np.uint32, count=len(buf) // 4),
-             2: np.frombuffer(buf, np.uint16, count=len(buf) // 2)}
+    words = np.frombuffer(buf, np.uint32, count=len(buf) // 4)
+    halves = np.frombuffer(buf, np.uint16, count=len(buf) // 2)
+    layout = TPACKET3_HDR.fields
+    assert layout is not None
 
-    def field(name: str) -> npt.NDArray[np.uint32] | npt.NDArray[np.uint16]:
-        dtype, where = TPACKET3_HDR.fields[name][:2]
-        size = dtype.itemsize
-        return views[size][(at + where) // size]  # type: ignore[no-any-return]
+    def field(name: str) -> U32:
+        dtype, where = layout[name][:2]
+        if dtype.itemsize == 4:
+            column: U32 = words[(at + where) // 4]
+            return column
+        return halves[(at + where) // 2].astype(np.uint32)
 
     return field
 

@@ -26,7 +26,17 @@ from flowd import __version__
 from flowd.batch import FlowRecords
 from flowd.drops import DropReason
 from flowd.expiry import ExpiryReason
-from flowd.flowkey import DPORT, DST, PROTO, SPORT, SRC, TOS, FlowKey, u16_column
+from flowd.flowkey import (
+    DPORT,
+    DST,
+    PROTO,
+    SPORT,
+    SRC,
+    TOS,
+    FlowKey,
+    is_ipv4,
+    u16_column,
+)
 from flowd.flowtable import FlowTable
 from flowd.pipeline import Pipeline
 from flowd.probe import Probe
@@ -318,10 +328,15 @@ def show_flow_detail(probe: Probe, params: Mapping[str, Any], now: float) -> dic
     ranked = np.argsort(column, kind="stable")[::-1]
     if limit is not None:
         ranked = ranked[:limit]
+    return block(probe, params, flows=flow_objects(probe, records, ranked.tolist(), now))
+
+
+def flow_objects(probe: Probe, records: FlowRecords, rows: list[int], now: float) -> list[dict[str, Any]]:
+    """The flow objects (docs/control-protocol.md) of the given rows of ``records``, in that order."""
     names = {v: k for k, v in probe.cfg.interface_map.items()}
     boot = probe.exporter.boot
     flows = []
-    for i in ranked.tolist():
+    for i in rows:
         key = FlowKey.unpack(records.key[i])
         first, last = float(records.first[i]), float(records.last[i])
         ifname = _ifname(key.ifindex)
@@ -338,7 +353,45 @@ def show_flow_detail(probe: Probe, params: Mapping[str, Any], now: float) -> dic
             "time_since_last_active_timeout": max(int(now - first), 0),
             "last_active_timeout_packets": 0, "last_active_timeout_bytes": 0,
         })
-    return block(probe, params, flows=flows)
+    return flows
+
+
+LABEL_SHIFT: Final = 4  # a label stack entry is label (20 bits) << 4 | exp (3 bits) << 1 | bottom-of-stack (1 bit)
+NO_ADDRESS: Final = "0.0.0.0"  # top label address and BGP next hop: flowd has no label-to-FEC map and no BGP feed
+
+
+def check_template_params(params: Mapping[str, Any]) -> None:
+    """Raise BadParams for aggregation-template params of the wrong shape (before the workers are asked)."""
+    check_name(params)
+    _int_param(params, "limit", 1, MAX_LIMIT)
+    name = params.get("template_name")
+    if not isinstance(name, str) or not name:
+        raise BadParams(f"template_name: expected a template name, got {name!r}")
+
+
+def show_aggregation_template(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
+    """The cached flows of the families whose flow servers export with the template, largest by bytes first."""
+    name = params.get("template_name")
+    template = probe.cfg.templates.get(name) if isinstance(name, str) else None
+    if template is None:
+        raise BadParams(f"template {name} is not configured")
+    limit = _int_param(params, "limit", 1, MAX_LIMIT)
+    families = {fam for fam, out in probe.cfg.families.items() if any(s.template == name for s in out.flow_servers)}
+    own = [p.table.top(limit, "bytes") for fam, p in probe.pipeline.paths.items() if fam in families]
+    records = FlowRecords.concat([*own, *(r.flows for r in probe.answers if r.flows is not None)])
+    v4 = is_ipv4(records.key)  # the pipeline's family split: inet takes the IPv4 keys, inet6 the rest
+    records = records.take((v4 & ("inet" in families)) | (~v4 & ("inet6" in families)))
+    ranked = np.argsort(records.bytes, kind="stable")[::-1]
+    if limit is not None:
+        ranked = ranked[:limit]
+    rows = ranked.tolist()
+    flows = flow_objects(probe, records, rows, now)
+    for flow, i in zip(flows, rows, strict=True):
+        flow.update(mpls_labels=[int(entry) >> LABEL_SHIFT for entry in records.mpls[i]],
+                    top_label_address=NO_ADDRESS, bgp_next_hop=NO_ADDRESS,
+                    source_mask=flow["source_prefix_length"], destination_mask=flow["destination_prefix_length"])
+    return block(probe, params, template={"name": template.name, "type": template.template_type,
+                                          "format": template.format}, flows=flows)
 
 
 def _ifname(index: int) -> str:
@@ -428,6 +481,8 @@ METHODS: Final[Mapping[str, Method]] = {
     "accounting.flow_detail": Method(show_flow_detail, NAME | {"limit", "order", "source_prefix",
                                                                "destination_prefix", *FLOW_FILTERS},
                                      query=FLOWS, check=check_flow_params),
+    "accounting.aggregation_template": Method(show_aggregation_template, NAME | {"template_name", "limit"},
+                                              query=FLOWS, check=check_template_params),
     "accounting.clear_statistics": Method(clear_statistics, frozenset(), admin=True,
                                           query=QueryKind.CLEAR_STATISTICS),
     "accounting.clear_flows": Method(clear_flows, frozenset(), admin=True, query=QueryKind.CLEAR_FLOWS),

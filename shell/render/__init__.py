@@ -6,7 +6,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from shell.render import accounting, configuration, flow_detail, system
+from shell.render import (
+    accounting,
+    aggregation_template,
+    configuration,
+    flow_detail,
+    system,
+)
 from shell.render.common import Element
 from shell.render.structured import to_json, to_xml
 
@@ -37,6 +43,9 @@ RENDERERS: Final[Mapping[str, Renderer]] = {
         accounting.render_flow, _structured(accounting.flow_tree), f"{ROOT}/flow-information"),
     "accounting.flow_detail": Renderer(
         flow_detail.render_flow_detail, _structured(flow_detail.flow_detail_tree), f"{ROOT}/flow-detail/detail-entry"),
+    "accounting.aggregation_template": Renderer(
+        aggregation_template.render_aggregation_template, _structured(aggregation_template.aggregation_template_tree),
+        f"{ROOT}/flow-aggregate-template-detail/flow-aggregate-template-detail-TYPE/detail-entry"),
     "accounting.memory": Renderer(
         accounting.render_memory, _structured(accounting.memory_tree), f"{ROOT}/memory-information"),
     "accounting.packet_size_distribution": Renderer(

@@ -19,9 +19,10 @@ from flowd.batch import FlowRecords, FrameBatch
 from flowd.budget import SharedBudget
 from flowd.config import ConfigError, load_config, parse_config
 from flowd.control import methods
+from flowd.drops import DropReason
 from flowd.probe import Probe
 from flowd.sampling import Sampler
-from flowd.shard import LiveInput, Shard, merge_ingest
+from flowd.shard import LiveInput, Query, QueryKind, Shard, ShardReport, merge_ingest
 from flowd.workers import WorkerError, WorkerPool
 
 T0 = 1_700_000_000.0
@@ -67,15 +68,16 @@ def test_capture_settings_parse_and_default() -> None:
 @pytest.mark.parametrize(("text", "error"), [
     ("flowd:\n  capture: {workers: 0}\n", "t.yaml:2: flowd.capture.workers: expected 1..1024, got 0"),
     ("flowd:\n  capture: {direction: out}\n", "t.yaml:2: flowd.capture.direction: expected in or both, got out"),
-    ("flowd:\n  capture: {block-size: 5000}\n", "t.yaml:2: flowd.capture.block-size: expected a multiple of 4096, "
-                                                "got 5000"),
+    ("flowd:\n  capture: {block-size: 5000}\n",
+     "t.yaml:2: flowd.capture.block-size: expected a multiple of 4096, got 5000"),
     ("flowd:\n  capture: {block-size: 4096, snaplen: 4000}\n",
      "t.yaml:2: flowd.capture.snaplen: snaplen 4000 needs a block-size of at least 4256, got 4096"),
     ("flowd:\n  capture: {promiscuous: false}\n",
-     "t.yaml:2: flowd.capture.promiscuous: expected a flag (true; delete the statement to turn it off), "
-     "got a flag (false)"),
-    ("flowd:\n  capture: {ring: 3}\n", "t.yaml:2: flowd.capture.ring: unknown statement (expected one of: workers, "
-                                       "ring-blocks, block-size, block-timeout, snaplen, promiscuous, direction)"),
+     ("t.yaml:2: flowd.capture.promiscuous: expected a flag (true; delete the statement to turn it off), "
+      "got a flag (false)")),
+    ("flowd:\n  capture: {ring: 3}\n",
+     ("t.yaml:2: flowd.capture.ring: unknown statement (expected one of: workers, ring-blocks, block-size, "
+      "block-timeout, snaplen, promiscuous, direction)")),
 ])
 def test_bad_capture_settings(text: str, error: str) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -121,8 +123,8 @@ def test_each_interface_has_its_own_filter_and_families() -> None:
     shard.process(frames("198.18.0.2", 4), T0, "eth2")
     shard.process(frames("2001:db8::2", 5), T0, "eth2")
     stats = shard.pipeline.stats
-    assert (stats.frames, stats.drops[methods.DropReason.DISCARDED], stats.sampled) == (17, 3, 12)
-    assert stats.drops[methods.DropReason.NOT_IPV4] == 2
+    assert (stats.frames, stats.drops[DropReason.DISCARDED], stats.sampled) == (17, 3, 12)
+    assert stats.drops[DropReason.NOT_IPV4] == 2
     report = shard.report(T0)
     assert (report.families["inet"].counters.packets, report.families["inet6"].counters.packets) == (7, 5)
 
@@ -166,16 +168,16 @@ def test_reports_sum_in_the_shows() -> None:
     class Pool:
         """Stands in for WorkerPool: the other shard's reports."""
 
-        def reports(self) -> list[object]:
+        def reports(self) -> list[ShardReport]:
             return [other.report(T0)]
 
-        async def query(self, query: methods.Query) -> list[object]:
-            if query.kind is methods.QueryKind.CLEAR_FLOWS:
+        async def query(self, query: Query) -> list[ShardReport]:
+            if query.kind is QueryKind.CLEAR_FLOWS:
                 ended = other.flush(T0)
                 return [other.report(T0, flows_cleared=sum(len(r) for r in ended.values()))]
-            if query.kind is methods.QueryKind.CLEAR_STATISTICS:
+            if query.kind is QueryKind.CLEAR_STATISTICS:
                 other.clear_statistics()
-            flows = methods.shard_flows(other.pipeline, query.params) if query.kind is methods.QueryKind.FLOWS \
+            flows = methods.shard_flows(other.pipeline, query.params) if query.kind is QueryKind.FLOWS \
                 else None
             return [other.report(T0, flows=flows)]
 
@@ -183,7 +185,7 @@ def test_reports_sum_in_the_shows() -> None:
 
     def call(method: str, params: Mapping[str, object] | None = None) -> dict[str, object]:
         result = asyncio.run(methods.call(probe, method, params or {}, lambda: T0))
-        return result["interfaces"][0] if "interfaces" in result else result  # type: ignore[no-any-return]
+        return result["interfaces"][0] if "interfaces" in result else result
 
     flow = call("accounting.flow")
     assert (flow["flow_packets"], flow["active_flows"], flow["total_flows"]) == (9, 3, 3)
@@ -215,12 +217,12 @@ def test_workers_start_answer_clear_and_stop(tmp_path: Path) -> None:
         pool = pool_for(tmp_path, 2, received)
         await pool.start()
         try:
-            answers = await pool.query(methods.Query(methods.QueryKind.REPORT))
+            answers = await pool.query(Query(QueryKind.REPORT))
             assert sorted(a.worker for a in answers) == [0, 1]  # type: ignore[type-var]
-            cleared = await pool.query(methods.Query(methods.QueryKind.CLEAR_FLOWS))
+            cleared = await pool.query(Query(QueryKind.CLEAR_FLOWS))
             assert [a.flows_cleared for a in cleared] == [0, 0]
             await pool.reload(load_config(None).with_overrides(flow_servers=[], active_timeout=120))
-            assert len(await pool.query(methods.Query(methods.QueryKind.REPORT))) == 2
+            assert len(await pool.query(Query(QueryKind.REPORT))) == 2
         finally:
             await pool.stop()
         assert all(w.proc.returncode == 0 for w in pool.workers)

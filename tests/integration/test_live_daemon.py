@@ -27,7 +27,14 @@ from pathlib import Path
 
 import dpkt
 import pytest
-from netns import Namespace, add_veth, namespaces, sender_command, sender_env, unavailable
+from netns import (
+    Namespace,
+    add_veth,
+    namespaces,
+    sender_command,
+    sender_env,
+    unavailable,
+)
 
 from flowd.synth import GroundTruth, SynthSpec, TruthPackets, truth_flows, write_capture
 
@@ -107,10 +114,10 @@ class LiveDaemon:
         assert self.proc.poll() is None, self.log.read_text()
         return True
 
-    def call(self, method: str) -> dict[str, object]:
+    def call(self, method: str, params: dict[str, object] | None = None) -> dict[str, object]:
         with socket.socket(socket.AF_UNIX) as s:
             s.connect(self.socket)
-            s.sendall(json.dumps({"id": 1, "method": method, "params": {}}).encode() + b"\n")
+            s.sendall(json.dumps({"id": 1, "method": method, "params": params or {}}).encode() + b"\n")
             reply = json.loads(s.makefile("rb").readline())
         assert reply["ok"], reply
         return reply["result"]["interfaces"][0]  # type: ignore[no-any-return]
@@ -131,7 +138,7 @@ class LiveDaemon:
 
     def shell(self, command: str) -> str:
         done = subprocess.run([sys.executable, "-m", "shell", "--socket", self.socket, "-c", command],
-                              cwd=REPO, capture_output=True, text=True, timeout=60)
+                              cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 0, done.stderr
         return done.stdout
 
@@ -145,7 +152,7 @@ class LiveDaemon:
 
 def replay(a: Namespace, path: Path, start: int = 0, stop: int | None = None) -> None:
     done = subprocess.run(sender_command(a, "va", path, start=start, stop=stop, pps=PPS), env=sender_env(),
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
 
 
@@ -185,12 +192,18 @@ def test_one_and_two_workers_export_the_ground_truth_without_drops(
         daemon = LiveDaemon(b, here, collector, workers=workers)
         replay(a, path)
         wait_for("every frame in the kernel statistics",
-                 lambda: sum(k["packets"] for k in daemon.kernel()) >= truth.frames)
+                 lambda d=daemon: sum(k["packets"] for k in d.kernel()) >= truth.frames)  # type: ignore[misc]
         kernel = daemon.kernel()
         assert [(k["worker"], k["interface"], k["drops"]) for k in kernel] == [(w, "vb", 0) for w in range(workers)]
         assert sum(k["packets"] for k in kernel) == truth.frames
         assert all(k["packets"] > 0 for k in kernel), kernel  # the fanout hash spreads the flows
         assert "PPS overload: No" in daemon.shell("show services accounting errors")
+        flow = daemon.call("accounting.flow")  # summed over the workers
+        assert flow["flow_packets"] == sum(k[6] * n for k, n in want.items())
+        assert flow["total_flows"] == sum(want.values())
+        top = daemon.call("accounting.flow_detail", {"limit": 5})["flows"]  # merged and ranked again
+        cached = sorted((k[7] for k, n in want.items() for _ in range(n) if not k[8] & 0x05), reverse=True)
+        assert [f["bytes"] for f in top] == cached[:5]  # type: ignore[index, union-attr]
         log = daemon.stop()
         assert f"stopping: {truth.frames} frames ingested" in log
         got = exported(collector.drain())
@@ -239,7 +252,7 @@ def test_without_cap_net_raw_the_error_names_the_capability(tmp_path: Path, work
     done = subprocess.run(
         ["setpriv", "--bounding-set=-net_raw", sys.executable, "-m", "flowd", "--socket", str(tmp_path / "s"),
          "--config", str(config), "--interface", "lo", "--flow-server", "127.0.0.1:9"],
-        cwd=REPO, env=sender_env(), capture_output=True, text=True, timeout=60)
+        cwd=REPO, env=sender_env(), capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr, done.stderr
     errors = [line for line in done.stderr.splitlines() if "ERROR" in line]

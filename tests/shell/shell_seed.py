@@ -34,6 +34,39 @@ SEED_FLOWS: Final = [
     _flow(6, "10.1.1.2", 20, "10.71.224.1", 20, 1, 1046),
 ]
 
+def template_flow(src: str, dst: str, sport: int, dport: int, proto: int, masks: tuple[int, int],
+                  snmp: tuple[int, int], times: tuple[int, int], packets: int, octets: int,
+                  labels: tuple[int, int, int] = (0, 0, 0)) -> dict[str, Any]:
+    """An `accounting.aggregation_template` flow object (a flow-detail one plus the template fields)."""
+    flow = _flow(proto, src, sport, dst, dport, packets, octets)
+    flow.update(input_snmp_interface_index=snmp[0], output_snmp_interface_index=snmp[1], start_time=times[0],
+                end_time=times[1], mpls_labels=list(labels), top_label_address="0.0.0.0", bgp_next_hop="0.0.0.0",
+                source_mask=masks[0], destination_mask=masks[1])
+    return flow
+
+
+# template type -> the flow of junos-reference.md §1.8's real-router sample of that type (values the text does
+# not show are flowd's). The IPv6 addresses are as the daemon sends them (compressed).
+TEMPLATE_FLOWS: Final[dict[str, dict[str, Any]]] = {
+    "ipv4": template_flow("10.120.202.64", "10.169.14.158", 8, 0, 1, (32, 30), (618, 620), (79167425, 79167425),
+                          1, 84),
+    "ipv6": template_flow("100::2", "200::2", 0, 0, 59, (64, 64), (1169, 776), (58268748, 58418928), 38, 3116),
+    "mpls": template_flow("10.0.0.1", "10.0.0.2", 0, 0, 0, (32, 32), (1014, 624), (0, 0), 2, 184,
+                          labels=(299792, 16, 0)),
+    "mpls-ipv4": dict(template_flow("192.168.51.2", "192.168.61.2", 0, 0, 61, (0, 0), (1169, 776),
+                                    (58267189, 58426191), 2, 180, labels=(299888, 16, 0)),
+                      top_label_address="27.93.202.40"),
+    "peer-as-billing": template_flow("10.1.1.2", "10.0.0.1", 53, 53, 17, (32, 32), (618, 0),
+                                     (79167425, 79167430), 4329, 3386035),
+}
+
+
+def template_result(kind: str, flows: list[dict[str, Any]], name: str = "xflow1", fmt: str = "ipfix"
+                    ) -> dict[str, Any]:
+    """An `accounting.aggregation_template` result for a template of type `kind`."""
+    return _iface(468, template={"name": name, "type": kind, "format": fmt}, flows=flows)
+
+
 # method -> result, exactly the seed's numbers (flowd's extra error counters empty, as the seed has none).
 SEED_RESULTS: Final[dict[str, Any]] = {
     "accounting.errors": _iface(
@@ -41,6 +74,8 @@ SEED_RESULTS: Final[dict[str, Any]] = {
         free_list_failures=0, memory_overload=False, pps_overload=False, bps_overload=True,
         other_drops={}, export_failures=[]),
     "accounting.flow_detail": _iface(468, flows=SEED_FLOWS),
+    # the seed has no aggregation output: junos-reference.md §1.8's IPv4 sample stands in
+    "accounting.aggregation_template": template_result("ipv4", [TEMPLATE_FLOWS["ipv4"]]),
     "accounting.memory": _iface(
         468, allocation_count=437340, free_count=430681, maximum_allocated=6782, allocations_per_second=3366,
         frees_per_second=6412, memory_used=133416928, memory_free=133961744),

@@ -55,6 +55,13 @@ MATCHES: list[tuple[str, str, dict[str, Any], str | None, tuple[PipeCall, ...]]]
      {"source_prefix": "10.1.1.0/24", "destination_prefix": "2001:db8::1/128", "proto": 17, "source_port": 53,
       "destination_port": 5353, "tos": 184, "input_snmp_interface_index": 3, "output_snmp_interface_index": 4,
       "source_as": 64512, "destination_as": 4294967295, "name": "*"}, "terse", ()),
+    ("sh ser acc ag te template-name x", "show services accounting aggregation template", {"template_name": "x"},
+     "terse", ()),
+    ("show services accounting aggregation template extensive limit 3 template-name ipv4-tmpl name all | display xml",
+     "show services accounting aggregation template", {"template_name": "ipv4-tmpl", "limit": 3, "name": "all"},
+     "extensive", (PipeCall("display", "xml"),)),
+    ("sh ser acc ag te template-name 'with space' det", "show services accounting aggregation template",
+     {"template_name": "with space"}, "detail", ()),
     ("show passive-monitoring error", "show passive-monitoring error", {}, None, ()),
     ("sh pas fl", "show passive-monitoring flow", {}, None, ()),
     ("sh pas m", "show passive-monitoring memory", {}, None, ()),
@@ -117,6 +124,18 @@ ERRORS = [
     ("show services accounting flow-detail limit", "syntax error, expecting <limit>.", 43, ""),
     ("show version |", "syntax error, expecting <command>.", 15, ""),
     ("show version | match", "syntax error, expecting <regular-expression>.", 21, ""),
+    # a required option still missing: the caret one column after the line, wherever the line stops
+    ("show services accounting aggregation template", "syntax error, expecting <template-name>.", 46, ""),
+    ("sh ser acc ag te", "syntax error, expecting <template-name>.", 17, ""),
+    ("show services accounting aggregation template extensive limit 5",
+     "syntax error, expecting <template-name>.", 64, ""),
+    ("show services accounting aggregation template template-name", "syntax error, expecting <template-name>.",
+     60, ""),
+    ("show services accounting aggregation template | count", "syntax error, expecting <template-name>.", 46, "|"),
+    ("show services accounting aggregation", "syntax error, expecting <command>.", 37, ""),
+    ("show services accounting aggregation as", "syntax error, expecting <command>.", 37, "as"),
+    ("show services accounting aggregation template template-name x template-name y",
+     "syntax error, expecting <command>.", 62, "template-name"),
 ]
 
 
@@ -140,6 +159,7 @@ def test_reference_examples_exactly() -> None:
 
 AMBIGUOUS = [
     ("show s", 5, ["services", "system"]),
+    ("show services accounting aggregation template te", 46, ["template-name", "terse"]),
     ("show services accounting flow-detail d", 37,
      ["destination-as", "destination-port", "destination-prefix", "detail"]),
     ("show services accounting flow-detail source-p", 37, ["source-port", "source-prefix"]),
@@ -175,6 +195,7 @@ def test_ambiguous_listing_layout() -> None:
     ("show version c", ["error: syntax error, expecting <command>: c"]),
     ("show services accounting flow-detail limit abc", ["error: syntax error: abc"]),
     ("show", ["error: syntax error, expecting <command>"]),
+    ("show services accounting aggregation template", ["error: syntax error, expecting <template-name>"]),
     ("show s", ["error: 's' is ambiguous.", "Possible completions:",
                 "  services             Show services information",
                 "  system               Show system information"]),
@@ -195,8 +216,17 @@ HELP_WORDS = [
     ("", ["clear", "exit", "help", "quit", "show"]),
     ("show ", ["configuration", "passive-monitoring", "services", "system", "version"]),
     ("show s", ["services", "system"]),
-    ("show services accounting ", ["errors", "flow", "flow-detail", "memory", "packet-size-distribution", "status",
-                                   "usage"]),
+    ("show services accounting ", ["aggregation", "errors", "flow", "flow-detail", "memory",
+                                   "packet-size-distribution", "status", "usage"]),
+    ("show services accounting a", ["aggregation"]),
+    ("show services accounting aggregation ", ["template"]),
+    # no <[Enter]> and no | until the required template-name is given
+    ("show services accounting aggregation template ", ["detail", "extensive", "limit", "name", "template-name",
+                                                        "terse"]),
+    ("show services accounting aggregation template template-name ", ["<template-name>"]),
+    ("show services accounting aggregation template template-name x ",
+     ["<[Enter]>", "detail", "extensive", "limit", "name", "terse", "|"]),
+    ("show services accounting aggregation template extensive ", ["limit", "name", "template-name"]),
     ("show services accounting fl", ["flow", "flow-detail"]),
     ("show services accounting flow ", ["<[Enter]>", "name", "|"]),
     ("show services accounting flow name ", ["*", "<name>", "all"]),
@@ -236,6 +266,7 @@ def test_question_mark_after_error_shows_the_error() -> None:
     ("help_flow_detail.txt", "show services accounting flow-detail "),
     ("help_pipes.txt", "show services accounting flow | "),
     ("help_limit.txt", "show services accounting flow-detail limit "),
+    ("help_aggregation_template.txt", "show services accounting aggregation template "),
 ])
 def test_question_mark_output(name: str, line: str, update_golden: bool) -> None:
     check_golden(name, PARSER.help_lines(line, len(PROMPT)), update_golden)

@@ -10,10 +10,11 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 import pytest
-from shell_golden import check_golden, seed_blocks
-from shell_seed import SEED_FLOWS, SEED_RESULTS
+from shell_golden import SHARED, check_golden, seed_blocks
+from shell_seed import SEED_FLOWS, SEED_RESULTS, TEMPLATE_FLOWS, template_result
 
 from shell.render import RENDERERS, render
+from shell.render.aggregation_template import LAYOUTS, full_address
 from shell.render.flow_detail import protocol_text
 from shell.render.system import junos_age, uptime_text
 
@@ -45,7 +46,25 @@ def _ipv6_flows() -> list[dict[str, Any]]:
     return [first, second, third]
 
 
+def _two_ipv4_flows() -> list[dict[str, Any]]:
+    second = dict(TEMPLATE_FLOWS["mpls-ipv4"], mpls_labels=[0, 0, 0], top_label_address="0.0.0.0", source_mask=32,
+                  destination_mask=32)
+    return [TEMPLATE_FLOWS["ipv4"], second]
+
+
+AGGREGATION = "accounting.aggregation_template"
+
 OTHER_GOLDENS = {
+    **{f"aggregation_template_{kind.replace('-', '_')}.txt":
+       (AGGREGATION, "extensive", template_result(kind, [TEMPLATE_FLOWS[kind]]), None) for kind in TEMPLATE_FLOWS},
+    "aggregation_template_terse.txt": (AGGREGATION, "terse", template_result("ipv4", _two_ipv4_flows()), None),
+    "aggregation_template_detail.txt": (AGGREGATION, "detail", template_result("ipv4", _two_ipv4_flows()), None),
+    "aggregation_template_mpls_terse.txt": (AGGREGATION, None, template_result("mpls", [TEMPLATE_FLOWS["mpls"]]),
+                                            None),
+    "aggregation_template_empty.txt": (AGGREGATION, "extensive", template_result("bridge", [], "l2", "9"), None),
+    "aggregation_template_mpls_ipv4.xml": (AGGREGATION, None, template_result("mpls-ipv4",
+                                                                              [TEMPLATE_FLOWS["mpls-ipv4"]]), "xml"),
+    "aggregation_template_ipv6.json": (AGGREGATION, None, template_result("ipv6", [TEMPLATE_FLOWS["ipv6"]]), "json"),
     "flow_detail_detail.txt": ("accounting.flow_detail", "detail", _with_flows(SEED_FLOWS[:4]), None),
     "flow_detail_extensive.txt": ("accounting.flow_detail", "extensive", _with_flows(SEED_FLOWS[:2]), None),
     "flow_detail_ipv6.txt": ("accounting.flow_detail", "terse", _with_flows(_ipv6_flows()), None),
@@ -252,3 +271,87 @@ def test_live_capture_lines_follow_the_seed_lines(update_golden: bool) -> None:
     kernel = doc["services-accounting-information"][0]["error-information"][0]["error-kernel-capture"]
     assert [(k["capture-worker"][0]["data"], k["kernel-drops"][0]["data"]) for k in kernel] == [
         ("0", "0"), ("1", "12"), ("0", "0")]
+
+
+# -- show services accounting aggregation template ---------------------------------------------------------
+
+def reference_template_blocks() -> dict[str, list[str]] | None:
+    """junos-reference.md §1.8's four real-router samples by template type (None when shared/ is absent)."""
+    spec = SHARED / "spec" / "junos-reference.md"
+    if not spec.exists():
+        return None
+    text = spec.read_text()
+    section = text[text.index("### 1.8 "):text.index("### 1.9 ")]
+    samples = re.findall(r"^(IPv4|IPv6|MPLS|MPLS-IPv4) template.*?```\n(.*?)```", section, re.MULTILINE | re.DOTALL)
+    return {kind.lower(): body.splitlines() for kind, body in samples}
+
+
+@pytest.mark.parametrize("kind", ["ipv4", "ipv6", "mpls", "mpls-ipv4"])
+def test_extensive_block_is_the_real_router_sample(kind: str) -> None:
+    """The §1.8 values in, §1.8's block out, byte for byte (after the two interface header lines)."""
+    blocks = reference_template_blocks()
+    if blocks is None:
+        pytest.skip("../shared/spec/junos-reference.md is not available")
+    want = blocks[kind]
+    if not want[0].startswith("  "):  # the MPLS-IPv4 sample lost its two-space indent in the fixture it came from
+        want = ["  " + line for line in want]
+    lines = render(AGGREGATION, template_result(kind, [TEMPLATE_FLOWS[kind]]), "extensive")
+    assert lines[:2] == ["  Service Accounting interface: sp-2/0/0, Local interface index: 468",
+                         "  Service name: (default sampling)"]
+    assert lines[2:] == want
+
+
+def test_levels_print_nested_subsets() -> None:
+    """terse: addresses, ports, protocol, counts; detail adds masks and SNMP indexes; extensive adds the times."""
+    result = template_result("ipv4", [TEMPLATE_FLOWS["ipv4"]])
+    terse, detail, extensive = (render(AGGREGATION, result, level)[2:] for level in ("terse", "detail", "extensive"))
+    assert render(AGGREGATION, result)[2:] == terse  # terse is the default
+    assert [line.split(":")[0].strip() for line in terse] == ["Source address", "Source port", "Protocol",
+                                                             "Packet count"]
+    assert [line for line in detail if line not in terse] == [
+        "  Source mask: 32, Destination mask: 30", "  Input SNMP interface index: 618, Output SNMP interface index: 620"]
+    assert [line for line in extensive if line not in detail] == ["  Start time: 79167425, End time: 79167425"]
+    assert [line for line in extensive if line in detail] == detail
+
+
+def test_blocks_are_separated_by_one_blank_line() -> None:
+    lines = render(AGGREGATION, template_result("ipv6", [TEMPLATE_FLOWS["ipv6"]] * 3), "extensive")[2:]
+    assert lines.count("") == 2
+    assert lines[8] == lines[17] == ""
+    assert lines[:8] == lines[9:17] == lines[18:]
+
+
+@pytest.mark.parametrize(("text", "full"), [
+    ("100::2", "100:0:0:0:0:0:0:2"), ("2001:db8::53", "2001:db8:0:0:0:0:0:53"), ("::", "0:0:0:0:0:0:0:0"),
+    ("fe80::0a:b", "fe80:0:0:0:0:0:a:b"), ("10.1.1.2", "10.1.1.2"),
+])
+def test_full_address(text: str, full: str) -> None:
+    assert full_address(text) == full
+
+
+def test_xml_entries_carry_the_reference_tags() -> None:
+    """Tag names and order as the reference (and real routers' XML) give them, per template type."""
+    doc = ET.fromstring("\n".join(render(AGGREGATION, template_result("ipv4", [TEMPLATE_FLOWS["ipv4"]]), None, "xml")))
+    entry = doc.find("services-accounting-information/flow-aggregate-template-detail/"
+                     "flow-aggregate-template-detail-ipv4/detail-entry")
+    assert entry is not None
+    assert [(e.tag, e.text) for e in entry] == [
+        ("source-address", "10.120.202.64"), ("destination-address", "10.169.14.158"), ("source-port", "8"),
+        ("destination-port", "0"), ("protocol", "1"), ("tos", "0"), ("tcp-flags", "0"), ("source-mask", "32"),
+        ("destination-mask", "30"), ("input-snmp-interface-index", "618"), ("output-snmp-interface-index", "620"),
+        ("start-time", "79167425"), ("end-time", "79167425"), ("packet-count", "1"), ("byte-count", "84")]
+    mpls = json.loads("\n".join(render(AGGREGATION, template_result("mpls-ipv4", [TEMPLATE_FLOWS["mpls-ipv4"]]),
+                                       None, "json")))
+    block = mpls["services-accounting-information"][0]["flow-aggregate-template-detail"][0]
+    assert block["interface-name"][0]["data"] == "sp-2/0/0"
+    entry_json = block["flow-aggregate-template-detail-mpls-ipv4"][0]["detail-entry"][0]
+    assert [entry_json[f"mpls-label-{i}"][0]["data"] for i in (1, 2, 3)] == ["299888", "16", "0"]
+    assert entry_json["top-label-address"][0]["data"] == "27.93.202.40"
+    assert set(LAYOUTS) == {"ipv4", "ipv6", "mpls", "mpls-ipv4", "peer-as-billing"}
+
+
+def test_flows_of_a_type_without_a_layout_are_an_error() -> None:
+    """A bridge template lists no flows on a probe; a reply that has some is refused, not printed wrongly."""
+    assert render(AGGREGATION, template_result("bridge", []))[2:] == []
+    with pytest.raises(ValueError, match="bridge-template"):
+        render(AGGREGATION, template_result("bridge", [TEMPLATE_FLOWS["ipv4"]]))
