@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Final, Protocol, Self
 
-from flowd.export.udp import Destination, ExportSocketError
+from flowd.export.udp import Destination, ExportSocketError, resolve
 
 SEND_BUFFER: Final = 1024 * 1024
 USER_TIMEOUT_MS: Final = 30_000  # TCP_USER_TIMEOUT: give up on a collector that acknowledges nothing
@@ -154,7 +154,7 @@ class TcpSender:
         self.connect_timeout = connect_timeout
         self.stats = TcpStats()
         self.state = LinkState.DOWN
-        self._family, self._addr = _resolve(destination)
+        self._family, self._addr = resolve(destination, socket.SOCK_STREAM)
         self._source = _source_address(destination, self._family)
         self._sock: socket.socket | None = None
         self._pending: deque[_Entry] = deque()  # not (fully) written on the current connection
@@ -433,16 +433,6 @@ class TcpSender:
         self.stats.messages_dropped += 1
         self.stats.records_dropped += entry.flow_records
         self.stats.bytes_dropped += len(entry.data)
-
-
-def _resolve(dest: Destination) -> tuple[socket.AddressFamily, tuple[object, ...]]:
-    try:
-        infos = socket.getaddrinfo(dest.host, dest.port, socket.AF_UNSPEC, socket.SOCK_STREAM,
-                                   socket.IPPROTO_TCP, socket.AI_NUMERICSERV)
-    except socket.gaierror as exc:
-        raise ExportSocketError(f"flow server {dest}: cannot resolve {dest.host!r}: {exc.strerror}") from None
-    family, _, _, _, addr = infos[0]
-    return family, tuple(addr)
 
 
 def _source_address(dest: Destination, family: socket.AddressFamily) -> str | None:

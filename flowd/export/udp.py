@@ -147,7 +147,7 @@ class UdpSender:
             raise ExportSocketError(f"flow server {dest}: port must be 1..65535")
         if not 0 <= dest.dscp <= 63:
             raise ExportSocketError(f"flow server {dest}: dscp must be 0..63, got {dest.dscp}")
-        family, addr = _resolve(dest)
+        family, addr = resolve(dest)
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             recverr = _configure(sock, family, dest, send_buffer)
@@ -285,10 +285,11 @@ class UdpSender:
         self.close()
 
 
-def _resolve(dest: Destination) -> tuple[socket.AddressFamily, tuple[object, ...]]:
+def resolve(dest: Destination, kind: socket.SocketKind = socket.SOCK_DGRAM
+            ) -> tuple[socket.AddressFamily, tuple[object, ...]]:
+    """The address family and socket address of a flow server (UDP, or TCP with ``SOCK_STREAM``)."""
     try:
-        infos = socket.getaddrinfo(dest.host, dest.port, socket.AF_UNSPEC, socket.SOCK_DGRAM,
-                                   socket.IPPROTO_UDP, socket.AI_NUMERICSERV)
+        infos = socket.getaddrinfo(dest.host, dest.port, socket.AF_UNSPEC, kind, 0, socket.AI_NUMERICSERV)
     except socket.gaierror as exc:
         raise ExportSocketError(f"flow server {dest}: cannot resolve {dest.host!r}: {exc.strerror}") from None
     family, _, _, _, addr = infos[0]
