@@ -1324,9 +1324,10 @@ def _override(cfg: Config, flow_servers: list[tuple[str, int]] | None, export_ve
                 _child_block(out["flow-server"], name)["transport"] = transport
         if source_address is not None:
             for section in ("flow-server", "interface"):
-                entries = out.get(section) if isinstance(out, dict) else None
-                for name in list(entries or ()):
-                    _child_block(entries, name)["source-address"] = source_address
+                named = out.get(section)
+                if isinstance(named, dict):
+                    for name in list(named):
+                        _child_block(named, name)["source-address"] = source_address
         if active is not None:
             out["flow-active-timeout"] = _seconds(active)
         if inactive is not None:

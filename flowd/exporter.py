@@ -71,6 +71,9 @@ class FamilyExport:
     v5_sequence: int = 0
     servers: list[ServerExport] = field(default_factory=list)
 
+    def senders(self) -> list[UdpSender | TcpSender]:
+        return ([self.v5] if self.v5 is not None else []) + [s.sender for s in self.servers]
+
 
 @dataclass(slots=True)
 class Exporter:
@@ -120,10 +123,10 @@ class Exporter:
             for sender in opened:
                 sender.close()
             raise
-        kept_ids = {id(s) for f in plan.values() for s in (f.v5, *(x.sender for x in f.servers)) if s}
+        kept_ids = {id(s) for f in plan.values() for s in f.senders()}
         for fam in self.families.values():
-            for sender in (fam.v5, *(x.sender for x in fam.servers)):
-                if sender is not None and id(sender) not in kept_ids:
+            for sender in fam.senders():
+                if id(sender) not in kept_ids:
                     sender.close()
         self.families = plan
         self.cfg = cfg
