@@ -27,7 +27,6 @@ from flowd.export.templates import ExportPlan, plan_for
 from flowd.export.udp import Destination, DestinationStats, UdpSender
 from flowd.export.v5 import V5Header, encode_v5
 from flowd.export.v9 import encode_v9
-from flowd.flowkey import is_ipv4
 
 UDP_MAX = 1400  # bytes per v9/IPFIX datagram: fits any path MTU a collector sits behind
 DRAIN_TIMEOUT = 5.0  # seconds a TCP collector gets, at shutdown, to take the backlog
@@ -170,19 +169,16 @@ class Exporter:
         if fam is None or not len(records):
             return
         carried = 0
-        if fam.v5 is not None:
-            v4 = is_ipv4(records.key)
-            rows = records if v4.all() else records.take(v4)
-            if len(rows):
-                iface = fam.output.interface
-                header = V5Header(engine_type=iface.engine_type if iface else 0,
-                                  engine_id=iface.engine_id if iface else 0,
-                                  sampling_interval=fam.output.input.rate)
-                datagrams = encode_v5(rows, now=now, boot=self.boot, sequence=fam.v5_sequence, header=header)
-                fam.v5_sequence = (fam.v5_sequence + len(rows)) & 0xFFFFFFFF
-                fam.v5.send(datagrams)
-                self.counters.datagrams += len(datagrams)
-                carried = len(rows)
+        if fam.v5 is not None:  # v5 serves family inet only (the configuration checks it): all IPv4
+            iface = fam.output.interface
+            header = V5Header(engine_type=iface.engine_type if iface else 0,
+                              engine_id=iface.engine_id if iface else 0,
+                              sampling_interval=fam.output.input.rate)
+            datagrams = encode_v5(records, now=now, boot=self.boot, sequence=fam.v5_sequence, header=header)
+            fam.v5_sequence = (fam.v5_sequence + len(records)) & 0xFFFFFFFF
+            fam.v5.send(datagrams)
+            self.counters.datagrams += len(datagrams)
+            carried = len(records)
         wall = self.wall()
         for srv in fam.servers:
             before = srv.state.not_carried

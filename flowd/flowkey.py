@@ -38,12 +38,6 @@ IFINDEX: Final = slice(38, 40)
 
 V4_MAPPED_PREFIX: Final = bytes(10) + b"\xff\xff"
 
-PROTOCOL_NAMES: Final = {
-    0: "ip", 1: "icmp", 2: "igmp", 4: "ipip", 6: "tcp", 8: "egp", 17: "udp", 41: "ipv6",
-    46: "rsvp", 47: "gre", 50: "esp", 51: "ah", 58: "icmp6", 89: "ospf", 103: "pim",
-    112: "vrrp", 132: "sctp",
-}
-
 
 def is_ipv4(keys: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
     """Which rows of an (n, 40) key array hold IPv4 addresses (both addresses IPv4-mapped)."""
@@ -102,9 +96,3 @@ def _addr(raw: bytes) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     if raw[:12] == V4_MAPPED_PREFIX:
         return ipaddress.IPv4Address(raw[12:])
     return ipaddress.IPv6Address(raw)
-
-
-def protocol_name(proto: int) -> str:
-    """Junos-style protocol label: ``tcp(6)``, ``ip(0)``, or the bare number."""
-    name = PROTOCOL_NAMES.get(proto)
-    return f"{name}({proto})" if name else str(proto)

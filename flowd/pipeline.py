@@ -127,10 +127,6 @@ class Pipeline:
         deadlines = [d for p in self.paths.values() if (d := p.table.next_deadline()) is not None]
         return min(deadlines) if deadlines else None
 
-    @property
-    def active_flows(self) -> int:
-        return sum(len(p.table) for p in self.paths.values())
-
 
 def input_filter(cfg: Config, family: str) -> Filter | None:
     """The filter that feeds sampling for a family: the first input binding of that family.

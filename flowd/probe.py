@@ -56,22 +56,19 @@ class Probe:
     # -- the packet path -----------------------------------------------------------------------
 
     def ingest(self, frames: FrameBatch, now: float, interface: str | None = None) -> None:
-        self._export(self.shard.process(frames, now, interface), now)
+        self.export(self.shard.process(frames, now, interface), now)
 
     def expire(self, now: float) -> None:
-        self._export(self.shard.expire(now), now)
+        self.export(self.shard.expire(now), now)
 
     def flush(self, now: float, reason: ExpiryReason = ExpiryReason.FORCED_END) -> int:
         """End and export every flow cached in this process; return how many."""
         ended = self.shard.flush(now, reason)
-        self._export(ended, now)
+        self.export(ended, now)
         return sum(len(r) for r in ended.values())
 
     def export(self, ended: Mapping[str, FlowRecords], now: float) -> None:
-        """Export flows that ended elsewhere (a capture worker's)."""
-        self._export(ended, now)
-
-    def _export(self, ended: Mapping[str, FlowRecords], now: float) -> None:
+        """Export flows that ended, here or in a capture worker."""
         for family, records in ended.items():
             self.exporter.export(family, records, now)
 
@@ -93,9 +90,7 @@ class Probe:
 
     def reload(self, cfg: Config, now: float) -> None:
         """Swap in a validated configuration, keeping the cache (families removed are flushed)."""
-        for family, path in self.pipeline.paths.items():
-            if family not in cfg.families:  # export what the old configuration still owes
-                self.exporter.export(family, path.table.flush(now), now)
+        self.export(self.shard.retire(cfg, now), now)  # what the old configuration still owes
         self.exporter.reconfigure(cfg)  # may fail: then the running configuration stays
         self.shard.reconfigure(cfg, now)  # the capture workers get it from flowd/app.py
         self.cfg = cfg

@@ -180,13 +180,18 @@ class Shard:
     def next_deadline(self) -> float | None:
         return self.pipeline.next_deadline()
 
-    def reconfigure(self, cfg: Config, now: float) -> dict[str, FlowRecords]:
-        """Take a reloaded configuration, keeping the cache; return the flows of families it removes."""
+    def retire(self, cfg: Config, now: float) -> dict[str, FlowRecords]:
+        """End the cached flows of the families a reloaded configuration removes; return them."""
         ended = {family: path.table.flush(now) for family, path in self.pipeline.paths.items()
                  if family not in cfg.families}
+        return {family: records for family, records in ended.items() if len(records)}
+
+    def reconfigure(self, cfg: Config, now: float) -> dict[str, FlowRecords]:
+        """Take a reloaded configuration, keeping the cache; return the flows of families it removes."""
+        ended = self.retire(cfg, now)
         self.pipeline.reconfigure(shard_config(cfg, self.workers))
         self._share_budget()
-        return {family: records for family, records in ended.items() if len(records)}
+        return ended
 
     # -- statistics ----------------------------------------------------------------------------
 
