@@ -14,43 +14,13 @@ interface: the capture interface index in the flow key, or its entry in a config
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-
 import numpy as np
 import numpy.typing as npt
 
+from flowd.model.routes import FlowRoutes
 from flowd.routing.rib import Match, SourceRib
 
 _V4_MAPPED = np.frombuffer(bytes(10) + b"\xff\xff", np.uint8)
-
-
-@dataclass(slots=True)
-class FlowRoutes:
-    """Per flow row; addresses are 16-byte rows (IPv4 as IPv4-mapped IPv6, like the flow key)."""
-
-    src_origin_as: npt.NDArray[np.uint32]
-    src_peer_as: npt.NDArray[np.uint32]
-    dst_origin_as: npt.NDArray[np.uint32]
-    dst_peer_as: npt.NDArray[np.uint32]
-    src_mask: npt.NDArray[np.uint8]
-    dst_mask: npt.NDArray[np.uint8]
-    next_hop: npt.NDArray[np.uint8]
-    bgp_next_hop: npt.NDArray[np.uint8]
-    output_if: npt.NDArray[np.uint32]
-    input_if: npt.NDArray[np.uint32]
-
-    def src_as(self, peer: bool) -> npt.NDArray[np.uint32]:
-        """`autonomous-system-type`: origin (default) or peer."""
-        return self.src_peer_as if peer else self.src_origin_as
-
-    def dst_as(self, peer: bool) -> npt.NDArray[np.uint32]:
-        return self.dst_peer_as if peer else self.dst_origin_as
-
-    @staticmethod
-    def empty(n: int) -> FlowRoutes:
-        z32 = np.zeros(n, np.uint32)
-        return FlowRoutes(z32, z32.copy(), z32.copy(), z32.copy(), np.zeros(n, np.uint8), np.zeros(n, np.uint8),
-                          np.zeros((n, 16), np.uint8), np.zeros((n, 16), np.uint8), z32.copy(), z32.copy())
 
 
 def combine(matches: Sequence[Match], nbytes: int, n: int) -> Match:
