@@ -44,9 +44,9 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from flowd.batch import FlowRecords
+from flowd.model.batch import FlowRecords
 from flowd.export.v5 import U32_MAX, uptime_ms
-from flowd.flowkey import DPORT, PROTO, SPORT, is_ipv4, u16_column
+from flowd.model.flowkey import DPORT, PROTO, SPORT, is_ipv4, u16_column
 from flowd.model.routes import FlowRoutes
 
 VERSION: Final = 8
