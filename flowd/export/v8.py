@@ -45,13 +45,11 @@ import numpy as np
 import numpy.typing as npt
 
 from flowd.model.batch import FlowRecords
-from flowd.export.v5 import U32_MAX, uptime_ms
+from flowd.export.v5 import AS_TRANS, U32_MAX, u16_field, uptime_ms
 from flowd.model.flowkey import DPORT, PROTO, SPORT, is_ipv4, u16_column
-from flowd.model.routes import FlowRoutes
 
 VERSION: Final = 8
 AGG_VERSION: Final = 2
-AS_TRANS: Final = 23456
 V8_HEADER: Final = struct.Struct("!HHIIIIBBBBI")
 #   H version  H count  I sys_uptime  I unix_secs  I unix_nsecs  I flow_sequence
 #   B engine_type  B engine_id  B aggregation  B agg_version  I reserved
@@ -137,32 +135,27 @@ class Aggregates:
                           np.zeros(0, np.uint64), np.zeros(0, np.uint64), np.zeros(0), np.zeros(0))
 
 
-def _u16(values: npt.NDArray[np.integer], over: int) -> npt.NDArray[np.uint16]:
-    v = values.astype(np.uint64)
-    return np.where(v > 0xFFFF, over, v).astype(np.uint16)
-
-
 def _prefix(addr: npt.NDArray[np.uint8], mask: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     value = np.ascontiguousarray(addr).view(">u4").ravel().astype(np.uint64)
     host = (np.uint64(1) << (32 - mask.astype(np.uint64))) - np.uint64(1)
     return (value & ~host).astype(">u4").view(np.uint8).reshape(len(value), 4)
 
 
-def aggregate(records: FlowRecords, routes: FlowRoutes, method: Aggregation, *,
-              peer_as: bool = False) -> Aggregates:
-    """Aggregate the IPv4 rows of a batch of finished flows by ``method``'s key."""
+def aggregate(records: FlowRecords, method: Aggregation, *, peer_as: bool = False) -> Aggregates:
+    """Aggregate the IPv4 rows of a batch of finished flows (and their route columns) by ``method``'s key."""
     v4 = is_ipv4(records.key)
     if not bool(v4.all()):
-        records, routes = records.take(v4), routes.take(v4)
+        records = records.take(v4)
+    routes = records.route_columns().as_type(peer_as)
     n = len(records)
     keys = np.zeros(n, RECORD_DTYPES[method])
     names = set(KEY_FIELDS[method])
     key = records.key
     columns = {
-        "src_as": lambda: _u16(routes.src_as(peer_as), AS_TRANS),
-        "dst_as": lambda: _u16(routes.dst_as(peer_as), AS_TRANS),
-        "input": lambda: _u16(routes.input_if, 0),
-        "output": lambda: _u16(routes.output_if, 0),
+        "src_as": lambda: u16_field(routes.src_origin_as, AS_TRANS),
+        "dst_as": lambda: u16_field(routes.dst_origin_as, AS_TRANS),
+        "input": lambda: u16_field(routes.input_if, 0),
+        "output": lambda: u16_field(routes.output_if, 0),
         "prot": lambda: key[:, PROTO],
         "srcport": lambda: u16_column(key, SPORT),
         "dstport": lambda: u16_column(key, DPORT),

@@ -7,7 +7,7 @@ encoders and the shows. Addresses are 16-byte rows, IPv4 as IPv4-mapped IPv6 lik
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -28,18 +28,29 @@ class FlowRoutes:
     output_if: npt.NDArray[np.uint32]
     input_if: npt.NDArray[np.uint32]
 
-    def src_as(self, peer: bool) -> npt.NDArray[np.uint32]:
-        """`autonomous-system-type`: origin (default) or peer."""
-        return self.src_peer_as if peer else self.src_origin_as
-
-    def dst_as(self, peer: bool) -> npt.NDArray[np.uint32]:
-        return self.dst_peer_as if peer else self.dst_origin_as
-
     @staticmethod
     def empty(n: int) -> FlowRoutes:
         z32 = np.zeros(n, np.uint32)
         return FlowRoutes(z32, z32.copy(), z32.copy(), z32.copy(), np.zeros(n, np.uint8), np.zeros(n, np.uint8),
                           np.zeros((n, 16), np.uint8), np.zeros((n, 16), np.uint8), z32.copy(), z32.copy())
+
+    @staticmethod
+    def for_keys(keys: npt.NDArray[np.uint8]) -> FlowRoutes:
+        """No route for any row; the input interface is the flow key's."""
+        out = FlowRoutes.empty(len(keys))
+        out.input_if = (keys[:, 38].astype(np.uint32) << 8) | keys[:, 39]
+        return out
+
+    @staticmethod
+    def concat(parts: list[FlowRoutes]) -> FlowRoutes:
+        return FlowRoutes(*(np.concatenate([getattr(p, f) for p in parts]) for f in FlowRoutes.__slots__))
+
+    def as_type(self, peer: bool) -> FlowRoutes:
+        """These routes with the origin AS columns holding the AS the flow server asked for
+        (`autonomous-system-type peer`: the neighbour's AS); the encoders read the origin columns."""
+        if not peer:
+            return self
+        return replace(self, src_origin_as=self.src_peer_as, dst_origin_as=self.dst_peer_as)
 
     def take(self, index: npt.NDArray[np.intp] | npt.NDArray[np.bool_]) -> FlowRoutes:
         """The rows selected by an index array or a boolean mask."""

@@ -124,9 +124,9 @@ CASES = [(m, False, False) for m in Aggregation] + [
 def test_tshark_decodes_reference_aggregates(tmp_path: Path, method: Aggregation, peer: bool, caida: bool) -> None:
     recs, routes, flows = ground_truth(400, seed=int(method) * 10 + peer)
     half = len(recs) // 2  # two export batches merged in one interval
-    aggs = merge([aggregate(recs.take(np.arange(half)), routes.take(np.arange(half)), method, peer_as=peer),
-                  aggregate(recs.take(np.arange(half, len(recs))), routes.take(np.arange(half, len(recs))),
-                            method, peer_as=peer)], method)
+    recs = recs.with_routes(routes)
+    aggs = merge([aggregate(recs.take(np.arange(half)), method, peer_as=peer),
+                  aggregate(recs.take(np.arange(half, len(recs))), method, peer_as=peer)], method)
     header = V8Header(method, engine_type=2, engine_id=9, caida_compliant=caida)
     datagrams = encode_v8(aggs, now=NOW, boot=BOOT, sequence=1000, header=header)
     assert sum(struct.unpack_from("!H", d, 2)[0] for d in datagrams) == len(aggs)
@@ -148,7 +148,7 @@ def test_tshark_decodes_reference_aggregates(tmp_path: Path, method: Aggregation
 def test_header_layout_and_saturation() -> None:
     recs, routes, _ = ground_truth(1, seed=1)
     recs.packets[:] = 2**40
-    aggs = aggregate(recs, routes, Aggregation.AS)
+    aggs = aggregate(recs.with_routes(routes), Aggregation.AS)
     (datagram,) = encode_v8(aggs, now=NOW, boot=BOOT, sequence=2**32 + 5,
                             header=V8Header(Aggregation.AS, engine_type=1, engine_id=2))
     head = V8_HEADER.unpack_from(datagram)
@@ -160,12 +160,12 @@ def test_header_layout_and_saturation() -> None:
 def test_ipv6_rows_are_not_aggregated() -> None:
     recs, routes, _ = ground_truth(3, seed=2)
     recs.key[1, :16] = np.frombuffer(ipaddress.ip_address("2001:db8::1").packed, np.uint8)
-    aggs = aggregate(recs, routes, Aggregation.PROTOCOL_PORT)
+    aggs = aggregate(recs.with_routes(routes), Aggregation.PROTOCOL_PORT)
     assert int(aggs.flows.sum()) == 2
 
 
 def test_method_mismatch_is_refused() -> None:
     recs, routes, _ = ground_truth(2, seed=3)
     with pytest.raises(ValueError, match="method AS for a PREFIX server"):
-        encode_v8(aggregate(recs, routes, Aggregation.AS), now=NOW, boot=BOOT, sequence=0,
+        encode_v8(aggregate(recs.with_routes(routes), Aggregation.AS), now=NOW, boot=BOOT, sequence=0,
                   header=V8Header(Aggregation.PREFIX))
