@@ -168,10 +168,17 @@ def _read_group(c: Checker, node: Any, path: KeyPath, meta: Mapping[str, Any]) -
     return node
 
 
+def _read_text(c: Checker, node: Any, path: KeyPath, meta: Mapping[str, Any]) -> str:
+    if not isinstance(node, str) or not node.strip() or "\0" in node:
+        c.fail(path, f"expected a non-empty string, got {describe(node)}")
+    return node
+
+
 _READERS: Final[Mapping[str, Callable[[Checker, Any, KeyPath, Mapping[str, Any]], Any]]] = {
     "integer": lambda c, node, path, meta: c.integer(node, path, meta["range"]),
     "duration": lambda c, node, path, meta: c.duration(node, path, meta["range"]),
     "address": lambda c, node, path, meta: c.address(node, path),
     "socket": _read_socket,
     "group": _read_group,
+    "text": _read_text,
 }
