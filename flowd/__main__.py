@@ -152,6 +152,7 @@ def run_daemon(args: argparse.Namespace, cfg: Config) -> int:
     from flowd.capture.replay import Replay
     from flowd.control.protocol import default_socket_path
     from flowd.export.udp import ExportSocketError
+    from flowd.routing.prefixfile import PrefixFileError
     from flowd.runtime.clock import SystemClock
     from flowd.runtime.inputs import live_inputs
     from flowd.runtime.log import setup_logging
@@ -179,7 +180,7 @@ def run_daemon(args: argparse.Namespace, cfg: Config) -> int:
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             return runner.run(daemon())
-    except (ExportSocketError, OSError, LiveCaptureError, WorkerError) as exc:
+    except (ExportSocketError, OSError, LiveCaptureError, WorkerError, PrefixFileError) as exc:
         log.error("%s", exc)
         return 1
 

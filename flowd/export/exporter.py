@@ -229,15 +229,20 @@ class Exporter:
 
     def tick(self, now: float) -> None:
         """Periodic work: v8 aggregate export, template/options refresh by time, TCP reconnects and backlog."""
+        self.tick_aggregates(now)
         wall = self.wall()
         for fam in self.families.values():
-            if fam.v8 is not None and fam.v8.due(now):
-                self._send_v8(fam.v8, now)
             for srv in fam.servers:
                 if now >= srv.state.next_deadline():
                     srv.send(srv.encode(FlowRecords.empty(), now, self.boot), wall)
                 if isinstance(srv.sender, TcpSender):
                     srv.sender.poll(wall)
+
+    def tick_aggregates(self, now: float) -> None:
+        """Send the v8 aggregates whose `aggregate-export-interval` has passed."""
+        for fam in self.families.values():
+            if fam.v8 is not None and fam.v8.due(now):
+                self._send_v8(fam.v8, now)
 
     def flush_aggregates(self, now: float) -> None:
         """Send every pending v8 aggregate now (the final flush)."""

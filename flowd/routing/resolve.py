@@ -8,7 +8,8 @@ for the same destination complete each other, as a router's forwarding table doe
 
 Which address gives what, as on a Junos router: the source address gives source AS and mask; the
 destination address gives destination AS, mask, next hop, BGP next hop and output interface. Input
-interface: the capture interface index in the flow key, or its entry in a configured map.
+interface: the capture interface index in the flow key; both interfaces are exported as their
+`flowd routing snmp-index` entry when they have one.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class RouteSet:
         """Routes of each flow key row (n, 40): source and destination lookups, both families."""
         n = len(keys)
         out = FlowRoutes.empty(n)
-        out.input_if = self._input(ifindex)
+        out.input_if = self._snmp(ifindex.astype(np.uint32))
         v4 = np.all(keys[:, 0:12] == _V4_MAPPED, axis=1) & np.all(keys[:, 16:28] == _V4_MAPPED, axis=1)
         for version, rows, lo in ((4, np.flatnonzero(v4), 12), (6, np.flatnonzero(~v4), 0)):
             if not len(rows):
@@ -75,14 +76,15 @@ class RouteSet:
             out.dst_mask[rows] = np.maximum(dst.length, 0)
             out.next_hop[rows, lo:16] = dst.next_hop
             out.bgp_next_hop[rows, lo:16] = dst.bgp_next_hop
-            out.output_if[rows] = dst.ifindex
+            out.output_if[rows] = self._snmp(dst.ifindex)
             if version == 4:
                 out.next_hop[rows, 10:12] = np.where(dst.next_hop.any(axis=1), 0xFF, 0)[:, None]
                 out.bgp_next_hop[rows, 10:12] = np.where(dst.bgp_next_hop.any(axis=1), 0xFF, 0)[:, None]
         return out
 
-    def _input(self, ifindex: npt.NDArray[np.uint16]) -> npt.NDArray[np.uint32]:
+    def _snmp(self, ifindex: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
+        """Linux interface indexes → the configured SNMP indexes (`flowd routing snmp-index`)."""
         out = ifindex.astype(np.uint32)
-        for capture, snmp in self.input_map.items():
-            out[ifindex == capture] = snmp
+        for linux, snmp in self.input_map.items():
+            out[ifindex == linux] = snmp
         return out
