@@ -294,16 +294,25 @@ class LpmTable:
         rows = np.concatenate([starts, lengths.astype(np.uint8)[:, None]], axis=1)
         return void_rows(rows)
 
-    def _merge_overlay(self) -> None:
-        vtype = f"V{self.nbytes + 1}"
-        changed = np.sort(np.frombuffer(b"".join(self._overlay), vtype))
+    def _unchanged(self) -> npt.NDArray[np.bool_]:
+        """Which rows of the prefix-index array no change in the overlay replaces."""
         stay = np.ones(len(self._keys), np.bool_)
-        if len(self._keys):
+        if len(self._keys) and self._overlay:
+            changed = np.sort(np.frombuffer(b"".join(self._overlay), f"V{self.nbytes + 1}"))
             at = np.minimum(np.searchsorted(self._keys, changed), len(self._keys) - 1)
             hit = self._keys[at] == changed
             stay[at[hit]] = False
+        return stay
+
+    def live_ids(self) -> I32:
+        """The route id of every prefix in the table."""
+        extra = np.array([v for v in self._overlay.values() if v != NO_ROUTE], np.int32)
+        return np.concatenate([self._key_ids[self._unchanged()], extra])
+
+    def _merge_overlay(self) -> None:
+        stay = self._unchanged()
         live = [(k, v) for k, v in self._overlay.items() if v != NO_ROUTE]
-        add_keys = np.frombuffer(b"".join(k for k, _ in live), vtype)
+        add_keys = np.frombuffer(b"".join(k for k, _ in live), f"V{self.nbytes + 1}")
         add_ids = np.array([v for _, v in live], np.int32)
         keys_all = np.concatenate([self._keys[stay], add_keys])
         ids_all = np.concatenate([self._key_ids[stay], add_ids])

@@ -8,6 +8,7 @@ from typing import Any, Final
 
 from shell.render import (
     accounting,
+    aggregation,
     aggregation_template,
     configuration,
     flow_detail,
@@ -46,6 +47,12 @@ RENDERERS: Final[Mapping[str, Renderer]] = {
     "accounting.aggregation_template": Renderer(
         aggregation_template.render_aggregation_template, _structured(aggregation_template.aggregation_template_tree),
         f"{ROOT}/flow-aggregate-template-detail/flow-aggregate-template-detail-TYPE/detail-entry"),
+    **{f"accounting.aggregation_{kind.replace('-', '_')}": Renderer(
+        aggregation.render_aggregation, _structured(aggregation.aggregation_tree),
+        f"{ROOT}/flow-aggregate-{kind}-detail/detail-entry") for kind in aggregation.LAYOUTS},
+    "accounting.routing": Renderer(
+        aggregation.render_routing, _structured(aggregation.routing_tree),
+        f"{ROOT}/route-information/route-source-information"),
     "accounting.memory": Renderer(
         accounting.render_memory, _structured(accounting.memory_tree), f"{ROOT}/memory-information"),
     "accounting.packet_size_distribution": Renderer(

@@ -50,6 +50,7 @@ def check(table: LpmTable, truth: dict[tuple[int, int], int], addrs: list[int], 
     want = [brute(truth, a, width) for a in addrs]
     assert list(zip(ids.tolist(), lens.tolist())) == want
     assert len(table) == len(truth)
+    assert sorted(table.live_ids().tolist()) == sorted(truth.values())
 
 
 @pytest.mark.parametrize("width", [32, 128])
