@@ -127,7 +127,7 @@ def _wanted(entry: Mapping[str, Any], params: Mapping[str, Any], method: Aggrega
         if limit is None:
             net = _prefix(params, name)
             length = entry[f"{field}_length"]
-            inside = ipaddress.ip_network(f"{entry[field]}/{length}")
+            inside = ipaddress.IPv4Network(f"{entry[field]}/{length}")
             if net is None or not (inside.prefixlen >= net.prefixlen and inside.subnet_of(net)):
                 return False
         elif entry[field] != int(params[name]):

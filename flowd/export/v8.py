@@ -37,9 +37,10 @@ numbers are origin or peer per ``autonomous-system-type``; an AS above 65535 is 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -151,7 +152,7 @@ def aggregate(records: FlowRecords, method: Aggregation, *, peer_as: bool = Fals
     keys = np.zeros(n, RECORD_DTYPES[method])
     names = set(KEY_FIELDS[method])
     key = records.key
-    columns = {
+    columns: dict[str, Callable[[], npt.NDArray[Any]]] = {
         "src_as": lambda: u16_field(routes.src_origin_as, AS_TRANS),
         "dst_as": lambda: u16_field(routes.dst_origin_as, AS_TRANS),
         "input": lambda: u16_field(routes.input_if, 0),
@@ -202,9 +203,9 @@ def merge(parts: list[Aggregates], method: Aggregation) -> Aggregates:
     last = np.full(m, -np.inf)
     np.minimum.at(first, inverse, np.concatenate([p.first for p in parts]))
     np.maximum.at(last, inverse, np.concatenate([p.last for p in parts]))
-    return Aggregates(method, unique.view(RECORD_DTYPES[method]).copy(),
-                      *(_sum(inverse, np.concatenate([getattr(p, f) for p in parts]), m)
-                        for f in ("flows", "packets", "bytes")), first, last)
+    flows, packets, octets = (_sum(inverse, np.concatenate([getattr(p, f) for p in parts]), m)
+                              for f in ("flows", "packets", "bytes"))
+    return Aggregates(method, unique.view(RECORD_DTYPES[method]).copy(), flows, packets, octets, first, last)
 
 
 def encode_v8(aggs: Aggregates, *, now: float, boot: float, sequence: int, header: V8Header) -> list[bytes]:

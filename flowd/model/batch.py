@@ -168,5 +168,5 @@ class FlowRecords:
         routes = None
         if all(p.routes is not None for p in parts):
             routes = FlowRoutes.concat([p.routes for p in parts if p.routes is not None])
-        return FlowRecords(*(np.concatenate([getattr(p, f) for p in parts])
-                             for f in FlowRecords.__slots__ if f != "routes"), routes=routes)
+        columns = {f: np.concatenate([getattr(p, f) for p in parts]) for f in FlowRecords.__slots__ if f != "routes"}
+        return FlowRecords(**columns, routes=routes)

@@ -38,7 +38,7 @@ class FlowRoutes:
     def for_keys(keys: npt.NDArray[np.uint8]) -> FlowRoutes:
         """No route for any row; the input interface is the flow key's."""
         out = FlowRoutes.empty(len(keys))
-        out.input_if = (keys[:, 38].astype(np.uint32) << 8) | keys[:, 39]
+        out.input_if = ((keys[:, 38].astype(np.uint32) << 8) | keys[:, 39]).astype(np.uint32)
         return out
 
     @staticmethod

@@ -328,4 +328,5 @@ def _ranges(i0: npt.NDArray[np.intp], i1: npt.NDArray[np.intp]) -> npt.NDArray[n
     if total == 0:
         return np.zeros(0, np.intp)
     offsets = np.cumsum(counts) - counts
-    return np.arange(total, dtype=np.intp) - np.repeat(offsets - i0, counts)
+    rows: npt.NDArray[np.intp] = np.arange(total, dtype=np.intp) - np.repeat(offsets - i0, counts)
+    return rows

@@ -141,7 +141,7 @@ def _ip2asn_line(line: str) -> Parsed:
     if origin == 0:
         return  # "Not routed"
     hop = bytes(4 if first.version == 4 else 16)
-    for net in ipaddress.summarize_address_range(first, last):  # type: ignore[type-var]
+    for net in ipaddress.summarize_address_range(first, last):
         yield net, origin, hop
 
 

@@ -115,7 +115,7 @@ class FamilyRib:
         for name, value in zip(Columns.NAMES, (origin_as, peer_as, next_hop, bgp_next_hop, ifindex)):
             if value is not None:
                 column = getattr(self.columns, name)
-                column[:n] = void_rows(value) if column.dtype.kind == "V" else value
+                column[:n] = void_rows(value) if column.dtype.kind == "V" else value  # type: ignore[arg-type]
         self.table.load(nets, lengths, np.arange(n, dtype=np.int32))
         self.used = n
         self.free = []

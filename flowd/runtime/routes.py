@@ -75,7 +75,7 @@ class RouteSources:
         """The records with their route columns (unchanged when no source is configured)."""
         if not self.active or not len(records):
             return records
-        ifindex = (records.key[:, 38].astype(np.uint16) << 8) | records.key[:, 39]
+        ifindex = ((records.key[:, 38].astype(np.uint16) << 8) | records.key[:, 39]).astype(np.uint16)
         return records.with_routes(self.route_set.flow_routes(records.key, ifindex))
 
     # -- prefix files ------------------------------------------------------------------------------

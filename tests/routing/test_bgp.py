@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ import pytest
 from flowd.routing.bgp import BgpSession, BgpSpeaker, ExaBgpFeed, exabgp_config
 from flowd.routing.rib import SourceRib
 from tests.fakes import FakeClock
+from tests.routing.polling import until
 from tests.netns import Namespace, add_veth, namespaces, unavailable
 
 A4, B4 = "198.18.0.1", "198.18.0.2"
@@ -55,15 +55,6 @@ def lookup(rib: SourceRib, version: int, address: str) -> tuple[int, int, int, s
     m = rib.families[version].lookup(raw)
     hop = str(ipaddress.ip_address(bytes(m.bgp_next_hop[0]))) if m.length[0] >= 0 else "-"
     return int(m.length[0]), int(m.origin_as[0]), int(m.peer_as[0]), hop
-
-
-async def until(what: str, done: Callable[[], bool]) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT
-    while not done():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def birdc(ns: Namespace, sock: Path, *command: str) -> str:

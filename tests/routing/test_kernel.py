@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from flowd.routing.kernel import KernelRoutes
 from flowd.routing.rib import SourceRib
 from tests.fakes import FakeClock
+from tests.routing.polling import until
 from tests.netns import Namespace, add_veth, namespaces, unavailable
 
 pyroute2 = pytest.importorskip("pyroute2")
@@ -24,15 +24,6 @@ def lookup(rib: SourceRib, address: str) -> tuple[int, str, int]:
     m = rib.families[addr.version].lookup(np.frombuffer(addr.packed, np.uint8)[None, :])
     hop = ipaddress.ip_address(bytes(m.next_hop[0]))
     return int(m.length[0]), str(hop), int(m.ifindex[0])
-
-
-async def until(what: str, done: Callable[[], bool]) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT
-    while not done():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @pytest.mark.integration
