@@ -20,6 +20,11 @@ How it works (the rules live here):
   ancestor of P, nothing, or P itself re-announced); a withdrawal gives the ranges still held by P
   (length == L) to P's longest covering prefix, found in the prefix index. Bounds that no longer
   separate different values are merged away when their number has grown by half.
+* Large IPv4 tables also keep a direct table with one 32-bit entry per /24 block: the route id and
+  length that hold on the whole block, or REFINE when a range starts inside it (a prefix longer than
+  /24). Most addresses are then answered by one gather, without a sort or a search; the rest go
+  through the range table. Updates paint it with the same rules as the ranges (a prefix longer
+  than /24 marks its block REFINE).
 * The prefix index (prefix → route id, for updates) is a sorted array of ``address bytes + length
   byte`` keys with a dict of recent changes in front; the dict is merged into the array when large.
 
@@ -44,6 +49,11 @@ Void = npt.NDArray[np.void]
 ALL: Final = np.uint64(0xFFFFFFFFFFFFFFFF)
 NO_ROUTE: Final = -1
 MERGE_OVERLAY: Final = 65536  # prefix-index changes kept in the dict before merging into the array
+DIRECT_MIN: Final = 65536  # IPv4 tables with this many prefixes get the /24 direct table (64 MB)
+BLOCK_BITS: Final = 8  # a direct-table block is a /24: 256 addresses
+ID_BITS: Final = 25
+ID_MASK: Final = np.uint32((1 << ID_BITS) - 1)
+REFINE: Final = np.uint32(0xFFFFFFFF)  # the block holds a range bound: search the range table
 
 
 def void_rows(raw: U8) -> Void:
@@ -105,6 +115,7 @@ class LpmTable:
         self._overlay: dict[bytes, int] = {}
         self._count = 0
         self._compacted = 1
+        self._direct: npt.NDArray[np.uint32] | None = None
 
     # -- building ------------------------------------------------------------------------------
 
@@ -142,6 +153,7 @@ class LpmTable:
             self._ids[rows] = np.repeat(ids[sel], i1 - i0)
             self._lens[rows] = length
         self._compacted = len(self._bounds)
+        self._direct = self._build_direct() if self.width == 32 and len(keys) >= DIRECT_MIN else None
 
     # -- lookups ------------------------------------------------------------------------------
 
@@ -151,10 +163,50 @@ class LpmTable:
         if n == 0:
             return np.zeros(0, np.int32), np.zeros(0, np.int16)
         hot = self._hot_of(addrs)
+        if self._direct is None:
+            return self._search(addrs, hot)
+        code = self._direct[hot >> np.uint32(BLOCK_BITS)]
+        ids = (code & ID_MASK).astype(np.int32) - 1
+        lens = (code >> np.uint32(ID_BITS)).astype(np.int16) - 1
+        refine = np.flatnonzero(code == REFINE)
+        if len(refine):
+            ids[refine], lens[refine] = self._search(np.ascontiguousarray(addrs)[refine], hot[refine])
+        return ids, lens
+
+    def _search(self, addrs: U8, hot: npt.NDArray[np.unsignedinteger]) -> tuple[I32, I16]:
+        """The range-table lookup: sort, then one binary search per address (see the module docstring)."""
         order = np.argsort(hot)
-        at = np.empty(n, np.intp)
+        at = np.empty(len(hot), np.intp)
         at[order] = self._locate(addrs, "right", hot[order], order) - 1
         return self._ids[at], self._lens[at]
+
+    def _build_direct(self) -> npt.NDArray[np.uint32] | None:
+        if len(self._ids) and int(self._ids.max()) >= int(ID_MASK):
+            return None  # ids do not fit the packed entry
+        blocks = 1 << (32 - BLOCK_BITS)
+        direct = np.empty(blocks, np.uint32)
+        hot = self._hot.astype(np.int64)
+        step = 1 << 20
+        for first in range(0, blocks, step):
+            start = np.arange(first, first + step, dtype=np.int64) << BLOCK_BITS
+            at = np.searchsorted(hot, start, "right") - 1
+            nxt = np.minimum(at + 1, len(hot) - 1)
+            uniform = (at + 1 >= len(hot)) | (hot[nxt] >= start + (1 << BLOCK_BITS))
+            direct[first:first + step] = np.where(uniform, _pack(self._ids[at], self._lens[at]), REFINE)
+        return direct
+
+    def _paint_direct(self, net: bytes, length: int, rid: int, rlen: int, *, announce: bool) -> None:
+        """Mirror one change in the direct table: the blocks it sets get route ``rid`` of length ``rlen``."""
+        if self._direct is None:
+            return
+        block = int.from_bytes(net, "big") >> BLOCK_BITS
+        if length > 32 - BLOCK_BITS:
+            self._direct[block] = REFINE  # a range starts inside the block (it may already)
+            return
+        part = self._direct[block:block + (1 << (32 - BLOCK_BITS - length))]
+        lens = (part >> np.uint32(ID_BITS)).astype(np.int16) - 1  # REFINE reads as 126: never painted
+        mask = lens <= length if announce else lens == length
+        part[mask] = _pack(np.array([rid], np.int32), np.array([rlen], np.int16))[0]
 
     def __len__(self) -> int:
         return self._count
@@ -167,7 +219,8 @@ class LpmTable:
     def nbytes_used(self) -> int:
         """Bytes held by the table's arrays."""
         arrays = (self._bounds, self._hot, self._ids, self._lens, self._keys, self._key_ids)
-        return sum(a.nbytes for a in arrays) + 120 * len(self._overlay)
+        direct = self._direct.nbytes if self._direct is not None else 0
+        return sum(a.nbytes for a in arrays) + direct + 120 * len(self._overlay)
 
     def find(self, net: bytes, length: int) -> int | None:
         """The route id of exactly this prefix, or None."""
@@ -215,12 +268,15 @@ class LpmTable:
                 self._ids[part][mask] = rid
                 lens[mask] = length
                 self._count += old is None
+                self._paint_direct(net, length, rid, length, announce=True)
             else:
                 parent, plen = self._covering(net, length)
                 mask = lens == length
                 self._ids[part][mask] = parent
                 lens[mask] = plen
                 self._count -= 1
+                if length <= 32 - BLOCK_BITS:  # a longer prefix's block stays REFINE
+                    self._paint_direct(net, length, parent, plen, announce=False)
             self._overlay[self._key(net, length)] = rid
             changed += 1
         if len(self._overlay) > MERGE_OVERLAY:
@@ -319,6 +375,11 @@ class LpmTable:
         order = np.argsort(keys_all, kind="stable")
         self._keys, self._key_ids = keys_all[order], ids_all[order]
         self._overlay = {}
+
+
+def _pack(ids: I32, lens: I16) -> npt.NDArray[np.uint32]:
+    """Direct-table entries: (length + 1) above ID_BITS, (id + 1) below; 0 is "no route"."""
+    return ((lens.astype(np.int64) + 1) << ID_BITS | (ids.astype(np.int64) + 1)).astype(np.uint32)
 
 
 def _ranges(i0: npt.NDArray[np.intp], i1: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:

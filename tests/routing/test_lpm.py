@@ -53,9 +53,14 @@ def check(table: LpmTable, truth: dict[tuple[int, int], int], addrs: list[int], 
     assert sorted(table.live_ids().tolist()) == sorted(truth.values())
 
 
-@pytest.mark.parametrize("width", [32, 128])
-@pytest.mark.parametrize("seed", range(6))
-def test_bulk_load_matches_brute_force(width: int, seed: int) -> None:
+# (width, with the /24 direct table, seeds): IPv4 with and without it (large tables only get one)
+CASES = [(32, False, s) for s in range(6)] + [(128, False, s) for s in range(6)] + [(32, True, s) for s in range(3)]
+
+
+@pytest.mark.parametrize("width, direct, seed", CASES)
+def test_bulk_load_matches_brute_force(width: int, direct: bool, seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    if direct:
+        monkeypatch.setattr(lpm, "DIRECT_MIN", 0)
     rng = random.Random(seed * 1000 + width)
     prefixes = random_prefixes(rng, width, 120)
     ids = list(range(len(prefixes)))
@@ -64,20 +69,23 @@ def test_bulk_load_matches_brute_force(width: int, seed: int) -> None:
         truth[p] = rid  # the last of duplicate prefixes counts
     table = LpmTable.build(width, rows([p[0] for p in prefixes], width),
                            np.array([p[1] for p in prefixes]), np.array(ids, np.int32))
+    assert (table._direct is not None) == (direct and width == 32)
     check(table, truth, queries(rng, width, prefixes, 300), width)
 
 
 @pytest.mark.parametrize("merge_at", [3, 65536])
-@pytest.mark.parametrize("width", [32, 128])
-@pytest.mark.parametrize("seed", range(6))
-def test_updates_match_brute_force(width: int, seed: int, merge_at: int,
+@pytest.mark.parametrize("width, direct, seed", CASES)
+def test_updates_match_brute_force(width: int, direct: bool, seed: int, merge_at: int,
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lpm, "MERGE_OVERLAY", merge_at)  # also run the index merge often
+    if direct:
+        monkeypatch.setattr(lpm, "DIRECT_MIN", 0)
     rng = random.Random(seed * 77 + width)
     prefixes = random_prefixes(rng, width, 80)
     truth = {p: i for i, p in enumerate(prefixes[:40])}
     table = LpmTable.build(width, rows([p[0] for p in truth], width), np.array([p[1] for p in truth]),
                            np.array(list(truth.values()), np.int32))
+    assert (table._direct is not None) == direct
     next_id = 1000
     for _ in range(8):
         batch = []
