@@ -54,4 +54,6 @@ class FlowRoutes:
 
     def take(self, index: npt.NDArray[np.intp] | npt.NDArray[np.bool_]) -> FlowRoutes:
         """The rows selected by an index array or a boolean mask."""
-        return FlowRoutes(*(getattr(self, f)[index] for f in FlowRoutes.__slots__))
+        if index.dtype == np.bool_:
+            index = np.flatnonzero(index)
+        return FlowRoutes(*(np.take(getattr(self, f), index, axis=0) for f in FlowRoutes.__slots__))

@@ -18,10 +18,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 
+from flowd.model.flowkey import is_ipv4
 from flowd.model.routes import FlowRoutes
 from flowd.routing.rib import Match, SourceRib
 
-_V4_MAPPED = np.frombuffer(bytes(10) + b"\xff\xff", np.uint8)
 
 
 def combine(matches: Sequence[Match], nbytes: int, n: int) -> Match:
@@ -58,29 +58,49 @@ class RouteSet:
         return combine([s.families[version].lookup(addrs) for s in self.sources], nbytes, len(addrs))
 
     def flow_routes(self, keys: npt.NDArray[np.uint8], ifindex: npt.NDArray[np.uint16]) -> FlowRoutes:
-        """Routes of each flow key row (n, 40): source and destination lookups, both families."""
+        """Routes of each flow key row (n, 40): source and destination lookups, both families.
+
+        Each family's rows are looked up as one contiguous block; a mixed batch is put back in row
+        order with one gather per column.
+        """
         n = len(keys)
-        out = FlowRoutes.empty(n)
-        out.input_if = self._snmp(ifindex.astype(np.uint32))
-        v4 = np.all(keys[:, 0:12] == _V4_MAPPED, axis=1) & np.all(keys[:, 16:28] == _V4_MAPPED, axis=1)
-        for version, rows, lo in ((4, np.flatnonzero(v4), 12), (6, np.flatnonzero(~v4), 0)):
+        v4 = is_ipv4(keys)
+        blocks: list[FlowRoutes] = []
+        order: list[npt.NDArray[np.intp]] = []
+        for version, mask, lo in ((4, v4, 12), (6, ~v4, 0)):
+            rows = np.flatnonzero(mask)
             if not len(rows):
                 continue
-            src = self.match(version, keys[rows, lo:16])
-            dst = self.match(version, keys[rows, 16 + lo:32])
-            out.src_origin_as[rows] = src.origin_as
-            out.src_peer_as[rows] = src.peer_as
-            out.src_mask[rows] = np.maximum(src.length, 0)
-            out.dst_origin_as[rows] = dst.origin_as
-            out.dst_peer_as[rows] = dst.peer_as
-            out.dst_mask[rows] = np.maximum(dst.length, 0)
-            out.next_hop[rows, lo:16] = dst.next_hop
-            out.bgp_next_hop[rows, lo:16] = dst.bgp_next_hop
-            out.output_if[rows] = self._snmp(dst.ifindex)
-            if version == 4:
-                out.next_hop[rows, 10:12] = np.where(dst.next_hop.any(axis=1), 0xFF, 0)[:, None]
-                out.bgp_next_hop[rows, 10:12] = np.where(dst.bgp_next_hop.any(axis=1), 0xFF, 0)[:, None]
+            part = keys if len(rows) == n else np.take(keys, rows, axis=0)
+            blocks.append(self._family(version, part, lo))
+            order.append(rows)
+        if not blocks:
+            out = FlowRoutes.empty(0)
+        elif len(blocks) == 1:
+            out = blocks[0]
+        else:
+            inverse = np.empty(n, np.intp)
+            inverse[np.concatenate(order)] = np.arange(n)
+            out = FlowRoutes.concat(blocks).take(inverse)
+        out.input_if = self._snmp(ifindex.astype(np.uint32))
         return out
+
+    def _family(self, version: int, keys: npt.NDArray[np.uint8], lo: int) -> FlowRoutes:
+        """The routes of flow keys that are all of one family (``lo``: where the address starts)."""
+        n = len(keys)
+        src = self.match(version, np.ascontiguousarray(keys[:, lo:16]))
+        dst = self.match(version, np.ascontiguousarray(keys[:, 16 + lo:32]))
+        hops = []
+        for found in (dst.next_hop, dst.bgp_next_hop):
+            if version == 4:  # IPv4-mapped, like the flow key (all zeros when there is none)
+                mapped = np.zeros((n, 16), np.uint8)
+                mapped[:, 10:12] = np.where(np.ascontiguousarray(found).view(np.uint32).ravel() != 0, 0xFF, 0)[:, None]
+                mapped[:, 12:16] = found
+                found = mapped
+            hops.append(found)
+        return FlowRoutes(src.origin_as, src.peer_as, dst.origin_as, dst.peer_as,
+                          np.maximum(src.length, 0).astype(np.uint8), np.maximum(dst.length, 0).astype(np.uint8),
+                          hops[0], hops[1], self._snmp(dst.ifindex), np.zeros(n, np.uint32))
 
     def _snmp(self, ifindex: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
         """Linux interface indexes → the configured SNMP indexes (`flowd routing snmp-index`)."""
