@@ -22,4 +22,6 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+echo "mypy --strict (flowd, shell)"
+.venv/bin/python -m mypy --no-error-summary
 exec .venv/bin/python -m pytest "$@"
