@@ -1,7 +1,7 @@
 """IPFIX messages (RFC 7011): finished flows → a list of messages (UDP payloads or TCP stream chunks).
 
-Layout: a 16-byte message header, then Sets (id, length, records, zero padding to 4 octets, always
-shorter than a record, §3.3.1): Set 2 carries template records, Set 3 options template records,
+Layout: a 16-byte message header, then Sets (id, length, records; data sets end with zero padding
+to 4 octets, always shorter than a record, §3.3.1; template and options template sets are never padded): Set 2 carries template records, Set 3 options template records,
 Sets numbered by a template id (>= 256) carry data records. Everything is big-endian.
 
 Header fields, as flowd fills them (§3.1):
@@ -40,6 +40,7 @@ from flowd.export.templates import (
     ExportPlan,
     make_set,
     packets,
+    template_sets,
 )
 
 VERSION: Final = 10
@@ -96,10 +97,8 @@ def greeting(plan: ExportPlan, *, now: float, boot: float, sequence: int) -> byt
     ``sequence`` is the sequence number of the next message the stream will carry; the greeting's
     own number is one less, as it carries one (options) data record, so the stream stays consistent.
     """
-    fmt = plan.format
-    body = (make_set(SetId.TEMPLATE, [t.template_record(fmt) for t in plan.data])
-            + make_set(SetId.OPTIONS_TEMPLATE, [plan.options.template_record(fmt)])
-            + make_set(plan.options.template_id, [plan.options_record(boot)]))
+    templates, options = template_sets(plan, SetId.TEMPLATE, SetId.OPTIONS_TEMPLATE)
+    body = templates + options + make_set(plan.options.template_id, [plan.options_record(boot)])
     return IPFIX_HEADER.pack(VERSION, IPFIX_HEADER.size + len(body), _export_time(now),
                              (sequence - 1) % U32_MODULUS, plan.domain_id) + body
 

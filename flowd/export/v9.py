@@ -34,7 +34,8 @@ import numpy as np
 
 from flowd.batch import FlowRecords
 from flowd.export.sequence import ExportState
-from flowd.export.templates import ExportFormat, ExportPlan, packets, sysuptime_ms
+from flowd.export.templates import ExportFormat, ExportPlan, packets
+from flowd.export.timebase import sysuptime_ms
 
 VERSION: Final = 9
 V9_HEADER: Final = struct.Struct("!HHIIII")
