@@ -228,7 +228,7 @@ def test_stream_state_never_puts_templates_in_the_stream() -> None:
     p = plan()
     messages = encode_ipfix(records(numbered(60)), now=NOW, boot=BOOT, state=state, plan=p, max_size=600)
     decoder = Decoder()
-    decoder.datagram(greeting(p, now=NOW, boot=BOOT, sequence=0), "flowd")  # announces every template
+    decoder.datagram(greeting(p, now=NOW, boot=BOOT), "flowd")  # announces every template
     assert sets_per_message(messages, decoder) == [(False, False, i % 3 == 0) for i in range(len(messages))]
     assert state.next_deadline() == NOW + 60  # only the options schedule runs
     assert not any(m.unknown_sets for m in decode_all(messages, decoder))
@@ -246,17 +246,24 @@ def test_idle_refresh_sends_templates_alone() -> None:
 
 # -- greeting and framing (what the TCP sender relies on) -------------------------------------------------
 
-def test_greeting_keeps_the_stream_sequence_consistent() -> None:
+def test_greeting_starts_a_session_at_sequence_0_and_renumbering_follows_it() -> None:
+    """RFC 7011 §3.1 / §10.4: a TCP connection's first message has sequence 0 (was 0xFFFFFFFF)."""
     p = plan()
     state = ExportState(stream=True, sequence=500)
     state.options.sent(NOW)
     data = encode_ipfix(records(numbered(30)), now=NOW, boot=BOOT, state=state, plan=p)
-    hello = greeting(p, now=NOW, boot=BOOT, sequence=500)
-    decoded = decode_all([hello, *data])
+    hello = greeting(p, now=NOW, boot=BOOT)
+    framing = IpfixFraming(p, BOOT)
+    sent, sequence = [], framing.data_records(hello)
+    for message in data:
+        sent.append(framing.renumber(message, sequence))
+        sequence += framing.data_records(message)
+    decoded = decode_all([hello, *sent])
     assert [s[0] for s in decoded[0].sets] == [SetId.TEMPLATE, SetId.OPTIONS_TEMPLATE, 512]
-    assert (decoded[0].header["sequence"], len(decoded[0].options)) == (499, 1)
-    check_sequence(decoded, start=499)
-    assert greeting(p, now=NOW, boot=BOOT, sequence=0)[8:12] == (2**32 - 1).to_bytes(4, "big")
+    assert (decoded[0].header["sequence"], len(decoded[0].options)) == (0, 1)
+    check_sequence(decoded, start=0)
+    assert [m[:8] + m[12:] for m in sent] == [m[:8] + m[12:] for m in data]  # only the sequence differs
+    assert framing.export_time(hello) == framing.export_time(data[0]) == EXPORT_TIME
 
 
 def test_framing_counts_records_per_message() -> None:
