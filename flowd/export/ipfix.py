@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final
 
-from flowd.batch import FlowRecords
 from flowd.export.sequence import U32_MODULUS, ExportState
 from flowd.export.templates import (
     SET_HEADER,
@@ -46,6 +45,7 @@ from flowd.export.templates import (
     packets,
     template_sets,
 )
+from flowd.model.batch import FlowRecords
 
 VERSION: Final = 10
 IPFIX_HEADER: Final = struct.Struct("!HHIII")

@@ -69,13 +69,13 @@ from typing import TYPE_CHECKING, Final
 import numpy as np
 import numpy.typing as npt
 
-from flowd.batch import FlowRecords
 from flowd.export.ie import IE, V9ScopeType, field_dtype, lookup
 from flowd.export.timebase import boot_ms, epoch_ms, sysuptime_ms
-from flowd.flowkey import DPORT, IFINDEX, PROTO, SPORT, TOS, is_ipv4, u16_column
+from flowd.model.batch import FlowRecords
+from flowd.model.flowkey import DPORT, IFINDEX, PROTO, SPORT, TOS, is_ipv4, u16_column
 
 if TYPE_CHECKING:
-    from flowd.config import TemplateConfig
+    from flowd.config.schema import TemplateConfig
     from flowd.export.sequence import ExportState
 
 

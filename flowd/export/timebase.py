@@ -15,7 +15,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from flowd.batch import F64
+from flowd.model.batch import F64
 
 U32_MAX: Final = 0xFFFFFFFF
 

@@ -20,7 +20,7 @@ import pytest
 from flowdecode import TSHARK, Decoder, Message, tshark_pdus, tshark_problems, write_tcp_pcap
 from test_daemon import Daemon, wait_for
 
-from flowd.synth import SynthSpec, write_capture
+from flowd.testing.synth import SynthSpec, write_capture
 
 REPO = Path(__file__).resolve().parents[2]
 START = 1_600_000_000.123456  # the capture's start: years before the wall clock, not a whole second

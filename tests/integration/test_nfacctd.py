@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from nfacctd import NFACCTD, Nfacctd, start_nfacctd
 
-from flowd.synth import GroundTruth, SynthSpec, write_capture
+from flowd.testing.synth import GroundTruth, SynthSpec, write_capture
 
 REPO = Path(__file__).resolve().parents[2]
 
