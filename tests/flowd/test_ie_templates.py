@@ -385,6 +385,14 @@ def test_plan_defaults_per_family() -> None:
         "samplingPacketInterval", "samplingPacketSpace", "exporterIPv6Address"]
 
 
+@pytest.mark.parametrize("family, kind, configured, sent", [
+    ("inet", "ipv4", None, 1), ("inet6", "ipv6", None, 2), ("inet", "ipv4", 0, 0), ("inet6", "ipv6", 7, 7)])
+def test_domain_is_the_configured_one_else_the_familys(family: str, kind: str, configured: int | None,
+                                                      sent: int) -> None:
+    template = TemplateConfig("t", "ipfix", kind, domain_id=configured)
+    assert plan_for("ipfix", family, template).domain_id == sent
+
+
 def test_plan_follows_the_configured_template() -> None:
     cfg = TemplateConfig("t", "ipfix", "mpls-ipv4", template_id=2048, options_template_id=2049, domain_id=42,
                          template_refresh=RefreshRate(10, 30.0), label_positions=(2,))
