@@ -303,8 +303,13 @@ class TemplateConfig:
     options_template_id: int | None = _leaf(None, key="options-template-id", arg="N", kind="integer",
                                             range=(1024, 65535), shown="per family",
                                             help="Options template ID (unique among the templates).")
-    domain_id: int = _opt(0, syntax="source-id N | observation-domain-id N", kind="integer", range=(0, 255),
-                          help="v9 header Source ID (version9) or IPFIX Observation Domain ID (version-ipfix).")
+    domain_id: int | None = _opt(None, syntax="source-id N | observation-domain-id N", kind="integer",
+                                 range=(0, 255), shown="1 (inet), 2 (inet6)",
+                                 help="v9 header Source ID (version9) or IPFIX Observation Domain ID "
+                                      "(version-ipfix). Unset, each family has its own (Junos derives a unique "
+                                      "one too): the families export from separate sockets with separate "
+                                      "sequence numbers, and collectors track sequences per exporter and "
+                                      "domain.")
     active_timeout: float | None = _leaf(None, key="flow-active-timeout", arg="SECONDS", kind="duration",
                                          range=(10, 600), shown="the output's",
                                          help="Overrides the output's flow-active-timeout for the flows of every "
