@@ -3,8 +3,8 @@
 Aggregation (junos-reference.md §1.9): when a version 8 flow server aggregates by the method, the show
 lists that server's aggregates of the current `aggregate-export-interval` (what the next export sends);
 otherwise it aggregates the IPv4 flows in the cache now, with their route lookups. Entries are ordered by
-bytes (default) or packets, then filtered (each type takes the filters of its Junos RPC) and cut to
-``limit``. Bad parameters raise ValueError (the method table turns it into ``bad-params``).
+bytes (default) or packets, then filtered (each type takes the filters of its Junos RPC,
+flowd.control.rpcs.AGGREGATION_FILTERS) and cut to ``limit``.
 
 Routing (a flowd extension): per route source, its state, prefixes per family, counters, last update
 and last error.
@@ -19,8 +19,9 @@ from typing import Any, Final
 
 import numpy as np
 
-from flowd.core.query import MAX_LIMIT, int_param, shard_flows
-from flowd.export.v5 import uptime_ms
+from flowd.control.rpcs import AGGREGATION_FILTERS, BadParam
+from flowd.core.query import shard_flows
+from flowd.export.timebase import sysuptime_ms
 from flowd.export.v8 import Aggregates, Aggregation, aggregate
 from flowd.model.batch import FlowRecords
 from flowd.runtime.probe import Probe
@@ -28,25 +29,8 @@ from flowd.runtime.probe import Probe
 TYPES: Final = {"as": Aggregation.AS, "protocol-port": Aggregation.PROTOCOL_PORT,
                 "source-prefix": Aggregation.SOURCE_PREFIX, "destination-prefix": Aggregation.DESTINATION_PREFIX,
                 "source-destination-prefix": Aggregation.PREFIX}
-U32: Final = 2**32 - 1
-# filter parameter -> (entry field, limit); None as limit: a prefix filter
-FILTERS: Final[Mapping[str, tuple[str, int | None]]] = {
-    "source_as": ("source_as", U32), "destination_as": ("destination_as", U32),
-    "input_snmp_interface_index": ("input_snmp_interface_index", U32),
-    "output_snmp_interface_index": ("output_snmp_interface_index", U32),
-    "proto": ("protocol", 255), "source_port": ("source_port", 65535), "destination_port": ("destination_port", 65535),
-    "source_prefix": ("source_prefix", None), "destination_prefix": ("destination_prefix", None),
-}
-PREFIX_FILTERS: Final = ("source_prefix", "destination_prefix", "source_as", "destination_as",
-                         "input_snmp_interface_index", "output_snmp_interface_index")
-FILTERS_OF: Final[Mapping[Aggregation, tuple[str, ...]]] = {
-    Aggregation.AS: ("source_as", "destination_as", "input_snmp_interface_index", "output_snmp_interface_index"),
-    Aggregation.PROTOCOL_PORT: ("proto", "source_port", "destination_port"),
-    Aggregation.SOURCE_PREFIX: ("source_prefix", "source_as", "input_snmp_interface_index"),
-    Aggregation.DESTINATION_PREFIX: ("destination_prefix", "destination_as", "output_snmp_interface_index"),
-    Aggregation.PREFIX: PREFIX_FILTERS,
-}
-COMMON: Final = frozenset({"name", "limit", "order"})
+PREFIX_FILTERS: Final = ("source_prefix", "destination_prefix")
+FIELD_OF: Final = {"proto": "protocol"}  # filter parameter -> aggregate entry field, where they differ
 # aggregate key field -> entry field
 ENTRY_NAMES: Final = {"src_as": "source_as", "dst_as": "destination_as", "input": "input_snmp_interface_index",
                       "output": "output_snmp_interface_index", "prot": "protocol", "srcport": "source_port",
@@ -55,33 +39,19 @@ ENTRY_NAMES: Final = {"src_as": "source_as", "dst_as": "destination_as", "input"
                       "dst_prefix": "destination_prefix"}
 
 
-def params_of(kind: str) -> frozenset[str]:
-    return COMMON | set(FILTERS_OF[TYPES[kind]])
-
-
 def check_params(kind: str, params: Mapping[str, Any]) -> None:
-    """ValueError for a parameter of the wrong shape or range."""
-    int_param(params, "limit", 1, MAX_LIMIT)
-    if params.get("order", "bytes") not in ("bytes", "packets"):
-        raise ValueError(f"order: expected bytes or packets, got {params.get('order')!r}")
-    for name in FILTERS_OF[TYPES[kind]]:
-        _, limit = FILTERS[name]
-        if limit is None:
-            _prefix(params, name)
-        else:
-            int_param(params, name, 0, limit)
+    """BadParam for a prefix filter that is not IPv4 (the contract, flowd.control.rpcs, checked the rest)."""
+    for name in PREFIX_FILTERS:
+        _prefix(params, name)
 
 
 def _prefix(params: Mapping[str, Any], name: str) -> ipaddress.IPv4Network | None:
     value = params.get(name)
     if value is None:
         return None
-    try:
-        net = ipaddress.ip_network(str(value), strict=False)
-    except ValueError:
-        raise ValueError(f"{name}: expected an IPv4 prefix, got {value!r}") from None
+    net = ipaddress.ip_network(str(value), strict=False)
     if net.version != 4:
-        raise ValueError(f"{name}: version 8 aggregates are IPv4; got {value}")
+        raise BadParam(f"{name}: version 8 aggregates are IPv4; got {value}")
     return net
 
 
@@ -102,7 +72,7 @@ def aggregation(kind: str, probe: Probe, params: Mapping[str, Any]) -> dict[str,
     boot = probe.exporter.boot
     order = aggs.bytes if params.get("order", "bytes") == "bytes" else aggs.packets
     entries = []
-    starts, ends = uptime_ms(aggs.first, boot), uptime_ms(aggs.last, boot)
+    starts, ends = sysuptime_ms(aggs.first, boot), sysuptime_ms(aggs.last, boot)
     for i in np.argsort(order, kind="stable")[::-1].tolist():
         entry: dict[str, Any] = {}
         for name in aggs.keys.dtype.names or ():
@@ -112,19 +82,19 @@ def aggregation(kind: str, probe: Probe, params: Mapping[str, Any]) -> dict[str,
                                             else int(value))
         entry.update(start_time=int(starts[i]), end_time=int(ends[i]), flow_count=int(aggs.flows[i]),
                      packet_count=int(aggs.packets[i]), byte_count=int(aggs.bytes[i]))
-        if _wanted(entry, params, method):
+        if _wanted(entry, params, kind):
             entries.append(entry)
-    limit = int_param(params, "limit", 1, MAX_LIMIT)
+    limit: int | None = params.get("limit")
     return {"aggregation_type": kind, "aggregation_source": source,
             "entries": entries if limit is None else entries[:limit]}
 
 
-def _wanted(entry: Mapping[str, Any], params: Mapping[str, Any], method: Aggregation) -> bool:
-    for name in FILTERS_OF[method]:
-        field, limit = FILTERS[name]
+def _wanted(entry: Mapping[str, Any], params: Mapping[str, Any], kind: str) -> bool:
+    for name in AGGREGATION_FILTERS[kind]:
+        field = FIELD_OF.get(name, name)
         if name not in params:
             continue
-        if limit is None:
+        if name in PREFIX_FILTERS:
             net = _prefix(params, name)
             length = entry[f"{field}_length"]
             inside = ipaddress.IPv4Network(f"{entry[field]}/{length}")

@@ -46,7 +46,8 @@ import numpy as np
 import numpy.typing as npt
 
 from flowd.model.batch import FlowRecords
-from flowd.export.v5 import AS_TRANS, U32_MAX, u16_field, uptime_ms
+from flowd.export.timebase import instant_ms, sysuptime_ms
+from flowd.export.v5 import AS_TRANS, U32_MAX, u16_field
 from flowd.model.flowkey import DPORT, PROTO, SPORT, is_ipv4, u16_column
 
 VERSION: Final = 8
@@ -223,8 +224,8 @@ def encode_v8(aggs: Aggregates, *, now: float, boot: float, sequence: int, heade
     recs["flows"] = np.minimum(aggs.flows, U32_MAX)
     recs["dpkts"] = np.minimum(aggs.packets, U32_MAX)
     recs["doctets"] = np.minimum(aggs.bytes, U32_MAX)
-    recs["first"] = uptime_ms(aggs.first, boot)
-    recs["last"] = uptime_ms(aggs.last, boot)
+    recs["first"] = sysuptime_ms(aggs.first, boot)
+    recs["last"] = sysuptime_ms(aggs.last, boot)
     if header.caida_compliant and aggs.method is Aggregation.PREFIX:
         caida = np.zeros(n, CAIDA_PREFIX_DTYPE)
         for name in CAIDA_PREFIX_DTYPE.names or ():
@@ -232,13 +233,13 @@ def encode_v8(aggs: Aggregates, *, now: float, boot: float, sequence: int, heade
         recs = caida
     raw = recs.tobytes()
     size = recs.dtype.itemsize
-    uptime = int(uptime_ms(np.array([now], np.float64), boot)[0])
-    secs, frac = divmod(round(now * 1e6), 1_000_000)
+    uptime = int(sysuptime_ms(np.array([now], np.float64), boot)[0])
+    secs, millis = divmod(instant_ms(now), 1000)  # whole ms, as v5 (flowd.export.timebase)
     per = MAX_RECORDS[aggs.method]
     out: list[bytes] = []
     for start in range(0, n, per):
         count = min(per, n - start)
-        head = V8_HEADER.pack(VERSION, count, uptime, secs & U32_MAX, frac * 1000, (sequence + start) & U32_MAX,
+        head = V8_HEADER.pack(VERSION, count, uptime, secs & U32_MAX, millis * 1_000_000, (sequence + start) & U32_MAX,
                               header.engine_type, header.engine_id, int(header.aggregation), AGG_VERSION, 0)
         out.append(head + raw[start * size:(start + count) * size])
     return out
