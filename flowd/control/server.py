@@ -8,8 +8,9 @@ methods need membership in `flowd control admin-group`. A refused call gets a ``
 reply. Opening the socket needs its group, so admins belong to both groups (`flowd
 --install-service --admin USER` does that); the daemon warns at start about admins who do not.
 
-The socket gets its mode and group before it listens, so no peer ever connects through a wider
-mode than 0660 (connecting to a bound socket that does not listen yet is refused).
+The socket gets its mode and group before it even appears at its path (flowd/control/socketfile.py
+binds it in a private directory and renames it into place), so no peer ever connects through a wider
+mode than 0660, and nobody can make the daemon chmod another file by swapping the path.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pathlib import Path
 from flowd.control import methods
 from flowd.control.protocol import (
     MAX_LINE, ErrorCode, ProtocolError, Response, decode_request, encode_response)
+from flowd.control.socketfile import bind_restricted, check_path
 from flowd.probe import Probe
 
 log = logging.getLogger(__name__)
@@ -114,23 +116,17 @@ class ControlServer:
 
     async def __aenter__(self) -> ControlServer:
         path = Path(self.path)
+        check_path(path)
         if path.is_socket():
             with socket.socket(socket.AF_UNIX) as probe_sock:
                 try:
                     probe_sock.connect(self.path)
                 except OSError:
-                    path.unlink()  # stale socket of a daemon that died
+                    pass  # stale socket of a daemon that died: the new one replaces it
                 else:
                     raise OSError(f"another flowd is already listening on {self.path}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = bind_restricted(path, SOCKET_MODE, self._socket_gid())
         try:
-            sock.bind(self.path)
-        except BaseException:
-            sock.close()
-            raise
-        try:
-            self._restrict()  # before listen(): until then every connect() is refused
             self._server = await asyncio.start_unix_server(self._serve, sock=sock, limit=MAX_LINE)
         except BaseException:
             sock.close()
@@ -142,17 +138,16 @@ class ControlServer:
         self._warn_unreachable_admins()
         return self
 
-    def _restrict(self) -> None:
-        """Mode 0660, group = the read group when the daemon may give it (root, or a member)."""
-        os.chmod(self.path, SOCKET_MODE)
+    def _socket_gid(self) -> int | None:
+        """The read group when the daemon may give it to the socket (root, or a member), else None."""
         gid = self.read_gid
-        if gid is None or gid < 0 or os.stat(self.path).st_gid == gid:
-            return
+        if gid is None or gid < 0:
+            return None
         if os.geteuid() == 0 or gid in os.getgroups() or gid == os.getegid():
-            os.chown(self.path, -1, gid)
-        else:
-            log.warning("cannot give %s to group %r: the daemon is neither root nor a member; only "
-                        "members of its group can connect", self.path, self.read_group)
+            return gid
+        log.warning("cannot give %s to group %r: the daemon is neither root nor a member; only "
+                    "members of its group can connect", self.path, self.read_group)
+        return None
 
     def _warn_unreachable_admins(self) -> None:
         """Log admin-group members who cannot open the socket (they need its group as well)."""
