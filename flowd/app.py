@@ -94,7 +94,7 @@ class App:
                 stack.push_async_callback(_cancel, watchdog)
             cfg = self.probe.cfg.control
             await stack.enter_async_context(ControlServer(
-                self.socket_path, self.probe, self.clock.time,
+                self.socket_path, self.probe, self.clock,
                 read_group=cfg.read_group, admin_group=cfg.admin_group))
             stack.push_async_callback(self._final_flush)
             expiry = self._start(self._expiry(), "expiry")

@@ -23,14 +23,18 @@ import os
 import pwd
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final, TypeVar
 
+from flowd.clock import Clock
 from flowd.control import methods
+from flowd.control.admission import DEFAULT_LIMITS, Admission, Limits
 from flowd.control.protocol import (
-    MAX_LINE, ErrorCode, ProtocolError, Response, decode_request, encode_response)
+    MAX_LINE, ErrorCode, ProtocolError, RequestId, Response, decode_request, encode_response)
 from flowd.control.socketfile import bind_restricted, check_path
+from flowd.log import Throttle
 from flowd.probe import Probe
 
 log = logging.getLogger(__name__)
@@ -39,6 +43,8 @@ SOCKET_MODE = 0o660
 PEERCRED = struct.Struct("3i")  # pid, uid, gid
 SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)  # Linux >= 4.13; Python 3.11 lacks the name
 PEERGROUPS_BUFFER = 1024  # bytes (256 groups): the most Python's getsockopt will read
+BUSY: Final = "busy"  # the error code of a refused connection
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,11 +108,15 @@ def _group_name(gid: int) -> str:
 class ControlServer:
     """Serve the control socket while the daemon runs (an async context manager)."""
 
-    def __init__(self, path: str, probe: Probe, now: Callable[[], float], *,
-                 read_group: str | None = None, admin_group: str | None = None) -> None:
+    def __init__(self, path: str, probe: Probe, clock: Clock, *, read_group: str | None = None,
+                 admin_group: str | None = None, limits: Limits = DEFAULT_LIMITS) -> None:
         self.path = path
         self.probe = probe
-        self.now = now
+        self.clock = clock
+        self.limits = limits
+        self.admission = Admission(limits)
+        self.throttle = Throttle()
+        self._refusing = 0  # refused connections waiting for their first request
         self.read_gid = _gid(read_group)
         self.admin_gid = _gid(admin_group)
         self.admin_group = admin_group
@@ -194,29 +204,104 @@ class ControlServer:
             return None
         return f"membership in group '{self.read_group}' is required"
 
+    def privileged(self, peer: Peer) -> bool:
+        """Root, the daemon's own user and the admin group: they may use the connections kept in reserve."""
+        if peer.uid in (0, os.geteuid()):
+            return True
+        return self.admin_gid is not None and self.admin_gid in peer.groups()
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._clients.add(task)
+        writer.transport.set_write_buffer_limits(high=self.limits.buffer)
+        peer: Peer | None = None
         try:
             peer = peer_of(writer)
+            refused = self.admission.admit(peer.uid, _user_name(peer.uid), self.privileged(peer))
+            if refused is not None:
+                peer = None  # not counted
+                await self._refuse(reader, writer, refused)
+                return
             while True:
                 try:
-                    line = await reader.readuntil(b"\n")
+                    line = await self._within(reader.readuntil(b"\n"), self.clock.time() + self.limits.idle)
+                except TimeoutError:
+                    log.debug("closing an idle control connection (uid %d)", peer.uid)
+                    return
                 except asyncio.IncompleteReadError:
                     return  # client went away (possibly mid-request)
                 except asyncio.LimitOverrunError:
-                    await self._reply(writer, Response.failure(
-                        None, ErrorCode.TOO_LARGE, f"request longer than {MAX_LINE} bytes"))
+                    await self._send(writer, encode_response(Response.failure(
+                        None, ErrorCode.TOO_LARGE, f"request longer than {MAX_LINE} bytes")))
                     return  # cannot find the next request boundary: close this connection
-                await self._reply(writer, await self.answer(line, peer))
+                await self._send(writer, encode_response(await self.answer(line, peer)))
+        except _Stalled:
+            self._throttled(logging.WARNING, "dropped a control connection of %s: it read no reply for %g s",
+                            _user_name(peer.uid) if peer else "?", self.limits.stalled)
+            writer.transport.abort()  # discard what it did not read
         except (ConnectionError, asyncio.CancelledError):
             return
         finally:
+            if peer is not None:
+                self.admission.release(peer.uid)
             self._clients.discard(task)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+    async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, why: str) -> None:
+        """Answer the connection's first request with ``busy`` (when few refusals are pending), then close."""
+        if self._refusing >= self.limits.refusals:
+            return
+        self._refusing += 1
+        try:
+            line = await self._within(reader.readuntil(b"\n"), self.clock.time() + self.limits.refusal_wait)
+            try:
+                request_id: RequestId | None = decode_request(line).id
+            except ProtocolError as exc:
+                request_id = exc.request_id
+            await self._send(writer, encode_response(Response.failure(request_id, BUSY, why)))
+        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            self._refusing -= 1
+
+    async def _within(self, awaitable: Awaitable[T], deadline: float) -> T:
+        """The awaitable's result, or TimeoutError once the daemon clock reaches ``deadline``."""
+        work = asyncio.ensure_future(awaitable)
+        timer = asyncio.ensure_future(self.clock.sleep_until(deadline))
+        try:
+            await asyncio.wait((work, timer), return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # cancelled from outside: take both down with us
+            timer.cancel()
+            work.cancel()
+            raise
+        timer.cancel()
+        if not work.done():
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+            raise TimeoutError
+        return work.result()
+
+    async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
+        """Write, then wait until the client has taken enough to stay under the buffer; `_Stalled` if it reads
+        nothing for `Limits.stalled` seconds."""
+        writer.write(data)
+        try:
+            await self._within(writer.drain(), self.clock.time() + self.limits.stalled)
+        except TimeoutError:
+            raise _Stalled from None
+
+    def _throttled(self, level: int, message: str, *args: object) -> None:
+        """Log one line, unless too many came lately (then count it and say so with the next one let through)."""
+        now = self.clock.time()
+        allowed, suppressed = self.throttle.allow(now)
+        if allowed:
+            if suppressed:
+                message += f" ({suppressed} similar lines suppressed)"
+            log.log(level, message, *args)
 
     async def answer(self, line: bytes, peer: Peer) -> Response:
         """The reply to one request line."""
@@ -231,14 +316,21 @@ class ControlServer:
         if why is not None:
             return Response.failure(req.id, ErrorCode.PERMISSION_DENIED, why)
         try:
-            return Response.success(req.id, await methods.call(self.probe, req.method, req.params, self.now))
+            return Response.success(req.id, await methods.call(self.probe, req.method, req.params, self.clock.time))
         except methods.BadParams as exc:
             return Response.failure(req.id, ErrorCode.BAD_PARAMS, str(exc))
         except Exception:
             log.exception("control method %s failed", req.method)
             return Response.failure(req.id, ErrorCode.INTERNAL, f"{req.method} failed; see the daemon log")
 
-    @staticmethod
-    async def _reply(writer: asyncio.StreamWriter, response: Response) -> None:
-        writer.write(encode_response(response))
-        await writer.drain()
+
+
+class _Stalled(Exception):
+    """The client read nothing for `Limits.stalled` seconds while a reply waited."""
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)

@@ -32,6 +32,7 @@ import yaml
 
 from accounts import accounts, fork_as, needs_root
 from flowd import install
+from flowd.clock import SystemClock
 from flowd.control.server import ControlServer, Peer
 from shell.client import Client
 from shell.repl import run_batch
@@ -48,7 +49,7 @@ READ, ADMIN, OTHER = 50_001, 50_002, 50_003
 
 
 def rules(read: bool, admin: bool) -> ControlServer:
-    server = ControlServer("/nonexistent/flowd.sock", None, time.time)  # type: ignore[arg-type]
+    server = ControlServer("/nonexistent/flowd.sock", None, SystemClock())  # type: ignore[arg-type]
     server.read_gid, server.read_group = (READ, "ops") if read else (None, None)
     server.admin_gid, server.admin_group = (ADMIN, "ops-admin") if admin else (None, None)
     return server
