@@ -28,14 +28,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, TypeVar
 
-from flowd.clock import Clock
+from flowd.model.clock import Clock
 from flowd.control import methods
 from flowd.control.admission import DEFAULT_LIMITS, Admission, Limits
 from flowd.control.protocol import (
-    MAX_LINE, ErrorCode, ProtocolError, RequestId, Response, decode_request, encode_response)
+    MAX_LINE,
+    ErrorCode,
+    ProtocolError,
+    RequestId,
+    Response,
+    decode_request,
+    encode_response,
+)
 from flowd.control.socketfile import bind_restricted, check_path
-from flowd.log import Throttle
-from flowd.probe import Probe
+from flowd.runtime.log import Throttle
+from flowd.runtime.probe import Probe
 
 log = logging.getLogger(__name__)
 
