@@ -6,6 +6,10 @@ Pure: no I/O, shared by the daemon (`flowd/control/server.py`) and the shell (`s
     ← {"id": 7, "ok": true, "result": {...}}
     ← {"id": 7, "ok": false, "error": {"code": "bad-params", "message": "..."}}
 
+Requests are bounded beyond their length: nesting (`MAX_DEPTH`), integer length (`MAX_INT_DIGITS`) and
+strings that are not valid Unicode (lone surrogates, which JSON can spell but UTF-8 cannot carry) are
+refused with `bad-json` or `bad-request` before any method sees them.
+
 `MAX_LINE` caps what the daemon reads (a request line, newline included). Replies can be far longer
 (`flow-detail` without `limit` returns every cached flow), so readers of replies use
 `MAX_RESPONSE_LINE` instead.
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -23,6 +28,9 @@ from typing import Any, Final
 
 MAX_LINE: Final = 65536  # bytes in one request line, newline included
 MAX_RESPONSE_LINE: Final = 64 * 1024 * 1024  # bytes in one reply line the shell accepts
+MAX_DEPTH: Final = 32  # nesting of arrays and objects a request may use (params are flat today)
+MAX_INT_DIGITS: Final = 20  # digits of one integer in a request (a 64-bit value has at most 20)
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 SOCKET_NAME: Final = "flowd.sock"
 SYSTEMD_RUNTIME_DIR: Final = Path("/run/flowd")  # systemd's RuntimeDirectory=flowd
 
@@ -38,6 +46,7 @@ class ErrorCode(str, Enum):
     UNKNOWN_METHOD = "unknown-method"
     BAD_PARAMS = "bad-params"
     PERMISSION_DENIED = "permission-denied"
+    BUSY = "busy"  # the connection was refused: too many open (per user or in total); the daemon closes it
     INTERNAL = "internal"
 
 
@@ -99,15 +108,44 @@ def _valid_id(value: Any) -> bool:
     return (isinstance(value, int) and not isinstance(value, bool)) or isinstance(value, str)
 
 
+def _bounded_int(text: str) -> int:
+    """json's ``parse_int``: refuse integers too long to be a count, an index or an id (and Python's
+    4,300-digit conversion limit never comes into play)."""
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"an integer of {len(text.lstrip('-'))} digits; "
+                                                   f"at most {MAX_INT_DIGITS} are accepted")
+    return int(text)
+
+
+def _depth_and_text(obj: Any, depth: int = 1) -> str | None:
+    """Why ``obj`` (already parsed) cannot be accepted: nested deeper than MAX_DEPTH, or a string that is not
+    valid Unicode (a lone surrogate such as ``"\\ud800"``, which JSON allows and UTF-8 cannot carry)."""
+    if depth > MAX_DEPTH:
+        return f"is nested deeper than {MAX_DEPTH} levels"
+    if isinstance(obj, str):
+        return "holds a lone surrogate (not valid Unicode)" if _SURROGATE.search(obj) else None
+    items: list[Any] = []
+    if isinstance(obj, dict):
+        items = [*obj.keys(), *obj.values()]
+    elif isinstance(obj, list):
+        items = obj
+    for item in items:
+        if (why := _depth_and_text(item, depth + (not isinstance(item, str)))) is not None:
+            return why
+    return None
+
+
 def _load_object(line: bytes, limit: int) -> dict[str, Any]:
     if len(line) > limit:
         raise ProtocolError(ErrorCode.TOO_LARGE, f"line is {len(line)} bytes, the limit is {limit}")
     try:
-        obj = json.loads(line.decode("utf-8"))
+        obj = json.loads(line.decode("utf-8"), parse_int=_bounded_int)
     except UnicodeDecodeError as exc:
         raise ProtocolError(ErrorCode.BAD_JSON, f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise ProtocolError(ErrorCode.BAD_JSON, f"{exc.msg} at column {exc.colno}") from None
+    except RecursionError:
+        raise ProtocolError(ErrorCode.BAD_JSON, f"nested deeper than {MAX_DEPTH} levels") from None
     if not isinstance(obj, dict):
         raise ProtocolError(ErrorCode.BAD_REQUEST, f"expected a JSON object, got {type(obj).__name__}")
     return obj
@@ -128,6 +166,11 @@ def decode_request(line: bytes) -> Request:
     request_id = obj.get("id")
     if not (isinstance(request_id, int | str) and _valid_id(request_id)):
         raise ProtocolError(ErrorCode.BAD_REQUEST, "'id' must be an integer or a string")
+    if isinstance(request_id, str) and _SURROGATE.search(request_id):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "'id' is not valid Unicode (a lone surrogate)")
+    for member in ("method", "params"):
+        if (why := _depth_and_text(obj.get(member))) is not None:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"'{member}' {why}", request_id)
     method = obj.get("method")
     if not isinstance(method, str) or not method:
         raise ProtocolError(ErrorCode.BAD_REQUEST, "'method' must be a non-empty string", request_id)

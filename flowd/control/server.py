@@ -26,7 +26,7 @@ import struct
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import TypeVar
 
 from flowd.model.clock import Clock
 from flowd.control import methods
@@ -50,7 +50,6 @@ SOCKET_MODE = 0o660
 PEERCRED = struct.Struct("3i")  # pid, uid, gid
 SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)  # Linux >= 4.13; Python 3.11 lacks the name
 PEERGROUPS_BUFFER = 1024  # bytes (256 groups): the most Python's getsockopt will read
-BUSY: Final = "busy"  # the error code of a refused connection
 T = TypeVar("T")
 
 
@@ -242,7 +241,7 @@ class ControlServer:
                     await self._send(writer, encode_response(Response.failure(
                         None, ErrorCode.TOO_LARGE, f"request longer than {MAX_LINE} bytes")))
                     return  # cannot find the next request boundary: close this connection
-                await self._send(writer, encode_response(await self.answer(line, peer)))
+                await self._send(writer, self._encode(await self.answer(line, peer)))
         except _Stalled:
             self._throttled(logging.WARNING, "dropped a control connection of %s: it read no reply for %g s",
                             _user_name(peer.uid) if peer else "?", self.limits.stalled)
@@ -268,7 +267,7 @@ class ControlServer:
                 request_id: RequestId | None = decode_request(line).id
             except ProtocolError as exc:
                 request_id = exc.request_id
-            await self._send(writer, encode_response(Response.failure(request_id, BUSY, why)))
+            await self._send(writer, encode_response(Response.failure(request_id, ErrorCode.BUSY, why)))
         except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
         finally:
@@ -310,11 +309,22 @@ class ControlServer:
                 message += f" ({suppressed} similar lines suppressed)"
             log.log(level, message, *args)
 
+    def _encode(self, response: Response) -> bytes:
+        """The reply line; an ``internal`` error when the result cannot be written as JSON in UTF-8."""
+        try:
+            return encode_response(response)
+        except (ValueError, TypeError) as exc:  # UnicodeEncodeError is a ValueError
+            self._throttled(logging.ERROR, "a control reply could not be encoded: %s", exc)
+            return encode_response(Response.failure(response.id, ErrorCode.INTERNAL,
+                                                    "the reply could not be encoded; see the daemon log"))
+
     async def answer(self, line: bytes, peer: Peer) -> Response:
         """The reply to one request line."""
         try:
             req = decode_request(line)
         except ProtocolError as exc:
+            self._throttled(logging.WARNING, "refused a control request from %s: %s: %s", _user_name(peer.uid),
+                            exc.code.value, exc.message)
             return exc.to_response()
         spec = methods.METHODS.get(req.method)
         if spec is None:

@@ -21,22 +21,15 @@ from pathlib import Path
 import pytest
 
 from accounts import accounts, fork_as, needs_root
+from control_server import make_server
 from fakes import FakeClock
-from flowd.config.loader import load_config
-from flowd.config.overrides import with_overrides
 from flowd.control.admission import Limits
 from flowd.control.server import ControlServer
-from flowd.runtime.probe import Probe
 from shell.client import Client
 from shell.repl import run_batch
 
 REPO = Path(__file__).resolve().parents[2]
 VERSION = b'{"id": 1, "method": "system.version"}\n'
-
-
-def make_server(folder: Path, clock: FakeClock, limits: Limits, **groups: str) -> ControlServer:
-    cfg = with_overrides(load_config(None), flow_servers=[("127.0.0.1", 9)], source_address="127.0.0.1")
-    return ControlServer(str(folder / "flowd.sock"), Probe(cfg, now=clock.time()), clock, limits=limits, **groups)
 
 
 @pytest.fixture
