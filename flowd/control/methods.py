@@ -13,13 +13,14 @@ import datetime as dt
 import platform
 import socket
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
 
 from flowd import __version__
+from flowd.control.streamed import Streamed
 from flowd.core.query import (
     FLOW_FILTERS,
     MAX_LIMIT,
@@ -51,6 +52,9 @@ SEED_DROPS: Final = (DropReason.NO_MEMORY, DropReason.NOT_IP, DropReason.NOT_IPV
                      DropReason.HEADER_TOO_SMALL)
 EVENTS_SHOWN: Final = 10  # newest interface events `show services accounting status` lists per interface
 SAME_EVENT: Final = 2.0  # seconds within which workers' identical events on one interface are one event
+ROWS_PER_BATCH: Final = 256  # flow objects built at a time while a flow list is streamed
+FLOWS_PATH: Final = ("interfaces", 0, "flows")  # where a streamed flow list goes in the result
+Result = dict[str, Any] | Streamed
 
 
 class BadParams(Exception):
@@ -59,7 +63,7 @@ class BadParams(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Method:
-    handler: Callable[[Probe, Mapping[str, Any], float], dict[str, Any]]
+    handler: Callable[[Probe, Mapping[str, Any], float], Result]
     params: frozenset[str]
     admin: bool = False  # changes state: only root or the admin group may call it
     query: QueryKind | None = None  # what every capture worker does (and reports) before the handler runs
@@ -235,7 +239,7 @@ def check_flow_params(params: Mapping[str, Any]) -> None:
         raise BadParams(str(exc)) from None
 
 
-def show_flow_detail(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
+def show_flow_detail(probe: Probe, params: Mapping[str, Any], now: float) -> Streamed:
     limit = int_param(params, "limit", 1, MAX_LIMIT)
     order = params.get("order", "bytes")
     if order not in ("bytes", "packets"):
@@ -246,7 +250,14 @@ def show_flow_detail(probe: Probe, params: Mapping[str, Any], now: float) -> dic
     ranked = np.argsort(column, kind="stable")[::-1]
     if limit is not None:
         ranked = ranked[:limit]
-    return block(probe, params, flows=flow_objects(probe, records, ranked.tolist(), now))
+    return Streamed(block(probe, params, flows=[]), FLOWS_PATH,
+                    (flow_objects(probe, records, rows, now) for rows in batches_of(ranked)))
+
+
+def batches_of(ranked: np.ndarray) -> Iterator[list[int]]:
+    """The ranked row numbers, ROWS_PER_BATCH at a time."""
+    for start in range(0, len(ranked), ROWS_PER_BATCH):
+        yield ranked[start:start + ROWS_PER_BATCH].tolist()
 
 
 def flow_objects(probe: Probe, records: FlowRecords, rows: list[int], now: float) -> list[dict[str, Any]]:
@@ -254,10 +265,13 @@ def flow_objects(probe: Probe, records: FlowRecords, rows: list[int], now: float
     names = {v: k for k, v in probe.cfg.interface_map.items()}
     boot = probe.exporter.boot
     flows = []
+    ifnames: dict[int, str] = {}  # one kernel lookup per interface, not per flow
     for i in rows:
         key = FlowKey.unpack(records.key[i])
         first, last = float(records.first[i]), float(records.last[i])
-        ifname = host.interface_name_of(key.ifindex)
+        ifname = ifnames.get(key.ifindex)
+        if ifname is None:
+            ifname = ifnames[key.ifindex] = host.interface_name_of(key.ifindex)
         flows.append({
             "protocol": key.proto, "tos": key.tos, "tcp_flags": int(records.tcp_flags[i]),
             "source_address": str(key.src), "source_prefix_length": key.src.max_prefixlen,
@@ -287,7 +301,7 @@ def check_template_params(params: Mapping[str, Any]) -> None:
         raise BadParams(f"template_name: expected a template name, got {name!r}")
 
 
-def show_aggregation_template(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
+def show_aggregation_template(probe: Probe, params: Mapping[str, Any], now: float) -> Streamed:
     """The cached flows of the families whose flow servers export with the template, largest by bytes first."""
     name = params.get("template_name")
     template = probe.cfg.templates.get(name) if isinstance(name, str) else None
@@ -302,14 +316,19 @@ def show_aggregation_template(probe: Probe, params: Mapping[str, Any], now: floa
     ranked = np.argsort(records.bytes, kind="stable")[::-1]
     if limit is not None:
         ranked = ranked[:limit]
-    rows = ranked.tolist()
-    flows = flow_objects(probe, records, rows, now)
-    for flow, i in zip(flows, rows, strict=True):
-        flow.update(mpls_labels=[int(entry) >> LABEL_SHIFT for entry in records.mpls[i]],
-                    top_label_address=NO_ADDRESS, bgp_next_hop=NO_ADDRESS,
-                    source_mask=flow["source_prefix_length"], destination_mask=flow["destination_prefix_length"])
-    return block(probe, params, template={"name": template.name, "type": template.template_type,
-                                          "format": template.format}, flows=flows)
+
+    def template_flows(rows: list[int]) -> list[dict[str, Any]]:
+        flows = flow_objects(probe, records, rows, now)
+        for flow, i in zip(flows, rows, strict=True):
+            flow.update(mpls_labels=[int(entry) >> LABEL_SHIFT for entry in records.mpls[i]],
+                        top_label_address=NO_ADDRESS, bgp_next_hop=NO_ADDRESS,
+                        source_mask=flow["source_prefix_length"],
+                        destination_mask=flow["destination_prefix_length"])
+        return flows
+
+    head = block(probe, params, template={"name": template.name, "type": template.template_type,
+                                          "format": template.format}, flows=[])
+    return Streamed(head, FLOWS_PATH, (template_flows(rows) for rows in batches_of(ranked)))
 
 
 def clear_statistics(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
@@ -382,8 +401,11 @@ METHODS: Final[Mapping[str, Method]] = {
 }
 
 
-async def call(probe: Probe, method: str, params: Mapping[str, Any], now: Callable[[], float]) -> dict[str, Any]:
+async def call(probe: Probe, method: str, params: Mapping[str, Any], now: Callable[[], float]) -> Result:
     """Run one method; raises KeyError for an unknown method and BadParams for bad params.
+
+    A method whose result holds a list of any length returns a `Streamed`: its rows are built as they are
+    taken from ``batches``.
 
     The capture workers, if any, act on the method's query and report first; ``now`` is read after.
     """

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from flowd.model.clock import Clock
 from flowd.control import methods
 from flowd.control.admission import DEFAULT_LIMITS, Admission, Limits
 from flowd.control.protocol import (
@@ -38,9 +37,14 @@ from flowd.control.protocol import (
     RequestId,
     Response,
     decode_request,
+    encode_chunks,
+    encode_end,
+    encode_head,
     encode_response,
 )
 from flowd.control.socketfile import bind_restricted, check_path
+from flowd.control.streamed import Streamed
+from flowd.model.clock import Clock
 from flowd.runtime.log import Throttle
 from flowd.runtime.probe import Probe
 
@@ -241,7 +245,11 @@ class ControlServer:
                     await self._send(writer, encode_response(Response.failure(
                         None, ErrorCode.TOO_LARGE, f"request longer than {MAX_LINE} bytes")))
                     return  # cannot find the next request boundary: close this connection
-                await self._send(writer, self._encode(await self.answer(line, peer)))
+                answer = await self.answer(line, peer)
+                if isinstance(answer, Response):
+                    await self._send(writer, self._encode(answer))
+                else:
+                    await self._stream(writer, *answer)
         except _Stalled:
             self._throttled(logging.WARNING, "dropped a control connection of %s: it read no reply for %g s",
                             _user_name(peer.uid) if peer else "?", self.limits.stalled)
@@ -309,17 +317,42 @@ class ControlServer:
                 message += f" ({suppressed} similar lines suppressed)"
             log.log(level, message, *args)
 
-    def _encode(self, response: Response) -> bytes:
-        """The reply line; an ``internal`` error when the result cannot be written as JSON in UTF-8."""
+    def _encode(self, response: Response, more: tuple[str | int, ...] | None = None) -> bytes:
+        """The reply line (the head of a stream with ``more``); an ``internal`` error when the result cannot be
+        written as JSON in UTF-8."""
         try:
-            return encode_response(response)
+            if more is None or response.id is None:
+                return encode_response(response)
+            return encode_head(response.id, response.result, more)
         except (ValueError, TypeError) as exc:  # UnicodeEncodeError is a ValueError
             self._throttled(logging.ERROR, "a control reply could not be encoded: %s", exc)
             return encode_response(Response.failure(response.id, ErrorCode.INTERNAL,
                                                     "the reply could not be encoded; see the daemon log"))
 
-    async def answer(self, line: bytes, peer: Peer) -> Response:
-        """The reply to one request line."""
+    async def _stream(self, writer: asyncio.StreamWriter, request_id: RequestId, result: Streamed) -> None:
+        """Send a streamed result: the head, each batch of rows as it is built (yielding to the loop and waiting
+        for the client in between), then the end line; an error line instead when a batch cannot be built."""
+        await self._send(writer, self._encode(Response(request_id, True, result.head), more=result.into))
+        count = 0
+        while True:
+            try:
+                batch = next(result.batches, None)
+                lines = list(encode_chunks(request_id, batch)) if batch is not None else []
+            except Exception:
+                log.exception("a streamed control reply failed after %d rows", count)
+                await self._send(writer, encode_response(Response.failure(
+                    request_id, ErrorCode.INTERNAL, "the reply failed part way; see the daemon log")))
+                return
+            if batch is None:
+                break
+            for line in lines:
+                await self._send(writer, line)
+            count += len(batch)
+            await asyncio.sleep(0)  # other connections and the daemon's own tasks run between batches
+        await self._send(writer, encode_end(request_id, count))
+
+    async def answer(self, line: bytes, peer: Peer) -> Response | tuple[RequestId, Streamed]:
+        """The reply to one request line (a streamed result with its request's id)."""
         try:
             req = decode_request(line)
         except ProtocolError as exc:
@@ -333,7 +366,8 @@ class ControlServer:
         if why is not None:
             return Response.failure(req.id, ErrorCode.PERMISSION_DENIED, why)
         try:
-            return Response.success(req.id, await methods.call(self.probe, req.method, req.params, self.clock.time))
+            result = await methods.call(self.probe, req.method, req.params, self.clock.time)
+            return (req.id, result) if isinstance(result, Streamed) else Response.success(req.id, result)
         except methods.BadParams as exc:
             return Response.failure(req.id, ErrorCode.BAD_PARAMS, str(exc))
         except Exception:

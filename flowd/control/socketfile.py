@@ -5,7 +5,7 @@ Setting the mode by name after ``bind()`` is a race when others may write the di
 two calls they can rename a symlink over the new socket, and the daemon (often root) then chmods and
 chowns whatever the symlink points at. So the socket is bound inside a fresh private directory (0700,
 made by the daemon next to the final path), gets its mode and group there, where nobody else can
-reach it, and is then renamed onto its path; ``rename`` replaces a name, it never follows one. And a
+reach it, starts listening, and is then renamed onto its path (so whoever sees the path can connect); ``rename`` replaces a name, it never follows one. And a
 directory that anyone but root and the daemon's user may write (or whose ancestors let others swap it)
 is refused outright: there a peer could also replace the socket after it is in place.
 """
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Final
 
 PRIVATE_PREFIX: Final = ".flowd-bind-"  # the private directory the socket is bound in, then renamed out of
+BACKLOG: Final = 100  # asyncio's default for the connections waiting to be accepted
 BOUND_NAME: Final = "s"  # short: the private path must still fit sun_path (108 bytes)
 
 
@@ -77,8 +78,8 @@ def check_path(path: Path) -> None:
 
 
 def bind_restricted(path: Path, mode: int, gid: int | None) -> socket.socket:
-    """An AF_UNIX stream socket bound at ``path`` (not listening yet) that had ``mode`` and group ``gid`` before
-    it appeared there; whatever was at ``path`` is replaced."""
+    """An AF_UNIX stream socket listening at ``path`` that had ``mode`` and group ``gid`` before it listened and
+    before it appeared there; whatever was at ``path`` is replaced."""
     private = tempfile.mkdtemp(prefix=PRIVATE_PREFIX, dir=path.parent)  # 0700, ours alone
     bound = os.path.join(private, BOUND_NAME)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -87,6 +88,7 @@ def bind_restricted(path: Path, mode: int, gid: int | None) -> socket.socket:
         os.chmod(bound, mode)  # by name, but inside a directory nobody else may enter
         if gid is not None and os.lstat(bound).st_gid != gid:
             os.chown(bound, -1, gid, follow_symlinks=False)
+        sock.listen(BACKLOG)  # listening before it appears: a client that sees the path can connect
         os.rename(bound, path)
     except BaseException:
         sock.close()
