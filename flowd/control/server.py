@@ -42,6 +42,7 @@ from flowd.control.protocol import (
     encode_head,
     encode_response,
 )
+from flowd.control.rpcs import RPCS
 from flowd.control.socketfile import bind_restricted, check_path
 from flowd.control.streamed import Streamed
 from flowd.model.clock import Clock
@@ -359,10 +360,10 @@ class ControlServer:
             self._throttled(logging.WARNING, "refused a control request from %s: %s: %s", _user_name(peer.uid),
                             exc.code.value, exc.message)
             return exc.to_response()
-        spec = methods.METHODS.get(req.method)
-        if spec is None:
+        rpc = RPCS.get(req.method)
+        if rpc is None or req.method not in methods.METHODS:
             return Response.failure(req.id, ErrorCode.UNKNOWN_METHOD, f"unknown method '{req.method}'")
-        why = self.allowed(peer, spec.admin)
+        why = self.allowed(peer, rpc.admin)
         if why is not None:
             return Response.failure(req.id, ErrorCode.PERMISSION_DENIED, why)
         try:
