@@ -97,7 +97,7 @@ class App:
                 stack.push_async_callback(_cancel, watchdog)
             cfg = self.probe.cfg.control
             await stack.enter_async_context(ControlServer(
-                self.socket_path, self.probe, self.clock.time,
+                self.socket_path, self.probe, self.clock,
                 read_group=cfg.read_group, admin_group=cfg.admin_group))
             if self.probe.cfg.metrics is not None:
                 metrics = self.probe.cfg.metrics
