@@ -12,6 +12,7 @@ import pytest
 
 from flowd.config.loader import parse_config
 from flowd.control import methods
+from flowd.control.streamed import whole
 from flowd.runtime.probe import Probe
 from tests.flowd.test_aggregation_method import T0, frames
 
@@ -45,7 +46,7 @@ def probe(tmp_path: Path) -> Probe:
 
 
 def call(probe: Probe, method: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    result = asyncio.run(methods.call(probe, method, dict(params or {}), lambda: T0 + 5))
+    result = whole(asyncio.run(methods.call(probe, method, dict(params or {}), lambda: T0 + 5)))
     block: dict[str, Any] = result["interfaces"][0]
     return block
 
