@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
-from flowd.capture.files import CaptureError, CaptureReader, open_capture
+from flowd.capture.files import CaptureReader, open_capture
+from flowd.capture.layouts import CaptureError
 from flowd.config.schema import Config
 from flowd.core.decode import Decoded, decode
 from flowd.core.pipeline import Pipeline
