@@ -15,16 +15,16 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from flowd.batch import FrameBatch
-from flowd.capture.files import CaptureError, CaptureReader, open_capture
+from flowd.capture.files import CaptureError, CaptureReader, CaptureUnreadable, open_capture
 from flowd.decode import Decoded, decode
 from flowd.config import Config
 from flowd.drops import DropReason
 from flowd.export.udp import ExportSocketError
 from flowd.exporter import Exporter
 from flowd.pipeline import Pipeline
+from flowd.runtime.exit_status import ExitStatus
 
 READ_AHEAD = 2  # decoded batches waiting for the flow cache
-DAMAGED = 2  # exit status: the file was damaged; every packet before the damage was exported
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +103,9 @@ def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: i
         exporter = Exporter(cfg, boot=0.0)  # fail fast on a flow server that cannot be set up
     except (CaptureError, ExportSocketError) as exc:
         print(f"flowd: {exc}", file=sys.stderr)
-        return 1
+        if isinstance(exc, CaptureUnreadable):
+            return ExitStatus.NOINPUT
+        return ExitStatus.DATAERR if isinstance(exc, CaptureError) else ExitStatus.UNAVAILABLE
     first_batch = True
     with reader:
         for item in decoded_batches(reader, batch_size):
@@ -137,5 +139,5 @@ def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: i
         print(line, file=out)
     if error:
         print(f"flowd: {error}", file=sys.stderr)
-        return DAMAGED
-    return 0
+        return ExitStatus.DATAERR
+    return ExitStatus.OK

@@ -87,9 +87,9 @@ def test_stdin_and_gzip_give_the_same_summary(capture: tuple[Path, object], tmp_
     assert strip(plain.stdout) == strip(zipped.stdout.decode())
 
 
-def test_missing_file_is_one_line_and_exit_1(tmp_path: Path) -> None:
+def test_missing_file_is_one_line_and_exit_66(tmp_path: Path) -> None:
     done = flowd("--read", str(tmp_path / "nope.pcap"))
-    assert done.returncode == 1
+    assert done.returncode == 66  # EX_NOINPUT
     assert len(done.stderr.strip().splitlines()) == 1 and "nope.pcap" in done.stderr
     assert "Traceback" not in done.stderr
 
@@ -99,7 +99,7 @@ def test_truncated_file_exports_what_came_before(capture: tuple[Path, object], t
     cut = tmp_path / "cut.pcap"
     cut.write_bytes(path.read_bytes()[: 3_000_000 + 7])
     done = flowd("--read", str(cut), "--flow-server", "127.0.0.1:9", "--source-address", "127.0.0.1")
-    assert done.returncode == 2
+    assert done.returncode == 65  # EX_DATAERR
     assert "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "byte" in lines[0]
@@ -110,7 +110,7 @@ def test_bad_config_names_key_path_and_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("forwarding-options:\n  sampling:\n    input:\n      rate: 0\n")
     done = flowd("--check-config", "--config", str(bad))
-    assert done.returncode == 1
+    assert done.returncode == 78  # EX_CONFIG
     assert done.stderr.strip() == f"{bad}:4: forwarding-options.sampling.input.rate: expected 1..16000000, got 0"
     ok = flowd("--check-config")
     assert ok.returncode == 0, ok.stderr

@@ -180,7 +180,7 @@ def test_installing_on_the_host_needs_root(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_install_only_flags_need_install_service() -> None:
     done = flowd("--root", "/tmp/x")
-    assert done.returncode == 2 and done.stderr.endswith("flowd: error: --root needs --install-service\n")
+    assert done.returncode == 64 and done.stderr.endswith("flowd: error: --root needs --install-service\n")
 
 
 # -- logging for the journal ---------------------------------------------------------------------------
