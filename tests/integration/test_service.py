@@ -165,7 +165,7 @@ def test_install_service_finds_the_flowd_command_it_runs_as(tmp_path: Path, laun
 def test_install_service_errors_are_one_line(tmp_path: Path, args: list[str], error: str) -> None:
     args = [str(tmp_path / a) if a == "R" else a for a in args]
     done = flowd("--install-service", *args)
-    assert (done.returncode, done.stderr, done.stdout) == (1, error, "")
+    assert (done.returncode, done.stderr, done.stdout) == (71, error, "")  # EX_OSERR
     assert not (tmp_path / "R").exists()
 
 
