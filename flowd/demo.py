@@ -1,8 +1,8 @@
 """`flowd --demo`: a newcomer's first minute — a daemon replaying a sample capture, and the shell on it.
 
-No root needed: the sample capture is made by flowd.synth (documentation address ranges only), the
-control socket lives in a private temporary directory, and the records go, as IPFIX over UDP, to a
-collector sink inside the demo process (an ephemeral port on 127.0.0.1), so no export fails and no
+No root needed: the sample capture is made by flowd.testing.synth (documentation address ranges
+only), the control socket lives in a private temporary directory, and the records go, as IPFIX over
+UDP, to a collector sink inside the demo process (an ephemeral port on 127.0.0.1), so no export fails and no
 other program is involved. Both families are sampled (the IPFIX override adds inet6).
 
 Lifecycle: the demo owns the daemon and the shell. The daemon runs in a session of its own, so the
@@ -29,7 +29,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Final, TextIO
 
-from flowd.synth import SynthSpec, write_capture
+from flowd.testing.synth import SynthSpec, write_capture
 
 SAMPLE = SynthSpec(packets=40_000, flows=2_000, seed=2, duration=120.0, damaged_share=0.0005)
 READY_TIMEOUT = 20.0

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from flowd.runtime.signals import name
-from flowd.synth import SynthSpec, write_capture
+from flowd.testing.synth import SynthSpec, write_capture
 from test_daemon import Daemon, wait_for
 
 pytestmark = pytest.mark.integration
