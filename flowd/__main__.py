@@ -96,11 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--flow-server", metavar="HOST:PORT", type=host_port, action="append",
                    help="export to this flow server instead of the configured ones (repeatable, up to 8)")
     o.add_argument("--export-version", choices=("5", "9", "ipfix"),
-                   help="export format: 5 (cflowd v5), 9 (NetFlow v9) or ipfix")
+                   help="export format: 5 (cflowd v5), 9 (NetFlow v9) or ipfix. With 9 or ipfix, a configuration "
+                   "without an inet6 output exports IPv6 too, to the same flow servers with the same timeouts; "
+                   "with 5, IPv6 packets are counted (not IPv4) but not exported")
     o.add_argument("--transport", choices=("udp", "tcp"),
                    help="export transport: udp, or tcp (IPFIX only; RFC 7011 section 10.4)")
-    o.add_argument("--source-address", metavar="ADDR",
-                   help="source address of export datagrams (replaces every configured one)")
+    o.add_argument("--source-address", metavar="ADDR", action="append",
+                   help="source address of export datagrams to the flow servers of its address family (replaces "
+                   "the configured ones; give it once per family). A flow server with none of its family "
+                   "uses one the kernel picks")
     o.add_argument("--active-timeout", metavar="S", type=float, help="flow-active-timeout in seconds")
     o.add_argument("--inactive-timeout", metavar="S", type=float, help="flow-inactive-timeout in seconds")
     o.add_argument("--sampling-rate", metavar="N", type=int, help="sample 1 packet in N")

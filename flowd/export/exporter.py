@@ -14,6 +14,7 @@ real clock even when a capture file is read faster than it was recorded.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -237,6 +238,11 @@ class Exporter:
 
 
 def destination(out: FamilyOutput, server: FlowServer) -> Destination:
-    """Where one server's records go, from its own or the service interface's source address."""
-    source = server.source_address or (out.interface.source_address if out.interface else None)
+    """Where one server's records go, from its own source address, else the service interface's when that is
+    of the server's address family, else one the kernel picks."""
+    source = server.source_address
+    if source is None and out.interface is not None and out.interface.source_address is not None:
+        iface = out.interface.source_address
+        same = ipaddress.ip_address(iface).version == ipaddress.ip_address(server.address).version
+        source = iface if same else None
     return Destination(server.address, server.port, source, server.dscp)
