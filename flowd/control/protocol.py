@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -25,6 +26,8 @@ MAX_LINE: Final = 65536  # bytes in one request line, newline included
 MAX_RESPONSE_LINE: Final = 64 * 1024 * 1024  # bytes in one reply line the shell accepts
 SOCKET_NAME: Final = "flowd.sock"
 SYSTEMD_RUNTIME_DIR: Final = Path("/run/flowd")  # systemd's RuntimeDirectory=flowd
+# Words of drop-counter names printed in capitals (`bad-ip-header` -> `bad IP header`).
+_ACRONYMS: Final = {"ip": "IP", "ipv4": "IPv4", "ipv6": "IPv6", "tcp": "TCP", "udp": "UDP", "icmp": "ICMP"}
 
 RequestId = int | str
 
@@ -185,3 +188,8 @@ def default_socket_path(env: Mapping[str, str] | None = None, run_dir: Path = SY
     if runtime := environ.get("XDG_RUNTIME_DIR"):
         return Path(runtime) / SOCKET_NAME
     return run_dir / SOCKET_NAME
+
+
+def drop_words(name: str) -> str:
+    """A drop counter's name (`not-ipv4`, `bad-ip-header`) in the words the shell and the batch summary print."""
+    return " ".join(_ACRONYMS.get(w.lower(), w) for w in re.split(r"[-_ ]+", name))

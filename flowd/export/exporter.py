@@ -208,13 +208,16 @@ class Exporter:
     # -- reporting and teardown ----------------------------------------------------------------
 
     def server_stats(self) -> list[dict[str, object]]:
-        """Per flow server: what was sent and what failed (for `errors` and the batch summary)."""
+        """Per flow server and family: its format ("5", "9", "ipfix") and transport, what was sent and what failed
+        (for `errors`, `status` and the batch summary)."""
         rows: list[dict[str, object]] = []
-        for fam in self.families.values():
+        for family, fam in self.families.items():
             if fam.v5 is not None:
-                rows.extend(fam.v5.stats_rows())
+                rows.extend({"family": family, "format": "5", "transport": "udp", **row}
+                            for row in fam.v5.stats_rows())
             for srv in fam.servers:
-                rows.extend(srv.sender.stats_rows())
+                rows.extend({"family": family, "format": srv.server.version, "transport": srv.server.transport, **row}
+                            for row in srv.sender.stats_rows())
         return rows
 
     def clear_server_stats(self) -> None:

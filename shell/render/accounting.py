@@ -7,10 +7,10 @@ Each text renderer is a pure ``result -> lines``; each ``*_tree`` gives the elem
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Mapping
 from typing import Any, Final
 
+from flowd.control.protocol import drop_words
 from shell.render.common import (
     BODY_INDENT,
     HEADER_INDENT,
@@ -25,13 +25,8 @@ from shell.render.common import (
 )
 
 ROOT: Final = "services-accounting-information"
-# Words of drop-counter names printed in capitals (`bad-ip-header` -> `bad IP header`).
-_ACRONYMS: Final = {"ip": "IP", "ipv4": "IPv4", "ipv6": "IPv6", "tcp": "TCP", "udp": "UDP", "icmp": "ICMP"}
-
-
 def _drop_label(name: str) -> str:
-    words = re.split(r"[-_ ]+", name)
-    return "Packets dropped (" + " ".join(_ACRONYMS.get(w.lower(), w) for w in words) + ")"
+    return f"Packets dropped ({drop_words(name)})"
 
 
 def _per_interface(result: Mapping[str, Any], title: str) -> list[tuple[Mapping[str, Any], list[str]]]:
