@@ -147,6 +147,9 @@ def parse_config(text: str, *, source: str, syntax: str) -> Config:
             raise ConfigError(source, exc.line, exc.path, f"syntax error: {exc.message}") from None
     else:
         raise ValueError(f"syntax must be 'yaml', 'junos' or 'auto', not {syntax!r}")
+    if not parsed.tree:  # most likely a file caught half-written or truncated: never run (or reload) with it
+        raise ConfigError(source, None, (), "the configuration is empty (no statements): it would sample and export "
+                                            "nothing")
     return build_config(parsed.tree, source, parsed.lines)
 
 

@@ -108,3 +108,22 @@ def test_sighup_during_shutdown_neither_kills_nor_reloads(replayed: tuple[Daemon
     assert "configuration reloaded" not in log and "reload" not in log.split("SIGTERM: stopping")[-1]
     assert_clean_exit(d, sink, status, log)
 
+
+
+@pytest.mark.parametrize("content", ["", "# every statement commented out\n\n"])
+def test_sighup_with_an_empty_configuration_keeps_the_running_one(capture: Path, tmp_path: Path, content: str) -> None:
+    sink = V5Sink()
+    config = tmp_path / "flowd.yaml"
+    config.write_text("forwarding-options:\n  sampling:\n    family:\n      inet:\n        output:\n"
+                      f"          flow-server:\n            127.0.0.1: {{port: {sink.server.rsplit(':')[1]}, "
+                      "version: 5}\n")
+    d = Daemon(tmp_path, "--config", str(config), "--replay", str(capture), "--replay-speed", "max")
+    wait_for(lambda: "finished after" in d.log.read_text())
+    config.write_text(content)  # a file emptied by mistake, or caught half-written
+    d.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reload failed" in d.log.read_text())
+    assert f"{config}: the configuration is empty (no statements)" in d.log.read_text()
+    status, log = d.stop()
+    assert "configuration reloaded" not in log
+    assert_clean_exit(d, sink, status, log)  # the running configuration's family still held and exported its flows
+    sink.sock.close()
