@@ -7,7 +7,8 @@ import sys
 from typing import NoReturn
 
 from flowd import __version__
-from flowd.config.loader import check_config_main, load_config
+from flowd.config.diagnosis import check_config_main
+from flowd.config.loader import load_config
 from flowd.config.overrides import with_overrides
 from flowd.config.schema import Config, ConfigError
 from flowd.runtime.exit_status import ExitStatus, epilog

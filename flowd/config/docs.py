@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import MISSING, Field, dataclass, fields
 from typing import Any, Final
 
-from flowd.config.loader import check_config_main
+from flowd.config.diagnosis import MAX_ERRORS, check_config_main
 from flowd.config.schema import (
     MAX_TEMPLATES,
     CaptureConfig,
@@ -135,7 +135,8 @@ flowd reads one file, in either of two syntaxes that mean the same thing:
 The suffix decides (`.conf` Junos, `.yaml`/`.yml` YAML); otherwise the first statement does
 (`name ... {` or `name ...;` is Junos). Without `--config`, flowd uses its embedded copy of
 `etc/flowd.yaml`. `flowd --check-config --config FILE` prints `configuration check succeeds` and
-exits 0, or prints one error line and exits 1.
+exits 0, or prints every error of the file (in file order, at most {MAX_ERRORS}), one line each, and
+exits 78 (EX_CONFIG).
 
 Validation is strict: unknown statements, wrong types and out-of-range values are errors, reported
 on one line as `FILE:LINE: key.path: message`; with `flow-active-timeout: 5` in etc/flowd.yaml:
@@ -210,7 +211,7 @@ workers draw on.
 
 def render_docs() -> str:
     """The configuration reference as Markdown (docs/config.md)."""
-    out = [_DOC_INTRO]
+    out = [_DOC_INTRO.replace("{MAX_ERRORS}", str(MAX_ERRORS))]
     for title, text, rows in _DOC_SECTIONS:
         out.append(f"## {title}\n\n{text}\n")
         out.append("| Statement | Type | Range | Default | Description |")
