@@ -9,11 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final
 
-from flowd.control.protocol import drop_words
-
-FORMAT_NAMES: Final = {"5": "cflowd v5", "9": "NetFlow v9", "ipfix": "IPFIX"}
+from flowd.control.protocol import EXPORT_FORMATS, drop_words
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +43,7 @@ class ServerLine:
         return self.failed > 0 and self.failed >= self.sent
 
     def line(self) -> str:
-        what = f"{FORMAT_NAMES.get(self.format, self.format)} over {self.transport.upper()}, family {self.family}"
+        what = f"{EXPORT_FORMATS.get(self.format, self.format)} over {self.transport.upper()}, family {self.family}"
         counts = f"{self.sent} {self.unit} sent, {self.failed} failed"
         if self.all_failed:
             return f"Flow server {self.server} ({what}): every export failed: {counts}" + (

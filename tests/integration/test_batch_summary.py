@@ -79,7 +79,7 @@ def test_tcp_server_counts_messages_per_family(capture: tuple[Path, GroundTruth]
     assert done.returncode == 0, done.stderr
     lines = server_lines(done.stdout)
     assert [re.sub(r": \d+ messages sent", ": N messages sent", line) for line in lines] == [
-        f"Flow server 127.0.0.1:{port} (IPFIX over TCP, family {family}): N messages sent, 0 failed"
+        f"Flow server 127.0.0.1:{port} (IP-FIX over TCP, family {family}): N messages sent, 0 failed"
         for family in ("inet", "inet6")], lines
     assert octets[0] > 0
 

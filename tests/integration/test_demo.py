@@ -184,12 +184,39 @@ def test_sigkill_of_the_demo_still_stops_the_daemon_and_the_shell(terminal: Term
     assert not Path(demo.socket).exists()  # the daemon stopped cleanly, removing its socket
 
 
-def test_the_banner_line_reaches_the_demo_from_another_terminal(terminal: Terminal) -> None:
-    demo = start(terminal)
+def paste(demo: Demo, command: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the banner's line (with another command, if given) in a shell that knows nothing of the demo."""
     env = {k: v for k, v in os.environ.items() if k != "FLOWD_SOCKET"}
     env["PATH"] = f"{Path(os.sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
-    done = subprocess.run(["bash", "-c", demo.paste], env=env, capture_output=True, text=True, timeout=60)
+    line = demo.paste if command is None else demo.paste.rsplit(" -c ", 1)[0] + f" -c '{command}'"
+    return subprocess.run(["bash", "-c", line], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_the_banner_line_reaches_the_demo_from_another_terminal(terminal: Terminal) -> None:
+    demo = start(terminal)
+    done = paste(demo)
     assert done.returncode == 0, done.stderr
     assert "Flow information" in done.stdout or "Service Accounting interface" in done.stdout, done.stdout
+    terminal.send("exit\n")
+    demo.wait_gone()
+
+
+def test_the_demo_is_healthy_and_says_where_it_exports(terminal: Terminal) -> None:
+    """Its own collector takes the export (no failures), both families are sampled, status names the sink."""
+    demo = start(terminal)
+    sink = re.search(r"collector inside this demo \((127\.0\.0\.1:\d+)\)", terminal.seen)
+    assert sink is not None, terminal.seen
+    status = paste(demo, "show services accounting status").stdout
+    assert "Protocol: IPv4, IPv6" in status, status
+    for family in ("inet", "inet6"):
+        assert f"Flow server: {sink.group(1)}, Family: {family}, Export format: IP-FIX, Transport: UDP" in status
+    deadline = time.monotonic() + 30  # the replay runs at packet timing: wait for the first exports
+    while "Flows exported: 0" in (flow := paste(demo, "show services accounting flow").stdout):
+        assert time.monotonic() < deadline, flow
+        time.sleep(0.2)
+    errors = paste(demo, "show services accounting errors").stdout
+    assert "Packets dropped (not IPv4): 0" in errors, errors
+    failures = re.findall(r"Export packet failures \(([^)]+)\): (\d+)", errors)
+    assert failures and all(count == "0" for _, count in failures), errors
     terminal.send("exit\n")
     demo.wait_gone()
