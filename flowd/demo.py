@@ -177,7 +177,7 @@ def _serve(shell: subprocess.Popen[bytes], daemon: subprocess.Popen[bytes], sink
     shell_fd, daemon_fd = os.pidfd_open(shell.pid), os.pidfd_open(daemon.pid)
     try:
         while True:
-            ready, _, _ = select.select([sink.sock, shell_fd, daemon_fd], [], [])
+            ready, _, _ = select.select([sink.sock.fileno(), shell_fd, daemon_fd], [], [])
             sink.drain()
             if shell_fd in ready:
                 return shell.wait()

@@ -119,11 +119,11 @@ def override(cfg: Config, flow_servers: list[tuple[str, int]] | None, export_ver
     sources: dict[int, str] = {}  # IP version -> the --source-address of that family
     for text in source_addresses or ():
         address = c.address(text, ("--source-address",))
-        version = ipaddress.ip_address(address).version
-        if version in sources:
-            c.fail(("--source-address",), f"give at most one IPv{version} source address, got {sources[version]} "
-                                          f"and {address}")
-        sources[version] = address
+        ip_version = ipaddress.ip_address(address).version
+        if ip_version in sources:
+            c.fail(("--source-address",), f"give at most one IPv{ip_version} source address, got "
+                                          f"{sources[ip_version]} and {address}")
+        sources[ip_version] = address
 
     tree = cast(dict[Key, Any], copy.deepcopy(dict(cfg.tree)))
     wants_output = flow_servers is not None or export_version is not None or active is not None or inactive is not None \
@@ -157,7 +157,9 @@ def override(cfg: Config, flow_servers: list[tuple[str, int]] | None, export_ver
                 _child_block(out["flow-server"], name)["transport"] = transport
         for section in ("flow-server", "interface") if sources else ():
             named = out.get(section)
-            for name in list(named) if isinstance(named, dict) else ():
+            if not isinstance(named, dict):
+                continue
+            for name in list(named):
                 # a server takes the source of its own family; the service interface the first one given
                 chosen = _same_family(name, sources) if section == "flow-server" else next(iter(sources.values()))
                 if chosen is not None:

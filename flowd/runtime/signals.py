@@ -77,8 +77,8 @@ class Signals:
         for sig in HANDLED:
             loop.add_signal_handler(sig, self.dispatch, sig)
         pending, self.pending = self.pending, []
-        for sig in pending:
-            loop.call_soon(self.dispatch, sig)
+        for number in pending:
+            loop.call_soon(self.dispatch, number)
 
     def dispatch(self, sig: int) -> None:
         """What one signal does now."""
