@@ -33,9 +33,11 @@ RELOAD: Final = (signal.SIGHUP,)
 # Default action "terminate" or "core", but raised by the process's own faults: leave them to kill it.
 _FAULTS: Final = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGABRT,
                             signal.SIGTRAP, signal.SIGSYS})
-# Default action "ignore", "stop" or "continue", or not catchable: nothing to do.
+# Default action "ignore", "stop" or "continue", not catchable, or ignored by Python itself (SIGPIPE, SIGXFSZ:
+# a write then fails with EPIPE / EFBIG instead): nothing to do.
 _HARMLESS: Final = frozenset({signal.SIGKILL, signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU,
-                              signal.SIGCONT, signal.SIGCHLD, signal.SIGURG, signal.SIGWINCH})
+                              signal.SIGCONT, signal.SIGCHLD, signal.SIGURG, signal.SIGWINCH, signal.SIGPIPE,
+                              signal.SIGXFSZ})
 IGNORED: Final = tuple(sorted(
     (s for s in signal.valid_signals() if s not in _FAULTS | _HARMLESS and s not in STOP + RELOAD),
     key=int))
