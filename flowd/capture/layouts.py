@@ -31,6 +31,10 @@ class CaptureError(Exception):
         return self.message
 
 
+class CaptureUnreadable(CaptureError):
+    """The capture file cannot be opened or read at all (missing, no permission, no standard input)."""
+
+
 class CaptureFormat(Enum):
     PCAP = "pcap"
     PCAPNG = "pcapng"
