@@ -42,6 +42,10 @@ MAX_INT_DIGITS: Final = 20  # digits of one integer in a request (a 64-bit value
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 SOCKET_NAME: Final = "flowd.sock"
 SYSTEMD_RUNTIME_DIR: Final = Path("/run/flowd")  # systemd's RuntimeDirectory=flowd
+# Export formats as `show services accounting status` names them (Junos's words), by flowd's version code.
+EXPORT_FORMATS: Final = {"5": "cflowd v5", "9": "Version 9", "ipfix": "IP-FIX"}
+# Words of drop-counter names printed in capitals (`bad-ip-header` -> `bad IP header`).
+_ACRONYMS: Final = {"ip": "IP", "ipv4": "IPv4", "ipv6": "IPv6", "tcp": "TCP", "udp": "UDP", "icmp": "ICMP"}
 
 RequestId = int | str
 
@@ -80,6 +84,7 @@ class Request:
     id: RequestId
     method: str
     params: dict[str, Any] = field(default_factory=dict)
+    user: str | None = None  # act for this user (honoured only from root or the daemon's user: NETCONF)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +172,10 @@ def _load_object(line: bytes, limit: int) -> dict[str, Any]:
 
 def encode_request(request: Request) -> bytes:
     """One request line (newline-terminated); `ProtocolError(TOO_LARGE)` if it exceeds MAX_LINE."""
-    data = _dump({"id": request.id, "method": request.method, "params": request.params})
+    obj: dict[str, Any] = {"id": request.id, "method": request.method, "params": request.params}
+    if request.user is not None:
+        obj["user"] = request.user
+    data = _dump(obj)
     if len(data) > MAX_LINE:
         raise ProtocolError(ErrorCode.TOO_LARGE, f"request is {len(data)} bytes, the limit is {MAX_LINE}",
                             request.id)
@@ -193,7 +201,10 @@ def decode_request(line: bytes) -> Request:
         params = {}
     if not isinstance(params, dict):
         raise ProtocolError(ErrorCode.BAD_PARAMS, "'params' must be an object", request_id)
-    return Request(request_id, method, params)
+    user = obj.get("user")
+    if user is not None and (not isinstance(user, str) or not user):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "'user' must be a non-empty string", request_id)
+    return Request(request_id, method, params, user)
 
 
 def encode_response(response: Response) -> bytes:
@@ -336,3 +347,8 @@ def default_socket_path(env: Mapping[str, str] | None = None, run_dir: Path = SY
     if runtime := environ.get("XDG_RUNTIME_DIR"):
         return Path(runtime) / SOCKET_NAME
     return run_dir / SOCKET_NAME
+
+
+def drop_words(name: str) -> str:
+    """A drop counter's name (`not-ipv4`, `bad-ip-header`) in the words the shell and the batch summary print."""
+    return " ".join(_ACRONYMS.get(w.lower(), w) for w in re.split(r"[-_ ]+", name))
