@@ -13,7 +13,8 @@ import pytest
 
 from fakes import FakeClock
 from flowd.app import App
-from flowd.config.loader import MAX_TEXT, MAX_VALUES, check_config_main, load_config
+from flowd.config.diagnosis import check_config_main
+from flowd.config.loader import MAX_TEXT, MAX_VALUES, load_config
 from flowd.config.overrides import with_overrides
 from flowd.runtime.notify import Notifier, socket_address
 from shell.client import Client
