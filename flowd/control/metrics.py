@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 MAX_REQUEST: Final = 8192  # bytes of request line and headers
 REQUEST_TIMEOUT: Final = 5.0  # seconds a client may take to send its request
-SCRAPED: Final = ("accounting.flow", "accounting.errors", "accounting.memory", "accounting.status")
+SCRAPED: Final = ("accounting.flow", "accounting.errors", "accounting.memory", "accounting.status",
+                   "accounting.routing")
 SEED_DROPS: Final = {"no_memory": "no-memory", "not_ip": "not-ip", "not_ipv4": "not-ipv4",
                      "header_too_small": "header-too-small"}
 
@@ -135,6 +136,28 @@ def families(results: Mapping[str, Any]) -> Iterator[Metric]:
     for capture in status["captures"]:
         up.add_metric([capture["interface"]], int(capture["state"] == "up"))
     yield up
+    yield from _route_sources(_block(results, "accounting.routing")["routing"]["sources"])
+
+
+def _route_sources(sources: Iterable[Mapping[str, Any]]) -> Iterator[Metric]:
+    """Per route source (`show services accounting routing`): state, prefixes per family, updates, errors."""
+    labels = ["source", "type"]
+    state = GaugeMetricFamily("flowd_route_source_info", "1 per route source, labelled with its state",
+                              labels=[*labels, "state"])
+    prefixes = GaugeMetricFamily("flowd_route_source_prefixes", "Prefixes a route source holds",
+                                 labels=[*labels, "family"])
+    updates = CounterMetricFamily("flowd_route_source_updates", "Route updates a source applied",
+                                  labels=[*labels, "kind"])
+    errors = CounterMetricFamily("flowd_route_source_errors", "Errors of a route source", labels=labels)
+    for src in sources:
+        ids = [src["source_name"], src["source_type"]]
+        state.add_metric([*ids, str(src["state"])], 1)
+        prefixes.add_metric([*ids, "ipv4"], src["ipv4_prefixes"])
+        prefixes.add_metric([*ids, "ipv6"], src["ipv6_prefixes"])
+        for kind in ("announced", "withdrawn", "flushed"):
+            updates.add_metric([*ids, kind], src[kind])
+        errors.add_metric(ids, src["errors"])
+    yield from (state, prefixes, updates, errors)
 
 
 class _Scrape(Collector):

@@ -50,7 +50,7 @@ def scrape(port: int, accept: str = "") -> tuple[str, str]:
 
 
 def value(text: str, name: str, **labels: str) -> float:
-    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))  # the exposition sorts labels
     pattern = re.escape(name) + (r"\{" + re.escape(want) + r"\}" if want else "") + r" (\S+)"
     found = re.search(r"^" + pattern + r"$", text, re.M)
     assert found is not None, f"{name} {labels} not in the scrape"
@@ -63,7 +63,9 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int,
     truth = write_capture(SynthSpec(packets=3000, flows=300, seed=11), tmp / "t.pcap")
     port = free_tcp_port()
     text = (REPO / "flowd" / "data" / "default.yaml").read_text()
-    (tmp / "flowd.yaml").write_text(text + f"  metrics:\n    listen: 127.0.0.1\n    port: {port}\n")
+    (tmp / "routes.txt").write_text("198.18.0.0/16 64501 192.0.2.1\n2001:db8::/32 64502\n198.19.0.0/16 64503\n")
+    (tmp / "flowd.yaml").write_text(text + f"  metrics:\n    listen: 127.0.0.1\n    port: {port}\n"
+                                    f"  routing:\n    prefix-file:\n      {tmp / 'routes.txt'}: {{format: flowd}}\n")
     sock = str(tmp / "flowd.sock")
     log = open(tmp / "flowd.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "flowd", "--config", str(tmp / "flowd.yaml"), "--socket", sock,
@@ -115,6 +117,17 @@ def test_values_equal_the_shows(daemon: tuple[str, int, GroundTruth]) -> None:
     assert value(text, "flowd_flow_packets_total") == sum(f.packets for f in v4)
     assert value(text, "flowd_flow_bytes_total") == sum(f.bytes for f in v4)
     assert value(text, "flowd_drops_total", reason="not-ip") == truth.non_ip
+
+
+def test_route_sources(daemon: tuple[str, int, GroundTruth]) -> None:
+    sock, port, _ = daemon
+    text, _ = scrape(port)
+    (source,) = show(sock, "accounting.routing")["routing"]["sources"]  # type: ignore[index]
+    ids = {"source": source["source_name"], "type": "prefix-file"}
+    assert value(text, "flowd_route_source_prefixes", **ids, family="ipv4") == source["ipv4_prefixes"] == 2
+    assert value(text, "flowd_route_source_prefixes", **ids, family="ipv6") == source["ipv6_prefixes"] == 1
+    assert value(text, "flowd_route_source_updates_total", **ids, kind="announced") == source["announced"] == 3
+    assert value(text, "flowd_route_source_info", **ids, state=source["state"]) == 1
 
 
 def test_openmetrics_when_asked(daemon: tuple[str, int, GroundTruth]) -> None:
