@@ -24,6 +24,7 @@ from flowd.exporter import Exporter
 from flowd.pipeline import Pipeline
 
 READ_AHEAD = 2  # decoded batches waiting for the flow cache
+FLUSH_CHUNK = 65536  # flows ended and exported at a time by the end-of-file flush
 DAMAGED = 2  # exit status: the file was damaged; every packet before the damage was exported
 
 
@@ -119,7 +120,7 @@ def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: i
                 exporter.export(family, records, now)
             for family, records in pipeline.expire(now).items():
                 exporter.export(family, records, now)
-    for family, records in pipeline.flush(now).items():
+    for family, records in pipeline.flush_chunks(now, FLUSH_CHUNK):
         exporter.export(family, records, now)
     exporter.close()
     st = pipeline.stats
