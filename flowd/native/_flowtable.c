@@ -1,11 +1,11 @@
-/* flowd.native._flowtable: the flow cache in C (merge, expiry, flush), behind flowd/compiled_table.py.
+/* flowd.native._flowtable: the flow cache in C (merge, expiry, flush), behind flowd/core/compiled_table.py.
  *
- * It applies the rules of flowd/flowtable.py's header comment one packet at a time, in arrival order,
+ * It applies the rules of flowd/core/flowtable.py's header comment one packet at a time, in arrival order,
  * and gives the same flows, end reasons and statistics as that numpy table, which stays the checked
  * reference (tests/flowd/test_compiled_table.py holds the two together).
  *
  * Storage, per address family ("store"): one row per flow slot, the compact key first (IPv4: source,
- * destination, then the last 8 bytes of flowd.flowkey's row = 16 bytes; anything else: the 40-byte
+ * destination, then the last 8 bytes of flowd.model.flowkey's row = 16 bytes; anything else: the 40-byte
  * row), then a 48-byte value (counters, times, flags, the wheel links). An IPv4 row is one 64-byte
  * cache line, so a packet touches the index entry and one line. VLAN ids and MPLS labels, absent from
  * most flows, live in a shared pool that a row points into. The index is open addressing (linear
@@ -50,7 +50,7 @@
 #define UNANCHORED (INT64_MIN / 2)  /* the cursor of a wheel no flow was linked to yet */
 
 enum reason { IDLE = 1, ACTIVE = 2, END_OF_FLOW = 3, FORCED = 4 };
-/* The per-call statistics drain() returns, in flowd.flowtable.TableCounters' terms. */
+/* The per-call statistics drain() returns, in flowd.core.flowtable.TableCounters' terms. */
 enum counter { S_PACKETS, S_BYTES, S_CREATED, S_FREED, S_DROPPED, S_REFUSED, S_IDLE, S_ACTIVE, S_EOF,
             S_FORCED, S_PEAK, NSTATS };
 
@@ -142,7 +142,7 @@ static inline value *flow(Table *t, uint32_t id) { return val_of(store_of(t, id)
 
 static const uint8_t V4_MAPPED[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
-/* flowd.flowkey.is_ipv4: both addresses IPv4-mapped. */
+/* flowd.model.flowkey.is_ipv4: both addresses IPv4-mapped. */
 static inline int is_v4(const uint8_t *k)
 {
     return memcmp(k, V4_MAPPED, 12) == 0 && memcmp(k + 16, V4_MAPPED, 12) == 0;
@@ -551,7 +551,7 @@ static int by_time(const void *a, const void *b)
     return x->row < y->row ? -1 : x->row > y->row;
 }
 
-/* The per-batch admission of flowd.flowtable.FlowTable.add, applied to the flows the batch created. */
+/* The per-batch admission of flowd.core.flowtable.FlowTable.add, applied to the flows the batch created. */
 static int admit(Table *t, int64_t cached_before, int64_t cached_ended)
 {
     int64_t kept_before = cached_before - cached_ended;
@@ -617,7 +617,7 @@ static void compact_ended(Table *t, size_t from)
 
 PyDoc_STRVAR(add_doc,
 "add(key, length, ts, tcp_flags, ttl, vlan, inner_vlan, mpls, now) -> int\n\n"
-"Account a batch (flowd.batch.PacketBatch columns: uint8 (n, 40), uint32, float64, uint8, uint8,\n"
+"Account a batch (flowd.model.batch.PacketBatch columns: uint8 (n, 40), uint32, float64, uint8, uint8,\n"
 "uint16, uint16, uint32 (n, 3)); return how many flows ended (drain() hands them over).");
 
 static PyObject *Table_add(Table *t, PyObject *args)
@@ -899,7 +899,7 @@ static PyObject *Table_flush(Table *t, PyObject *args)
 
 PyDoc_STRVAR(drain_doc,
 "drain(key, packets, bytes, first, last, tcp_flags, ttl_min, ttl_max, vlan, inner_vlan, mpls, end_reason)\n"
-"-> tuple\n\nCopy the waiting ended flows into the arrays (flowd.batch.FlowRecords columns, at least that\n"
+"-> tuple\n\nCopy the waiting ended flows into the arrays (flowd.model.batch.FlowRecords columns, at least that\n"
 "many rows) and return the statistics since the last drain: (packets, bytes, created, freed,\n"
 "dropped, refused, idle, active, end_of_flow, forced, peak).");
 
@@ -1140,7 +1140,7 @@ static PyTypeObject TableType = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "flowd.native._flowtable",
-    "The flow cache in C: see flowd/native/_flowtable.c and flowd/compiled_table.py.", -1, NULL,
+    "The flow cache in C: see flowd/native/_flowtable.c and flowd/core/compiled_table.py.", -1, NULL,
 };
 
 PyMODINIT_FUNC PyInit__flowtable(void)

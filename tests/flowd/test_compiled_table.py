@@ -20,15 +20,15 @@ import numpy as np
 import pytest
 from test_flowtable import ACK, FIN, RST, SYN, batch, key, reference
 
-from flowd.batch import FlowRecords, PacketBatch
 from flowd.capture.files import CaptureError, open_capture
-from flowd.compiled_table import CompiledFlowTable, FlowCache, new_flow_table, table_type
-from flowd.config import load_config
-from flowd.decode import decode
-from flowd.expiry import ExpiryReason
-from flowd.flowtable import FlowTable
-from flowd.pipeline import Pipeline
-from flowd.synth import SynthSpec, write_capture
+from flowd.config.loader import load_config
+from flowd.core.compiled_table import CompiledFlowTable, FlowCache, new_flow_table, table_type
+from flowd.core.decode import decode
+from flowd.core.flowtable import FlowTable
+from flowd.core.pipeline import Pipeline
+from flowd.model.batch import FlowRecords, PacketBatch
+from flowd.model.expiry import ExpiryReason
+from flowd.testing.synth import SynthSpec, write_capture
 
 REPO = Path(__file__).resolve().parents[2]
 REAL = REPO / ".." / "shared" / "pcaps" / "real"

@@ -1,8 +1,8 @@
 """The flow cache on the compiled table (flowd/native/_flowtable.c), with the numpy FlowTable's interface.
 
 ``new_flow_table`` gives this cache when the extension is built and enabled, and the numpy
-``flowd.flowtable.FlowTable`` otherwise (or with ``FLOWD_NO_FASTPATH=1``). Both apply the rules in
-flowtable.py's header comment and give the same flows, end reasons and statistics; the numpy table
+``flowd.core.flowtable.FlowTable`` otherwise (or with ``FLOWD_NO_FASTPATH=1``). Both apply the rules in
+flowd/core/flowtable.py's header comment and give the same flows, end reasons and statistics; the numpy table
 states them and is the reference tests/flowd/test_compiled_table.py holds this one to.
 
 The C side keeps the flows; this side keeps the statistics (``counters``, which the shows read and
@@ -16,11 +16,11 @@ from typing import Any, Final, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from flowd.batch import FlowRecords, PacketBatch
-from flowd.expiry import ExpiryReason
-from flowd.fastpath import compiled
-from flowd.flowkey import KEY_BYTES
-from flowd.flowtable import OVERLOAD_HOLD, FlowTable, TableCounters
+from flowd.core.flowtable import OVERLOAD_HOLD, FlowTable, TableCounters
+from flowd.model.batch import FlowRecords, PacketBatch
+from flowd.model.expiry import ExpiryReason
+from flowd.model.flowkey import KEY_BYTES
+from flowd.native import compiled
 
 EXTENSION: Final = "flowd.native._flowtable"
 REASONS: Final = {reason.name: reason.value for reason in ExpiryReason if reason <= ExpiryReason.FORCED_END}
