@@ -36,6 +36,7 @@ from flowd.native import compiled
 MAX_CAPLEN: Final = 256 * 1024  # libpcap's MAXIMUM_SNAPLEN: a longer pcap record is damage
 MAX_BLOCK: Final = 16 * 1024 * 1024  # a longer pcapng block is damage (bounds memory per block)
 STREAM_CHUNK: Final = 4 * 1024 * 1024  # bytes read (or inflated) per step from a stream
+RELEASE_STEP: Final = 4 * 1024 * 1024  # bytes of a mapped file dropped from the resident set at a time
 
 STDIN_PATH: Final = "-"
 STDIN_NAME: Final = "<stdin>"
@@ -534,6 +535,7 @@ class CaptureReader:
         self._done = False  # every frame has been read, or the reader is closed
         self._closed = False
         self._view: memoryview | None = None  # the mapped file, shared by every batch
+        self._released = 0  # bytes of a mapped file before this are dropped from the resident set
         # pcap
         self._order = "<"
         self._units = 1_000_000
@@ -592,6 +594,21 @@ class CaptureReader:
     def _damage(self, offset: int, what: str) -> CaptureError:
         return CaptureError(offset, f"{self.name}: {what} at byte {offset}")
 
+    def _release_read(self) -> None:
+        """Drop the mapped pages before the next unread byte from the resident set.
+
+        Runs when the next batch is asked for, so the frames handed out before have been used. The
+        mapping is read-only and file-backed: a page touched again is read back from the page cache,
+        so this only keeps a large file from counting in full against the process's memory.
+        """
+        buf = self._feed.buf
+        if not isinstance(buf, mmap.mmap):
+            return
+        upto = self._pos - self._pos % mmap.PAGESIZE
+        if upto - self._released >= RELEASE_STEP:
+            buf.madvise(mmap.MADV_DONTNEED, self._released, upto - self._released)
+            self._released = upto
+
     def _batch_buffer(self) -> bytes | memoryview:
         buf = self._feed.buf
         if isinstance(buf, mmap.mmap):
@@ -620,6 +637,7 @@ class CaptureReader:
         feed = self._feed
         caplen_at = PCAP_CAPLEN_AT[self._order]
         while not self._closed:
+            self._release_read()
             walk = _WALK_PCAP(feed.buf, self._pos, limit, self._order, self._units)
             self._pos = walk.end
             good = len(walk.offset)
@@ -655,6 +673,7 @@ class CaptureReader:
     def _pcapng_batches(self, limit: int) -> Iterator[FrameBatch]:
         feed = self._feed
         while not self._closed:
+            self._release_read()
             rows = _NgRows()
             failure, full = self._walk_pcapng(rows, limit)
             if rows.count:

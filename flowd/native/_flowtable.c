@@ -31,6 +31,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define KEY_BYTES 40
 #define V4_KEY 16
@@ -109,6 +110,28 @@ typedef struct {
     uint64_t stat[NSTATS];
 } Table;
 
+/* --- memory ------------------------------------------------------------------------------------ */
+
+/* Rows and indexes come straight from the kernel: pages nobody touched cost nothing, growth moves
+ * the mapping instead of copying it, and freeing gives it all back (no heap fragments). */
+static void *pages(size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void *pages_grow(void *p, size_t old, size_t bytes)
+{
+    void *q = mremap(p, old, bytes, MREMAP_MAYMOVE);
+    return q == MAP_FAILED ? NULL : q;
+}
+
+static void pages_free(void *p, size_t bytes)
+{
+    if (p && bytes)
+        munmap(p, bytes);
+}
+
 /* --- small helpers ------------------------------------------------------------------------------ */
 
 static int grow(void **p, size_t *cap, size_t want, size_t item)
@@ -182,7 +205,10 @@ static inline uint64_t hash_key(const uint8_t *k, uint32_t len)
         h *= 0xFF51AFD7ED558CCDULL;
         h ^= h >> 33;
     }
+    h ^= h >> 29;  /* finish with murmur3's fmix64: every key bit reaches the low (index) bits */
     h *= 0xC4CEB9FE1A85EC53ULL;
+    h ^= h >> 32;
+    h *= 0xFF51AFD7ED558CCDULL;
     h ^= h >> 29;
     return h;
 }
@@ -235,10 +261,10 @@ static void index_delete(store *st, uint32_t p)
 
 static int index_build(store *st, uint32_t size)
 {
-    uint32_t *idx = calloc(size, sizeof(uint32_t));
+    uint32_t *idx = pages((size_t)size * sizeof(uint32_t));
     if (!idx)
         return -1;
-    free(st->index);
+    pages_free(st->index, ((size_t)st->mask + 1) * sizeof(uint32_t));
     st->index = idx;
     st->mask = size - 1;
     for (uint32_t s = 0; s < st->top; s++) {
@@ -270,19 +296,17 @@ static int store_init(store *st, uint32_t keylen)
     memset(st, 0, sizeof *st);
     st->keylen = keylen;
     st->rowlen = keylen + (uint32_t)sizeof(value);
-    st->rows = malloc((size_t)MIN_ROWS * st->rowlen);
-    st->index = calloc(MIN_INDEX, sizeof(uint32_t));
-    if (!st->rows || !st->index)
-        return -1;
-    st->cap = MIN_ROWS;
-    st->mask = MIN_INDEX - 1;
-    return 0;
+    st->rows = pages((size_t)MIN_ROWS * st->rowlen);
+    st->index = pages(MIN_INDEX * sizeof(uint32_t));
+    st->cap = st->rows ? MIN_ROWS : 0;
+    st->mask = st->index ? MIN_INDEX - 1 : 0;
+    return st->rows && st->index ? 0 : -1;
 }
 
 static void store_free(store *st)
 {
-    free(st->rows);
-    free(st->index);
+    pages_free(st->rows, (size_t)st->cap * st->rowlen);
+    pages_free(st->index, ((size_t)st->mask + 1) * sizeof(uint32_t));
     free(st->free);
     memset(st, 0, sizeof *st);
 }
@@ -298,7 +322,7 @@ static uint32_t take_slot(store *st)
         if (st->cap >= MAX_SLOTS)
             return NIL;
         uint32_t cap = st->cap * 2 > MAX_SLOTS ? MAX_SLOTS : st->cap * 2;
-        uint8_t *rows = realloc(st->rows, (size_t)cap * st->rowlen);
+        uint8_t *rows = pages_grow(st->rows, (size_t)st->cap * st->rowlen, (size_t)cap * st->rowlen);
         if (!rows)
             return NIL;
         st->rows = rows;

@@ -24,7 +24,7 @@ from flowd.model.batch import FrameBatch
 from flowd.model.drops import DropReason
 
 READ_AHEAD = 2  # decoded batches waiting for the flow cache
-FLUSH_CHUNK = 65536  # flows ended and exported at a time by the end-of-file flush
+FLUSH_CHUNK = 8192  # flows ended and exported at a time by the end-of-file flush
 DAMAGED = 2  # exit status: the file was damaged; every packet before the damage was exported
 
 
