@@ -102,6 +102,7 @@ typedef struct {
     uint32_t *heads, nbuckets;
     double grain;
     int64_t cursor;        /* the earliest bucket that may hold a flow */
+    double early;          /* no flow in the cursor's bucket is due before this */
     int wheel_stale;
     record *ended;
     size_t nended, endedcap;
@@ -114,16 +115,27 @@ typedef struct {
 
 /* Rows and indexes come straight from the kernel: pages nobody touched cost nothing, growth moves
  * the mapping instead of copying it, and freeing gives it all back (no heap fragments). */
+#define HUGE_FROM (4u << 20)  /* mappings this large ask for transparent huge pages (fewer TLB misses) */
+
+static void *huge(void *p, size_t bytes)
+{
+#ifdef MADV_HUGEPAGE
+    if (p && bytes >= HUGE_FROM)
+        madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
 static void *pages(size_t bytes)
 {
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    return huge(p == MAP_FAILED ? NULL : p, bytes);
 }
 
 static void *pages_grow(void *p, size_t old, size_t bytes)
 {
     void *q = mremap(p, old, bytes, MREMAP_MAYMOVE);
-    return q == MAP_FAILED ? NULL : q;
+    return huge(q == MAP_FAILED ? NULL : q, bytes);
 }
 
 static void pages_free(void *p, size_t bytes)
@@ -397,9 +409,13 @@ static inline int64_t bucket_of(const Table *t, double d)
 static void wheel_link(Table *t, uint32_t id)
 {
     value *v = flow(t, id);
-    if (t->cursor == UNANCHORED)  /* the bucket at the cursor is always visited: safe to start there */
-        t->cursor = (int64_t)fmin(fmax(floor(deadline(t, v) / t->grain) - 1.0, -4e18), 4e18);
-    uint32_t b = (uint32_t)(bucket_of(t, deadline(t, v)) & (t->nbuckets - 1));
+    double d = deadline(t, v);
+    if (t->cursor == UNANCHORED)
+        t->cursor = (int64_t)fmin(fmax(floor(d / t->grain) - 1.0, -4e18), 4e18);
+    int64_t at = bucket_of(t, d);
+    if (at == t->cursor && d < t->early)  /* the cursor's bucket holds one due this early */
+        t->early = d;
+    uint32_t b = (uint32_t)(at & (t->nbuckets - 1));
     uint32_t h = t->heads[b];
     v->prev = HEAD | b;
     v->next = h;
@@ -444,6 +460,7 @@ static int wheel_setup(Table *t)
     t->nbuckets = nb;
     t->grain = grain;
     t->cursor = UNANCHORED;
+    t->early = INFINITY;
     t->wheel_stale = 1;
     return 0;
 }
@@ -460,6 +477,7 @@ static void wheel_rebuild(Table *t)
                 earliest = deadline(t, v);
         }
     t->cursor = isfinite(earliest) ? (int64_t)floor(earliest / t->grain) - 1 : UNANCHORED;
+    t->early = INFINITY;
     for (int f = 0; f < 2; f++)
         for (uint32_t s = 0; s < t->s[f].top; s++)
             if (val_of(&t->s[f], s)->live)
@@ -566,6 +584,26 @@ static void *view(views *a, PyObject *obj, Py_ssize_t bytes, int writable, int o
 }
 
 /* --- adding a batch ----------------------------------------------------------------------------- */
+
+/* The next AHEAD packets' compact keys and hashes, their index lines already on the way. */
+#define AHEAD 16
+
+typedef struct {
+    uint8_t key[AHEAD][KEY_BYTES];
+    uint64_t hash[AHEAD];
+    int v6[AHEAD];
+} ahead;
+
+static inline void look_ahead(const Table *t, ahead *la, const uint8_t *keys, Py_ssize_t j)
+{
+    const uint8_t *k = keys + j * KEY_BYTES;
+    int r = (int)(j % AHEAD), v6 = !is_v4(k);
+    const store *st = &t->s[v6];
+    compact(k, v6, la->key[r]);
+    la->v6[r] = v6;
+    la->hash[r] = hash_key(la->key[r], st->keylen);
+    __builtin_prefetch(&st->index[(uint32_t)la->hash[r] & st->mask]);
+}
 
 static int by_time(const void *a, const void *b)
 {
@@ -677,24 +715,31 @@ static PyObject *Table_add(Table *t, PyObject *args)
     int failed = 0;
     Py_BEGIN_ALLOW_THREADS
     uint8_t ck[KEY_BYTES];
+    ahead la;
+    for (Py_ssize_t j = 0; j < AHEAD && j < n; j++)
+        look_ahead(t, &la, keys, j);
     for (Py_ssize_t i = 0; i < n && !failed; i++) {
         const uint8_t *k = keys + i * KEY_BYTES;
-        int v6 = !is_v4(k);
+        int r = (int)(i % AHEAD), v6 = la.v6[r];
         store *st = &t->s[v6];
-        if (i + 4 < n) {  /* start fetching the index line a few packets ahead */
-            const uint8_t *k2 = keys + (i + 4) * KEY_BYTES;
-            uint8_t c2[KEY_BYTES];
-            int w6 = !is_v4(k2);
-            compact(k2, w6, c2);
-            store *s2 = &t->s[w6];
-            __builtin_prefetch(&s2->index[(uint32_t)hash_key(c2, s2->keylen) & s2->mask]);
+        memcpy(ck, la.key[r], st->keylen);
+        uint64_t h = la.hash[r];
+        /* Fetch memory before it is needed: the index line AHEAD packets on, the row half as far. */
+        if (i + AHEAD < n)
+            look_ahead(t, &la, keys, i + AHEAD);
+        if (i + AHEAD / 2 < n) {
+            int q = (int)((i + AHEAD / 2) % AHEAD);
+            const store *s2 = &t->s[la.v6[q]];
+            uint32_t e = s2->index[(uint32_t)la.hash[q] & s2->mask];
+            if (e) {
+                __builtin_prefetch(row_of(s2, e - 1));
+                __builtin_prefetch(row_of(s2, e - 1) + s2->rowlen - 1);
+            }
         }
-        compact(k, v6, ck);
         if (index_room(st) < 0) {
             failed = 1;
             break;
         }
-        uint64_t h = hash_key(ck, st->keylen);
         uint32_t pos, slot = lookup(st, ck, h, &pos);
         double when = ts[i];
         uint32_t id = NIL;
@@ -796,12 +841,19 @@ static PyObject *Table_expire(Table *t, PyObject *arg)
     if (t->s[0].n + t->s[1].n) {
         double nb = floor(now / t->grain);
         int64_t last = nb < 4e18 && nb > -4e18 ? (int64_t)nb : t->cursor;
-        if (last < t->cursor)
-            last = t->cursor;
+        if (last < t->cursor) {
+            if (now < t->early)  /* nothing is due yet: the wheel has not reached `now` */
+                last = t->cursor - 1;
+            else
+                last = t->cursor;
+        }
         int64_t first = t->cursor;
+        if (last >= first)
+            t->early = INFINITY;  /* the cursor's bucket is visited: whatever stays there says again */
         if (last - first >= (int64_t)t->nbuckets)
             first = last - (int64_t)t->nbuckets + 1;
-        t->cursor = last;  /* moved-on flows go to `last` or later */
+        if (last > t->cursor)
+            t->cursor = last;  /* moved-on flows go to `last` or later */
         for (int64_t b = first; b <= last; b++) {
             uint32_t pos = (uint32_t)(b & (t->nbuckets - 1));
             uint32_t id = t->heads[pos];
@@ -880,6 +932,7 @@ static int reset(Table *t)
     t->pool_cap = t->pool_top = t->pool_nfree = t->pool_freecap = 0;
     memset(t->heads, 0xFF, t->nbuckets * sizeof(uint32_t));
     t->cursor = UNANCHORED;
+    t->early = INFINITY;
     t->wheel_stale = 0;
     return 0;
 }
