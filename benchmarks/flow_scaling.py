@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                         r = run(tool, capture, work, 2 * n + 1000)
                         results.setdefault((tool, n), []).append(r)
                         print(f"  {n:>8} flows, {tool:<10} {r.wall:7.2f} s {rate(args.packets, r.wall):>7} pps, "
+                              f"CPU {r.cpu:7.2f} s {rate(args.packets, r.cpu):>7} pps, "
                               f"peak RSS {r.peak_kib / 1024:7.1f} MiB", flush=True)
                 if args.table:
                     alone[n], kind = table_alone(capture, n)
@@ -93,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'flows':>10} " + " ".join(f"{t:>22}" for t in tools)
           + ("  flowd/softflowd" if {"flowd", "softflowd"} <= set(tools) else ""))
     wall = {k: statistics.median(r.wall for r in v) for k, v in results.items()}
+    cpu = {k: statistics.median(r.cpu for r in v) for k, v in results.items()}
     for n in counts:
         cells = [f"{rate(args.packets, wall[t, n]):>12} ({statistics.median(r.peak_kib for r in results[t, n]) / 1024:7.1f})"
                  for t in tools]
@@ -100,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{n:>10} " + " ".join(f"{c:>22}" for c in cells) + ratio)
     lo, hi = min(counts), max(counts)
     if "flowd" in tools and len(counts) > 1:
-        print(f"flowd at {hi} flows / flowd at {lo} flows (packets/s): {wall['flowd', lo] / wall['flowd', hi]:.2f}")
+        print(f"flowd at {hi} flows / flowd at {lo} flows (packets/s): {wall['flowd', lo] / wall['flowd', hi]:.2f} "
+              f"by wall time, {cpu['flowd', lo] / cpu['flowd', hi]:.2f} by CPU time")
     if alone and len(counts) > 1:
         print(f"flow cache alone at {hi} flows / at {lo} flows (packets/s): {alone[hi] / alone[lo]:.2f}")
     return 0

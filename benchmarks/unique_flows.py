@@ -103,6 +103,7 @@ def write_capture(path: Path, flows: int, packets: int, seed: int = 1) -> None:
 class Run:
     tool: str
     wall: float  # seconds, the whole process
+    cpu: float  # user + system seconds of the process (/usr/bin/time %U + %S)
     peak_kib: int  # maximum resident set size (/usr/bin/time %M)
     datagrams: int  # received by the sinks
 
@@ -131,12 +132,13 @@ def run(tool: str, capture: Path, workdir: Path, max_flows: int) -> Run:
         cmd = softflowd_command(capture, sinks[0].port, workdir, max_flows)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH")))))
     started = perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-f", "maxrss %M", *cmd], check=False, capture_output=True,
+    proc = subprocess.run(["/usr/bin/time", "-f", "maxrss %M cpu %U %S", *cmd], check=False, capture_output=True,
                           text=True, timeout=RUN_LIMIT, env=env, cwd=workdir)
     wall = perf_counter() - started
     received = sum(s.close()[0] for s in sinks)
-    found = re.findall(r"maxrss (\d+)", proc.stderr)
+    found = re.findall(r"maxrss (\d+) cpu ([\d.]+) ([\d.]+)", proc.stderr)
     if proc.returncode != 0 or not found:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise RuntimeError(f"{tool} exited with status {proc.returncode}: {last}")
-    return Run(tool, wall, int(found[-1]), received)
+    rss, user, system = found[-1]
+    return Run(tool, wall, float(user) + float(system), int(rss), received)

@@ -68,8 +68,7 @@ class CompiledFlowTable:
 
     @max_flows.setter
     def max_flows(self, value: int) -> None:
-        self._max_flows = int(value)
-        self._table.configure(self._max_flows, self._active, self._inactive)
+        self._configure(max_flows=int(value))
 
     @property
     def active_timeout(self) -> float:
@@ -77,8 +76,7 @@ class CompiledFlowTable:
 
     @active_timeout.setter
     def active_timeout(self, value: float) -> None:
-        self._active = float(value)
-        self._table.configure(self._max_flows, self._active, self._inactive)
+        self._configure(active=float(value))
 
     @property
     def inactive_timeout(self) -> float:
@@ -86,7 +84,13 @@ class CompiledFlowTable:
 
     @inactive_timeout.setter
     def inactive_timeout(self, value: float) -> None:
-        self._inactive = float(value)
+        self._configure(inactive=float(value))
+
+    def _configure(self, *, max_flows: int | None = None, active: float | None = None,
+                   inactive: float | None = None) -> None:
+        self._max_flows = self._max_flows if max_flows is None else max_flows
+        self._active = self._active if active is None else active
+        self._inactive = self._inactive if inactive is None else inactive
         self._table.configure(self._max_flows, self._active, self._inactive)
 
     # -- the flow cache ------------------------------------------------------------------------
