@@ -23,7 +23,7 @@ from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
 from typing import Any
 
-from flowd.capture.files import CaptureError
+from flowd.capture.layouts import CaptureError
 from flowd.capture.live import LiveCapture
 from flowd.capture.replay import Replay
 from flowd.config.schema import Config, ConfigError
