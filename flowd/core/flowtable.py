@@ -37,7 +37,7 @@ deleted entries become tombstones and the index is rebuilt when they pile up. Me
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
@@ -104,6 +104,63 @@ COLUMNS: Final = (
     ("ttl_min", np.uint8, 0), ("ttl_max", np.uint8, 0), ("vlan", np.uint16, 0), ("inner_vlan", np.uint16, 0),
     ("mpls", np.uint32, 3),
 )
+
+
+@dataclass(slots=True)
+class _Grouped:
+    """A batch sorted into key groups (arrival order kept within a key)."""
+
+    order: Ints  # batch row of each sorted packet
+    ws: npt.NDArray[np.uint64]  # key words, sorted
+    ts: npt.NDArray[np.float64]  # timestamps, sorted
+    hs: npt.NDArray[np.uint64]  # full key hashes, sorted
+    new_key: Bools  # the sorted packet starts a key group
+    key_start: Ints  # sorted position of each key group's first packet
+    key_of: Ints  # key group of each sorted packet
+
+
+@dataclass(slots=True)
+class _Segments:
+    """A batch's packets cut into flow segments, with each segment's sums."""
+
+    starts: Ints  # sorted position of each segment's first packet
+    key: Ints  # key group of each segment
+    src: Ints  # batch row of each segment's first packet
+    first_seg: Bools  # the key's first segment (the one that may continue a cached flow)
+    closes: Bools  # the segment ends its flow inside this batch
+    reason: npt.NDArray[np.uint8]  # why it ends (when it does)
+    packets: npt.NDArray[np.uint64]
+    bytes: npt.NDArray[np.uint64]
+    flags: npt.NDArray[np.uint8]
+    first: npt.NDArray[np.float64]
+    last: npt.NDArray[np.float64]
+    ttl_min: npt.NDArray[np.uint8]
+    ttl_max: npt.NDArray[np.uint8]
+    merged: Bools = field(default_factory=lambda: np.zeros(0, np.bool_))  # folded into a cached flow
+
+
+def _group(batch: PacketBatch) -> _Grouped:
+    """Sort a batch by key hash, keeping arrival order within a key, and mark the key groups."""
+    n = len(batch)
+    words = key_words(batch.key)
+    h = hash_words(words)
+    # Sort by hash, keeping arrival order within a hash: the row number fills the hash's low
+    # bits, so one plain (SIMD) sort of unique values replaces a much slower stable argsort.
+    low = np.uint64((1 << max(int(n - 1).bit_length(), 1)) - 1)
+    packed = np.sort((h & ~low) | np.arange(n, dtype=np.uint64))
+    order = (packed & low).astype(np.intp)
+    hs = packed & ~low  # the hash's high bits: what the grouping sorted on
+    ws, ts = words[order], batch.ts[order]
+    new_key = np.ones(n, np.bool_)
+    new_key[1:] = (hs[1:] != hs[:-1]) | np.any(ws[1:] != ws[:-1], axis=1)
+    key_start = np.flatnonzero(new_key)
+    if _has_split_keys(hs, ws, key_start):
+        order = np.lexsort(tuple(words[:, j] for j in range(words.shape[1] - 1, -1, -1)))
+        ws, ts = words[order], batch.ts[order]
+        new_key[1:] = np.any(ws[1:] != ws[:-1], axis=1)
+        key_start = np.flatnonzero(new_key)
+    return _Grouped(order=order, ws=ws, ts=ts, hs=h[order], new_key=new_key, key_start=key_start,
+                    key_of=np.cumsum(new_key) - 1)
 
 
 class FlowTable:
@@ -257,35 +314,22 @@ class FlowTable:
 
         Packet timestamps drive every decision inside the batch; ``now`` only stamps overload.
         """
-        n = len(batch)
-        if n == 0:
+        if len(batch) == 0:
             return FlowRecords.empty()
-        words = key_words(batch.key)
-        h = hash_words(words)
-        # Sort by hash, keeping arrival order within a hash: the row number fills the hash's low
-        # bits, so one plain (SIMD) sort of unique values replaces a much slower stable argsort.
-        low = np.uint64((1 << max(int(n - 1).bit_length(), 1)) - 1)
-        packed = np.sort((h & ~low) | np.arange(n, dtype=np.uint64))
-        order = (packed & low).astype(np.intp)
-        hs = packed & ~low  # the hash's high bits: what the grouping sorted on
-        ws, ts = words[order], batch.ts[order]
-        new_key = np.ones(n, np.bool_)
-        new_key[1:] = (hs[1:] != hs[:-1]) | np.any(ws[1:] != ws[:-1], axis=1)
-        key_start = np.flatnonzero(new_key)
-        if _has_split_keys(hs, ws, key_start):
-            order = np.lexsort(tuple(words[:, j] for j in range(words.shape[1] - 1, -1, -1)))
-            ws, ts = words[order], batch.ts[order]
-            new_key[1:] = np.any(ws[1:] != ws[:-1], axis=1)
-            key_start = np.flatnonzero(new_key)
-        hs = h[order]  # full hashes place keys in the index
-        key_of = np.cumsum(new_key) - 1  # key group of each sorted packet
-        nkeys = key_start.shape[0]
+        g = _group(batch)
+        slot, cached, carry_first, ended = self._continuing(g)
+        seg = self._segments(batch, g, cached, carry_first)
+        ended += self._fold(seg, slot, cached)
+        ended += self._admit(batch, g, seg, now)
+        return FlowRecords.concat(ended)
 
-        # Which keys continue a cached flow, and which cached flows timed out before this batch.
-        slot = self._lookup(ws[key_start], hs[key_start])
+    def _continuing(self, g: _Grouped) -> tuple[Ints, Bools, npt.NDArray[np.float64], list[FlowRecords]]:
+        """Which keys continue a cached flow, and which cached flows timed out before this batch."""
+        nkeys = g.key_start.shape[0]
+        slot = self._lookup(g.ws[g.key_start], g.hs[g.key_start])
         cached = slot >= 0
-        t0 = ts[key_start]
-        expired_parts: list[FlowRecords] = []
+        t0 = g.ts[g.key_start]
+        ended: list[FlowRecords] = []
         carry_first = np.full(nkeys, np.nan)
         if cached.any():
             cs = slot[cached]
@@ -295,15 +339,19 @@ class FlowTable:
             if stale.any():
                 reasons = np.where(idle[stale], ExpiryReason.IDLE_TIMEOUT,
                                    ExpiryReason.ACTIVE_TIMEOUT).astype(np.uint8)
-                expired_parts.append(self._evict(cs[stale], reasons))
+                ended.append(self._evict(cs[stale], reasons))
                 drop = np.flatnonzero(cached)[stale]
                 slot[drop] = -1
                 cached[drop] = False
             carry_first[cached] = self.first[slot[cached]]
+        return slot, cached, carry_first, ended
 
-        # Segment the packets of each key into flows.
-        proto = batch.key[order, PROTO]
-        flags = batch.tcp_flags[order]
+    def _segments(self, batch: PacketBatch, g: _Grouped, cached: Bools,
+                  carry_first: npt.NDArray[np.float64]) -> _Segments:
+        """Cut the packets of each key into flows (FIN/RST, inactive gaps, active timeouts) and sum them."""
+        n, ts, new_key = len(batch), g.ts, g.new_key
+        proto = batch.key[g.order, PROTO]
+        flags = batch.tcp_flags[g.order]
         ends = (proto == TCP) & ((flags & FIN_OR_RST) != 0)
         seg_start = new_key.copy()
         seg_start[1:] |= ends[:-1] & ~new_key[1:]
@@ -314,97 +362,95 @@ class FlowTable:
         reason_split[gap] = ExpiryReason.IDLE_TIMEOUT
         earliest = min(float(ts.min()), float(np.nanmin(carry_first)) if cached.any() else np.inf)
         if float(ts.max()) - earliest >= self.active_timeout:  # else no segment can be that long
-            seg_start, reason_split = self._split_active(ts, seg_start, new_key, key_of, carry_first,
+            seg_start, reason_split = self._split_active(ts, seg_start, new_key, g.key_of, carry_first,
                                                          reason_split)
-
         starts = np.flatnonzero(seg_start)
         nseg = starts.shape[0]
-        seg_key = key_of[starts]
         seg_end = np.empty(nseg, np.int64)
         seg_end[:-1] = starts[1:] - 1
         seg_end[-1] = n - 1
-        first_seg = new_key[starts]
         last_seg = np.ones(nseg, np.bool_)
         last_seg[:-1] = new_key[starts[1:]]
         fin_end = ends[seg_end]
         # A segment ends as a flow: by FIN/RST, or by the reason recorded where the next one starts.
-        seg_reason = np.zeros(nseg, np.uint8)
-        seg_reason[:-1] = reason_split[starts[1:]]
-        seg_reason[fin_end] = ExpiryReason.END_OF_FLOW
-        closes = fin_end | ~last_seg
+        reason = np.zeros(nseg, np.uint8)
+        reason[:-1] = reason_split[starts[1:]]
+        reason[fin_end] = ExpiryReason.END_OF_FLOW
+        lengths = batch.length[g.order].astype(np.uint64)
+        ttl = batch.ttl[g.order]
+        return _Segments(
+            starts=starts, key=g.key_of[starts], src=g.order[starts], first_seg=new_key[starts],
+            closes=fin_end | ~last_seg, reason=reason,
+            packets=np.diff(np.append(starts, n)).astype(np.uint64), bytes=np.add.reduceat(lengths, starts),
+            flags=np.bitwise_or.reduceat(flags, starts), first=np.minimum.reduceat(ts, starts),
+            last=np.maximum.reduceat(ts, starts), ttl_min=np.minimum.reduceat(ttl, starts),
+            ttl_max=np.maximum.reduceat(ttl, starts))
 
-        lengths = batch.length[order].astype(np.uint64)
-        ttl = batch.ttl[order]
-        s_packets = np.diff(np.append(starts, n)).astype(np.uint64)
-        s_bytes = np.add.reduceat(lengths, starts)
-        s_flags = np.bitwise_or.reduceat(flags, starts)
-        s_first = np.minimum.reduceat(ts, starts)
-        s_last = np.maximum.reduceat(ts, starts)
-        s_ttl_min = np.minimum.reduceat(ttl, starts)
-        s_ttl_max = np.maximum.reduceat(ttl, starts)
-        src = order[starts]  # the batch row of each segment's first packet
+    def _fold(self, seg: _Segments, slot: Ints, cached: Bools) -> list[FlowRecords]:
+        """Fold the segments that continue a cached flow into the cache; return the flows they end."""
+        merge = seg.first_seg & cached[seg.key]
+        seg.merged = merge
+        mslots = slot[seg.key[merge]]
+        self.packets[mslots] += seg.packets[merge]
+        self.bytes[mslots] += seg.bytes[merge]
+        self.tcp_flags[mslots] |= seg.flags[merge]
+        self.first[mslots] = np.minimum(self.first[mslots], seg.first[merge])
+        self.last[mslots] = np.maximum(self.last[mslots], seg.last[merge])
+        self.ttl_min[mslots] = np.minimum(self.ttl_min[mslots], seg.ttl_min[merge])
+        self.ttl_max[mslots] = np.maximum(self.ttl_max[mslots], seg.ttl_max[merge])
+        self.counters.packets += int(seg.packets[merge].sum())
+        self.counters.bytes += int(seg.bytes[merge].sum())
+        done = merge & seg.closes
+        return [self._evict(slot[seg.key[done]], seg.reason[done])] if done.any() else []
 
-        # Segments continuing a cached flow: fold into the cache.
-        merge = first_seg & cached[seg_key]
-        mslots = slot[seg_key[merge]]
-        self.packets[mslots] += s_packets[merge]
-        self.bytes[mslots] += s_bytes[merge]
-        self.tcp_flags[mslots] |= s_flags[merge]
-        self.first[mslots] = np.minimum(self.first[mslots], s_first[merge])
-        self.last[mslots] = np.maximum(self.last[mslots], s_last[merge])
-        self.ttl_min[mslots] = np.minimum(self.ttl_min[mslots], s_ttl_min[merge])
-        self.ttl_max[mslots] = np.maximum(self.ttl_max[mslots], s_ttl_max[merge])
-        self.counters.packets += int(s_packets[merge].sum())
-        self.counters.bytes += int(s_bytes[merge].sum())
-        done = merge & closes
-        if done.any():
-            expired_parts.append(self._evict(slot[seg_key[done]], seg_reason[done]))
-
-        # New flows: admitted in time order while there is room, the rest refused.
-        new = np.flatnonzero(~merge)
-        if new.size:
-            room = self.max_flows - self._n
-            if new.size > room:  # the earliest first; at equal times, the earlier first packet
-                by_time = new[np.lexsort((src[new], s_first[new]))]
-                refused = by_time[max(room, 0):]
-                new = np.sort(by_time[: max(room, 0)])
-                self.counters.dropped_no_memory += int(s_packets[refused].sum())
-                self.counters.refused_flows += int(refused.size)
-                self.counters.overload_until = now + OVERLOAD_HOLD
-            self.counters.flows_created += int(new.size)
-            self.counters.packets += int(s_packets[new].sum())
-            self.counters.bytes += int(s_bytes[new].sum())
-            whole = new[closes[new]]  # begin and end inside this batch
-            if whole.size:
-                self.counters.flows_freed += int(whole.size)
-                self.counters.max_allocated = max(self.counters.max_allocated, self._n + 1)
-                expired_parts.append(FlowRecords(
-                    key=batch.key[src[whole]], packets=s_packets[whole], bytes=s_bytes[whole],
-                    first=s_first[whole], last=s_last[whole], tcp_flags=s_flags[whole],
-                    ttl_min=s_ttl_min[whole], ttl_max=s_ttl_max[whole], vlan=batch.vlan[src[whole]],
-                    inner_vlan=batch.inner_vlan[src[whole]], mpls=batch.mpls[src[whole]],
-                    end_reason=seg_reason[whole]))
-                self._count_reasons(seg_reason[whole])
-            keep = new[~closes[new]]
-            if keep.size:
-                slots = self._take_slots(int(keep.size))
-                rows = src[keep]
-                self.keys[slots] = batch.key[rows]
-                self.packets[slots] = s_packets[keep]
-                self.bytes[slots] = s_bytes[keep]
-                self.first[slots] = s_first[keep]
-                self.last[slots] = s_last[keep]
-                self.tcp_flags[slots] = s_flags[keep]
-                self.ttl_min[slots] = s_ttl_min[keep]
-                self.ttl_max[slots] = s_ttl_max[keep]
-                self.vlan[slots] = batch.vlan[rows]
-                self.inner_vlan[slots] = batch.inner_vlan[rows]
-                self.mpls[slots] = batch.mpls[rows]
-                self._insert(hs[starts[keep]], slots)
-                self.live[slots] = True
-                self._n += int(keep.size)
-                self.counters.max_allocated = max(self.counters.max_allocated, self._n)
-        return FlowRecords.concat(expired_parts)
+    def _admit(self, batch: PacketBatch, g: _Grouped, seg: _Segments, now: float) -> list[FlowRecords]:
+        """New flows: admitted in time order while there is room, the rest refused; return those already ended."""
+        new = np.flatnonzero(~seg.merged)
+        if not new.size:
+            return []
+        ended: list[FlowRecords] = []
+        room = self.max_flows - self._n
+        if new.size > room:  # the earliest first; at equal times, the earlier first packet
+            by_time = new[np.lexsort((seg.src[new], seg.first[new]))]
+            refused = by_time[max(room, 0):]
+            new = np.sort(by_time[: max(room, 0)])
+            self.counters.dropped_no_memory += int(seg.packets[refused].sum())
+            self.counters.refused_flows += int(refused.size)
+            self.counters.overload_until = now + OVERLOAD_HOLD
+        self.counters.flows_created += int(new.size)
+        self.counters.packets += int(seg.packets[new].sum())
+        self.counters.bytes += int(seg.bytes[new].sum())
+        whole = new[seg.closes[new]]  # begin and end inside this batch
+        if whole.size:
+            self.counters.flows_freed += int(whole.size)
+            self.counters.max_allocated = max(self.counters.max_allocated, self._n + 1)
+            rows = seg.src[whole]
+            ended.append(FlowRecords(
+                key=batch.key[rows], packets=seg.packets[whole], bytes=seg.bytes[whole], first=seg.first[whole],
+                last=seg.last[whole], tcp_flags=seg.flags[whole], ttl_min=seg.ttl_min[whole],
+                ttl_max=seg.ttl_max[whole], vlan=batch.vlan[rows], inner_vlan=batch.inner_vlan[rows],
+                mpls=batch.mpls[rows], end_reason=seg.reason[whole]))
+            self._count_reasons(seg.reason[whole])
+        keep = new[~seg.closes[new]]
+        if keep.size:
+            slots = self._take_slots(int(keep.size))
+            rows = seg.src[keep]
+            self.keys[slots] = batch.key[rows]
+            self.packets[slots] = seg.packets[keep]
+            self.bytes[slots] = seg.bytes[keep]
+            self.first[slots] = seg.first[keep]
+            self.last[slots] = seg.last[keep]
+            self.tcp_flags[slots] = seg.flags[keep]
+            self.ttl_min[slots] = seg.ttl_min[keep]
+            self.ttl_max[slots] = seg.ttl_max[keep]
+            self.vlan[slots] = batch.vlan[rows]
+            self.inner_vlan[slots] = batch.inner_vlan[rows]
+            self.mpls[slots] = batch.mpls[rows]
+            self._insert(g.hs[seg.starts[keep]], slots)
+            self.live[slots] = True
+            self._n += int(keep.size)
+            self.counters.max_allocated = max(self.counters.max_allocated, self._n)
+        return ended
 
     def _split_active(self, ts: npt.NDArray[np.float64], seg_start: Bools, new_key: Bools,
                       key_of: Ints, carry_first: npt.NDArray[np.float64],
