@@ -77,6 +77,27 @@ RELEASE_STEP: Final = 4 * 1024 * 1024  # bytes of a mapped file dropped from the
 # --- the reader -------------------------------------------------------------------------------
 
 
+
+def _block_head(buf: Buffer, pos: int, layout: PcapngLayout) -> tuple[int, int, PcapngLayout] | str:
+    """A pcapng block's type and length (and the byte order an SHB switches to), or what is wrong with them."""
+    btype, blen = layout.block_head.unpack_from(buf, pos)
+    if btype == BlockType.SHB:
+        bom = layout.u32.unpack_from(buf, pos + 8)[0]
+        if bom == PCAPNG_BOM_SWAPPED:
+            layout = PCAPNG_LAYOUTS[">" if layout.order == "<" else "<"]
+        elif bom != PCAPNG_BOM:
+            return f"bad byte-order magic {bom:#010x}"
+        blen = layout.u32.unpack_from(buf, pos + 4)[0]
+    if blen < 12 or blen % 4:
+        return f"invalid block length {blen}"
+    if blen > MAX_BLOCK:
+        return f"block length {blen} exceeds {MAX_BLOCK}"
+    if pos + blen <= len(buf):
+        trailer = layout.u32.unpack_from(buf, pos + blen - 4)[0]
+        if trailer != blen:
+            return f"block trailer length {trailer} differs from header length {blen}"
+    return btype, blen, layout
+
 class CaptureReader:
     """The frames of one capture file, read in file order as FrameBatch batches."""
 
@@ -256,12 +277,9 @@ class CaptureReader:
         path refused, is parsed here one at a time with every check spelled out.
         """
         buf = self._feed.buf
-        base = self._feed.base
         end = len(buf)
         pos = self._pos
         layout = self._layout or PCAPNG_LAYOUTS["<"]  # the first block is an SHB (by its magic)
-        first = self._first
-        interfaces = self._interfaces
         failure: CaptureError | None = None
         full = False
         while True:
@@ -271,79 +289,61 @@ class CaptureReader:
                 break
             if pos + 12 > end:  # type, length and (for an SHB) the byte-order magic
                 break
-            btype, blen = layout.block_head.unpack_from(buf, pos)
-            if btype == BlockType.SHB:
-                bom = layout.u32.unpack_from(buf, pos + 8)[0]
-                if bom == PCAPNG_BOM_SWAPPED:
-                    layout = PCAPNG_LAYOUTS[">" if layout.order == "<" else "<"]
-                elif bom != PCAPNG_BOM:
-                    failure = self._damage(base + pos, f"bad byte-order magic {bom:#010x}")
+            head = _block_head(buf, pos, layout)
+            problem = head if isinstance(head, str) else None
+            if isinstance(head, tuple):
+                btype, blen, layout = head
+                if pos + blen > end:
                     break
-                blen = layout.u32.unpack_from(buf, pos + 4)[0]
-            if blen < 12 or blen % 4:
-                failure = self._damage(base + pos, f"invalid block length {blen}")
+                problem = self._block(rows, buf, pos, btype, blen, layout)
+            if problem is not None:
+                failure = self._damage(self._feed.base + pos, problem)
                 break
-            if blen > MAX_BLOCK:
-                failure = self._damage(base + pos, f"block length {blen} exceeds {MAX_BLOCK}")
-                break
-            if pos + blen > end:
-                break
-            trailer = layout.u32.unpack_from(buf, pos + blen - 4)[0]
-            if trailer != blen:
-                failure = self._damage(
-                    base + pos, f"block trailer length {trailer} differs from header length {blen}")
-                break
-            if btype == BlockType.EPB or btype == BlockType.PB:
-                if blen < EPB_MIN_LEN:
-                    failure = self._damage(base + pos, f"packet block too short ({blen} bytes)")
-                    break
-                if btype == BlockType.EPB:
-                    ifid, high, low, caplen, wirelen = layout.epb.unpack_from(buf, pos + 8)
-                else:
-                    ifid, _drops, high, low, caplen, wirelen = layout.pb.unpack_from(buf, pos + 8)
-                if ifid >= len(interfaces) - first:
-                    failure = self._damage(base + pos, f"packet on undefined interface {ifid}")
-                    break
-                if caplen > blen - EPB_MIN_LEN:
-                    failure = self._damage(
-                        base + pos, f"captured length {caplen} exceeds its {blen}-byte block")
-                    break
-                rows.add(pos + 28, caplen, wirelen, high << 32 | low, first + ifid, ifid)
-            elif btype == BlockType.SPB:
-                if len(interfaces) == first:
-                    failure = self._damage(base + pos, "simple packet block before any interface")
-                    break
-                if blen < SPB_MIN_LEN:
-                    failure = self._damage(
-                        base + pos, f"simple packet block too short ({blen} bytes)")
-                    break
-                wirelen = layout.u32.unpack_from(buf, pos + 8)[0]
-                snaplen = interfaces.items[first].snaplen
-                caplen = min(wirelen, blen - SPB_MIN_LEN)
-                if snaplen:
-                    caplen = min(caplen, snaplen)
-                rows.add(pos + 12, caplen, wirelen, 0, first, 0, timed=False)
-            elif btype == BlockType.IDB:
-                interface = self._interface(buf, pos, blen, layout)
-                if isinstance(interface, str):
-                    failure = self._damage(base + pos, interface)
-                    break
-                interfaces.append(interface)
-            elif btype == BlockType.SHB:
-                if blen < SHB_MIN_LEN:
-                    failure = self._damage(
-                        base + pos, f"section header block too short ({blen} bytes)")
-                    break
-                _bom, major, minor, _length = layout.shb.unpack_from(buf, pos + 8)
-                if (major, minor) not in PCAPNG_VERSIONS_OK:
-                    failure = self._damage(
-                        base + pos, f"unsupported pcapng version {major}.{minor}")
-                    break
-                first = self._first = len(interfaces)
             pos += blen
         self._pos = pos
         self._layout = layout
         return failure, full
+
+    def _block(self, rows: NgRows, buf: Buffer, pos: int, btype: int, blen: int,
+               layout: PcapngLayout) -> str | None:
+        """Take one whole block (packets into rows, interfaces, sections); what is wrong with it, if anything."""
+        interfaces, first = self._interfaces, self._first
+        if btype == BlockType.EPB or btype == BlockType.PB:
+            if blen < EPB_MIN_LEN:
+                return f"packet block too short ({blen} bytes)"
+            if btype == BlockType.EPB:
+                ifid, high, low, caplen, wirelen = layout.epb.unpack_from(buf, pos + 8)
+            else:
+                ifid, _drops, high, low, caplen, wirelen = layout.pb.unpack_from(buf, pos + 8)
+            if ifid >= len(interfaces) - first:
+                return f"packet on undefined interface {ifid}"
+            if caplen > blen - EPB_MIN_LEN:
+                return f"captured length {caplen} exceeds its {blen}-byte block"
+            rows.add(pos + 28, caplen, wirelen, high << 32 | low, first + ifid, ifid)
+        elif btype == BlockType.SPB:
+            if len(interfaces) == first:
+                return "simple packet block before any interface"
+            if blen < SPB_MIN_LEN:
+                return f"simple packet block too short ({blen} bytes)"
+            wirelen = layout.u32.unpack_from(buf, pos + 8)[0]
+            snaplen = interfaces.items[first].snaplen
+            caplen = min(wirelen, blen - SPB_MIN_LEN)
+            if snaplen:
+                caplen = min(caplen, snaplen)
+            rows.add(pos + 12, caplen, wirelen, 0, first, 0, timed=False)
+        elif btype == BlockType.IDB:
+            interface = self._interface(buf, pos, blen, layout)
+            if isinstance(interface, str):
+                return interface
+            interfaces.append(interface)
+        elif btype == BlockType.SHB:
+            if blen < SHB_MIN_LEN:
+                return f"section header block too short ({blen} bytes)"
+            _bom, major, minor, _length = layout.shb.unpack_from(buf, pos + 8)
+            if (major, minor) not in PCAPNG_VERSIONS_OK:
+                return f"unsupported pcapng version {major}.{minor}"
+            self._first = len(interfaces)
+        return None
 
     def _epb_run(self, rows: NgRows, buf: Buffer, pos: int, room: int,
                  layout: PcapngLayout) -> int:
