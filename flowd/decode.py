@@ -616,8 +616,7 @@ def _mpls(w: U8, cap: I64, ip_at: I64, sel: npt.NDArray[np.intp], group: U8, ver
 def _pppoe(w: U8, cap: I64, ip_at: I64, sel: npt.NDArray[np.intp], group: U8, version: U8) -> None:
     """PPPoE session headers followed by PPP IPv4 or IPv6; ``ip_at`` moves past them in place."""
     at = ip_at[sel] + PPP_PROTOCOL_AT
-    picked = np.arange(sel.shape[0])
-    protocol = (w[picked, at].astype(np.uint16) << np.uint16(8)) | w[picked, at + 1]
+    protocol = (w[sel, at].astype(np.uint16) << np.uint16(8)) | w[sel, at + 1]
     ver = np.zeros(sel.shape[0], np.uint8)
     for number, ip_version in PPP_PROTOCOLS.items():
         ver[protocol == number] = ip_version

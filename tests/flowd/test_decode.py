@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from flowd.batch import FrameBatch, PacketBatch
-from flowd.decode import Decoded, Packet, decode, decode_frame
+from flowd.decode import Decoded, Packet, decode, decode_frame, decode_numpy
 from flowd.drops import DropReason
 from flowd.flowkey import KEY_BYTES, FlowKey
 
@@ -452,11 +452,14 @@ FAST_SHAPES = ["ether-ipv4-tcp", "ether-ipv6-tcp", "sll-ipv4", "sll-vlan-ipv4", 
                "qinq-88a8-8100", "mpls-1-ipv4", "mpls-2-ipv6", "mpls-3-ipv4", "vlan-mpls-ipv4",
                "mpls-ipv4-options", "sll-mpls-ipv6", "ipv4-options-ihl15", "ipv4-non-first-fragment",
                "ipv4-tcp-cut-by-snaplen", "ipv6-tcp-cut-by-snaplen", "ipv6-icmpv6-echo", "ipv4-udplite",
-               "arp", "lldp", "sll-arp", "null-other-family", "unknown-link-type"]
+               "arp", "lldp", "sll-arp", "null-other-family", "unknown-link-type", "pppoe-ipv4", "pppoe-ipv6",
+               "vlan-pppoe-ipv4", "qinq-pppoe-ipv6", "sll-pppoe-ipv4", "pppoe-ipv4-options", "pppoe-lcp",
+               "pppoe-discovery", "ipv4-total-beyond-capture-by-snaplen", "ipv6-payload-beyond-capture-by-snaplen"]
 
 
 def test_common_shapes_never_take_the_per_frame_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The vectorised path alone decodes these (performance: ../shared/guide/performance.md)."""
+    """numpy's vectorised path alone decodes these (performance: ../shared/guide/performance.md); the
+    compiled path takes every shape (test_decode_paths.py)."""
     table = {c[0]: c for c in CASES}
     frames = [table[name][1] for name in FAST_SHAPES] * 4
     linktypes = [table[name][2] for name in FAST_SHAPES] * 4
@@ -467,7 +470,7 @@ def test_common_shapes_never_take_the_per_frame_path(monkeypatch: pytest.MonkeyP
         raise AssertionError(f"per-frame path taken for {args}")
 
     monkeypatch.setattr("flowd.decode.decode_frame", refuse)
-    decoded = decode(fb)
+    decoded = decode_numpy(fb)
     assert rows(decoded.packets) == [r for r in expected if isinstance(r, Packet)]
     assert decoded.drops == dict(Counter(r for r in expected if isinstance(r, DropReason)))
 
