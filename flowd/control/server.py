@@ -28,8 +28,14 @@ from pathlib import Path
 
 from flowd.control import methods
 from flowd.control.protocol import (
-    MAX_LINE, ErrorCode, ProtocolError, Response, decode_request, encode_response)
-from flowd.probe import Probe
+    MAX_LINE,
+    ErrorCode,
+    ProtocolError,
+    Response,
+    decode_request,
+    encode_response,
+)
+from flowd.runtime.probe import Probe
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""flowd.decode's two batch paths, the compiled extract and numpy, against each other and ``decode_frame``.
+"""flowd.core.decode's two batch paths, the compiled extract and numpy, against each other and ``decode_frame``.
 
 test_decode.py checks ``decode`` (whichever path the build gives) against ``decode_frame``. Here both
 paths run in the same test session, whatever FLOWD_NO_FASTPATH says, over the table, the whole of
@@ -19,29 +19,29 @@ import numpy as np
 import pytest
 from test_decode import CASES, MALFORMED, REAL, Result, batch, needs_corpus, per_frame, read_capture, rows, snapped
 
-import flowd.decode
-from flowd.batch import FrameBatch
-from flowd.decode import Decoded, Packet, decode_numpy
-from flowd.drops import DropReason
-from flowd.fastpath import compiled
+import flowd.core.decode
+from flowd.core.decode import Decoded, Packet, decode_numpy
+from flowd.model.batch import FrameBatch
+from flowd.model.drops import DropReason
+from flowd.native import compiled
 
 def compiled_extract() -> Callable[..., None] | None:
     """The built extract, loaded even when FLOWD_NO_FASTPATH=1 chose numpy for ``decode``."""
     saved = os.environ.pop("FLOWD_NO_FASTPATH", None)
     try:
-        return flowd.decode._compiled_extract()
+        return flowd.core.decode._compiled_extract()
     finally:
         if saved is not None:
             os.environ["FLOWD_NO_FASTPATH"] = saved
 
 
 EXTRACT = compiled_extract()
-needs_extract = pytest.mark.skipif(EXTRACT is None, reason="flowd._fastpath is not built")
+needs_extract = pytest.mark.skipif(EXTRACT is None, reason="flowd.native._fastpath is not built")
 
 
 def decode_c(frames: FrameBatch) -> Decoded:
     assert EXTRACT is not None
-    return flowd.decode._decode_compiled(frames, EXTRACT)
+    return flowd.core.decode._decode_compiled(frames, EXTRACT)
 
 
 def assert_same(got: Decoded, want: Decoded) -> None:
@@ -66,13 +66,13 @@ class Refused(AssertionError):
 def count_per_frame(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """Counts the frames that reach ``decode_frame`` from the batch paths (``calls['frames']``)."""
     calls: Counter[str] = Counter()
-    real = flowd.decode.decode_frame
+    real = flowd.core.decode.decode_frame
 
     def counted(*args: object, **kwargs: object) -> Packet | DropReason:
         calls["frames"] += 1
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(flowd.decode, "decode_frame", counted)
+    monkeypatch.setattr(flowd.core.decode, "decode_frame", counted)
     return calls
 
 
@@ -81,18 +81,18 @@ def count_per_frame(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 def test_compiled_extract_is_built_unless_disabled() -> None:
     """CI installs a compiler and the Python headers: a missing extension is a failure, not a skip."""
     if os.environ.get("FLOWD_NO_FASTPATH") == "1":
-        assert flowd.decode._EXTRACT is None  # decode is the numpy path
+        assert flowd.core.decode._EXTRACT is None  # decode is the numpy path
     else:
-        assert flowd.decode._EXTRACT is not None, "flowd._fastpath is not built (or its tables differ)"
-    assert EXTRACT is not None, "flowd._fastpath is not built (or its tables differ)"
+        assert flowd.core.decode._EXTRACT is not None, "flowd.native._fastpath is not built (or its tables differ)"
+    assert EXTRACT is not None, "flowd.native._fastpath is not built (or its tables differ)"
 
 
 def test_fastpath_drop_codes_match_the_decoder() -> None:
     """The extension's status codes are the decoder's, TRUNCATED included (else ``compiled`` refuses it)."""
-    codes = compiled("extract", SLOW=flowd.decode._SLOW,
-                     DROP_CODES={r.value: c for r, c in flowd.decode._CODE.items()})
+    codes = compiled("extract", SLOW=flowd.core.decode._SLOW,
+                     DROP_CODES={r.value: c for r, c in flowd.core.decode._CODE.items()})
     assert (codes is None) == (EXTRACT is None)
-    assert DropReason.TRUNCATED in flowd.decode._CODE
+    assert DropReason.TRUNCATED in flowd.core.decode._CODE
 
 
 # --- the table -----------------------------------------------------------------------------------

@@ -49,7 +49,7 @@ IP layer:
   extension walk (ipv6_rcv does the same).
 - ToS is the IPv4 ToS byte or the IPv6 traffic class; ``ttl`` is the TTL or hop limit.
 
-Ports (flowd.flowkey):
+Ports (flowd.model.flowkey):
 - TCP (6), UDP (17), SCTP (132), UDP-Lite (136): source and destination port. ICMP (1) and ICMPv6 (58),
   in either IP version: source 0, destination type*256 + code. TCP flags: byte 13 of the TCP header.
 - Non-first fragments (IPv4 offset > 0, an IPv6 fragment header with offset > 0) have ports 0 and flags 0.
@@ -76,21 +76,22 @@ How it is fast (../shared/guide/performance.md)
 ----------------------------------------------
 ``decode_numpy`` handles the common shapes for the whole batch with numpy: Ethernet, SLL and SLL2 with up
 to two VLAN tags and then up to three MPLS labels or a PPPoE session header, raw IP, BSD null/loop; IPv4
-of any IHL; IPv6 without extension headers. Each stage gathers a fixed-width window of bytes per frame (a fancy index into a
-``sliding_window_view`` of the buffer: one small memcpy per row) and computes every field column-wise.
-Bytes a window holds beyond a frame's caplen belong to the next frame; no result depends on them,
-because a row whose needed bytes exceed its caplen is never accepted by the vectorised path. Rows it
-does not accept (deeper VLAN or MPLS stacks, IPv6 extension headers or payload length 0, short,
-truncated or damaged frames) go through ``decode_frame`` one by one, which also decides their drop reasons; the
-vectorised path itself only counts NOT_IP (a captured, non-IP ethertype or address family) and
-UNSUPPORTED_LINK_TYPE. About 6M frames/s on a mixed Ethernet batch (1 core, quiet machine).
+of any IHL; IPv6 without extension headers. Each stage gathers a fixed-width window of bytes per frame
+(a fancy index into a ``sliding_window_view`` of the buffer: one small memcpy per row) and computes every
+field column-wise. Bytes a window holds beyond a frame's caplen belong to the next frame; no result
+depends on them, because a row whose needed bytes exceed its caplen is never accepted by the vectorised
+path. Rows it does not accept (deeper VLAN or MPLS stacks, IPv6 extension headers or payload length 0,
+short, truncated or damaged frames) go through ``decode_frame`` one by one, which also decides their
+drop reasons; the vectorised path itself only counts NOT_IP (a captured, non-IP ethertype or address
+family) and UNSUPPORTED_LINK_TYPE. About 6M frames/s on a mixed Ethernet batch (1 core, quiet machine).
 
-When the optional extension ``flowd._fastpath`` is built (flowd/_fastpath.c, setup.py), ``decode`` hands
-the whole batch to its ``extract``, a C transcription of ``decode_frame`` that writes one key row, the
-columns and a status byte per frame. It decides every shape above itself (any VLAN depth, any MPLS
-depth, PPPoE, IPv6 extension chains, fragments, truncated and damaged frames): no frame of a well-formed
-batch reaches Python one by one. Only a row it leaves undecided (status _SLOW: a frame outside the
-buffer, which ``decode`` refuses before) would go through ``decode_frame``. ``decode_numpy`` is the path without it, and FLOWD_NO_FASTPATH=1 makes ``decode`` use it.
+When the optional extension ``flowd.native._fastpath`` is built (flowd/native/_fastpath.c, setup.py),
+``decode`` hands the whole batch to its ``extract``, a C transcription of ``decode_frame`` that writes one
+key row, the columns and a status byte per frame. It decides every shape above itself (any VLAN depth,
+any MPLS depth, PPPoE, IPv6 extension chains, fragments, truncated and damaged frames): no frame of a
+well-formed batch reaches Python one by one. Only a row it leaves undecided (status _SLOW: a frame
+outside the buffer, which ``decode`` refuses before) would go through ``decode_frame``. ``decode_numpy``
+is the path without it, and FLOWD_NO_FASTPATH=1 makes ``decode`` use it.
 """
 
 from __future__ import annotations
@@ -105,10 +106,10 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
-from flowd.batch import I64, U8, U16, U32, FrameBatch, PacketBatch
-from flowd.drops import DropReason
-from flowd.fastpath import compiled
-from flowd.flowkey import KEY_BYTES, V4_MAPPED_PREFIX
+from flowd.model.batch import I64, U8, U16, U32, FrameBatch, PacketBatch
+from flowd.model.drops import DropReason
+from flowd.model.flowkey import KEY_BYTES, V4_MAPPED_PREFIX
+from flowd.native import compiled
 
 
 @dataclass(slots=True)
@@ -123,7 +124,7 @@ class Decoded:
 class Packet:
     """One accounted frame as the per-frame decoder sees it (the columns of one PacketBatch row)."""
 
-    key: bytes  # KEY_BYTES, flowd.flowkey layout
+    key: bytes  # KEY_BYTES, flowd.model.flowkey layout
     length: int
     tcp_flags: int
     ttl: int
@@ -216,7 +217,7 @@ _IS_EXTENSION[list(IPV6_EXTENSIONS)] = True
 
 # Per-row decode status: 0 accounted, a drop code (_CODE), _IP link layer decoded and the IP header
 # next, _SLOW left to decode_frame. The drop codes and _SLOW are shared with the compiled extract
-# (flowd/_fastpath.c, enum status), which is used only while its copy agrees with this one.
+# (flowd/native/_fastpath.c, enum status), which is used only while its copy agrees with this one.
 _OK: Final = 0
 _SLOW: Final = 255
 _IP: Final = 254
@@ -392,7 +393,7 @@ def _ip(frame: bytes, pos: int, version: int, wirelen: int) -> _IpResult | DropR
 def decode(frames: FrameBatch) -> Decoded:
     """Decode a batch of frames: accountable packets in input order, the rest counted by drop reason.
 
-    Runs the compiled extract when flowd._fastpath is built (and FLOWD_NO_FASTPATH is not 1), else
+    Runs the compiled extract when flowd.native._fastpath is built (and FLOWD_NO_FASTPATH is not 1), else
     ``decode_numpy``; both give the same result.
     """
     extract = _EXTRACT
@@ -400,7 +401,7 @@ def decode(frames: FrameBatch) -> Decoded:
 
 
 def _compiled_extract() -> Callable[..., None] | None:
-    """flowd._fastpath.extract, unless it is not built, FLOWD_NO_FASTPATH=1, or its codes differ."""
+    """flowd.native._fastpath.extract, unless it is not built, FLOWD_NO_FASTPATH=1, or its codes differ."""
     extract: Callable[..., None] | None = compiled(
         "extract", SLOW=_SLOW, DROP_CODES={r.value: code for r, code in _CODE.items()})
     return extract
@@ -425,7 +426,7 @@ def _drops(status: U8) -> dict[DropReason, int]:
 
 
 def _decode_compiled(frames: FrameBatch, extract: Callable[..., None]) -> Decoded:
-    """``decode`` with flowd._fastpath.extract doing every frame; rows it leaves go to ``_slow``."""
+    """``decode`` with flowd.native._fastpath.extract doing every frame; rows it leaves go to ``_slow``."""
     n = len(frames)
     buf, off, cap = _frame_arrays(frames)
     full = PacketBatch(
