@@ -56,6 +56,7 @@ enum walk_stop {
 #define PPP_IPV6 0x0057
 #define TCP_FLAGS_AT 13
 #define PCAP_RECORD_HEADER 16
+#define PREFETCH_AHEAD 16 /* frames: extract reads a frame's headers while later ones are on their way */
 /* TPACKET_V3 (linux/if_packet.h): tpacket_block_desc is 48 bytes, its num_pkts, offset_to_first_pkt
  * and blk_len are at 12, 16 and 20; a tpacket3_hdr is 48 bytes, 8-aligned, tp_next_offset first. */
 #define BLOCK_DESC_LEN 48
@@ -421,6 +422,14 @@ static PyObject *extract(PyObject *self, PyObject *args)
     for (Py_ssize_t i = 0; i < n; i++) {
         packet p;
         int64_t off = offsets[i], cap = caplens[i];
+        if (i + PREFETCH_AHEAD < n) { /* full frames lie far apart: fetch a later frame's headers now */
+            int64_t ahead = offsets[i + PREFETCH_AHEAD];
+            if (ahead >= 0 && ahead < buflen) {
+                __builtin_prefetch(buf + ahead);
+                if (ahead + 64 < buflen)
+                    __builtin_prefetch(buf + ahead + 64);
+            }
+        }
         if (off < 0 || off > buflen || cap > buflen - off) { /* decode() refuses such a batch */
             memset(&p, 0, sizeof p);
             status[i] = SLOW;
