@@ -23,7 +23,6 @@ import flowd.core.decode
 from flowd.core.decode import Decoded, Packet, decode_numpy
 from flowd.model.batch import FrameBatch
 from flowd.model.drops import DropReason
-from flowd.native import compiled
 
 def compiled_extract() -> Callable[..., None] | None:
     """The built extract, loaded even when FLOWD_NO_FASTPATH=1 chose numpy for ``decode``."""
@@ -85,14 +84,6 @@ def test_compiled_extract_is_built_unless_disabled() -> None:
     else:
         assert flowd.core.decode._EXTRACT is not None, "flowd.native._fastpath is not built (or its tables differ)"
     assert EXTRACT is not None, "flowd.native._fastpath is not built (or its tables differ)"
-
-
-def test_fastpath_drop_codes_match_the_decoder() -> None:
-    """The extension's status codes are the decoder's, TRUNCATED included (else ``compiled`` refuses it)."""
-    codes = compiled("extract", SLOW=flowd.core.decode._SLOW,
-                     DROP_CODES={r.value: c for r, c in flowd.core.decode._CODE.items()})
-    assert (codes is None) == (EXTRACT is None)
-    assert DropReason.TRUNCATED in flowd.core.decode._CODE
 
 
 # --- the table -----------------------------------------------------------------------------------

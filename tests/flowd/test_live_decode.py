@@ -82,7 +82,7 @@ def test_live_capture_decodes_like_the_file(veth: tuple[Namespace, Namespace], t
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             collector = runner.run(run(cap))
         ifindex = cap.ifindex
-    assert collector.kept is not None
+    assert collector.kept is not None and ifindex is not None
     live_batch = concat_frames(collector.kept)
     recorded = file_batch(path)
     recorded.ifindex[:] = ifindex
