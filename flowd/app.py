@@ -36,6 +36,7 @@ from flowd.runtime.inputs import finish, ingest, open_capture
 from flowd.runtime.netconf_process import NetconfProcess
 from flowd.runtime.notify import Notifier, ping_watchdog
 from flowd.runtime.probe import Probe
+from flowd.runtime.routes import RouteSources
 from flowd.runtime.shard import LiveInput
 from flowd.runtime.worker_pool import WorkerPool
 
@@ -52,7 +53,7 @@ class App:
                  load_config: Callable[[], Config] | None = None, notifier: Notifier | None = None,
                  live: list[LiveInput] | None = None, log_level: str = "info") -> None:
         self.clock = clock
-        self.probe = Probe(cfg, now=clock.time())
+        self.probe = Probe(cfg, now=clock.time(), routes=RouteSources(cfg.routing, clock))
         self.socket_path = socket_path
         self.replays = replays
         self.live = live or []  # interfaces to capture
@@ -74,19 +75,24 @@ class App:
             return False
         if self._ready:
             self.notifier.reloading()
+        ok = False
         try:
             cfg = self.load_config()
             self.probe.reload(cfg, self.clock.time())
         except (ConfigError, ExportSocketError) as exc:
             log.error("configuration reload failed, keeping the running configuration: %s", exc)
-            ok = False
+        except Exception as exc:  # noqa: BLE001 - whatever the file did, one line, and the daemon goes on
+            log.error("configuration reload failed, keeping the running configuration: %s: %s",
+                      type(exc).__name__, exc)
         else:
             log.info("configuration reloaded from %s", cfg.source)
             ok = True
+            self._start(self.probe.routes.reconfigure(cfg.routing), "reload route sources")
             if self.probe.workers is not None:
                 self._start(self.probe.workers.reload(cfg), "reload capture workers")
-        if self._ready:
-            self.notifier.reloaded(self.status_line())
+        finally:
+            if self._ready:  # every RELOADING=1 is followed by READY=1, whatever happened
+                self.notifier.reloaded(self.status_line())
         return ok
 
     async def run(self) -> None:
@@ -106,6 +112,8 @@ class App:
             if self.probe.cfg.netconf is not None:
                 await stack.enter_async_context(NetconfProcess(self.probe.cfg.netconf, self.socket_path))
             stack.push_async_callback(self._final_flush)
+            await self.probe.routes.start()  # BGP sessions and the kernel table; prefix files are loaded
+            stack.push_async_callback(self.probe.routes.stop)
             expiry = self._start(self._expiry(), "expiry")
             stack.push_async_callback(_cancel, expiry)
             if self.live:
@@ -221,6 +229,7 @@ class App:
         flushed = self.probe.flush(self.clock.time())
         if self.probe.workers is not None:
             flushed += self.probe.workers.flushed_at_stop
+        self.probe.exporter.flush_aggregates(self.clock.time())
         self.probe.exporter.close()
         frames = sum(r.state.frames for r in self.replays)
         if self.live:  # every frame read, from the rings and the replays, in every shard

@@ -19,6 +19,8 @@ from flowd.config.schema import Config
 from flowd.core.decode import Decoded, decode
 from flowd.core.pipeline import Pipeline
 from flowd.export.exporter import Exporter
+from flowd.routing.prefixfile import PrefixFileError
+from flowd.runtime.routes import RouteSources
 from flowd.export.udp import ExportSocketError
 from flowd.model.batch import FrameBatch
 from flowd.model.drops import DropReason
@@ -26,6 +28,8 @@ from flowd.runtime.batch_summary import ServerLine, Summary
 from flowd.runtime.exit_status import ExitStatus
 
 READ_AHEAD = 2  # decoded batches waiting for the flow cache
+BATCH = 32768  # frames per batch: larger batches save little time and cost memory at every stage
+FLUSH_CHUNK = 8192  # flows ended and exported at a time by the end-of-file flush
 
 
 def decoded_batches(reader: CaptureReader, batch_size: int) -> Iterator[tuple[FrameBatch, Decoded] | CaptureError]:
@@ -64,7 +68,7 @@ def decoded_batches(reader: CaptureReader, batch_size: int) -> Iterator[tuple[Fr
         worker.join()
 
 
-def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: int = 65536) -> int:
+def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: int = BATCH) -> int:
     """Process one capture file; print the summary; return the exit status."""
     started = time.perf_counter()
     pipeline = Pipeline(cfg)
@@ -73,7 +77,8 @@ def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: i
     try:
         reader = open_capture(path)
         exporter = Exporter(cfg, boot=0.0)  # fail fast on a flow server that cannot be set up
-    except (CaptureError, ExportSocketError) as exc:
+        routes = RouteSources(cfg.routing, time)  # prefix files only: BGP and kernel need the daemon
+    except (CaptureError, ExportSocketError, PrefixFileError) as exc:
         print(f"flowd: {exc}", file=sys.stderr)
         if isinstance(exc, CaptureUnreadable):
             return ExitStatus.NOINPUT
@@ -90,11 +95,13 @@ def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: i
                 exporter.start_uptime(float(frames.ts.min()))
                 first_batch = False
             for family, records in pipeline.account(decoded, len(frames), now).items():
-                exporter.export(family, records, now)
+                exporter.export(family, routes.lookup(records), now)
             for family, records in pipeline.expire(now).items():
-                exporter.export(family, records, now)
-    for family, records in pipeline.flush(now).items():
-        exporter.export(family, records, now)
+                exporter.export(family, routes.lookup(records), now)
+            exporter.tick_aggregates(now)
+    for family, records in pipeline.flush_chunks(now, FLUSH_CHUNK):
+        exporter.export(family, routes.lookup(records), now)
+    exporter.flush_aggregates(now)
     exporter.close()
     st = pipeline.stats
     tables = [p.table.counters for p in pipeline.paths.values()]

@@ -611,6 +611,13 @@ def test_synthetic_mix_agrees_with_per_frame() -> None:
     check(synthetic_batch(5000))
 
 
+@pytest.mark.slow
+def test_a_million_frames_at_once() -> None:
+    """One large batch (its speed: benchmarks/component_rates.py)."""
+    frames = synthetic_batch(1_000_000)
+    assert len(decode(frames).packets) == len(frames)
+
+
 # --- the dpkt reference decoder ------------------------------------------------------------------
 # An independent per-frame decoder: dpkt parses every header; this code only applies flowd's rules
 # (flowd.core.decode's module docstring) to dpkt's objects. It returns None where dpkt cannot parse the

@@ -415,7 +415,7 @@ def test_flow_rules(case: str, impl: str) -> None:
 
 @pytest.mark.slow
 def test_two_million_packets(tmp_path: Path) -> None:
-    """The benchmark size (benchmarks/gen_capture.py prints how long it takes: timings never gate tests)."""
+    """The benchmarks' capture size (the time it takes: benchmarks/component_rates.py --synth)."""
     truth = write_capture(SynthSpec(packets=2_000_000, flows=200_000), tmp_path / "big.pcap")
     assert truth.frames == 2_000_000
     sizes = np.bincount(truth.packets.key)
