@@ -36,7 +36,8 @@ from flowd.export.v5 import V5Header, encode_v5
 from flowd.export.v9 import encode_v9
 from flowd.model.batch import FlowRecords
 from flowd.model.flowkey import FlowKey
-from flowd.testing.synth import SynthSpec, write_capture
+from flowd.testing.synth import write_capture
+from flowd.testing.truth import SynthSpec
 
 BOOT: Final = 1_700_000_000.0
 NOW: Final = BOOT + 12.5

@@ -26,7 +26,8 @@ sys.path.insert(0, str(REPO))  # run from a checkout without installing
 import flowd.core.decode as decoding
 from flowd.capture.files import open_capture
 from flowd.model.batch import FrameBatch
-from flowd.testing.synth import SynthSpec, write_capture
+from flowd.testing.synth import write_capture
+from flowd.testing.truth import SynthSpec
 
 FULL_FRAMES: Final = 262_144  # snaplen: every frame whole
 

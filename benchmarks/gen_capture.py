@@ -12,7 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from flowd.testing.synth import GroundTruth, SynthSpec, sidecar_path, write_capture
+from flowd.testing.synth import write_capture
+from flowd.testing.truth import GroundTruth, SynthSpec, sidecar_path
 
 
 def generate(spec: SynthSpec, out: Path) -> tuple[GroundTruth, float]:

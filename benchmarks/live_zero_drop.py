@@ -46,7 +46,8 @@ sys.path.insert(0, str(REPO / "tests"))  # tests/netns.py: namespaces and veth p
 
 from netns import Namespace, add_veth, namespaces, sender_env, unavailable
 
-from flowd.testing.synth import SynthSpec, write_capture
+from flowd.testing.synth import write_capture
+from flowd.testing.truth import SynthSpec
 
 TIMEOUT: Final = 1800  # flow timeouts of both tools, seconds
 RATES: Final = (50_000, 100_000, 150_000, 200_000, 250_000, 300_000, 400_000, 500_000, 700_000, 1_000_000)

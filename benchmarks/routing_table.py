@@ -35,7 +35,7 @@ import numpy.typing as npt
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from flowd.routing.resolve import RouteSet
-from flowd.routing.rib import FamilyRib, Route, SourceRib
+from flowd.routing.rib import Route, SourceRib
 
 V4_LENGTHS: Final = {8: .0002, 9: .0002, 10: .0005, 11: .001, 12: .002, 13: .004, 14: .006, 15: .008,
                      16: .013, 17: .008, 18: .014, 19: .024, 20: .040, 21: .045, 22: .105, 23: .095,

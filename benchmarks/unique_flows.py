@@ -20,7 +20,6 @@ from time import perf_counter
 from typing import Final
 
 import numpy as np
-
 from vs_softflowd import Sink  # benchmarks/ is sys.path[0]
 
 REPO: Final = Path(__file__).resolve().parents[1]

@@ -29,7 +29,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Final, TextIO
 
-from flowd.testing.synth import SynthSpec, write_capture
+from flowd.testing.synth import write_capture
+from flowd.testing.truth import SynthSpec
 
 SAMPLE = SynthSpec(packets=40_000, flows=2_000, seed=2, duration=120.0, damaged_share=0.0005)
 READY_TIMEOUT = 20.0

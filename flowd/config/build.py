@@ -18,7 +18,6 @@ from flowd.config.checker import (
 from flowd.config.firewall import as_list, read_firewall
 from flowd.config.routing import read_aggregation, read_routing
 from flowd.config.schema import (
-    RoutingConfig,
     DIRECTIONS,
     FAMILIES,
     MAX_FLOW_SERVERS,
@@ -37,6 +36,7 @@ from flowd.config.schema import (
     MetricsConfig,
     NetconfConfig,
     RefreshRate,
+    RoutingConfig,
     SamplingInput,
     ServiceInterface,
     TemplateConfig,

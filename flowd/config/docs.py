@@ -12,8 +12,6 @@ from flowd.config.diagnosis import MAX_ERRORS, check_config_main
 from flowd.config.schema import (
     MAX_TEMPLATES,
     BgpNeighbor,
-    PrefixFileConfig,
-    RoutingConfig,
     CaptureConfig,
     ControlConfig,
     FamilyOutput,
@@ -21,7 +19,9 @@ from flowd.config.schema import (
     FlowTableConfig,
     MetricsConfig,
     NetconfConfig,
+    PrefixFileConfig,
     RefreshRate,
+    RoutingConfig,
     SamplingInput,
     ServiceInterface,
     TemplateConfig,

@@ -6,7 +6,12 @@ from dataclasses import fields
 from typing import Any, Final
 
 from flowd.config.checker import Checker, describe
-from flowd.config.schema import ROUTE_SOURCES, BgpNeighbor, PrefixFileConfig, RoutingConfig
+from flowd.config.schema import (
+    ROUTE_SOURCES,
+    BgpNeighbor,
+    PrefixFileConfig,
+    RoutingConfig,
+)
 from flowd.syntax.junos import Key, KeyPath
 
 AGGREGATIONS: Final = ("autonomous-system", "protocol-port", "source-prefix", "destination-prefix",

@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 
 from flowd.config.schema import FamilyOutput, FlowServer
 from flowd.export.udp import UdpSender
-from flowd.export.v8 import CONFIG_NAMES, Aggregates, Aggregation, V8Header, aggregate, encode_v8, merge
+from flowd.export.v8 import (
+    CONFIG_NAMES,
+    Aggregates,
+    Aggregation,
+    V8Header,
+    aggregate,
+    encode_v8,
+    merge,
+)
 from flowd.model.batch import FlowRecords
 
 U32_MAX = 0xFFFFFFFF

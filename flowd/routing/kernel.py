@@ -70,7 +70,9 @@ class KernelRoutes:
                 await self._task
 
     async def _run(self) -> None:
-        from pyroute2 import AsyncIPRoute  # the optional dependency, needed only with `kernel;`
+        from pyroute2 import (
+            AsyncIPRoute,  # the optional dependency, needed only with `kernel;`
+        )
 
         try:
             async with AsyncIPRoute() as ipr:

@@ -15,13 +15,13 @@ interface: the capture interface index in the flow key; both interfaces are expo
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+
 import numpy as np
 import numpy.typing as npt
 
 from flowd.model.flowkey import is_ipv4
 from flowd.model.routes import FlowRoutes
 from flowd.routing.rib import Match, SourceRib
-
 
 
 def combine(matches: Sequence[Match], nbytes: int, n: int) -> Match:

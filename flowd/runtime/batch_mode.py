@@ -19,13 +19,13 @@ from flowd.config.schema import Config
 from flowd.core.decode import Decoded, decode
 from flowd.core.pipeline import Pipeline
 from flowd.export.exporter import Exporter
-from flowd.routing.prefixfile import PrefixFileError
-from flowd.runtime.routes import RouteSources
 from flowd.export.udp import ExportSocketError
 from flowd.model.batch import FrameBatch
 from flowd.model.drops import DropReason
+from flowd.routing.prefixfile import PrefixFileError
 from flowd.runtime.batch_summary import ServerLine, Summary
 from flowd.runtime.exit_status import ExitStatus
+from flowd.runtime.routes import RouteSources
 
 READ_AHEAD = 2  # decoded batches waiting for the flow cache
 BATCH = 32768  # frames per batch: larger batches save little time and cost memory at every stage

@@ -22,13 +22,19 @@ from test_flowtable import ACK, FIN, RST, SYN, batch, key, reference
 
 from flowd.capture.files import CaptureError, open_capture
 from flowd.config.loader import load_config
-from flowd.core.compiled_table import CompiledFlowTable, FlowCache, new_flow_table, table_type
+from flowd.core.compiled_table import (
+    CompiledFlowTable,
+    FlowCache,
+    new_flow_table,
+    table_type,
+)
 from flowd.core.decode import decode
 from flowd.core.flowtable import FlowTable
 from flowd.core.pipeline import Pipeline
 from flowd.model.batch import FlowRecords, PacketBatch
 from flowd.model.expiry import ExpiryReason
-from flowd.testing.synth import SynthSpec, write_capture
+from flowd.testing.synth import write_capture
+from flowd.testing.truth import SynthSpec
 
 REPO = Path(__file__).resolve().parents[2]
 REAL = REPO / ".." / "shared" / "pcaps" / "real"

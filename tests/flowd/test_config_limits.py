@@ -10,15 +10,15 @@ import logging
 from pathlib import Path
 
 import pytest
-
 from fakes import FakeClock
+from test_notify import Receiver, receiver, short_dir  # noqa: F401 - the sd_notify end, as systemd has it
+
 from flowd.app import App
 from flowd.config.diagnosis import check_config_main
 from flowd.config.loader import MAX_TEXT, MAX_VALUES, load_config
 from flowd.config.overrides import with_overrides
 from flowd.runtime.notify import Notifier, socket_address
 from shell.client import Client
-from test_notify import Receiver, receiver, short_dir  # noqa: F401 - the sd_notify end, as systemd has it
 
 GOOD = "forwarding-options:\n  sampling:\n    input:\n      rate: 1\n"
 

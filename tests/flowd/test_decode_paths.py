@@ -17,12 +17,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_decode import CASES, MALFORMED, REAL, Result, batch, needs_corpus, per_frame, read_capture, rows, snapped
+from test_decode import (
+    CASES,
+    MALFORMED,
+    REAL,
+    Result,
+    batch,
+    needs_corpus,
+    per_frame,
+    read_capture,
+    rows,
+    snapped,
+)
 
 import flowd.core.decode
 from flowd.core.decode import Decoded, Packet, decode_numpy
 from flowd.model.batch import FrameBatch
 from flowd.model.drops import DropReason
+
 
 def compiled_extract() -> Callable[..., None] | None:
     """The built extract, loaded even when FLOWD_NO_FASTPATH=1 chose numpy for ``decode``."""

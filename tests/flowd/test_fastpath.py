@@ -27,7 +27,8 @@ from flowd.core import decode as decoding
 from flowd.core.decode import Decoded, Packet, decode_numpy
 from flowd.model.batch import FrameBatch
 from flowd.model.drops import DropReason
-from flowd.testing.synth import SynthSpec, write_capture
+from flowd.testing.synth import write_capture
+from flowd.testing.truth import SynthSpec
 
 fastpath: Any = pytest.importorskip("flowd.native._fastpath", reason="flowd.native._fastpath is not built")
 

@@ -55,14 +55,14 @@ from flowd.core.decode import decode
 from flowd.core.pipeline import Pipeline
 from flowd.model.batch import FlowRecords, FrameBatch
 from flowd.model.flowkey import IFINDEX, u16_column
-from flowd.testing.synth import (
+from flowd.testing.synth import write_capture
+from flowd.testing.truth import (
     GroundTruth,
     SynthSpec,
     TruthFlow,
     TruthPackets,
     flows_from_records,
     truth_flows,
-    write_capture,
 )
 
 TIMEOUT = 1800.0  # flow timeouts of CONFIG, and of the truth the live runs are held to

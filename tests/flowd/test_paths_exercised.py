@@ -19,7 +19,8 @@ from flowd.capture.files import open_capture
 from flowd.core import decode as decoding
 from flowd.model.batch import FrameBatch
 from flowd.native import compiled
-from flowd.testing.synth import SynthSpec, write_capture
+from flowd.testing.synth import write_capture
+from flowd.testing.truth import SynthSpec
 
 PLAIN = SynthSpec(packets=6000, flows=600, seed=4, ipv6_share=0.4, vlan_share=0.2, qinq_share=0.0,
                   mpls_share=0.0, fragment_share=0.0, ipv4_options_share=0.0, damaged_share=0.0,

@@ -22,7 +22,8 @@ import pytest
 
 from flowd.core.flowtable import FlowTable
 from flowd.model.batch import FlowRecords, PacketBatch
-from flowd.testing.synth import (
+from flowd.testing.synth import write_capture
+from flowd.testing.truth import (
     GroundTruth,
     SynthSpec,
     TruthFlow,
@@ -33,7 +34,6 @@ from flowd.testing.synth import (
     sidecar_path,
     sort_key,
     truth_flows,
-    write_capture,
 )
 
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from control_call import call_raw
 
-from flowd.testing.synth import SynthSpec, write_capture
+from flowd.testing.synth import write_capture
+from flowd.testing.truth import SynthSpec
 
 REPO = Path(__file__).resolve().parents[2]
 

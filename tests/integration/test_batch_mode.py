@@ -15,7 +15,8 @@ from collectors import HAVE_NFDUMP, start_nfcapd
 from flowd.config.loader import load_config
 from flowd.config.overrides import with_overrides
 from flowd.runtime.batch_mode import run_batch
-from flowd.testing.synth import SynthSpec, write_capture
+from flowd.testing.synth import write_capture
+from flowd.testing.truth import SynthSpec
 
 REPO = Path(__file__).resolve().parents[2]
 PCAPS = REPO.parent / "shared" / "pcaps"

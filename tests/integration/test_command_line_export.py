@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from collectors import HAVE_NFDUMP, Nfcapd, start_nfcapd
 
-from flowd.testing.synth import GroundTruth, SynthSpec, write_capture
+from flowd.testing.synth import write_capture
+from flowd.testing.truth import GroundTruth, SynthSpec
 
 REPO = Path(__file__).resolve().parents[2]
 

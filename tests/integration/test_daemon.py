@@ -19,7 +19,8 @@ import pytest
 from collectors import HAVE_NFDUMP, free_udp_port, start_nfcapd
 from control_call import call_raw
 
-from flowd.testing.synth import GroundTruth, SynthSpec, write_capture
+from flowd.testing.synth import write_capture
+from flowd.testing.truth import GroundTruth, SynthSpec
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "data" / "shell"

@@ -27,7 +27,8 @@ from flowdecode import (
 )
 from test_daemon import Daemon, wait_for
 
-from flowd.testing.synth import SynthSpec, write_capture
+from flowd.testing.synth import write_capture
+from flowd.testing.truth import SynthSpec
 
 REPO = Path(__file__).resolve().parents[2]
 START = 1_600_000_000.123456  # the capture's start: years before the wall clock, not a whole second

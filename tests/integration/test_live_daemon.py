@@ -36,13 +36,8 @@ from netns import (
     unavailable,
 )
 
-from flowd.testing.synth import (
-    GroundTruth,
-    SynthSpec,
-    TruthPackets,
-    truth_flows,
-    write_capture,
-)
+from flowd.testing.synth import write_capture
+from flowd.testing.truth import GroundTruth, SynthSpec, TruthPackets, truth_flows
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 1800  # flow timeouts, seconds: nothing times out during a test

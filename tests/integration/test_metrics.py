@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from collectors import free_udp_port
 
-from flowd.testing.synth import GroundTruth, SynthSpec, write_capture
+from flowd.testing.synth import write_capture
+from flowd.testing.truth import GroundTruth, SynthSpec
 
 REPO = Path(__file__).resolve().parents[2]
 HAVE_PROMTOOL = shutil.which("promtool") is not None

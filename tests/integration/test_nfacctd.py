@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from nfacctd import NFACCTD, Nfacctd, start_nfacctd
 
-from flowd.testing.synth import GroundTruth, SynthSpec, write_capture
+from flowd.testing.synth import write_capture
+from flowd.testing.truth import GroundTruth, SynthSpec
 
 REPO = Path(__file__).resolve().parents[2]
 

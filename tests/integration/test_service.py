@@ -25,7 +25,8 @@ import pytest
 
 from flowd.runtime.install import CHECKED_IN_FLOWD, service_config_text, unit_text
 from flowd.runtime.notify import socket_address
-from flowd.testing.synth import SynthSpec, write_capture
+from flowd.testing.synth import write_capture
+from flowd.testing.truth import SynthSpec
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "systemd" / "flowd.service"

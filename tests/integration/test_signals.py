@@ -13,7 +13,8 @@ import pytest
 from test_daemon import Daemon, wait_for
 
 from flowd.runtime.signals import name
-from flowd.testing.synth import SynthSpec, write_capture
+from flowd.testing.synth import write_capture
+from flowd.testing.truth import SynthSpec
 
 pytestmark = pytest.mark.integration
 

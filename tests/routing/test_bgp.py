@@ -19,8 +19,8 @@ import pytest
 from flowd.routing.bgp import BgpSession, BgpSpeaker, ExaBgpFeed, exabgp_config
 from flowd.routing.rib import SourceRib
 from tests.fakes import FakeClock
-from tests.routing.polling import until
 from tests.netns import Namespace, add_veth, namespaces, unavailable
+from tests.routing.polling import until
 
 A4, B4 = "198.18.0.1", "198.18.0.2"
 A6, B6 = "2001:db8:ff::1", "2001:db8:ff::2"

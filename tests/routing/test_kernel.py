@@ -12,8 +12,8 @@ import pytest
 from flowd.routing.kernel import KernelRoutes
 from flowd.routing.rib import SourceRib
 from tests.fakes import FakeClock
-from tests.routing.polling import until
 from tests.netns import Namespace, add_veth, namespaces, unavailable
+from tests.routing.polling import until
 
 pyroute2 = pytest.importorskip("pyroute2")
 WAIT = 20.0

@@ -11,9 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from flowd.export.v8 import (
+    AS_TRANS,
+    MAX_RECORDS,
+    V8_HEADER,
+    Aggregation,
+    V8Header,
+    aggregate,
+    encode_v8,
+    merge,
+)
 from flowd.model.batch import FlowRecords
-from flowd.export.v8 import (AS_TRANS, MAX_RECORDS, V8_HEADER, Aggregation, V8Header, aggregate,
-                             encode_v8, merge)
 from flowd.model.flowkey import KEY_BYTES, FlowKey
 from flowd.model.routes import FlowRoutes
 from tests.flowdecode import TSHARK, tshark, tshark_problems, write_udp_pcap
