@@ -24,6 +24,8 @@ REPO: Final = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
 import flowd.core.decode as decoding
+import flowd.core.decode_numpy as numpy_decoding
+import flowd.core.frame_rules as frame_rules
 from flowd.capture.files import open_capture
 from flowd.model.batch import FrameBatch
 from flowd.testing.synth import write_capture
@@ -45,19 +47,19 @@ def load(path: Path) -> list[FrameBatch]:
 def per_frame_calls(batches: list[FrameBatch], run: object) -> int:
     """How many frames the path hands to decode_frame."""
     calls = 0
-    real = decoding.decode_frame
+    real = frame_rules.decode_frame
 
     def counted(*args: object, **kwargs: object) -> object:
         nonlocal calls
         calls += 1
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    decoding.decode_frame = counted  # type: ignore[assignment]
+    frame_rules.decode_frame = counted  # type: ignore[assignment]
     try:
         for b in batches:
             run(b)  # type: ignore[operator]
     finally:
-        decoding.decode_frame = real
+        frame_rules.decode_frame = real
     return calls
 
 
@@ -85,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     size = sum(int(b.caplen.sum()) for b in batches)
     print(f"{path}: {frames} frames, {size / 1e6:.0f} MB captured, {len(batches)} batches; decoder {decoding.__file__}")
     extract = decoding._compiled_extract()
-    paths: dict[str, object] = {"numpy": decoding.decode_numpy}
+    paths: dict[str, object] = {"numpy": numpy_decoding.decode_numpy}
     if extract is not None:
         paths["compiled"] = lambda b: decoding._decode_compiled(b, extract)
     for name, run in paths.items():

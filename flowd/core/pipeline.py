@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from flowd.config.schema import Config, Filter
 from flowd.core.compiled_table import FlowCache, new_flow_table
-from flowd.core.decode import Decoded, decode
+from flowd.core.decode import decode
+from flowd.core.frame_rules import Decoded
 from flowd.core.sampling import Sampler, merge_counters, select
 from flowd.core.stats import IngestStats
 from flowd.model.batch import FlowRecords, FrameBatch, PacketBatch

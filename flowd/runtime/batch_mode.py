@@ -16,7 +16,8 @@ from typing import TextIO
 from flowd.capture.files import CaptureReader, open_capture
 from flowd.capture.layouts import CaptureError, CaptureUnreadable
 from flowd.config.schema import Config
-from flowd.core.decode import Decoded, decode
+from flowd.core.decode import decode
+from flowd.core.frame_rules import Decoded
 from flowd.core.pipeline import Pipeline
 from flowd.export.exporter import Exporter
 from flowd.export.udp import ExportSocketError

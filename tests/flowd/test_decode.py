@@ -20,7 +20,9 @@ import dpkt
 import numpy as np
 import pytest
 
-from flowd.core.decode import Decoded, Packet, decode, decode_frame, decode_numpy
+from flowd.core.decode import decode
+from flowd.core.decode_numpy import decode_numpy
+from flowd.core.frame_rules import Decoded, Packet, decode_frame
 from flowd.model.batch import FrameBatch, PacketBatch
 from flowd.model.drops import DropReason
 from flowd.model.flowkey import KEY_BYTES, FlowKey
@@ -468,7 +470,7 @@ def test_common_shapes_never_take_the_per_frame_path(monkeypatch: pytest.MonkeyP
     def refuse(*args: object) -> Result:
         raise AssertionError(f"per-frame path taken for {args}")
 
-    monkeypatch.setattr("flowd.core.decode.decode_frame", refuse)
+    monkeypatch.setattr("flowd.core.frame_rules.decode_frame", refuse)
     decoded = decode_numpy(fb)
     assert rows(decoded.packets) == [r for r in expected if isinstance(r, Packet)]
     assert decoded.drops == dict(Counter(r for r in expected if isinstance(r, DropReason)))

@@ -31,7 +31,9 @@ from test_decode import (
 )
 
 import flowd.core.decode
-from flowd.core.decode import Decoded, Packet, decode_numpy
+import flowd.core.frame_rules
+from flowd.core.decode_numpy import decode_numpy
+from flowd.core.frame_rules import Decoded, Packet
 from flowd.model.batch import FrameBatch
 from flowd.model.drops import DropReason
 
@@ -77,13 +79,13 @@ class Refused(AssertionError):
 def count_per_frame(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """Counts the frames that reach ``decode_frame`` from the batch paths (``calls['frames']``)."""
     calls: Counter[str] = Counter()
-    real = flowd.core.decode.decode_frame
+    real = flowd.core.frame_rules.decode_frame
 
     def counted(*args: object, **kwargs: object) -> Packet | DropReason:
         calls["frames"] += 1
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(flowd.core.decode, "decode_frame", counted)
+    monkeypatch.setattr(flowd.core.frame_rules, "decode_frame", counted)
     return calls
 
 

@@ -24,7 +24,9 @@ from flowd.capture import walk as walking
 from flowd.capture.files import open_capture
 from flowd.capture.layouts import PCAP_MAGICS, CaptureError
 from flowd.core import decode as decoding
-from flowd.core.decode import Decoded, Packet, decode_numpy
+from flowd.core import frame_rules
+from flowd.core.decode_numpy import decode_numpy
+from flowd.core.frame_rules import Decoded, Packet
 from flowd.model.batch import FrameBatch
 from flowd.model.drops import DropReason
 from flowd.testing.synth import write_capture
@@ -59,14 +61,14 @@ def extract_rows(frames: FrameBatch) -> list[Result | str]:
     vlan, inner, mpls = np.full(n, 7, np.uint16), np.full(n, 7, np.uint16), np.full((n, 3), 7, np.uint32)
     fastpath.extract(frames.buf, frames.offset, frames.caplen, frames.linktype, frames.ifindex, frames.wirelen,
                      key, length, flags, ttl, vlan, inner, mpls, status)
-    reasons = {code: reason for reason, code in decoding._CODE.items()}
+    reasons = {code: reason for reason, code in frame_rules.DROP_CODE.items()}
     out: list[Result | str] = []
     for i in range(n):
         row = Packet(key=bytes(key[i]), length=int(length[i]), tcp_flags=int(flags[i]), ttl=int(ttl[i]),
                      vlan=int(vlan[i]), inner_vlan=int(inner[i]), mpls=(int(mpls[i, 0]), int(mpls[i, 1]),
                                                                           int(mpls[i, 2])))
         code = int(status[i])
-        if code == decoding._OK:
+        if code == frame_rules.OK:
             out.append(row)
             continue
         assert row == Packet(key=bytes(40), length=0, tcp_flags=0, ttl=0, vlan=0, inner_vlan=0, mpls=(0, 0, 0))
@@ -91,8 +93,8 @@ def assert_extract_agrees(frames: FrameBatch) -> list[Result | str]:
 
 
 def test_tables_agree_and_the_hooks_pick_the_extension(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert fastpath.DROP_CODES == {reason.value: code for reason, code in decoding._CODE.items()}
-    assert fastpath.SLOW == decoding._SLOW
+    assert fastpath.DROP_CODES == {reason.value: code for reason, code in frame_rules.DROP_CODE.items()}
+    assert fastpath.SLOW == frame_rules.SLOW
     assert fastpath.WALK_STOPS == {stop.name: stop.value for stop in walking.WalkStop}
     assert decoding._compiled_extract() is fastpath.extract
     assert walking._compiled_walker() is not None

@@ -22,7 +22,8 @@ from test_live import Collector, file_frames, live, replay, stop, veth, wait_unt
 from flowd.capture.files import open_capture
 from flowd.capture.live import LiveCapture
 from flowd.capture.ring import concat_frames
-from flowd.core.decode import Decoded, Packet, decode
+from flowd.core.decode import decode
+from flowd.core.frame_rules import Decoded, Packet
 from flowd.model.batch import FrameBatch
 from flowd.model.drops import DropReason
 

@@ -17,6 +17,7 @@ import pytest
 
 from flowd.capture.files import open_capture
 from flowd.core import decode as decoding
+from flowd.core import decode_numpy, frame_rules
 from flowd.model.batch import FrameBatch
 from flowd.native import compiled
 from flowd.testing.synth import write_capture
@@ -39,18 +40,18 @@ def plain(tmp_path_factory: pytest.TempPathFactory) -> FrameBatch:
 @pytest.fixture
 def per_frame_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls = [0]
-    original = decoding.decode_frame
+    original = frame_rules.decode_frame
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         calls[0] += 1
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(decoding, "decode_frame", counting)
+    monkeypatch.setattr(frame_rules, "decode_frame", counting)
     return calls
 
 
 def test_the_numpy_decoders_take_every_ordinary_frame(plain: FrameBatch, per_frame_calls: list[int]) -> None:
-    decoded = decoding.decode_numpy(plain)
+    decoded = decode_numpy.decode_numpy(plain)
     assert len(decoded.packets) == len(plain) and per_frame_calls[0] == 0
     assert int((decoded.packets.key[:, 10] != 0xFF).sum()) > 1000  # IPv6 rows were among them
 
