@@ -31,7 +31,8 @@ from flowd.config.schema import TemplateConfig
 from flowd.core.decode import decode
 from flowd.export.ipfix import encode_ipfix
 from flowd.export.sequence import ExportState
-from flowd.export.templates import ExportFormat, plan_for, template_for
+from flowd.export.template_fields import ExportFormat
+from flowd.export.templates import plan_for, template_for
 from flowd.export.v5 import V5Header, encode_v5
 from flowd.export.v9 import encode_v9
 from flowd.model.batch import FlowRecords

@@ -37,14 +37,8 @@ from enum import IntEnum
 from typing import Final
 
 from flowd.export.sequence import U32_MODULUS, ExportState
-from flowd.export.templates import (
-    SET_HEADER,
-    ExportFormat,
-    ExportPlan,
-    make_set,
-    packets,
-    template_sets,
-)
+from flowd.export.template_fields import SET_HEADER, ExportFormat
+from flowd.export.templates import ExportPlan, make_set, packets, template_sets
 from flowd.model.batch import FlowRecords
 
 VERSION: Final = 10

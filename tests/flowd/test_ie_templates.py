@@ -18,12 +18,8 @@ from flowdecode import ELEMENTS
 
 from flowd.config.schema import RefreshRate, TemplateConfig
 from flowd.export.ie import BY_ID, BY_NAME, IES, UnknownElement, field_dtype, lookup
+from flowd.export.template_fields import SOURCES, SPECS, ZERO, Carries, ExportFormat
 from flowd.export.templates import (
-    SOURCES,
-    SPECS,
-    ZERO,
-    Carries,
-    ExportFormat,
     ExportPlan,
     Template,
     options_template,

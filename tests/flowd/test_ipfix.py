@@ -44,7 +44,8 @@ from flowd.export.ipfix import (
     greeting,
 )
 from flowd.export.sequence import ExportState, Refresh
-from flowd.export.templates import SPECS, ExportFormat, ExportPlan, plan_for
+from flowd.export.template_fields import SPECS, ExportFormat
+from flowd.export.templates import ExportPlan, plan_for
 from flowd.model.batch import FlowRecords
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "export"

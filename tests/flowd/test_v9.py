@@ -34,7 +34,8 @@ from test_ie_templates import (
 
 from flowd.config.schema import TemplateConfig
 from flowd.export.sequence import ExportState, Refresh
-from flowd.export.templates import SPECS, ExportFormat, ExportPlan, plan_for
+from flowd.export.template_fields import SPECS, ExportFormat
+from flowd.export.templates import ExportPlan, plan_for
 from flowd.export.v9 import MAX_SIZE, FlowSetId, encode_v9
 from flowd.model.batch import FlowRecords
 
