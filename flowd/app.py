@@ -28,6 +28,7 @@ from flowd.capture.live import LiveCapture
 from flowd.capture.replay import Replay
 from flowd.clock import Clock, SystemClock
 from flowd.config import Config, ConfigError
+from flowd.control.database import Database, run_confirm_timer
 from flowd.control.server import ControlServer
 from flowd.export.udp import ExportSocketError
 from flowd.inputs import finish, ingest, open_capture
@@ -60,6 +61,7 @@ class App:
         self._ready = False
         self._packet_rate = 0  # packets/s over the last STATUS_INTERVAL, for STATUS= lines
         self._failure: BaseException | None = None
+        self.database: Database | None = None  # configuration mode (a daemon started with --config)
 
     def stop(self) -> None:
         """Ask the daemon to shut down (signal handlers call this)."""
@@ -95,7 +97,10 @@ class App:
             cfg = self.probe.cfg.control
             await stack.enter_async_context(ControlServer(
                 self.socket_path, self.probe, self.clock.time,
-                read_group=cfg.read_group, admin_group=cfg.admin_group))
+                read_group=cfg.read_group, admin_group=cfg.admin_group, database=self.database))
+            if self.database is not None:
+                confirm = self._start(run_confirm_timer(self.database, self.clock), "commit confirmed timer")
+                stack.push_async_callback(_cancel, confirm)
             stack.push_async_callback(self._final_flush)
             expiry = self._start(self._expiry(), "expiry")
             stack.push_async_callback(_cancel, expiry)

@@ -14,10 +14,20 @@ from pathlib import Path
 from typing import Final, TextIO
 
 from prompt_toolkit import PromptSession
+from prompt_toolkit.completion import DynamicCompleter
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 
 from shell.client import Client, ClientError, DaemonUnavailable
 from shell.completer import GrammarCompleter
+from shell.configmode import (
+    DISCARD_QUESTION,
+    EXIT_QUESTION,
+    UNCOMMITTED,
+    ConfigCommandError,
+    ConfigCompleter,
+    ConfigSession,
+    LeaveConfiguration,
+)
 from shell.grammar import PARSER
 from shell.keys import KeyContext, shell_bindings
 from shell.pager import Output, PipeError, apply_pipes, display_format, needs_pager, page, terminal_keys
@@ -35,13 +45,27 @@ class ExitShell(Exception):
     """`exit` / `quit`."""
 
 
-def prompt_text() -> str:
-    """``user@host> `` with the real user and the short host name."""
+def prompt_text(mark: str = ">") -> str:
+    """``user@host> `` (``user@host# `` in configuration mode) with the real user and the short host name."""
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = str(os.getuid())
-    return f"{user}@{socket.gethostname().split('.')[0]}> "
+    return f"{user}@{socket.gethostname().split('.')[0]}{mark} "
+
+
+CONFIGURE_MODES: Final = (("private", "private"), ("exclusive", "exclusive"))
+
+
+def configure_mode(line: str) -> str | None:
+    """The mode when ``line`` is `configure [private | exclusive]` (abbreviations allowed), else None."""
+    words = line.split()
+    if not words or len(words) > 2 or len(words[0]) < 3 or not "configure".startswith(words[0]):
+        return None
+    if len(words) == 1:
+        return "shared"
+    found = [mode for word, mode in CONFIGURE_MODES if word.startswith(words[1])]
+    return found[0] if len(found) == 1 else None
 
 
 async def _help(match: Match, client: Client, parser: Parser) -> Output:
@@ -86,7 +110,54 @@ async def run_batch(commands: Iterable[str], client: Client, out: TextIO, err: T
                     parser: Parser = PARSER) -> int:
     """Non-interactive: run each command, output to `out`, `error: ...` lines to `err`; 1 after any error."""
     status = 0
+    config: ConfigSession | None = None
+
+    async def operational(text: str) -> Output:
+        result = parser.resolve(text)
+        if not isinstance(result, Match):
+            raise ConfigCommandError(failure_text(result) if result is not None else [])
+        return await execute(result, client, parser)
+
     for line in commands:
+        if config is not None:
+            try:
+                output = await config.execute(line)
+            except LeaveConfiguration as leave:
+                _write_lines(out, leave.lines)
+                if await config.changed():
+                    _write_lines(err, [UNCOMMITTED])
+                await config.leave()
+                config = None
+                _write_lines(out, ["Exiting configuration mode"])
+                continue
+            except (ConfigCommandError, CommandError) as exc:
+                lines = exc.lines if isinstance(exc, ConfigCommandError) else [f"error: {exc}"]
+                _write_lines(err, [ln if ln.startswith(("error:", "warning:", "[edit", " ")) else f"error: {ln}"
+                                   for ln in lines])
+                status = 1
+                continue
+            except DaemonUnavailable as exc:
+                _write_lines(err, [f"error: {exc}"])
+                return 1
+            except ClientError as exc:
+                _write_lines(err, [f"error: {exc}"])
+                status = 1
+                continue
+            _write_lines(out, output.lines)
+            continue
+        if (mode := configure_mode(line)) is not None:
+            session = ConfigSession(client, operational)
+            try:
+                _write_lines(out, await session.enter(mode))
+            except ConfigCommandError as exc:
+                _write_lines(err, exc.lines)
+                status = 1
+                continue
+            except ClientError as exc:
+                _write_lines(err, [f"error: {exc}"])
+                return 1
+            config = session
+            continue
         result = parser.resolve(line)
         if result is None:
             continue
@@ -142,29 +213,88 @@ def _history(path: Path) -> History:
 
 async def run_interactive(client: Client, *, prompt: str | None = None, history: Path | None = None,
                           parser: Parser = PARSER, terminal: Terminal | None = None) -> int:
-    """The `user@host> ` loop: Ctrl-C clears the line, Ctrl-D on an empty line or `exit` leaves."""
+    """The `user@host> ` loop: Ctrl-C clears the line, Ctrl-D on an empty line or `exit` leaves.
+
+    `configure` switches to configuration mode (flowd.shell.configmode): the `user@host# ` prompt under an
+    `[edit ...]` banner, until `exit` at the top level, `quit` or `exit configuration-mode`.
+    """
     prompt = prompt_text() if prompt is None else prompt
+    config_prompt = prompt[:-2] + "# " if prompt.endswith("> ") else prompt
     terminal = terminal or Terminal()
+    mode: list[ConfigSession] = []  # the configuration-mode session, while there is one
+    ctx = KeyContext(parser, prompt, lambda: mode[0] if mode else None, config_prompt)
     session: PromptSession[str] = PromptSession(
         history=_history(Path(history or Path(HISTORY_FILE).expanduser())),
-        key_bindings=shell_bindings(KeyContext(parser, prompt)),
-        completer=GrammarCompleter(parser),
+        key_bindings=shell_bindings(ctx),
+        completer=DynamicCompleter(lambda: ctx.completer),
         complete_while_typing=False,
     )
-    while True:
+
+    async def operational(text: str) -> Output:
+        result = parser.resolve(text)
+        if not isinstance(result, Match):
+            raise ConfigCommandError(failure_lines(result, len(config_prompt) + text_offset[0])
+                                     if result is not None else [])
+        return await execute(result, client, parser)
+
+    text_offset = [0]
+
+    async def ask(question: str) -> bool:
         try:
-            line = await session.prompt_async(prompt)
+            answer = await session.prompt_async(question, completer=None)
+        except (KeyboardInterrupt, EOFError):
+            return False
+        return answer.strip().lower() in ("", "y", "yes")
+
+    while True:
+        config = mode[0] if mode else None
+        if config is not None:
+            _write_lines(terminal.out, ["", config.banner()])
+        try:
+            line = await session.prompt_async(config_prompt if config is not None else prompt)
         except KeyboardInterrupt:
             continue
         except EOFError:
-            return 0
-        result = parser.resolve(line)
-        if result is None:
-            continue
-        if not isinstance(result, Match):
-            _write_lines(terminal.out, failure_lines(result, len(prompt)))
-            continue
+            if config is None:
+                return 0
+            line = "exit configuration-mode"
         try:
+            if config is not None:
+                text_offset[0] = line.find("run") + 4 if line.lstrip().startswith("run") else 0
+                try:
+                    output = await config.execute(line)
+                except LeaveConfiguration as leave:
+                    _write_lines(terminal.out, leave.lines)
+                    if await config.changed():
+                        _write_lines(terminal.out, [UNCOMMITTED])
+                        question = EXIT_QUESTION if config.mode == "shared" else DISCARD_QUESTION
+                        if not await ask(question):
+                            continue
+                    await config.leave()
+                    mode.clear()
+                    _write_lines(terminal.out, ["Exiting configuration mode"])
+                    continue
+                except ConfigCommandError as exc:
+                    caret = [] if exc.column is None else [" " * (len(config_prompt) + exc.column) + "^"]
+                    _write_lines(terminal.out, caret + exc.lines)
+                    continue
+                terminal.show(output)
+                continue
+            if (wanted := configure_mode(line)) is not None:
+                entering = ConfigSession(client, operational, _terminal_reader(session))
+                try:
+                    _write_lines(terminal.out, await entering.enter(wanted))
+                except ConfigCommandError as exc:
+                    _write_lines(terminal.out, exc.lines)
+                    continue
+                mode.append(entering)
+                continue
+            result = parser.resolve(line)
+            if result is None:
+                continue
+            if not isinstance(result, Match):
+                _write_lines(terminal.out, failure_lines(result, len(prompt)))
+                continue
             output = await execute(result, client, parser)
         except ExitShell:
             return 0
@@ -177,5 +307,21 @@ async def run_interactive(client: Client, *, prompt: str | None = None, history:
             if task is None or task.uncancel() > 0:
                 raise
             await client.close()
+            mode.clear()  # the connection was the configuration-mode session
             continue
         terminal.show(output)
+
+
+def _terminal_reader(session: PromptSession[str]) -> Callable[[], Awaitable[list[str]]]:
+    """`load ... terminal`: lines typed until Ctrl-D, as Junos reads them ([Type ^D at a new line to end input])."""
+    async def read() -> list[str]:
+        print("[Type ^D at a new line to end input]")
+        lines: list[str] = []
+        while True:
+            try:
+                lines.append(await session.prompt_async("", completer=None))
+            except EOFError:
+                return lines
+            except KeyboardInterrupt:
+                return []
+    return read

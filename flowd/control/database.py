@@ -32,12 +32,12 @@ from typing import Any, Final, Protocol
 import yaml
 
 from flowd import junos
-from flowd.config import Config, ConfigError, parse_config
+from flowd.config import Config, ConfigError, syntax_for
 from flowd.clock import Clock
 from flowd.rollback import Commit, RollbackStore, write_atomic
 from flowd.statements import statement_tree
 from flowd.syntax.compare import compare
-from flowd.syntax.edit import Tree, delete_statement, lookup, set_statement
+from flowd.syntax.edit import Tree, delete_statement, lookup, normalize, set_statement
 from flowd.syntax.schema import Key, StatementError, walk, word_value
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,11 @@ class Database:
     exclusive: int | None = None  # session holding the lock
     pending: Pending | None = None
     last_commit: tuple[float, str] | None = None  # when and by whom, for `show system uptime`
+    wake: Callable[[], None] = lambda: None  # called when a `commit confirmed` (dis)arms the timer
     schema: Mapping[str, Any] = field(default_factory=statement_tree)
+
+    def __post_init__(self) -> None:
+        self.active = normalize(self.schema, self.active)
 
     # --- sessions -----------------------------------------------------------------------------------
 
@@ -186,10 +190,17 @@ class Database:
     # --- editing ------------------------------------------------------------------------------------
 
     def set(self, sid: int, base: Sequence[Key], words: Sequence[str]) -> None:
-        set_statement(self.candidate(sid), walk(self.schema, tuple(base), words, values=True))
+        resolved = walk(self.schema, tuple(base), words, values=True)
+        tree = self.candidate(sid)
+        set_statement(tree, resolved)
+        self._replace(sid, normalize(self.schema, tree))
 
     def delete(self, sid: int, base: Sequence[Key], words: Sequence[str]) -> bool:
-        return delete_statement(self.candidate(sid), walk(self.schema, tuple(base), words, values=False))
+        resolved = walk(self.schema, tuple(base), words, values=False)
+        tree = self.candidate(sid)
+        found = delete_statement(tree, resolved)
+        self._replace(sid, normalize(self.schema, tree))
+        return found
 
     def edit(self, sid: int, base: Sequence[Key], words: Sequence[str]) -> tuple[Key, ...]:
         """The new `[edit ...]` level; an `edit` may stop at a container or a list entry, not a leaf."""
@@ -218,13 +229,14 @@ class Database:
         commit = self.store.get(index)
         if commit is None:
             raise DatabaseError(f"rollback {index}: no such configuration (the store holds {len(self.store)})")
-        return junos.parse(commit.text).tree
+        return normalize(self.schema, junos.parse(commit.text).tree)
 
     def rollback(self, sid: int, index: int) -> None:
         """`rollback N`: the stored configuration becomes the candidate (still to be committed)."""
         self._replace(sid, self.rollback_tree(index))
 
     def _replace(self, sid: int, tree: Tree) -> None:
+        tree = normalize(self.schema, tree)
         session = self.session(sid)
         if session.candidate is not None:
             session.candidate = tree
@@ -243,8 +255,9 @@ class Database:
         if mode == "override":
             self._replace(sid, parsed)
             return
-        target = self.candidate(sid)
+        target = copy.deepcopy(self.candidate(sid))
         _merge(target, parsed, replace=mode == "replace")
+        self._replace(sid, target)
 
     def _load_set(self, sid: int, text: str) -> None:
         work = copy.deepcopy(self.candidate(sid))
@@ -305,6 +318,7 @@ class Database:
         lines: list[str] = []
         if confirmed is not None:
             self.pending = Pending(now + confirmed * self.confirm_unit, previous, user)
+            self.wake()
             lines.append(f"commit confirmed will be automatically rolled back in {confirmed} minutes "
                          "unless confirmed")
         elif self.pending is not None:
@@ -332,7 +346,7 @@ class Database:
             raise DatabaseError("error: the daemon could not apply the configuration (see its log); "
                                 "the running configuration is unchanged\nerror: configuration commit failed")
         self.store.add(junos.to_curly(tree), user=user, time=now, comment=comment, confirmed=confirmed)
-        self.active = copy.deepcopy(tree)
+        self.active = normalize(self.schema, tree)
         for session in self.sessions.values():
             if session.candidate is not None and session.candidate == tree:
                 session.base = copy.deepcopy(tree)
@@ -363,8 +377,10 @@ class Database:
         return [history_entry(c, i) for i, c in enumerate(self.store.history())]
 
 
-async def run_confirm_timer(db: Database, clock: Clock, wake: asyncio.Event) -> None:
-    """Roll back unconfirmed commits on time; ``wake`` is set whenever a commit (re)arms the timer."""
+async def run_confirm_timer(db: Database, clock: Clock) -> None:
+    """Roll back unconfirmed commits on time (the daemon's task; tests drive it with a fake clock)."""
+    wake = asyncio.Event()
+    db.wake = wake.set
     while True:
         deadline = db.next_deadline()
         if deadline is None:
@@ -430,3 +446,17 @@ def _plain(node: Any) -> Any:
 def history_entry(commit: Commit, index: int) -> dict[str, Any]:
     return {"index": index, "user": commit.user, "time": commit.time, "comment": commit.comment,
             "confirmed": commit.confirmed, "via": commit.via}
+
+
+def open_database(source: str, check: Callable[[str], Config], apply: Applier, *, active: Tree,
+                  rollback_dir: str | None = None, confirm_unit: float = CONFIRM_UNIT) -> Database:
+    """The database of a daemon started with ``--config source``; the rollback store beside the file
+    (``.NAME.rollback/``) unless ``rollback_dir`` (systemd's ``$STATE_DIRECTORY/rollback``) is given."""
+    path = Path(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        text = ""
+    store = Path(rollback_dir) if rollback_dir else path.parent / f".{path.name}.rollback"
+    return Database(source, syntax_for(source, text), copy.deepcopy(dict(active)), RollbackStore(store),
+                    check, apply, confirm_unit)

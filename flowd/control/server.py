@@ -24,11 +24,14 @@ import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 from flowd.control import methods
+from flowd.control.config_methods import CONFIG_METHODS, Caller
+from flowd.control.database import Database, DatabaseError
 from flowd.control.protocol import (
-    MAX_LINE, ErrorCode, ProtocolError, Response, decode_request, encode_response)
+    MAX_LINE, ErrorCode, ProtocolError, RequestId, Response, decode_request, encode_response)
 from flowd.probe import Probe
 
 log = logging.getLogger(__name__)
@@ -90,6 +93,13 @@ def _gid(name: str | None) -> int | None:
         return -1
 
 
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
 def _group_name(gid: int) -> str:
     try:
         return grp.getgrgid(gid).gr_name
@@ -101,8 +111,11 @@ class ControlServer:
     """Serve the control socket while the daemon runs (an async context manager)."""
 
     def __init__(self, path: str, probe: Probe, now: Callable[[], float], *,
-                 read_group: str | None = None, admin_group: str | None = None) -> None:
+                 read_group: str | None = None, admin_group: str | None = None,
+                 database: Database | None = None) -> None:
         self.path = path
+        self.database = database
+        self._sessions = 0
         self.probe = probe
         self.now = now
         self.read_gid = _gid(read_group)
@@ -203,6 +216,8 @@ class ControlServer:
         task = asyncio.current_task()
         assert task is not None
         self._clients.add(task)
+        self._sessions += 1
+        session = self._sessions
         try:
             peer = peer_of(writer)
             while True:
@@ -214,21 +229,25 @@ class ControlServer:
                     await self._reply(writer, Response.failure(
                         None, ErrorCode.TOO_LARGE, f"request longer than {MAX_LINE} bytes"))
                     return  # cannot find the next request boundary: close this connection
-                await self._reply(writer, await self.answer(line, peer))
+                await self._reply(writer, await self.answer(line, peer, session))
         except (ConnectionError, asyncio.CancelledError):
             return
         finally:
+            if self.database is not None:
+                self.database.leave(session)  # the connection was the configuration-mode session
             self._clients.discard(task)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def answer(self, line: bytes, peer: Peer) -> Response:
-        """The reply to one request line."""
+    async def answer(self, line: bytes, peer: Peer, session: int = 0) -> Response:
+        """The reply to one request line (``session``: the connection's configuration-mode session)."""
         try:
             req = decode_request(line)
         except ProtocolError as exc:
             return exc.to_response()
+        if req.method in CONFIG_METHODS:
+            return self._configure(req.id, req.method, req.params, peer, session)
         spec = methods.METHODS.get(req.method)
         if spec is None:
             return Response.failure(req.id, ErrorCode.UNKNOWN_METHOD, f"unknown method '{req.method}'")
@@ -242,6 +261,23 @@ class ControlServer:
         except Exception:
             log.exception("control method %s failed", req.method)
             return Response.failure(req.id, ErrorCode.INTERNAL, f"{req.method} failed; see the daemon log")
+
+    def _configure(self, rid: RequestId, method: str, params: dict[str, Any], peer: Peer, session: int) -> Response:
+        """A `config.*` request: configuration mode, for the admin group only (schema and history for all)."""
+        handler, admin = CONFIG_METHODS[method]
+        why = self.allowed(peer, admin)
+        if why is not None:
+            return Response.failure(rid, ErrorCode.PERMISSION_DENIED, why)
+        if self.database is None:
+            return Response.failure(rid, ErrorCode.BAD_PARAMS, "configuration mode is not available")
+        try:
+            return Response.success(rid, handler(self.database, Caller(session, _user_name(peer.uid), peer.pid),
+                                                 params, self.now()))
+        except DatabaseError as exc:
+            return Response.failure(rid, ErrorCode.BAD_PARAMS, str(exc))
+        except Exception:
+            log.exception("control method %s failed", method)
+            return Response.failure(rid, ErrorCode.INTERNAL, f"{method} failed; see the daemon log")
 
     @staticmethod
     async def _reply(writer: asyncio.StreamWriter, response: Response) -> None:
