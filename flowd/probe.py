@@ -43,6 +43,7 @@ class Probe:
         self.input_state = "Monitoring"
         self.workers: WorkerPool | None = None  # the capture workers, when there are any
         self.answers: list[ShardReport] = []  # the workers' answers to the latest query
+        self.firewall_cleared: dict[str, tuple[int, int]] = {}  # `clear firewall` baselines (flowd.control.firewall)
 
     @property
     def pipeline(self) -> Pipeline:
@@ -106,5 +107,6 @@ class Probe:
     def clear_statistics(self) -> None:
         """`clear services accounting statistics` here (the workers clear on their own query)."""
         self.shard.clear_statistics()
+        self.firewall_cleared.clear()
         self.exporter.counters = ExportCounters()
         self.exporter.clear_server_stats()
