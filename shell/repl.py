@@ -30,8 +30,24 @@ from shell.configmode import (
 )
 from shell.grammar import PARSER
 from shell.keys import KeyContext, shell_bindings
-from shell.pager import Output, PipeError, apply_pipes, display_format, needs_pager, page, terminal_keys
-from shell.parser import ENTER_WORD, Local, Match, Parser, failure_lines, failure_text, format_candidates
+from shell.pager import (
+    Output,
+    PipeError,
+    apply_pipes,
+    display_format,
+    needs_pager,
+    page,
+    terminal_keys,
+)
+from shell.parser import (
+    ENTER_WORD,
+    Local,
+    Match,
+    Parser,
+    failure_lines,
+    failure_text,
+    format_candidates,
+)
 from shell.render import render
 
 HISTORY_FILE: Final = "~/.flowcli_history"

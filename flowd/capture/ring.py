@@ -60,9 +60,9 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
-from flowd.batch import I64, U8, U32, FrameBatch
 from flowd.capture.files import LinkType
-from flowd.fastpath import compiled
+from flowd.model.batch import I64, U8, U32, FrameBatch
+from flowd.native import compiled
 
 # --- kernel constants -----------------------------------------------------------------------------
 
@@ -232,7 +232,7 @@ def _align(n: int) -> int:
 # --- the block walker (pure) ----------------------------------------------------------------------
 
 class _TpacketWalk(IntEnum):
-    """Why walk_tpacket (flowd/_fastpath.c) stopped; the same numbers as its enum tpacket_walk."""
+    """Why walk_tpacket (flowd/native/_fastpath.c) stopped; the same numbers as its enum tpacket_walk."""
 
     OK = 0  # every block walked
     BLOCK = 1  # a block's length or first packet offset lies outside the buffer
@@ -244,7 +244,7 @@ def packet_offsets(buf: bytes, starts: Sequence[int]) -> tuple[I64, I64]:
     """Each packet's tpacket3_hdr offset in buf, and the end of the block it lies in.
 
     ``starts`` are the offsets of whole blocks in buf, each block ``blk_len`` bytes long. The compiled
-    walk (flowd._fastpath.walk_tpacket) does it when it is built, else ``packet_offsets_python``; both
+    walk (flowd.native._fastpath.walk_tpacket) does it when it is built, else ``packet_offsets_python``; both
     raise the same RingError for the same damage.
     """
     walk = _compiled_tpacket_walk()
@@ -273,7 +273,7 @@ def _walk_failure(buf: bytes, start: int, status: _TpacketWalk, at: int) -> NoRe
 
 
 def _compiled_tpacket_walk() -> Callable[..., tuple[int, int, int, int]] | None:
-    """flowd._fastpath.walk_tpacket, unless it is not built, FLOWD_NO_FASTPATH=1, or its codes differ."""
+    """flowd.native._fastpath.walk_tpacket, unless it is not built, FLOWD_NO_FASTPATH=1, or its codes differ."""
     walk: Callable[..., tuple[int, int, int, int]] | None = compiled(
         "walk_tpacket", TPACKET_WALKS={w.name: w.value for w in _TpacketWalk})
     return walk

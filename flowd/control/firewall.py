@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flowd.probe import Probe
-from flowd.shard import merge_ingest
+from flowd.runtime.probe import Probe
+from flowd.runtime.shard import merge_ingest
 
 
 class UnknownFilter(Exception):

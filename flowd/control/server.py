@@ -31,8 +31,15 @@ from flowd.control import methods
 from flowd.control.config_methods import CONFIG_METHODS, Caller
 from flowd.control.database import Database, DatabaseError
 from flowd.control.protocol import (
-    MAX_LINE, ErrorCode, ProtocolError, RequestId, Response, decode_request, encode_response)
-from flowd.probe import Probe
+    MAX_LINE,
+    ErrorCode,
+    ProtocolError,
+    RequestId,
+    Response,
+    decode_request,
+    encode_response,
+)
+from flowd.runtime.probe import Probe
 
 log = logging.getLogger(__name__)
 

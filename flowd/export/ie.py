@@ -88,7 +88,7 @@ IES: Final = (
     IE("bgpNextAdjacentAsNumber", 128, "unsigned32", 4),  # peer-as-billing "destination peer AS"
     IE("exporterIPv4Address", 130, "ipv4Address", 4),
     IE("exporterIPv6Address", 131, "ipv6Address", 16),
-    IE("flowEndReason", 136, "unsigned8", 1),  # flowd.expiry.ExpiryReason values
+    IE("flowEndReason", 136, "unsigned8", 1),  # flowd.model.expiry.ExpiryReason values
     IE("icmpTypeCodeIPv6", 139, "unsigned16", 2),
     IE("observationDomainId", 149, "unsigned32", 4),
     IE("flowStartMilliseconds", 152, "dateTimeMilliseconds", 8),

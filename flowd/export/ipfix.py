@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final
 
-from flowd.batch import FlowRecords
 from flowd.export.sequence import U32_MODULUS, ExportState
 from flowd.export.templates import (
     SET_HEADER,
@@ -41,6 +40,7 @@ from flowd.export.templates import (
     make_set,
     packets,
 )
+from flowd.model.batch import FlowRecords
 
 VERSION: Final = 10
 IPFIX_HEADER: Final = struct.Struct("!HHIII")

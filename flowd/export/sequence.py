@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from flowd.config import RefreshRate, TemplateConfig
+    from flowd.config.schema import RefreshRate, TemplateConfig
 
 DEFAULT_PACKETS: Final = 4800
 DEFAULT_SECONDS: Final = 60.0

@@ -62,12 +62,12 @@ from typing import TYPE_CHECKING, Final
 import numpy as np
 import numpy.typing as npt
 
-from flowd.batch import F64, FlowRecords
 from flowd.export.ie import IE, V9ScopeType, field_dtype, lookup
-from flowd.flowkey import DPORT, IFINDEX, PROTO, SPORT, TOS, is_ipv4, u16_column
+from flowd.model.batch import F64, FlowRecords
+from flowd.model.flowkey import DPORT, IFINDEX, PROTO, SPORT, TOS, is_ipv4, u16_column
 
 if TYPE_CHECKING:
-    from flowd.config import TemplateConfig
+    from flowd.config.schema import TemplateConfig
     from flowd.export.sequence import ExportState
 
 

@@ -44,8 +44,8 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from flowd.batch import F64, FlowRecords
-from flowd.flowkey import DPORT, IFINDEX, PROTO, SPORT, TOS, is_ipv4, u16_column
+from flowd.model.batch import F64, FlowRecords
+from flowd.model.flowkey import DPORT, IFINDEX, PROTO, SPORT, TOS, is_ipv4, u16_column
 
 VERSION: Final = 5
 V5_HEADER: Final = struct.Struct("!HHIIIIBBH")

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from flowd.junos import Key, KeyPath, curly_lines
+from flowd.syntax.junos import Key, KeyPath, curly_lines
 
 _MARK_PAD = "   "  # after the + or -, so a first-level statement starts at column 4 as in Junos
 

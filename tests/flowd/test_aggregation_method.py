@@ -13,11 +13,12 @@ import dpkt
 import numpy as np
 import pytest
 
-from flowd.batch import FrameBatch
-from flowd.config import parse_config
+from flowd.config.loader import parse_config
 from flowd.control import methods
-from flowd.probe import Probe
-from flowd.shard import Query, QueryKind, Shard, ShardReport
+from flowd.core.query import shard_flows
+from flowd.model.batch import FrameBatch
+from flowd.runtime.probe import Probe
+from flowd.runtime.shard import Query, QueryKind, Shard, ShardReport
 
 T0 = 1_700_000_000.0
 
@@ -145,7 +146,7 @@ def test_worker_flows_are_merged_and_split_by_family(probe: Probe) -> None:
 
         async def query(self, query: Query) -> list[ShardReport]:
             assert query.kind is QueryKind.FLOWS
-            return [other.report(T0, flows=methods.shard_flows(other.pipeline, query.params))]
+            return [other.report(T0, flows=shard_flows(other.pipeline, query.params))]
 
     probe.workers = Pool()  # type: ignore[assignment]
     assert [f["source_address"] for f in call(probe, {"template_name": "v4"})["flows"]] == [

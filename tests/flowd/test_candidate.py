@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from flowd import config, junos
-from flowd.rollback import RollbackStore
-from flowd.statements import statement_tree
+from flowd.config import loader as config
+from flowd.syntax import junos
+from flowd.config.rollback import RollbackStore
+from flowd.config.statements import statement_tree
 from flowd.syntax.compare import compare
 from flowd.syntax.edit import delete_statement, normalize, set_statement
 from flowd.syntax.schema import MISSING_ARGUMENT, SYNTAX_ERROR, StatementError, candidates, walk

@@ -8,9 +8,11 @@ import pytest
 import yaml
 
 from fakes import FakeClock
-from flowd import config, junos
+from flowd.config import loader as config
+from flowd.syntax import junos
 from flowd.control.database import Database, DatabaseError, open_database, run_confirm_timer
-from flowd.rollback import RollbackStore
+from flowd.config.rollback import RollbackStore
+from flowd.config.schema import Config
 from flowd.syntax.schema import StatementError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,7 +27,7 @@ class Daemon:
         self.running = config.load_config(str(path))
         self.fail = False
 
-    def check(self, text: str) -> config.Config:
+    def check(self, text: str) -> Config:
         return config.parse_config(text, source="candidate", syntax="junos")
 
     def apply(self) -> bool:

@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 from flowdecode import ELEMENTS
 
-from flowd.batch import FlowRecords
-from flowd.config import RefreshRate, TemplateConfig
+from flowd.config.schema import RefreshRate, TemplateConfig
 from flowd.export.ie import BY_ID, BY_NAME, IES, UnknownElement, field_dtype, lookup
 from flowd.export.templates import (
     SOURCES,
@@ -32,7 +31,8 @@ from flowd.export.templates import (
     plan_for,
     template_for,
 )
-from flowd.flowkey import KEY_BYTES, FlowKey
+from flowd.model.batch import FlowRecords
+from flowd.model.flowkey import KEY_BYTES, FlowKey
 
 BOOT = 1_700_000_000.0
 NOW = BOOT + 12.345678

@@ -34,8 +34,7 @@ from test_ie_templates import (
     records,
 )
 
-from flowd.batch import FlowRecords
-from flowd.config import TemplateConfig
+from flowd.config.schema import TemplateConfig
 from flowd.export.ipfix import (
     IPFIX_HEADER,
     MAX_SIZE,
@@ -47,6 +46,7 @@ from flowd.export.ipfix import (
 )
 from flowd.export.sequence import ExportState, Refresh
 from flowd.export.templates import SPECS, ExportFormat, ExportPlan, plan_for
+from flowd.model.batch import FlowRecords
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "export"
 PORT = 4739

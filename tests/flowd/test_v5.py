@@ -13,9 +13,16 @@ import dpkt  # type: ignore[import-untyped]
 import numpy as np
 import pytest
 
-from flowd.batch import FlowRecords
-from flowd.export.v5 import MAX_RECORDS, V5_HEADER, V5_RECORD, V5_RECORD_DTYPE, V5Header, encode_v5
-from flowd.flowkey import KEY_BYTES, FlowKey
+from flowd.export.v5 import (
+    MAX_RECORDS,
+    V5_HEADER,
+    V5_RECORD,
+    V5_RECORD_DTYPE,
+    V5Header,
+    encode_v5,
+)
+from flowd.model.batch import FlowRecords
+from flowd.model.flowkey import KEY_BYTES, FlowKey
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "export" / "v5_three_flows.bin"
 

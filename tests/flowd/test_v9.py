@@ -33,11 +33,11 @@ from test_ie_templates import (
     records,
 )
 
-from flowd.batch import FlowRecords
-from flowd.config import TemplateConfig
+from flowd.config.schema import TemplateConfig
 from flowd.export.sequence import ExportState, Refresh
 from flowd.export.templates import SPECS, ExportFormat, ExportPlan, plan_for
 from flowd.export.v9 import MAX_SIZE, FlowSetId, encode_v9
+from flowd.model.batch import FlowRecords
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "export"
 PORT = 2055
@@ -246,7 +246,7 @@ def test_bad_arguments(kwargs: dict[str, Any], message: str) -> None:
 
 
 def test_refresh_rates_from_the_template_configuration() -> None:
-    from flowd.config import RefreshRate
+    from flowd.config.schema import RefreshRate
     cfg = TemplateConfig("t", "9", "ipv4", template_refresh=RefreshRate(10, 20.0), option_refresh=RefreshRate(7, 30.0))
     state = ExportState.for_template(cfg)
     assert (state.templates.packets, state.templates.seconds, state.options.packets, state.options.seconds) == \

@@ -10,11 +10,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from collectors import HAVE_NFDUMP, start_nfcapd
-from flowd.batchmode import run_batch
-from flowd.config import load_config
-from flowd.synth import SynthSpec, write_capture
+
+from flowd.config.loader import load_config
+from flowd.config.overrides import with_overrides
+from flowd.runtime.batch_mode import run_batch
+from flowd.testing.synth import SynthSpec, write_capture
 
 REPO = Path(__file__).resolve().parents[2]
 PCAPS = REPO.parent / "shared" / "pcaps"
@@ -118,7 +119,7 @@ def test_bad_config_names_key_path_and_line(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not PCAPS.is_dir(), reason="../shared/pcaps is absent")
 def test_every_shared_capture_goes_through_without_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
-    cfg = load_config(None).with_overrides(flow_servers=[("127.0.0.1", 9)], source_address="127.0.0.1")
+    cfg = with_overrides(load_config(None), flow_servers=[("127.0.0.1", 9)], source_address="127.0.0.1")
     files = sorted(p for sub in ("real", "malformed", "flow-export") for p in (PCAPS / sub).rglob("*")
                    if p.is_file())
     assert len(files) > 500

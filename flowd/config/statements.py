@@ -14,7 +14,7 @@ from dataclasses import fields
 from functools import cache
 from typing import Any, Final
 
-from flowd import config as schema
+from flowd.config import checker, schema
 
 Node = dict[str, Any]
 
@@ -62,7 +62,7 @@ def field_leaves(cls: type) -> dict[str, Node]:
         if key is None or meta["kind"] not in _KIND_TYPE:
             continue
         kind = _KIND_TYPE[meta["kind"]]
-        pattern = schema._GROUP.pattern if meta["kind"] == "group" else None
+        pattern = checker.GROUP_RE.pattern if meta["kind"] == "group" else None
         out[key] = leaf(_first(meta["help"]), value(kind, f"<{key}>", _first(meta["help"]), range=meta["range"],
                                                     pattern=pattern))
     return out
@@ -72,7 +72,7 @@ def _field(cls: type, name: str) -> Mapping[str, Any]:
     return next(f.metadata for f in fields(cls) if f.name == name)
 
 
-_NAME_PATTERN: Final = schema._NAME.pattern
+_NAME_PATTERN: Final = checker.NAME_RE.pattern
 FAMILY: Final = value("choice", "<family>", "Protocol family",
                       choices=[("inet", "IPv4 parameters"), ("inet6", "IPv6 parameters")])
 
@@ -106,7 +106,7 @@ def _family_body() -> Node:
                              value("address", "<hostname>", "Name of host collecting cflowd packets"), server),
         "interface": keyed("Interfaces used to send monitored information",
                            value("name", "<interface-name>", "Name of interface",
-                                 pattern=schema._SERVICE_IF.pattern), service),
+                                 pattern=checker.SERVICE_IF_RE.pattern), service),
     })
     return container("Sampling parameters for this family", {"input": _sampling_input(), "output": output})
 
@@ -202,7 +202,7 @@ def _interfaces() -> Node:
                                                  range=(0, 16385)), unit),
         "description": leaf("Text description of interface", text)})
     return keyed("Interface configuration", value("name", "<interface-name>", "Interface name",
-                                                  pattern=schema._IFNAME.pattern), interface)
+                                                  pattern=checker.IFNAME_RE.pattern), interface)
 
 
 def _flowd() -> Node:
@@ -214,11 +214,11 @@ def _flowd() -> Node:
                                 choices=[("in", "Packets arriving on the interface"),
                                          ("both", "Packets arriving and leaving")])),
     })
-    linux = value("name", "<linux-interface>", "Linux interface name", pattern=schema._LINUX_IF.pattern)
+    linux = value("name", "<linux-interface>", "Linux interface name", pattern=checker.LINUX_IF_RE.pattern)
     return container("flowd's own settings", {
         "interface-map": keyed("Router interface names to Linux interfaces",
                                value("name", "<interface-name>", "Junos interface name",
-                                     pattern=schema._IFNAME.pattern),
+                                     pattern=checker.IFNAME_RE.pattern),
                                leaf("Linux interface", linux)),
         "flow-table": container("The flow cache", field_leaves(schema.FlowTableConfig)),
         "control": container("The control socket", field_leaves(schema.ControlConfig)),
