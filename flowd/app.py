@@ -68,8 +68,11 @@ class App:
         """Ask the daemon to shut down (signal handlers call this)."""
         self.stopping.set()
 
-    def reload(self) -> bool:
-        """Re-read and validate the configuration; keep the running one when the new one is bad."""
+    def reload(self, user: str | None = None) -> bool:
+        """Re-read and validate the configuration; keep the running one when the new one is bad.
+
+        ``user``: who committed it (configuration mode), for `show system uptime`'s `Last configured`.
+        """
         if self.load_config is None:
             return False
         if self._ready:
@@ -77,6 +80,7 @@ class App:
         try:
             cfg = self.load_config()
             self.probe.reload(cfg, self.clock.time())
+            self.probe.configured_by = user
         except (ConfigError, ExportSocketError) as exc:
             log.error("configuration reload failed, keeping the running configuration: %s", exc)
             ok = False

@@ -25,6 +25,8 @@ KEYWORD_HELP: Final = {
     "clear": "Clear information in the system",
     "clear services": "Clear services information",
     "clear services accounting": "Clear service accounting information",
+    "clear firewall": "Clear firewall counters",
+    "show firewall": "Show firewall information",
 }
 
 U32: Final = 2**32 - 1
@@ -135,6 +137,29 @@ AGGREGATION_TEMPLATE_NOTE: Final = (
     "keeps the N largest flows. XML/JSON: the entries sit in `flow-aggregate-template-detail-ipv4`, `-ipv6`, "
     "`-mpls`, `-mpls-ipv4` or `-peer-as-billing` (by template type) with the leaves named after the labels "
     "(`source-mask`, `mpls-label-1`, `top-label-address`, `destination-peer-as`, `bgp-nexthop`, ...).")
+FIREWALL_NOTE: Final = (
+    "One block per configured filter: a blank line, `Filter: NAME`, then `Counters:` and a `Name / Bytes / "
+    "Packets` table of the counters its terms `count` (the name left-aligned in 40 columns, bytes right-aligned "
+    "in 17, packets in 21). Packets are those the term took (first match decides, as the filter runs); bytes "
+    "are their IP bytes (IPv4 total length, IPv6 payload length + 40), summed over every capture worker since "
+    "the start, `clear firewall` or `clear services accounting statistics`. `filter NAME` and `counter NAME` "
+    "narrow the listing; naming something not configured is an error. XML/JSON: `filter-information` "
+    "{`filter-name`, `counter` {`counter-name`, `packet-count`, `byte-count`}}.")
+COMMIT_NOTE: Final = (
+    "The rollback store, newest first, as Junos lists it: `N   YYYY-MM-DD HH:MM:SS UTC by USER via cli`, "
+    "` commit confirmed, rollback in Nmins` for an unconfirmed `commit confirmed`, and the commit comment "
+    "on the next line, indented. Entry 0 is the active configuration; `rollback N` in configuration mode "
+    "loads entry N. XML/JSON: `commit-history` {`sequence-number`, `user`, `client`, `date-time`, "
+    "`comment`}.")
+CONFIGURE_NOTE: Final = (
+    "Enters configuration mode (docs/operator-guide.md, \"Configuration mode\"): the prompt becomes `user@host#` "
+    "under an `[edit ...]` banner; `set`, `delete`, `edit`, `up`, `top`, `show [| display set | compare "
+    "[rollback N]]`, `commit [check | confirmed [N] | comment TEXT | and-quit]`, `rollback [N]`, `load (merge | "
+    "override | replace) (terminal | FILE)`, `run COMMAND`, `status`, `exit [configuration-mode]`, `quit`. "
+    "Statements, value types, ranges and help come from the daemon's schema (`config.schema`). `private` "
+    "edits a copy of its own; `exclusive` locks out every other session until it exits. Only root, the "
+    "daemon's user and the admin group may enter it. In scripts (`flowcli -c \"configure; set ...; commit\"`) "
+    "the exit status is 1 when any line, the commit included, failed.")
 PASSIVE_NOTE: Final = "The same output as the `show services accounting` command of the same name."
 
 COMMANDS: Final = (
@@ -176,6 +201,20 @@ COMMANDS: Final = (
             rpc="accounting.clear_statistics", pipes=False, notes="Prints nothing on success."),
     Command("clear services accounting flow", "Expire and export all cached flows",
             rpc="accounting.clear_flows", pipes=False, notes="Prints nothing on success."),
+    Command("show firewall", "Show firewall counters", rpc="firewall.show",
+            options=(Opt("filter", Name("<filter-name>"), "Name of filter"),
+                     Opt("counter", Name("<counter-name>"), "Name of counter")), notes=FIREWALL_NOTE),
+    Command("clear firewall", "Clear firewall counters", rpc="firewall.clear", pipes=False,
+            options=(Opt("filter", Name("<filter-name>"), "Name of filter", required=True),
+                     Opt("counter", Name("<counter-name>"), "Name of counter")),
+            notes="Zeroes the filter's counters (or the one named) as `show firewall` reports them; needs the "
+                  "admin group. Prints nothing on success."),
+    Command("show system commit", "Show pending commit operation and commit history", rpc="config.history",
+            notes=COMMIT_NOTE),
+    Command("configure", "Manipulate software configuration information", local=Local.CONFIGURE, pipes=False,
+            options=(Level((("private", "Work in private database"),
+                            ("exclusive", "Obtain exclusive lock (other users cannot make changes)")),
+                           default="shared"),), notes=CONFIGURE_NOTE),
     Command("help", "Provide help information", local=Local.HELP, pipes=False),
     Command("exit", "Exit the management session", local=Local.EXIT, pipes=False),
     Command("quit", "Exit the management session", local=Local.EXIT, pipes=False),

@@ -58,6 +58,7 @@ class Local(Enum):
 
     EXIT = "exit"
     HELP = "help"
+    CONFIGURE = "configure"  # enter configuration mode (shell.configmode)
 
 
 @dataclass(frozen=True, slots=True)

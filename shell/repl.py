@@ -70,20 +70,6 @@ def prompt_text(mark: str = ">") -> str:
     return f"{user}@{socket.gethostname().split('.')[0]}{mark} "
 
 
-CONFIGURE_MODES: Final = (("private", "private"), ("exclusive", "exclusive"))
-
-
-def configure_mode(line: str) -> str | None:
-    """The mode when ``line`` is `configure [private | exclusive]` (abbreviations allowed), else None."""
-    words = line.split()
-    if not words or len(words) > 2 or len(words[0]) < 3 or not "configure".startswith(words[0]):
-        return None
-    if len(words) == 1:
-        return "shared"
-    found = [mode for word, mode in CONFIGURE_MODES if word.startswith(words[1])]
-    return found[0] if len(found) == 1 else None
-
-
 async def _help(match: Match, client: Client, parser: Parser) -> Output:
     listing = parser.candidates("")
     return Output(format_candidates(c for c in listing.candidates if c.word != ENTER_WORD), False)
@@ -93,9 +79,14 @@ async def _exit(match: Match, client: Client, parser: Parser) -> Output:
     raise ExitShell
 
 
+async def _configure(match: Match, client: Client, parser: Parser) -> Output:
+    raise CommandError("already in configuration mode")  # `run configure`; the loops enter it themselves
+
+
 LOCAL_ACTIONS: Final[dict[Local, Callable[[Match, Client, Parser], Awaitable[Output]]]] = {
     Local.HELP: _help,
     Local.EXIT: _exit,
+    Local.CONFIGURE: _configure,
 }
 
 
@@ -161,10 +152,11 @@ async def run_batch(commands: Iterable[str], client: Client, out: TextIO, err: T
                 continue
             _write_lines(out, output.lines)
             continue
-        if (mode := configure_mode(line)) is not None:
+        result = parser.resolve(line)
+        if isinstance(result, Match) and result.command.local is Local.CONFIGURE:
             session = ConfigSession(client, operational)
             try:
-                _write_lines(out, await session.enter(mode))
+                _write_lines(out, await session.enter(result.level or "shared"))
             except ConfigCommandError as exc:
                 _write_lines(err, exc.lines)
                 status = 1
@@ -174,7 +166,6 @@ async def run_batch(commands: Iterable[str], client: Client, out: TextIO, err: T
                 return 1
             config = session
             continue
-        result = parser.resolve(line)
         if result is None:
             continue
         if not isinstance(result, Match):
@@ -296,16 +287,16 @@ async def run_interactive(client: Client, *, prompt: str | None = None, history:
                     continue
                 terminal.show(output)
                 continue
-            if (wanted := configure_mode(line)) is not None:
+            result = parser.resolve(line)
+            if isinstance(result, Match) and result.command.local is Local.CONFIGURE:
                 entering = ConfigSession(client, operational, _terminal_reader(session))
                 try:
-                    _write_lines(terminal.out, await entering.enter(wanted))
+                    _write_lines(terminal.out, await entering.enter(result.level or "shared"))
                 except ConfigCommandError as exc:
                     _write_lines(terminal.out, exc.lines)
                     continue
                 mode.append(entering)
                 continue
-            result = parser.resolve(line)
             if result is None:
                 continue
             if not isinstance(result, Match):

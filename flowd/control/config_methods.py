@@ -122,7 +122,7 @@ def _load(db: Database, who: Caller, params: Mapping[str, Any], now: float) -> d
 
 
 def _history(db: Database, who: Caller, params: Mapping[str, Any], now: float) -> dict[str, Any]:
-    return {"commits": db.history()}
+    return {"commits": db.history(now)}
 
 
 # name -> (handler, needs the admin group)

@@ -52,7 +52,7 @@ class DatabaseError(Exception):
 
 
 class Applier(Protocol):
-    def __call__(self) -> bool:
+    def __call__(self, user: str) -> bool:
         """Re-read the written file and apply it as SIGHUP does; False when the running configuration stayed."""
         ...
 
@@ -341,7 +341,7 @@ class Database:
         except OSError as exc:
             raise DatabaseError(f"error: cannot write {path}: {exc.strerror or exc}\n"
                                 "error: configuration commit failed") from None
-        if not self.apply():
+        if not self.apply(user):
             if old_text is not None:
                 write_atomic(path, old_text)
             raise DatabaseError("error: the daemon could not apply the configuration (see its log); "
@@ -374,8 +374,12 @@ class Database:
         log.warning("commit confirmed by %s was not confirmed; automatic rollback complete", pending.user)
         return True
 
-    def history(self) -> list[dict[str, Any]]:
-        return [history_entry(c, i) for i, c in enumerate(self.store.history())]
+    def history(self, now: float | None = None) -> list[dict[str, Any]]:
+        """The rollback store newest first; the unconfirmed `commit confirmed` says when it rolls back."""
+        out = [history_entry(c, i) for i, c in enumerate(self.store.history())]
+        if out and self.pending is not None and now is not None:
+            out[0]["rollback_in"] = max(0.0, self.pending.deadline - now) / self.confirm_unit * 60
+        return out
 
 
 async def run_confirm_timer(db: Database, clock: Clock) -> None:

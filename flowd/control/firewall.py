@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from flowd.core.query import QueryError
 from flowd.runtime.probe import Probe
 from flowd.runtime.shard import merge_ingest
 
 
-class UnknownFilter(Exception):
+class UnknownFilter(QueryError):
     """`filter NAME` or `counter NAME` names nothing configured; ``str()`` is the Junos-style message."""
 
 

@@ -35,6 +35,7 @@ from flowd.model.flowkey import (
     FlowKey,
     is_ipv4,
 )
+from flowd.control import firewall
 from flowd.runtime import host
 from flowd.runtime.probe import Probe
 from flowd.runtime.shard import (
@@ -343,8 +344,8 @@ def system_uptime(probe: Probe, params: Mapping[str, Any], now: float) -> dict[s
     booted = host.boot_time(now)
     users = host.logged_in_users()
     return {"current_time": _iso(now), "system_booted": _iso(booted), "daemon_started": _iso(probe.started),
-            "last_configured": _iso(probe.configured_at), "load_average": host.load_average(),
-            "users": users}
+            "last_configured": _iso(probe.configured_at), "last_configured_by": probe.configured_by,
+            "time_source": host.time_source(), "load_average": host.load_average(), "users": users}
 
 
 def system_configuration(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
@@ -376,6 +377,8 @@ METHODS: Final[Mapping[str, Method]] = {
     "accounting.clear_statistics": Method(clear_statistics, frozenset(), admin=True,
                                           query=QueryKind.CLEAR_STATISTICS),
     "accounting.clear_flows": Method(clear_flows, frozenset(), admin=True, query=QueryKind.CLEAR_FLOWS),
+    "firewall.show": Method(firewall.show_firewall, frozenset({"filter", "counter"}), query=REPORT),
+    "firewall.clear": Method(firewall.clear_firewall, frozenset({"filter", "counter"}), admin=True, query=REPORT),
     "system.version": Method(system_version, frozenset()),
     "system.uptime": Method(system_uptime, frozenset()),
     "system.configuration": Method(system_configuration, frozenset()),

@@ -44,6 +44,7 @@ class Probe:
         self.cfg = cfg
         self.started = now
         self.configured_at = now
+        self.configured_by: str | None = None  # the user of the last commit (None: a file, SIGHUP)
         self.shard = Shard(cfg)
         self.exporter = exporter if exporter is not None else Exporter(
             cfg, boot=now, udp_factory=partial(UdpSender, wait_limit=0.0))  # never block the event loop

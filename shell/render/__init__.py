@@ -9,7 +9,9 @@ from typing import Any, Final
 from shell.render import (
     accounting,
     aggregation_template,
+    commit,
     configuration,
+    firewall,
     flow_detail,
     system,
 )
@@ -57,6 +59,10 @@ RENDERERS: Final[Mapping[str, Renderer]] = {
         accounting.render_usage, _structured(accounting.usage_tree), f"{ROOT}/usage-information"),
     "accounting.clear_statistics": Renderer(accounting.render_nothing),
     "accounting.clear_flows": Renderer(accounting.render_nothing),
+    "firewall.show": Renderer(firewall.render_firewall, _structured(firewall.firewall_tree), "firewall-information"),
+    "firewall.clear": Renderer(accounting.render_nothing),
+    "config.history": Renderer(commit.render_commit_history, _structured(commit.commit_history_tree),
+                               "commit-information/commit-history"),
     "system.version": Renderer(system.render_version, _structured(system.version_tree), "software-information"),
     "system.uptime": Renderer(system.render_uptime, _structured(system.uptime_tree), "system-uptime-information"),
     "system.configuration": Renderer(

@@ -30,7 +30,7 @@ class Daemon:
     def check(self, text: str) -> Config:
         return config.parse_config(text, source="candidate", syntax="junos")
 
-    def apply(self) -> bool:
+    def apply(self, user: str) -> bool:
         if self.fail:
             return False
         self.running = config.load_config(str(self.path))
@@ -219,7 +219,7 @@ def test_load_override_merge_and_set_lines(tmp_path: Path) -> None:
 def test_embedded_default_has_no_file_to_commit_to(tmp_path: Path) -> None:
     daemon_cfg = config.load_config(None)
     db = Database(None, "yaml", dict(daemon_cfg.tree), RollbackStore(tmp_path),
-                  lambda text: config.parse_config(text, source="c", syntax="junos"), lambda: True)
+                  lambda text: config.parse_config(text, source="c", syntax="junos"), lambda user: True)
     db.enter(1, "alice", 100, "shared", 0.0)
     assert db.commit(1, "alice", 0.0, check=True) == ["configuration check succeeds"]
     with pytest.raises(DatabaseError, match="embedded default"):

@@ -15,7 +15,7 @@ def complete(text: str) -> list[Completion]:
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("", [("clear", 0), ("exit", 0), ("help", 0), ("quit", 0), ("show", 0)]),
+    ("", [("clear", 0), ("configure", 0), ("exit", 0), ("help", 0), ("quit", 0), ("show", 0)]),
     ("sh", [("show", -2)]),
     ("show s", [("services", -1), ("system", -1)]),
     ("show ser", [("services", -3)]),

@@ -213,8 +213,12 @@ def test_blank_line_is_nothing() -> None:
 
 # line -> the words `?` lists (in order)
 HELP_WORDS = [
-    ("", ["clear", "exit", "help", "quit", "show"]),
-    ("show ", ["configuration", "passive-monitoring", "services", "system", "version"]),
+    ("", ["clear", "configure", "exit", "help", "quit", "show"]),
+    ("show ", ["configuration", "firewall", "passive-monitoring", "services", "system", "version"]),
+    ("show firewall ", ["<[Enter]>", "counter", "filter", "|"]),
+    ("show firewall filter ", ["<filter-name>"]),
+    ("clear firewall ", ["counter", "filter"]),
+    ("configure ", ["<[Enter]>", "exclusive", "private"]),
     ("show s", ["services", "system"]),
     ("show services accounting ", ["aggregation", "errors", "flow", "flow-detail", "memory",
                                    "packet-size-distribution", "status", "usage"]),
