@@ -48,7 +48,11 @@ DISCARD_QUESTION: Final = "Discard uncommitted changes? [yes,no] (yes) "
 
 
 class LeaveConfiguration(Exception):
-    """The session left configuration mode (`exit` at the top, `quit`, `commit and-quit`)."""
+    """The session leaves configuration mode (`exit` at the top, `quit`, `commit and-quit`); ``lines`` to print first."""
+
+    def __init__(self, lines: Sequence[str] = ()) -> None:
+        super().__init__("leave configuration mode")
+        self.lines = list(lines)
 
 
 class ConfigCommandError(Exception):
@@ -198,29 +202,48 @@ async def _top(s: ConfigSession, rest: Sequence[Word], line: str) -> Output:
     return Output([], False)
 
 
-def _split_pipes(rest: Sequence[Word]) -> tuple[list[Word], str]:
-    for i, word in enumerate(rest):
+def _split_pipes(rest: Sequence[Word]) -> tuple[list[Word], list[list[str]]]:
+    """The statement words, then each `| ...` segment's words."""
+    where: list[Word] = []
+    segments: list[list[str]] = []
+    for word in rest:
         if word.is_pipe:
-            return list(rest[:i]), " ".join(w.text for w in rest[i:])
-    return list(rest), ""
+            segments.append([])
+        elif segments:
+            segments[-1].append(word.text)
+        else:
+            where.append(word)
+    return where, segments
+
+
+def _compare(segments: list[list[str]]) -> tuple[bool, int | None, list[list[str]]]:
+    """Take `| compare [rollback N]` out of the pipes: (asked, rollback N, the other pipes)."""
+    others = [seg for seg in segments if not (seg and len(seg[0]) >= 3 and "compare".startswith(seg[0]))]
+    asked = [seg for seg in segments if seg not in others]
+    if not asked:
+        return False, None, others
+    seg = asked[-1]
+    if len(seg) == 1:
+        return True, None, others
+    if len(seg) == 3 and "rollback".startswith(seg[1]) and seg[2].isdigit() and int(seg[2]) <= 49:
+        return True, int(seg[2]), others
+    raise ConfigCommandError(["syntax error, expecting compare [rollback <0..49>]."])
 
 
 async def _show(s: ConfigSession, rest: Sequence[Word], line: str) -> Output:
-    where, pipes = _split_pipes(rest)
+    where, segments = _split_pipes(rest)
     path = list(s.level)
     if where:
         resolved = await s._statement("config.edit", where)
         path = resolved["path"]
-    compare = pipes.split()[:2] == ["|", "compare"] or (pipes.split()[:2] == ["|", "comp"])
+    compare, rollback, segments = _compare(segments)
+    match = _pipes(" ".join("| " + " ".join(seg) for seg in segments))
     if compare:
-        words = pipes.split()
-        rollback = int(words[3]) if len(words) >= 4 and words[2].startswith("rollb") else None
-        result = await s.client.call("config.compare", {"path": path, "rollback": rollback})
-        return Output(result["lines"])
-    tree = (await s.client.call("config.show", {"path": path}))["config"]
-    match = _pipes(pipes)
-    lines = to_set(_wrap(path, tree)) if match is not None and display_format(match.pipes) == "set" else \
-        to_curly(tree)
+        lines = (await s.client.call("config.compare", {"path": path, "rollback": rollback}))["lines"]
+    else:
+        tree = (await s.client.call("config.show", {"path": path}))["config"]
+        wants_set = match is not None and display_format(match.pipes) == "set"
+        lines = to_set(_wrap(path, tree)) if wants_set else to_curly(tree)
     if match is None:
         return Output(lines)
     try:
@@ -271,7 +294,7 @@ async def _commit(s: ConfigSession, rest: Sequence[Word], line: str) -> Output:
     result = await s.client.call("config.commit", params)
     await s.refresh_known()
     if quit_after:
-        raise LeaveConfiguration(result["lines"] + ["Exiting configuration mode"])
+        raise LeaveConfiguration(result["lines"])
     return Output(result["lines"], False)
 
 

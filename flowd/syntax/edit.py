@@ -12,6 +12,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from flowd.syntax.junos import is_keyed_list
 from flowd.syntax.schema import Key, KeyPath, Node, Resolved
 
 Tree = dict[Key, Any]
@@ -135,35 +136,45 @@ def subtree(tree: Mapping[Key, Any], path: KeyPath) -> Tree:
 def normalize(schema: Node, tree: Mapping[Key, Any]) -> Tree:
     """One spelling per meaning, so that trees compare equal when they configure the same thing.
 
-    List entries are always a dict of entries (`family inet;` and YAML lists expanded), and an empty
-    block or entry is the flag form ``True`` (what `show configuration` prints as `name;`). Statements the
-    schema does not know are kept as they are (the validator reports them).
+    An empty block or entry is the flag form ``True`` (`name;`); a keyed list (junos.KEYED_LISTS) holding
+    one plain entry is the one-line form (`family inet;`, `address 10.1.1.1/20;`), as Junos prints it,
+    other lists a dict of entries (YAML lists expanded). Statements the schema does not know are kept
+    as they are (the validator reports them).
     """
-    return _normalize(schema, tree)
+    return _normalize(schema, tree, ())
 
 
-def _normalize(node: Node, tree: Mapping[Key, Any]) -> Tree:
+def _normalize(node: Node, tree: Mapping[Key, Any], path: KeyPath) -> Tree:
     out: Tree = {}
     children = node.get("children", {}) if node["kind"] == "container" else {}
     for key, value in tree.items():
         child = children.get(key) if isinstance(key, str) else None
+        here = path + (key,)
         if child is None:
             out[key] = copy.deepcopy(value)
         elif child["kind"] == "list":
-            if isinstance(value, list):
-                value = {item: True for item in value}
-            elif not isinstance(value, Mapping):
-                value = {value: True}
-            body = child["body"]
-            out[key] = {name: (_empty(_normalize(body, entry)) if isinstance(entry, Mapping) and body is not None
-                               and body["kind"] == "container" else (True if entry == {} else copy.deepcopy(entry)))
-                        for name, entry in value.items()}
+            out[key] = _entries(child, value, here)
         elif child["kind"] == "container" and isinstance(value, Mapping):
-            out[key] = _empty(_normalize(child, value))
+            out[key] = _normalize(child, value, here) or True
         else:
             out[key] = copy.deepcopy(value)
     return out
 
 
-def _empty(block: Tree) -> Tree | bool:
-    return block if block else True
+def _entries(node: Node, value: Any, path: KeyPath) -> Any:
+    if isinstance(value, list):
+        value = {item: True for item in value}
+    elif not isinstance(value, Mapping):
+        value = {value: True}
+    body = node["body"]
+    entries: Tree = {}
+    for name, entry in value.items():
+        if isinstance(entry, Mapping) and body is not None and body["kind"] == "container":
+            entries[name] = _normalize(body, entry, path + (name,)) or True
+        else:
+            entries[name] = True if entry == {} else copy.deepcopy(entry)
+    if len(entries) == 1 and is_keyed_list(path):
+        (name, entry), = entries.items()
+        if entry is True:
+            return name
+    return entries
