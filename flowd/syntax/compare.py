@@ -18,33 +18,40 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from flowd.syntax.junos import Key, KeyPath, curly_lines
+from flowd.syntax.junos import Key, KeyPath, curly_lines, is_keyed_list
 
 _MARK_PAD = "   "  # after the + or -, so a first-level statement starts at column 4 as in Junos
 
 
-def _statement(key: Key, value: Any, path: KeyPath) -> list[str]:
-    return curly_lines({key: value}, path, 0)
+def _statement(key: Key, value: Any, path: KeyPath) -> tuple[KeyPath, list[str]]:
+    """Where the statement is printed and its lines; a list entry prints under its list's keyword, as Junos
+    does (`[edit ... output]` / `+   flow-server 127.0.0.2 {`)."""
+    if path and is_keyed_list(path):
+        entry: Any = key if value is True else {key: value}
+        return path[:-1], curly_lines({path[-1]: entry}, path[:-1], 0)
+    return path, curly_lines({key: value}, path, 0)
+
+
+def _marked(mark: str, key: Key, value: Any, path: KeyPath) -> Iterator[tuple[KeyPath, str]]:
+    where, lines = _statement(key, value, path)
+    for line in lines:
+        yield where, f"{mark}{_MARK_PAD}{line}"
 
 
 def _changes(old: Mapping[Key, Any], new: Mapping[Key, Any], path: KeyPath) -> Iterator[tuple[KeyPath, str]]:
     for key, value in old.items():
         if key not in new:
-            for line in _statement(key, value, path):
-                yield path, f"-{_MARK_PAD}{line}"
+            yield from _marked("-", key, value, path)
     for key, value in new.items():
         if key not in old:
-            for line in _statement(key, value, path):
-                yield path, f"+{_MARK_PAD}{line}"
+            yield from _marked("+", key, value, path)
             continue
         before = old[key]
         if isinstance(before, Mapping) and isinstance(value, Mapping):
             yield from _changes(before, value, path + (key,))
         elif before != value or type(before) is not type(value):
-            for line in _statement(key, before, path):
-                yield path, f"-{_MARK_PAD}{line}"
-            for line in _statement(key, value, path):
-                yield path, f"+{_MARK_PAD}{line}"
+            yield from _marked("-", key, before, path)
+            yield from _marked("+", key, value, path)
 
 
 def compare(old: Mapping[Key, Any], new: Mapping[Key, Any], base: KeyPath = ()) -> list[str]:
