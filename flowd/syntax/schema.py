@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -83,26 +83,23 @@ def _range_text(value: Mapping[str, Any]) -> str:
     return f"{lo}..{hi}"
 
 
-def _number(text: str, value: Mapping[str, Any], index: int) -> int:
-    if not _INT.fullmatch(text):
-        raise StatementError(index, f"error: invalid numeric value: '{text}'")
-    number = int(text)
+def _check_range(number: float, text: str, value: Mapping[str, Any], index: int) -> None:
     if value.get("range") is not None:
         lo, hi = value["range"]
         if not lo <= number <= hi:
             raise StatementError(index, f"error: value out of range: {text} is not within range "
                                         f"({_range_text(value)})")
-    return number
+
+
+def _number(text: str, value: Mapping[str, Any], index: int) -> int:
+    if not _INT.fullmatch(text):
+        raise StatementError(index, f"error: invalid numeric value: '{text}'")
+    _check_range(int(text), text, value, index)
+    return int(text)
 
 
 def _choice(text: str, value: Mapping[str, Any], index: int) -> str:
-    words = [w for w, _ in value.get("choices") or ()]
-    if text in words:
-        return text
-    found = [w for w in words if w.startswith(text)]
-    if len(found) == 1:
-        return found[0]
-    raise StatementError(index, SYNTAX_ERROR)
+    return keyword(text, [w for w, _ in value.get("choices") or ()], index)
 
 
 def check_value(text: str, value: Mapping[str, Any], index: int) -> Key:
@@ -114,12 +111,7 @@ def check_value(text: str, value: Mapping[str, Any], index: int) -> Key:
         m = _DURATION.fullmatch(text)
         if m is None:
             raise StatementError(index, f"error: invalid value: '{text}' (seconds, or 30s, 5m, 1h)")
-        seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-        if value.get("range") is not None:
-            lo, hi = value["range"]
-            if not lo <= seconds <= hi:
-                raise StatementError(index, f"error: value out of range: {text} is not within range "
-                                            f"({_range_text(value)})")
+        _check_range(float(m.group(1)) * _UNIT_SECONDS[m.group(2)], text, value, index)
         return word_value(text)
     if kind == "choice":
         return word_value(_choice(text, value, index))
@@ -153,8 +145,9 @@ def check_value(text: str, value: Mapping[str, Any], index: int) -> Key:
     return word_value(text) if kind == "name" else text
 
 
-def keyword(text: str, children: Mapping[str, Any], index: int) -> str:
-    """The child keyword ``text`` names: exact, else a unique prefix; else `syntax error.`."""
+def keyword(text: str, children: Iterable[str], index: int) -> str:
+    """The keyword (child statement or choice) ``text`` names: exact, else a unique prefix; else `syntax error.`."""
+    children = list(children)
     if text in children:
         return text
     found = [k for k in children if k.startswith(text)]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from seed_set import seed_set
 
 from flowd.config import loader as config
 from flowd.syntax import junos
@@ -19,25 +20,6 @@ from flowd.syntax.schema import MISSING_ARGUMENT, SYNTAX_ERROR, StatementError, 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = statement_tree()
 
-# The seed's stanza (etc/seed-sampling.conf) as `set` lines, the flow server moved to 127.0.0.1.
-SEED_SET = """\
-set interfaces sp-2/0/0 unit 0 family inet address 10.5.5.1/32 destination 10.5.5.2
-set interfaces fe-1/0/0 unit 0 family inet address 10.60.2.2/30
-set interfaces ge-2/3/0 unit 0 family inet filter input catch_all
-set interfaces ge-2/3/0 unit 0 family inet address 10.1.1.1/20
-set interfaces ge-3/0/0 unit 0 family inet address 10.2.2.1/24
-set forwarding-options sampling input rate 1
-set forwarding-options family inet output flow-server 127.0.0.1 port 2055
-set forwarding-options family inet output flow-server 127.0.0.1 version 5
-set forwarding-options family inet output flow-inactive-timeout 15
-set forwarding-options family inet output flow-active-timeout 60
-set forwarding-options family inet output interface sp-2/0/0 engine-id 5
-set forwarding-options family inet output interface sp-2/0/0 engine-type 55
-set forwarding-options family inet output interface sp-2/0/0 source-address 10.60.2.2
-set firewall family inet filter catch_all term default then sample
-set firewall family inet filter catch_all term default then count counter1
-set firewall family inet filter catch_all term default then accept
-"""
 
 
 def apply_set(tree: dict[Any, Any], lines: str) -> None:
@@ -54,7 +36,7 @@ def seed_tree() -> dict[Any, Any]:
 
 def test_seed_typed_with_set_validates_like_the_seed_file() -> None:
     tree: dict[Any, Any] = {}
-    apply_set(tree, SEED_SET)
+    apply_set(tree, seed_set())
     typed = config.parse_config(junos.to_curly(tree), source="typed", syntax="junos")
     seed = config.parse_config(junos.to_curly(seed_tree()), source="seed", syntax="junos")
     for name in ("sampling", "families", "filters", "inputs", "templates"):

@@ -21,6 +21,7 @@ import pytest
 from flowd.config.loader import load_config
 from flowd.testing.synth import GroundTruth, SynthSpec, write_capture
 from ptyshell import PtyShell
+from seed_set import seed_set
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).parent))
@@ -28,25 +29,6 @@ from test_daemon import Daemon, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
-# etc/seed-sampling.conf as `set` commands; only the flow server moves (to the test's collector, PORT).
-SEED_SET = """\
-set interfaces sp-2/0/0 unit 0 family inet address 10.5.5.1/32 destination 10.5.5.2
-set interfaces fe-1/0/0 unit 0 family inet address 10.60.2.2/30
-set interfaces ge-2/3/0 unit 0 family inet filter input catch_all
-set interfaces ge-2/3/0 unit 0 family inet address 10.1.1.1/20
-set interfaces ge-3/0/0 unit 0 family inet address 10.2.2.1/24
-set forwarding-options sampling input rate 1
-set forwarding-options family inet output flow-server 127.0.0.1 port PORT
-set forwarding-options family inet output flow-server 127.0.0.1 version 5
-set forwarding-options family inet output flow-inactive-timeout 15
-set forwarding-options family inet output flow-active-timeout 60
-set forwarding-options family inet output interface sp-2/0/0 engine-id 5
-set forwarding-options family inet output interface sp-2/0/0 engine-type 55
-set forwarding-options family inet output interface sp-2/0/0 source-address 10.60.2.2
-set firewall family inet filter catch_all term default then sample
-set firewall family inet filter catch_all term default then count counter1
-set firewall family inet filter catch_all term default then accept
-"""
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +112,7 @@ def test_seed_typed_with_set_exports_like_the_seed_file(tmp_path: Path, capture:
     try:
         banner = enter(shell)
         assert "Entering configuration mode" in banner and "[edit]" in banner
-        type_config(shell, SEED_SET.replace("PORT", str(collector.port)))
+        type_config(shell, seed_set(port=collector.port))
         shell.send("show | compare | no-more\r")
         compared = shell.config_prompt()
         assert "\n[edit]\n+   interfaces {\n" in compared and "\n+   firewall {\n" in compared
