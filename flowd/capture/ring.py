@@ -148,7 +148,6 @@ BLOCK_HEAD: Final = struct.Struct("=8xIIII")  # block_status, num_pkts, offset_t
 BLOCK_STATUS: Final = struct.Struct("=I")
 BLOCK_STATUS_AT: Final = 8
 BLOCK_RELEASED: Final = BLOCK_STATUS.pack(TpStatus.KERNEL)
-NEXT_OFFSET: Final = struct.Struct("=I")  # tpacket3_hdr.tp_next_offset, at the header's start
 HEADER_ALIGNMENT: Final = 8  # V3_ALIGNMENT: where the kernel puts each tpacket3_hdr in a block
 TPACKET3_HDR_LEN: Final = 48  # 40 bytes of fields, 8 of padding
 SOCKADDR_LL_LEN: Final = 20

@@ -108,7 +108,30 @@ def _output(c: Checker, node: Any, path: KeyPath, family: str, inp: SamplingInpu
     if "flow-server" in block:
         servers = _servers(c, block["flow-server"], path + ("flow-server",), family, templates)
     interface = _service_interface(c, block["interface"], path + ("interface",)) if "interface" in block else None
+    values.update(_template_timeouts(c, path + ("flow-server",), servers, templates))
     return FamilyOutput(family, inp, servers, interface=interface, **values)
+
+
+def _template_timeouts(c: Checker, path: KeyPath, servers: tuple[FlowServer, ...],
+                       templates: Mapping[str, TemplateConfig]) -> dict[str, float]:
+    """The timeouts a family's flow cache takes from its servers' templates (Junos: a template's override the output's).
+
+    One flow cache serves every server of a family, so a template timeout applies when every server of the
+    family exports with templates that agree on it; servers that would need different timeouts are an error.
+    """
+    out: dict[str, float] = {}
+    for attr in ("active_timeout", "inactive_timeout"):
+        chosen = {getattr(templates[s.template], attr) if s.template else None for s in servers}
+        if chosen <= {None}:
+            continue
+        if len(chosen) > 1:
+            statement = "flow-" + attr.replace("_", "-")
+            c.fail(path, f"these flow servers' templates set different {statement} values (or some servers use "
+                         f"none): flowd keeps one flow cache per family, so they must agree")
+        value = chosen.pop()
+        assert value is not None
+        out[attr] = value
+    return out
 
 
 def _servers(c: Checker, node: Any, path: KeyPath, family: str,

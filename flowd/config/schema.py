@@ -303,13 +303,22 @@ class TemplateConfig:
     options_template_id: int | None = _leaf(None, key="options-template-id", arg="N", kind="integer",
                                             range=(1024, 65535), shown="per family",
                                             help="Options template ID (unique among the templates).")
-    domain_id: int = _opt(0, syntax="source-id N | observation-domain-id N", kind="integer", range=(0, 255),
-                          help="v9 header Source ID (version9) or IPFIX Observation Domain ID (version-ipfix).")
-    active_timeout: float = _leaf(60.0, key="flow-active-timeout", arg="SECONDS", kind="duration", range=(10, 600),
-                                  shown="60", help="Overrides the output's flow-active-timeout for this template.")
-    inactive_timeout: float = _leaf(60.0, key="flow-inactive-timeout", arg="SECONDS", kind="duration",
-                                    range=(10, 600), shown="60",
-                                    help="Overrides the output's flow-inactive-timeout for this template.")
+    domain_id: int | None = _opt(None, syntax="source-id N | observation-domain-id N", kind="integer",
+                                 range=(0, 255), shown="1 (inet), 2 (inet6)",
+                                 help="v9 header Source ID (version9) or IPFIX Observation Domain ID "
+                                      "(version-ipfix). Unset, each family has its own (Junos derives a unique "
+                                      "one too): the families export from separate sockets with separate "
+                                      "sequence numbers, and collectors track sequences per exporter and "
+                                      "domain.")
+    active_timeout: float | None = _leaf(None, key="flow-active-timeout", arg="SECONDS", kind="duration",
+                                         range=(10, 600), shown="the output's",
+                                         help="Overrides the output's flow-active-timeout for the flows of every "
+                                              "family whose flow servers export with this template (flowd keeps "
+                                              "one flow cache per family, so those servers must agree).")
+    inactive_timeout: float | None = _leaf(None, key="flow-inactive-timeout", arg="SECONDS", kind="duration",
+                                           range=(10, 600), shown="the output's",
+                                           help="Overrides the output's flow-inactive-timeout, as "
+                                                "flow-active-timeout does.")
     template_refresh: RefreshRate = _opt(RefreshRate(), syntax="template-refresh-rate { packets N; seconds S; }",
                                          shown="4800 packets / 60 s", help="When to resend the template.")
     option_refresh: RefreshRate = _opt(RefreshRate(), syntax="option-refresh-rate { packets N; seconds S; }",

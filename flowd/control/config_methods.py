@@ -1,6 +1,7 @@
 """The `config.*` control methods: configuration mode over the socket, one session per connection.
 
-Every method but `config.schema` and `config.history` needs the admin group (docs/security.md). A
+Their parameters are checked against their contracts (flowd.control.rpcs) before they run; every method
+but `config.schema` and `config.history` needs the admin group (docs/security.md). A
 statement that does not fit the schema is not a failed call: the reply is ``{"error": {"word": N,
 "message": ...}}`` so the shell can put its caret under word N, as Junos does. Requests that cannot be
 done (a lock, a failed commit check) fail with code ``bad-params`` and the Junos text as the message.
@@ -29,26 +30,11 @@ Handler = Callable[[Database, Caller, Mapping[str, Any], float], dict[str, Any]]
 
 
 def _words(params: Mapping[str, Any]) -> list[str]:
-    words = params.get("words", [])
-    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
-        raise DatabaseError("words: expected a list of strings")
-    return words
+    return list(params.get("words", []))
 
 
 def _base(params: Mapping[str, Any]) -> tuple[Any, ...]:
-    path = params.get("path", [])
-    if not isinstance(path, list):
-        raise DatabaseError("path: expected a list")
-    return path_of(path)
-
-
-def _int(params: Mapping[str, Any], name: str, lo: int, hi: int) -> int | None:
-    value = params.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise DatabaseError(f"{name}: expected {lo}..{hi}")
-    return value
+    return path_of(params.get("path", []))
 
 
 def _schema(db: Database, who: Caller, params: Mapping[str, Any], now: float) -> dict[str, Any]:
@@ -97,27 +83,21 @@ def _show(db: Database, who: Caller, params: Mapping[str, Any], now: float) -> d
 
 
 def _compare(db: Database, who: Caller, params: Mapping[str, Any], now: float) -> dict[str, Any]:
-    return {"lines": db.compare(who.session, _base(params), _int(params, "rollback", 0, 49))}
+    return {"lines": db.compare(who.session, _base(params), params.get("rollback"))}
 
 
 def _commit(db: Database, who: Caller, params: Mapping[str, Any], now: float) -> dict[str, Any]:
-    comment = params.get("comment", "")
-    if not isinstance(comment, str):
-        raise DatabaseError("comment: expected a string")
     return {"lines": db.commit(who.session, who.user, now, check=bool(params.get("check", False)),
-                               comment=comment, confirmed=_int(params, "confirmed", 1, 65535))}
+                               comment=params.get("comment", ""), confirmed=params.get("confirmed"))}
 
 
 def _rollback(db: Database, who: Caller, params: Mapping[str, Any], now: float) -> dict[str, Any]:
-    db.rollback(who.session, _int(params, "index", 0, 49) or 0)
+    db.rollback(who.session, params.get("index", 0))
     return {"lines": ["load complete"]}
 
 
 def _load(db: Database, who: Caller, params: Mapping[str, Any], now: float) -> dict[str, Any]:
-    mode, text = params.get("mode"), params.get("text")
-    if mode not in ("merge", "override", "replace") or not isinstance(text, str):
-        raise DatabaseError("expected mode merge|override|replace and the text to load")
-    db.load(who.session, mode, text, _base(params))
+    db.load(who.session, params["mode"], params["text"], _base(params))
     return {"lines": ["load complete"]}
 
 
@@ -125,19 +105,19 @@ def _history(db: Database, who: Caller, params: Mapping[str, Any], now: float) -
     return {"commits": db.history(now)}
 
 
-# name -> (handler, needs the admin group)
-CONFIG_METHODS: Final[Mapping[str, tuple[Handler, bool]]] = {
-    "config.schema": (_schema, False),
-    "config.history": (_history, False),
-    "config.enter": (_enter, True),
-    "config.exit": (_exit, True),
-    "config.status": (_status, True),
-    "config.set": (_set, True),
-    "config.delete": (_delete, True),
-    "config.edit": (_edit, True),
-    "config.show": (_show, True),
-    "config.compare": (_compare, True),
-    "config.commit": (_commit, True),
-    "config.rollback": (_rollback, True),
-    "config.load": (_load, True),
+# method -> handler; each one's parameters, result fields and admin flag are its contract in flowd.control.rpcs.RPCS
+CONFIG_METHODS: Final[Mapping[str, Handler]] = {
+    "config.schema": _schema,
+    "config.history": _history,
+    "config.enter": _enter,
+    "config.exit": _exit,
+    "config.status": _status,
+    "config.set": _set,
+    "config.delete": _delete,
+    "config.edit": _edit,
+    "config.show": _show,
+    "config.compare": _compare,
+    "config.commit": _commit,
+    "config.rollback": _rollback,
+    "config.load": _load,
 }

@@ -20,14 +20,8 @@ from typing import Any, Final
 import numpy as np
 
 from flowd import __version__
-from flowd.core.query import (
-    FLOW_FILTERS,
-    MAX_LIMIT,
-    QueryError,
-    check_query,
-    int_param,
-    shard_flows,
-)
+from flowd.control.rpcs import RPCS, BadParam
+from flowd.core.query import shard_flows
 from flowd.model.batch import FlowRecords
 from flowd.model.drops import DropReason
 from flowd.model.expiry import ExpiryReason
@@ -61,8 +55,6 @@ class BadParams(Exception):
 @dataclass(frozen=True, slots=True)
 class Method:
     handler: Callable[[Probe, Mapping[str, Any], float], dict[str, Any]]
-    params: frozenset[str]
-    admin: bool = False  # changes state: only root or the admin group may call it
     query: QueryKind | None = None  # what every capture worker does (and reports) before the handler runs
     check: Callable[[Mapping[str, Any]], None] | None = None  # params checked before the workers are asked
 
@@ -227,20 +219,9 @@ def show_usage(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str,
         load_5s=min(100, round(cpu_5s / 1e4)), load_1m=min(100, round(cpu_1m / 1e4)))
 
 
-def check_flow_params(params: Mapping[str, Any]) -> None:
-    """Raise BadParams for a flow-detail parameter out of range (before the workers are asked)."""
-    check_name(params)
-    try:
-        check_query(params)
-    except QueryError as exc:
-        raise BadParams(str(exc)) from None
-
-
 def show_flow_detail(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
-    limit = int_param(params, "limit", 1, MAX_LIMIT)
-    order = params.get("order", "bytes")
-    if order not in ("bytes", "packets"):
-        raise BadParams(f"order: expected bytes or packets, got {order!r}")
+    limit: int | None = params.get("limit")
+    order: str = params.get("order", "bytes")
     parts = [shard_flows(probe.pipeline, params), *(r.flows for r in probe.answers if r.flows is not None)]
     records = FlowRecords.concat(parts)
     column = records.bytes if order == "bytes" else records.packets
@@ -279,22 +260,13 @@ LABEL_SHIFT: Final = 4  # a label stack entry is label (20 bits) << 4 | exp (3 b
 NO_ADDRESS: Final = "0.0.0.0"  # top label address and BGP next hop: flowd has no label-to-FEC map and no BGP feed
 
 
-def check_template_params(params: Mapping[str, Any]) -> None:
-    """Raise BadParams for aggregation-template params of the wrong shape (before the workers are asked)."""
-    check_name(params)
-    int_param(params, "limit", 1, MAX_LIMIT)
-    name = params.get("template_name")
-    if not isinstance(name, str) or not name:
-        raise BadParams(f"template_name: expected a template name, got {name!r}")
-
-
 def show_aggregation_template(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
     """The cached flows of the families whose flow servers export with the template, largest by bytes first."""
     name = params.get("template_name")
     template = probe.cfg.templates.get(name) if isinstance(name, str) else None
     if template is None:
         raise BadParams(f"template {name} is not configured")
-    limit = int_param(params, "limit", 1, MAX_LIMIT)
+    limit: int | None = params.get("limit")
     families = {fam for fam, out in probe.cfg.families.items() if any(s.template == name for s in out.flow_servers)}
     own = [p.table.top(limit, "bytes") for fam, p in probe.pipeline.paths.items() if fam in families]
     records = FlowRecords.concat([*own, *(r.flows for r in probe.answers if r.flows is not None)])
@@ -345,7 +317,8 @@ def system_uptime(probe: Probe, params: Mapping[str, Any], now: float) -> dict[s
     users = host.logged_in_users()
     return {"current_time": _iso(now), "system_booted": _iso(booted), "daemon_started": _iso(probe.started),
             "last_configured": _iso(probe.configured_at), "last_configured_by": probe.configured_by,
-            "time_source": host.time_source(), "load_average": host.load_average(), "users": users}
+            "time_source": host.time_source(), "load_average": host.load_average(),
+            "users": users}
 
 
 def system_configuration(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
@@ -360,28 +333,24 @@ def _jsonable(node: Any) -> Any:
     return node
 
 
-NAME = frozenset({"name"})
 REPORT, FLOWS = QueryKind.REPORT, QueryKind.FLOWS
+# Each method's parameters, result fields and admin flag are its contract in flowd.control.rpcs.RPCS.
 METHODS: Final[Mapping[str, Method]] = {
-    "accounting.errors": Method(show_errors, NAME, query=REPORT, check=check_name),
-    "accounting.flow": Method(show_flow, NAME, query=REPORT, check=check_name),
-    "accounting.memory": Method(show_memory, NAME, query=REPORT, check=check_name),
-    "accounting.packet_size_distribution": Method(show_packet_sizes, NAME, query=REPORT, check=check_name),
-    "accounting.status": Method(show_status, NAME, query=REPORT, check=check_name),
-    "accounting.usage": Method(show_usage, NAME, query=REPORT, check=check_name),
-    "accounting.flow_detail": Method(show_flow_detail, NAME | {"limit", "order", "source_prefix",
-                                                               "destination_prefix", *FLOW_FILTERS},
-                                     query=FLOWS, check=check_flow_params),
-    "accounting.aggregation_template": Method(show_aggregation_template, NAME | {"template_name", "limit"},
-                                              query=FLOWS, check=check_template_params),
-    "accounting.clear_statistics": Method(clear_statistics, frozenset(), admin=True,
-                                          query=QueryKind.CLEAR_STATISTICS),
-    "accounting.clear_flows": Method(clear_flows, frozenset(), admin=True, query=QueryKind.CLEAR_FLOWS),
-    "firewall.show": Method(firewall.show_firewall, frozenset({"filter", "counter"}), query=REPORT),
-    "firewall.clear": Method(firewall.clear_firewall, frozenset({"filter", "counter"}), admin=True, query=REPORT),
-    "system.version": Method(system_version, frozenset()),
-    "system.uptime": Method(system_uptime, frozenset()),
-    "system.configuration": Method(system_configuration, frozenset()),
+    "accounting.errors": Method(show_errors, query=REPORT, check=check_name),
+    "accounting.flow": Method(show_flow, query=REPORT, check=check_name),
+    "accounting.memory": Method(show_memory, query=REPORT, check=check_name),
+    "accounting.packet_size_distribution": Method(show_packet_sizes, query=REPORT, check=check_name),
+    "accounting.status": Method(show_status, query=REPORT, check=check_name),
+    "accounting.usage": Method(show_usage, query=REPORT, check=check_name),
+    "accounting.flow_detail": Method(show_flow_detail, query=FLOWS, check=check_name),
+    "accounting.aggregation_template": Method(show_aggregation_template, query=FLOWS, check=check_name),
+    "accounting.clear_statistics": Method(clear_statistics, query=QueryKind.CLEAR_STATISTICS),
+    "accounting.clear_flows": Method(clear_flows, query=QueryKind.CLEAR_FLOWS),
+    "firewall.show": Method(firewall.show_firewall, query=REPORT),
+    "firewall.clear": Method(firewall.clear_firewall, query=REPORT),
+    "system.version": Method(system_version),
+    "system.uptime": Method(system_uptime),
+    "system.configuration": Method(system_configuration),
 }
 
 
@@ -391,14 +360,12 @@ async def call(probe: Probe, method: str, params: Mapping[str, Any], now: Callab
     The capture workers, if any, act on the method's query and report first; ``now`` is read after.
     """
     spec = METHODS[method]
-    unknown = set(params) - spec.params
-    if unknown:
-        raise BadParams(f"unknown parameter(s): {', '.join(sorted(unknown))}")
     try:
+        RPCS[method].check(params)
         if spec.check is not None:
             spec.check(params)
         if spec.query is not None:
             await probe.gather(Query(spec.query, dict(params) if spec.query is QueryKind.FLOWS else {}))
         return spec.handler(probe, params, now())
-    except QueryError as exc:
+    except BadParam as exc:
         raise BadParams(str(exc)) from None

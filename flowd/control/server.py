@@ -39,6 +39,7 @@ from flowd.control.protocol import (
     decode_request,
     encode_response,
 )
+from flowd.control.rpcs import RPCS, BadParam
 from flowd.runtime.probe import Probe
 
 log = logging.getLogger(__name__)
@@ -253,12 +254,12 @@ class ControlServer:
             req = decode_request(line)
         except ProtocolError as exc:
             return exc.to_response()
-        if req.method in CONFIG_METHODS:
+        rpc = RPCS.get(req.method)
+        if rpc is not None and req.method in CONFIG_METHODS:
             return self._configure(req.id, req.method, req.params, peer, session)
-        spec = methods.METHODS.get(req.method)
-        if spec is None:
+        if rpc is None or req.method not in methods.METHODS:
             return Response.failure(req.id, ErrorCode.UNKNOWN_METHOD, f"unknown method '{req.method}'")
-        why = self.allowed(peer, spec.admin)
+        why = self.allowed(peer, rpc.admin)
         if why is not None:
             return Response.failure(req.id, ErrorCode.PERMISSION_DENIED, why)
         try:
@@ -271,12 +272,18 @@ class ControlServer:
 
     def _configure(self, rid: RequestId, method: str, params: dict[str, Any], peer: Peer, session: int) -> Response:
         """A `config.*` request: configuration mode, for the admin group only (schema and history for all)."""
-        handler, admin = CONFIG_METHODS[method]
-        why = self.allowed(peer, admin)
+        rpc = RPCS[method]
+        why = self.allowed(peer, rpc.admin)
         if why is not None:
             return Response.failure(rid, ErrorCode.PERMISSION_DENIED, why)
         if self.database is None:
-            return Response.failure(rid, ErrorCode.BAD_PARAMS, "configuration mode is not available")
+            return Response.failure(rid, ErrorCode.BAD_PARAMS, "configuration mode needs a daemon started with "
+                                                               "--config FILE")
+        try:
+            rpc.check(params)
+        except BadParam as exc:
+            return Response.failure(rid, ErrorCode.BAD_PARAMS, str(exc))
+        handler = CONFIG_METHODS[method]
         try:
             return Response.success(rid, handler(self.database, Caller(session, _user_name(peer.uid), peer.pid),
                                                  params, self.now()))

@@ -159,8 +159,8 @@ def test_worker_flows_are_merged_and_split_by_family(probe: Probe) -> None:
 
 @pytest.mark.parametrize(("params", "message"), [
     ({"template_name": "nope"}, "template nope is not configured"),
-    ({}, "template_name: expected a template name"),
-    ({"template_name": 7}, "template_name: expected a template name"),
+    ({}, "template_name: required"),
+    ({"template_name": 7}, "template_name: expected a non-empty string"),
     ({"template_name": "v4", "limit": 0}, "limit: expected an integer"),
     ({"template_name": "v4", "name": "other"}, "no sampling service named 'other'"),
     ({"template_name": "v4", "order": "bytes"}, "unknown parameter"),

@@ -78,7 +78,8 @@ FlowSet 0: template {tid} ({kind}, the v9 flavour: FIRST/LAST_SWITCHED, 1-octet 
 FlowSet 1: options template {otid} (scope System = source id 7; samplingInterval 100, algorithm 1,
 active 1800 s, inactive 60 s, systemInitTimeMilliseconds 1700000000000, samplingPacketInterval 1,
 samplingPacketSpace 99, exporterIPv4Address 192.0.2.254), then its data record.
-Flows: tests/flowd/test_ie_templates.py SAMPLE ({family} rows).
+Flows: tests/flowd/test_ie_templates.py SAMPLE ({family} rows); ICMP type * 256 + code goes in
+ICMP_TYPE and in L4_DST_PORT, as v5 carries it.
 """
 
 
