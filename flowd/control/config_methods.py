@@ -58,24 +58,25 @@ def _status(db: Database, who: Caller, params: Mapping[str, Any], now: float) ->
             "rollback_in": None if deadline is None else max(0.0, deadline - now)}
 
 
-def _statement(action: Callable[[], Any]) -> dict[str, Any]:
+def _statement(action: Callable[[], Any], field: str) -> dict[str, Any]:
+    """``{field: what the action returned}``, or the statement's error (word index and Junos message)."""
     try:
         found = action()
     except StatementError as exc:
         return {"error": {"word": exc.word, "message": exc.message}}
-    return {"found": found is not False, "path": list(found) if isinstance(found, tuple) else None}
+    return {field: list(found) if isinstance(found, tuple) else found is not False}
 
 
 def _set(db: Database, who: Caller, params: Mapping[str, Any], now: float) -> dict[str, Any]:
-    return _statement(lambda: db.set(who.session, _base(params), _words(params)))
+    return _statement(lambda: db.set(who.session, _base(params), _words(params)), "found")
 
 
 def _delete(db: Database, who: Caller, params: Mapping[str, Any], now: float) -> dict[str, Any]:
-    return _statement(lambda: db.delete(who.session, _base(params), _words(params)))
+    return _statement(lambda: db.delete(who.session, _base(params), _words(params)), "found")
 
 
 def _edit(db: Database, who: Caller, params: Mapping[str, Any], now: float) -> dict[str, Any]:
-    return _statement(lambda: db.edit(who.session, _base(params), _words(params)))
+    return _statement(lambda: db.edit(who.session, _base(params), _words(params)), "path")
 
 
 def _show(db: Database, who: Caller, params: Mapping[str, Any], now: float) -> dict[str, Any]:

@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flowd.core.query import QueryError
+from flowd.control.rpcs import BadParam
 from flowd.runtime.probe import Probe
 from flowd.runtime.shard import merge_ingest
 
 
-class UnknownFilter(QueryError):
-    """`filter NAME` or `counter NAME` names nothing configured; ``str()`` is the Junos-style message."""
+class UnknownFilter(BadParam):
+    """`filter NAME` or `counter NAME` names nothing configured; ``str()`` is the message (a bad-params reply)."""
 
 
 def _declared(probe: Probe) -> dict[str, list[str]]:

@@ -315,10 +315,9 @@ def system_version(probe: Probe, params: Mapping[str, Any], now: float) -> dict[
 def system_uptime(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
     booted = host.boot_time(now)
     users = host.logged_in_users()
-    return {"current_time": _iso(now), "system_booted": _iso(booted), "daemon_started": _iso(probe.started),
-            "last_configured": _iso(probe.configured_at), "last_configured_by": probe.configured_by,
-            "time_source": host.time_source(), "load_average": host.load_average(),
-            "users": users}
+    return {"current_time": _iso(now), "time_source": host.time_source(), "system_booted": _iso(booted),
+            "daemon_started": _iso(probe.started), "last_configured": _iso(probe.configured_at),
+            "last_configured_by": probe.configured_by, "load_average": host.load_average(), "users": users}
 
 
 def system_configuration(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
