@@ -239,7 +239,8 @@ async def _show(s: ConfigSession, rest: Sequence[Word], line: str) -> Output:
     compare, rollback, segments = _compare(segments)
     match = _pipes(" ".join("| " + " ".join(seg) for seg in segments))
     if compare:
-        lines = (await s.client.call("config.compare", {"path": path, "rollback": rollback}))["lines"]
+        params: dict[str, Any] = {"path": path} if rollback is None else {"path": path, "rollback": rollback}
+        lines = (await s.client.call("config.compare", params))["lines"]
     else:
         tree = (await s.client.call("config.show", {"path": path}))["config"]
         wants_set = match is not None and display_format(match.pipes) == "set"
