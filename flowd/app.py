@@ -101,7 +101,7 @@ class App:
                 stack.push_async_callback(_cancel, watchdog)
             cfg = self.probe.cfg.control
             await stack.enter_async_context(ControlServer(
-                self.socket_path, self.probe, self.clock.time,
+                self.socket_path, self.probe, self.clock,
                 read_group=cfg.read_group, admin_group=cfg.admin_group, database=self.database))
             if self.database is not None:
                 confirm = self._start(run_confirm_timer(self.database, self.clock), "commit confirmed timer")

@@ -36,6 +36,7 @@ from netns import (
     unavailable,
 )
 
+from control_call import call_raw
 from flowd.testing.synth import (
     GroundTruth,
     SynthSpec,
@@ -121,10 +122,7 @@ class LiveDaemon:
         return True
 
     def call(self, method: str, params: dict[str, object] | None = None) -> dict[str, object]:
-        with socket.socket(socket.AF_UNIX) as s:
-            s.connect(self.socket)
-            s.sendall(json.dumps({"id": 1, "method": method, "params": params or {}}).encode() + b"\n")
-            reply = json.loads(s.makefile("rb").readline())
+        reply = call_raw(self.socket, method, params)
         assert reply["ok"], reply
         return reply["result"]["interfaces"][0]  # type: ignore[no-any-return]
 
