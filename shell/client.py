@@ -68,9 +68,11 @@ class RemoteError(ClientError):
 class Client:
     """Calls daemon methods over the Unix socket at `path`."""
 
-    def __init__(self, path: Path | str, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, path: Path | str, timeout: float = DEFAULT_TIMEOUT, user: str | None = None) -> None:
+        """``user``: call on behalf of this user (the NETCONF server; the daemon trusts it from its own user)."""
         self.path = Path(path)
         self.timeout = timeout
+        self.user = user
         self._ids = itertools.count(1)
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -116,7 +118,7 @@ class Client:
         assert self._writer is not None
         request_id = next(self._ids)
         try:
-            data = encode_request(Request(request_id, method, params))
+            data = encode_request(Request(request_id, method, params, self.user))
         except ProtocolError as exc:
             raise RemoteError(exc.code.value, exc.message) from None
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()

@@ -16,6 +16,8 @@ from flowd.config.schema import (
     FamilyOutput,
     FlowServer,
     FlowTableConfig,
+    MetricsConfig,
+    NetconfConfig,
     RefreshRate,
     SamplingInput,
     ServiceInterface,
@@ -28,7 +30,7 @@ from flowd.config.schema import (
 
 _KIND_TEXT: Final = {
     "integer": "integer", "duration": "duration (s)", "address": "IP address", "name": "name", "flag": "flag",
-    "choice": "choice", "block": "block", "socket": "path", "group": "group name", "prefixes": "prefix list",
+    "choice": "choice", "block": "block", "socket": "path", "path": "path", "group": "group name", "prefixes": "prefix list",
     "protocols": "protocol list", "ports": "port list", "integers": "integer list",
 }
 
@@ -113,6 +115,10 @@ _DOC_SECTIONS: Final[tuple[tuple[str, str, Sequence[_DocRow]], ...]] = (
     ("flowd capture", "flowd's own statement: how the daemon reads the Linux interfaces that feed sampling "
      "(AF_PACKET TPACKET_V3 rings, needing CAP_NET_RAW only). Changes take effect at the next start; a "
      "reload (SIGHUP) keeps the running rings and workers.", _rows(CaptureConfig)),
+    ("flowd metrics", "flowd's own statement: the OpenMetrics endpoint for Prometheus (docs/metrics.md); off "
+     "unless present (`metrics;` turns it on with the defaults). Read at start.", _rows(MetricsConfig)),
+    ("flowd netconf", "flowd's own statement: NETCONF over SSH for Junos automation (PyEZ, ncclient, Ansible); "
+     "off unless present. Read at start. See docs/operator-guide.md.", _rows(NetconfConfig)),
 )
 
 _DOC_INTRO: Final = """\

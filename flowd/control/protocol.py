@@ -80,6 +80,7 @@ class Request:
     id: RequestId
     method: str
     params: dict[str, Any] = field(default_factory=dict)
+    user: str | None = None  # act for this user (honoured only from root or the daemon's user: NETCONF)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +168,10 @@ def _load_object(line: bytes, limit: int) -> dict[str, Any]:
 
 def encode_request(request: Request) -> bytes:
     """One request line (newline-terminated); `ProtocolError(TOO_LARGE)` if it exceeds MAX_LINE."""
-    data = _dump({"id": request.id, "method": request.method, "params": request.params})
+    obj: dict[str, Any] = {"id": request.id, "method": request.method, "params": request.params}
+    if request.user is not None:
+        obj["user"] = request.user
+    data = _dump(obj)
     if len(data) > MAX_LINE:
         raise ProtocolError(ErrorCode.TOO_LARGE, f"request is {len(data)} bytes, the limit is {MAX_LINE}",
                             request.id)
@@ -193,7 +197,10 @@ def decode_request(line: bytes) -> Request:
         params = {}
     if not isinstance(params, dict):
         raise ProtocolError(ErrorCode.BAD_PARAMS, "'params' must be an object", request_id)
-    return Request(request_id, method, params)
+    user = obj.get("user")
+    if user is not None and (not isinstance(user, str) or not user):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "'user' must be a non-empty string", request_id)
+    return Request(request_id, method, params, user)
 
 
 def encode_response(response: Response) -> bytes:

@@ -206,6 +206,17 @@ class ControlServer:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
 
+    @staticmethod
+    def acting_for(peer: Peer, user: str) -> Peer | str:
+        """The peer a trusted front end (root or the daemon's user: NETCONF) acts for, or why it may not."""
+        if peer.uid not in (0, os.geteuid()):
+            return "only root or the flowd user may act for another user"
+        try:
+            entry = pwd.getpwnam(user)
+        except KeyError:
+            return f"no user '{user}' on this host"
+        return Peer(0, entry.pw_uid, entry.pw_gid, frozenset(os.getgrouplist(user, entry.pw_gid)))
+
     def allowed(self, peer: Peer, admin: bool) -> str | None:
         """None when the peer may call the method, else why not."""
         if peer.uid in (0, os.geteuid()):
@@ -375,10 +386,15 @@ class ControlServer:
                             exc.code.value, exc.message)
             return exc.to_response()
         rpc = RPCS.get(req.method)
-        if rpc is not None and req.method in CONFIG_METHODS:
-            return self._configure(req.id, req.method, req.params, peer, session)
-        if rpc is None or req.method not in methods.METHODS:
+        if rpc is None or (req.method not in methods.METHODS and req.method not in CONFIG_METHODS):
             return Response.failure(req.id, ErrorCode.UNKNOWN_METHOD, f"unknown method '{req.method}'")
+        if req.user is not None:
+            acting = self.acting_for(peer, req.user)
+            if isinstance(acting, str):
+                return Response.failure(req.id, ErrorCode.PERMISSION_DENIED, acting)
+            peer = acting
+        if req.method in CONFIG_METHODS:
+            return self._configure(req.id, req.method, req.params, peer, session)
         why = self.allowed(peer, rpc.admin)
         if why is not None:
             return Response.failure(req.id, ErrorCode.PERMISSION_DENIED, why)
