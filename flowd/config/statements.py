@@ -19,7 +19,7 @@ from flowd.config import checker, schema
 Node = dict[str, Any]
 
 _KIND_TYPE: Final = {"integer": "integer", "duration": "duration", "address": "address", "socket": "text",
-                     "group": "name"}
+                     "group": "name", "path": "text"}
 
 
 def value(kind: str, placeholder: str, help: str, *, range: Sequence[int] | None = None,
@@ -223,6 +223,8 @@ def _flowd() -> Node:
         "flow-table": container("The flow cache", field_leaves(schema.FlowTableConfig)),
         "control": container("The control socket", field_leaves(schema.ControlConfig)),
         "capture": capture,
+        "metrics": container("The OpenMetrics endpoint (off unless present)", field_leaves(schema.MetricsConfig)),
+        "netconf": container("NETCONF over SSH (off unless present)", field_leaves(schema.NetconfConfig)),
     })
 
 
