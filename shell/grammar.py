@@ -27,6 +27,8 @@ KEYWORD_HELP: Final = {
     "clear services": "Clear services information",
     "clear services accounting": "Clear service accounting information",
     "clear firewall": "Clear firewall counters",
+    "set": "Set CLI properties",
+    "show cli": "Show command-line interface settings",
     "show firewall": "Show firewall information",
 }
 
@@ -160,6 +162,17 @@ CONFIGURE_NOTE: Final = (
     "edits a copy of its own; `exclusive` locks out every other session until it exits. Only root, the "
     "daemon's user and the admin group may enter it. In scripts (`flowcli -c \"configure; set ...; commit\"`) "
     "the exit status is 1 when any line, the commit included, failed.")
+ALL_ACCOUNTING_NOTE: Final = (
+    "Every section in turn, as Junos prints them for the bare command: `flow`, `errors`, `memory`, "
+    "`packet-size-distribution`, `status`, `usage` (each exactly as its own command prints it; one request per "
+    "section). `| display xml` gives one `rpc-reply` holding each section's `services-accounting-information`; "
+    "`| display json` one `services-accounting-information` list with every section.")
+SET_CLI_NOTE: Final = (
+    "Settings of this shell session only: `screen-length N` pages output at N lines (0 never pages), "
+    "`screen-width N` wraps output at N characters (0 never wraps), `timestamp` starts each command's output "
+    "with a `Dec 03 12:20:01` line (`no-timestamp` stops). Prints `Screen length set to N`, `Screen width set "
+    "to N`, `Enabling timestamp` / `Disabling timestamp`.")
+HISTORY_NOTE: Final = "The commands typed in this session, oldest first, as `HH:MM:SS -- COMMAND` (the last 100)."
 PASSIVE_NOTE: Final = "The same output as the `show services accounting` command of the same name."
 
 COMMANDS: Final = (
@@ -213,6 +226,14 @@ COMMANDS: Final = (
             options=(Level((("private", "Work in private database"),
                             ("exclusive", "Obtain exclusive lock (other users cannot make changes)")),
                            default="shared"),), notes=CONFIGURE_NOTE),
+    Command("show services accounting", "Show every service accounting section", local=Local.ALL_ACCOUNTING,
+            displays=("json", "xml"), notes=ALL_ACCOUNTING_NOTE),
+    Command("set cli", "Set CLI properties", local=Local.SET_CLI, pipes=False, options=(
+        Opt("screen-length", IntRange(0, 100_000, "<screen-length>"), "Set number of lines on screen (0: no pager)"),
+        Opt("screen-width", IntRange(0, 100_000, "<screen-width>"), "Set number of characters on a line (0: no wrap)"),
+        Level((("timestamp", "Timestamp CLI output"), ("no-timestamp", "Do not timestamp CLI output")), default=""),
+    ), notes=SET_CLI_NOTE),
+    Command("show cli history", "Show a list of previous commands", local=Local.CLI_HISTORY, notes=HISTORY_NOTE),
     Command("help", "Provide help information", local=Local.HELP, pipes=False),
     Command("exit", "Exit the management session", local=Local.EXIT, pipes=False),
     Command("quit", "Exit the management session", local=Local.EXIT, pipes=False),
@@ -229,10 +250,13 @@ PIPES: Final = (
     Pipe("display", "Show additional kinds of information", display=True),
     Pipe("except", "Show only text that does not match a pattern", Regex()),
     Pipe("find", "Search for first occurrence of pattern", Regex()),
+    Pipe("hold", "Hold text without exiting the --More-- prompt"),
     Pipe("last", "Display end of output only", IntRange(1, 1_000_000, "<lines>")),
     Pipe("match", "Show only text that matches a pattern", Regex()),
     Pipe("no-more", "Don't paginate output"),
+    Pipe("refresh", "Refresh a continuous display of the command", IntRange(1, 86_400, "<seconds>")),
     Pipe("save", "Save output text to file", Filename()),
+    Pipe("trim", "Trim specified number of columns from start of line", IntRange(1, 10_000, "<columns>")),
 )
 
 PARSER: Final = Parser(COMMANDS, KEYWORD_HELP, PIPES, DISPLAY_FORMATS)

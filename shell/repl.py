@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import getpass
 import os
 import shutil
@@ -17,6 +18,7 @@ from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import DynamicCompleter
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 
+from shell.clisettings import SESSION
 from shell.client import Client, ClientError, DaemonUnavailable
 from shell.completer import GrammarCompleter
 from shell.configmode import (
@@ -48,7 +50,7 @@ from shell.parser import (
     failure_text,
     format_candidates,
 )
-from shell.render import render
+from shell.render import ALL_ACCOUNTING, render, render_sections
 
 HISTORY_FILE: Final = "~/.flowcli_history"
 
@@ -79,6 +81,28 @@ async def _exit(match: Match, client: Client, parser: Parser) -> Output:
     raise ExitShell
 
 
+async def _set_cli(match: Match, client: Client, parser: Parser) -> Output:
+    params = match.params
+    return Output(SESSION.apply(params.get("screen_length"), params.get("screen_width"), match.level or None),
+                  False)
+
+
+async def _cli_history(match: Match, client: Client, parser: Parser) -> Output:
+    return _piped(SESSION.history_lines(), match)
+
+
+async def _all_accounting(match: Match, client: Client, parser: Parser) -> Output:
+    results = [(method, await client.call(method, {})) for method in ALL_ACCOUNTING]
+    return _piped(render_sections(results, display_format(match.pipes)), match)
+
+
+def _piped(lines: list[str], match: Match) -> Output:
+    try:
+        return apply_pipes(lines, match.pipes)
+    except PipeError as exc:
+        raise CommandError(str(exc)) from None
+
+
 async def _configure(match: Match, client: Client, parser: Parser) -> Output:
     raise CommandError("already in configuration mode")  # `run configure`; the loops enter it themselves
 
@@ -87,6 +111,9 @@ LOCAL_ACTIONS: Final[dict[Local, Callable[[Match, Client, Parser], Awaitable[Out
     Local.HELP: _help,
     Local.EXIT: _exit,
     Local.CONFIGURE: _configure,
+    Local.SET_CLI: _set_cli,
+    Local.CLI_HISTORY: _cli_history,
+    Local.ALL_ACCOUNTING: _all_accounting,
 }
 
 
@@ -126,6 +153,7 @@ async def run_batch(commands: Iterable[str], client: Client, out: TextIO, err: T
         return await execute(result, client, parser)
 
     for line in commands:
+        SESSION.remember(line)
         if config is not None:
             try:
                 output = await config.execute(line)
@@ -194,18 +222,21 @@ class Terminal:
     out: TextIO = sys.stdout
 
     def rows(self) -> int:
-        return shutil.get_terminal_size().lines
+        """The page height: `set cli screen-length`, else the terminal's (0: never page)."""
+        return SESSION.rows(shutil.get_terminal_size().lines)
 
     def show(self, output: Output) -> None:
-        if output.pageable and self.out.isatty() and needs_pager(output.lines, self.rows()):
+        """Print (timestamped, wrapped and paged as `set cli` says)."""
+        lines = SESSION.stamp() + SESSION.wrap(output.lines)
+        if output.pageable and self.out.isatty() and (output.hold or needs_pager(lines, self.rows())):
             def write(text: str) -> None:
                 self.out.write(text)
                 self.out.flush()
 
             with terminal_keys() as read_key:
-                page(output.lines, write, read_key, self.rows())
+                page(lines, write, read_key, self.rows() or len(lines) + 1, output.hold)
         else:
-            _write_lines(self.out, output.lines)
+            _write_lines(self.out, lines)
 
 
 def _history(path: Path) -> History:
@@ -265,6 +296,7 @@ async def run_interactive(client: Client, *, prompt: str | None = None, history:
             if config is None:
                 return 0
             line = "exit configuration-mode"
+        SESSION.remember(line)
         try:
             if config is not None:
                 text_offset[0] = line.find("run") + 4 if line.lstrip().startswith("run") else 0
@@ -302,6 +334,10 @@ async def run_interactive(client: Client, *, prompt: str | None = None, history:
             if not isinstance(result, Match):
                 _write_lines(terminal.out, failure_lines(result, len(prompt)))
                 continue
+            refresh = next((int(p.arg) for p in result.pipes if p.keyword == "refresh"), None)
+            if refresh is not None:
+                await _refresh(result, client, parser, terminal, refresh)
+                continue
             output = await execute(result, client, parser)
         except ExitShell:
             return 0
@@ -317,6 +353,22 @@ async def run_interactive(client: Client, *, prompt: str | None = None, history:
             mode.clear()  # the connection was the configuration-mode session
             continue
         terminal.show(output)
+
+
+async def _refresh(match: Match, client: Client, parser: Parser, terminal: Terminal, seconds: int) -> None:
+    """`| refresh N`: run the command again every N seconds, each time under a `---(refreshed at ...)---`
+    line, until Ctrl-C (which ends the refreshing, not the shell)."""
+    try:
+        while True:
+            output = await execute(match, client, parser)
+            stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S %Z")
+            _write_lines(terminal.out, [f"---(refreshed at {stamp})---", *SESSION.wrap(output.lines)])
+            await asyncio.sleep(seconds)
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        _write_lines(terminal.out, ["!!! Refresh interrupted by user"])
 
 
 def _terminal_reader(session: PromptSession[str]) -> Callable[[], Awaitable[list[str]]]:
