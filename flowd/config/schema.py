@@ -114,7 +114,7 @@ class FlowServer:
                              "and cannot be mixed with v9/IPFIX servers in one output. `version9;` without a "
                              "template (a flowd extension) uses the built-in template of the family.")
     source_address: str | None = _leaf(None, key="source-address", arg="ADDRESS", kind="address",
-                                       shown="the output interface's, else chosen by the kernel",
+                                       shown="the output interface's if of the server's address family, else chosen by the kernel",
                                        help="Source address of export packets (same address family as the server).")
     dscp: int = _leaf(0, key="dscp", arg="N", kind="integer", range=(0, 63), help="DSCP of export packets.")
     template: str | None = _opt(None, syntax=None, kind="name", help="v9/IPFIX template name (see version).")
@@ -133,7 +133,8 @@ class ServiceInterface:
     engine_type: int = _leaf(0, key="engine-type", arg="N", kind="integer", range=(0, 255),
                              help="Engine type in the v5 header (Junos assigns one dynamically; flowd uses 0).")
     source_address: str | None = _leaf(None, key="source-address", arg="ADDRESS", kind="address",
-                                       shown="none", help="Source address of export packets for this output.")
+                                       shown="none", help="Source address of export packets for this output's flow servers "
+                                            "of the same address family (the others: their own, or the kernel's).")
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from typing import Any, Final
 import numpy as np
 
 from flowd import __version__
+from flowd.control.protocol import EXPORT_FORMATS
 from flowd.control.rpcs import RPCS, BadParam
 from flowd.control.streamed import Streamed
 from flowd.core.query import shard_flows
@@ -193,7 +194,6 @@ def show_packet_sizes(probe: Probe, params: Mapping[str, Any], now: float) -> di
 def show_status(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
     cfg = probe.cfg
     versions = sorted({s.version for out in cfg.families.values() for s in out.flow_servers})
-    formats = {"5": "cflowd v5", "9": "Version 9", "ipfix": "IP-FIX"}
     iface = next((o.interface for o in cfg.families.values() if o.interface is not None), None)
     routes = host.count_routes()
     ifl = len(socket.if_nameindex())
@@ -204,11 +204,14 @@ def show_status(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str
         probe, params,
         interface_state=probe.input_state, group_index=0,
         export_interval=int(min(active)) if active else 0,
-        export_format=", ".join(formats[v] for v in versions) or "none",
+        export_format=", ".join(EXPORT_FORMATS[v] for v in versions) or "none",
         protocol=", ".join({"inet": "IPv4", "inet6": "IPv6"}[f] for f in cfg.families) or "none",
         engine_type=iface.engine_type if iface else 0, engine_id=iface.engine_id if iface else 0,
         route_record_count=routes, ifl_snmp_count=ifl, as_count=as_numbers,
         time_set=True, configuration_set=True, route_record_set=routes > 0, ifl_snmp_map_set=ifl > 0,
+        flow_servers=[{"flow_server": row["flow_server"], "family": row["family"],
+                       "export_format": EXPORT_FORMATS[str(row["format"])], "transport": row["transport"],
+                       "source_address": row["source_address"]} for row in probe.exporter.server_stats()],
         captures=captures(reports))
 
 

@@ -165,7 +165,7 @@ MEMORY_FIELDS: Final = (
 STATUS_FIELDS: Final = (
     "interface_state", "group_index", "export_interval", "export_format", "protocol", "engine_type", "engine_id",
     "route_record_count", "ifl_snmp_count", "as_count", "time_set", "configuration_set", "route_record_set",
-    "ifl_snmp_map_set", "captures")
+    "ifl_snmp_map_set", "flow_servers", "captures")
 USAGE_FIELDS: Final = ("uptime_ms", "interrupt_time_us", "load_5s", "load_1m")
 
 RPCS: Final[Mapping[str, Rpc]] = {rpc.method: rpc for rpc in (

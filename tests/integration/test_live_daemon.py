@@ -257,7 +257,7 @@ def test_without_cap_net_raw_the_error_names_the_capability(tmp_path: Path, work
         ["setpriv", "--bounding-set=-net_raw", sys.executable, "-m", "flowd", "--socket", str(tmp_path / "s"),
          "--config", str(config), "--interface", "lo", "--flow-server", "127.0.0.1:9"],
         cwd=REPO, env=sender_env(), capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 1
+    assert done.returncode == 71  # EX_OSERR
     assert "Traceback" not in done.stderr, done.stderr
     errors = [line for line in done.stderr.splitlines() if "ERROR" in line]
     assert len(errors) == 1, done.stderr
