@@ -28,6 +28,11 @@ set firewall family inet filter catch_all term default then accept
 """
 
 
+# The nearest to an empty configuration flowd starts with (it refuses a file with no statement at all): the
+# default flow-table size, which samples and exports nothing.
+NEARLY_EMPTY: Final = "flowd { flow-table { max-flows 1000000; } }\n"
+
+
 def seed_set(server: str = "127.0.0.1", port: int = 2055) -> str:
     """The lines with the flow server at ``server``:``port``."""
     return SEED_SET.replace("FLOW_SERVER", server).replace("PORT", str(port))

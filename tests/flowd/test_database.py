@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from fakes import FakeClock
+from seed_set import NEARLY_EMPTY
 from flowd.config import loader as config
 from flowd.syntax import junos
 from flowd.control.database import Database, DatabaseError, open_database, run_confirm_timer
@@ -53,7 +54,7 @@ def type_lines(db: Database, sid: int, lines: str) -> None:
 
 
 def test_commit_writes_curly_keeps_the_header_and_applies(tmp_path: Path) -> None:
-    db, daemon = make(tmp_path, text="# flowd on probe-1\n# managed by hand\n")
+    db, daemon = make(tmp_path, text="# flowd on probe-1\n# managed by hand\n" + NEARLY_EMPTY)
     db.enter(1, "alice", 100, "shared", 0.0)
     type_lines(db, 1, "set forwarding-options sampling input rate 100\n"
                       "set forwarding-options family inet output flow-server 127.0.0.1 port 2055")

@@ -21,7 +21,7 @@ import pytest
 from flowd.config.loader import load_config
 from flowd.testing.synth import GroundTruth, SynthSpec, write_capture
 from ptyshell import PtyShell
-from seed_set import seed_set
+from seed_set import NEARLY_EMPTY, seed_set
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).parent))
@@ -107,7 +107,7 @@ def enter(shell: PtyShell, mode: str = "") -> str:
 def test_seed_typed_with_set_exports_like_the_seed_file(tmp_path: Path, capture: tuple[Path, GroundTruth],
                                                         collector: Collector) -> None:
     pcap, _ = capture
-    d = start(tmp_path, "", "--replay", str(pcap), "--replay-loop")
+    d = start(tmp_path, NEARLY_EMPTY, "--replay", str(pcap), "--replay-loop")
     shell = PtyShell(Path(d.socket), tmp_path)
     try:
         banner = enter(shell)
@@ -254,7 +254,7 @@ def test_bad_values_are_refused_and_the_running_configuration_stays(tmp_path: Pa
 
 
 def test_configure_exclusive_locks_out_a_second_session(tmp_path: Path) -> None:
-    d = start(tmp_path, "")
+    d = start(tmp_path, NEARLY_EMPTY)
     first, second = PtyShell(Path(d.socket), tmp_path), PtyShell(Path(d.socket), tmp_path)
     try:
         assert "warning: uncommitted changes will be discarded on exit" in enter(first, "exclusive")
