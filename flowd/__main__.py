@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import NoReturn
 
@@ -80,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="capture this Linux interface live, sampling every packet, instead of the configured "
                    "inputs (repeatable; needs CAP_NET_RAW). Without --interface or --replay, --config FILE's "
                    "input interfaces are captured")
+    d.add_argument("--rollback-dir", metavar="DIR", default=os.environ.get("STATE_DIRECTORY") and
+                   os.path.join(os.environ["STATE_DIRECTORY"].split(":")[0], "rollback"),
+                   help="where commits keep the last 50 configurations (default: $STATE_DIRECTORY/rollback "
+                        "under systemd, else .NAME.rollback beside the configuration file)")
+    d.add_argument("--confirm-unit", metavar="SECONDS", type=float, default=60.0,
+                   help="seconds in one minute of `commit confirmed N` (default 60; tests shorten it)")
     d.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     i = p.add_argument_group("running as a systemd service (docs/operator-guide.md)")
     i.add_argument("--install-service", action="store_true",
@@ -113,8 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def configure(args: argparse.Namespace) -> Config:
-    cfg = load_config(args.config)
-    return with_overrides(cfg, 
+    return overrides(args, load_config(args.config))
+
+
+def overrides(args: argparse.Namespace, cfg: Config) -> Config:
+    """The command line's overrides applied to a loaded configuration (start, reload and commit alike)."""
+    return with_overrides(cfg,
         flow_servers=args.flow_server, export_version=args.export_version,
         active_timeout=args.active_timeout, inactive_timeout=args.inactive_timeout,
         sampling_rate=args.sampling_rate, source_address=args.source_address, transport=args.transport,
@@ -186,6 +197,14 @@ def run_daemon(args: argparse.Namespace, cfg: Config) -> int:
         live = live_inputs(cfg) if args.interface or (args.config and not args.replay) else []
         app = App(cfg, socket_path=socket_path, clock=clock, replays=replays,
                   load_config=lambda: configure(args), live=live, log_level=args.log_level)
+        if args.config:
+            from flowd.config.loader import parse_config
+            from flowd.control.database import open_database
+
+            app.database = open_database(
+                args.config, lambda text: overrides(args, parse_config(text, source="candidate", syntax="junos")),
+                app.reload, active=load_config(args.config).tree, rollback_dir=args.rollback_dir,
+                confirm_unit=args.confirm_unit)
         signals.attach(asyncio.get_running_loop(), stop=app.stop, reload=app.reload)
         try:
             await app.run()

@@ -27,6 +27,7 @@ from flowd.capture.layouts import CaptureError
 from flowd.capture.live import LiveCapture
 from flowd.capture.replay import Replay
 from flowd.config.schema import Config, ConfigError
+from flowd.control.database import Database, run_confirm_timer
 from flowd.control.metrics import MetricsServer
 from flowd.control.server import ControlServer
 from flowd.export.udp import ExportSocketError
@@ -64,13 +65,17 @@ class App:
         self._ready = False
         self._packet_rate = 0  # packets/s over the last STATUS_INTERVAL, for STATUS= lines
         self._failure: BaseException | None = None
+        self.database: Database | None = None  # configuration mode (a daemon started with --config)
 
     def stop(self) -> None:
         """Ask the daemon to shut down (signal handlers call this)."""
         self.stopping.set()
 
-    def reload(self) -> bool:
-        """Re-read and validate the configuration; keep the running one when the new one is bad."""
+    def reload(self, user: str | None = None) -> bool:
+        """Re-read and validate the configuration; keep the running one when the new one is bad.
+
+        ``user``: who committed it (configuration mode), for `show system uptime`'s `Last configured`.
+        """
         if self.load_config is None:
             return False
         if self._ready:
@@ -79,6 +84,7 @@ class App:
         try:
             cfg = self.load_config()
             self.probe.reload(cfg, self.clock.time())
+            self.probe.configured_by = user
         except (ConfigError, ExportSocketError) as exc:
             log.error("configuration reload failed, keeping the running configuration: %s", exc)
         except Exception as exc:  # noqa: BLE001 - whatever the file did, one line, and the daemon goes on
@@ -104,7 +110,10 @@ class App:
             cfg = self.probe.cfg.control
             await stack.enter_async_context(ControlServer(
                 self.socket_path, self.probe, self.clock,
-                read_group=cfg.read_group, admin_group=cfg.admin_group))
+                read_group=cfg.read_group, admin_group=cfg.admin_group, database=self.database))
+            if self.database is not None:
+                confirm = self._start(run_confirm_timer(self.database, self.clock), "commit confirmed timer")
+                stack.push_async_callback(_cancel, confirm)
             if self.probe.cfg.metrics is not None:
                 metrics = self.probe.cfg.metrics
                 await stack.enter_async_context(MetricsServer(metrics.listen, metrics.port, self.probe,

@@ -26,6 +26,10 @@ KEYWORD_HELP: Final = {
     "clear": "Clear information in the system",
     "clear services": "Clear services information",
     "clear services accounting": "Clear service accounting information",
+    "clear firewall": "Clear firewall counters",
+    "set": "Set CLI properties",
+    "show cli": "Show command-line interface settings",
+    "show firewall": "Show firewall information",
 }
 
 CHOICE_HELP: Final = {"bytes": "Highest byte count first", "packets": "Highest packet count first"}
@@ -165,6 +169,41 @@ AGGREGATION_TEMPLATE_NOTE: Final = (
     "keeps the N largest flows. XML/JSON: the entries sit in `flow-aggregate-template-detail-ipv4`, `-ipv6`, "
     "`-mpls`, `-mpls-ipv4` or `-peer-as-billing` (by template type) with the leaves named after the labels "
     "(`source-mask`, `mpls-label-1`, `top-label-address`, `destination-peer-as`, `bgp-nexthop`, ...).")
+FIREWALL_NAMES: Final = {"filter": "<filter-name>", "counter": "<counter-name>"}
+FIREWALL_NOTE: Final = (
+    "One block per configured filter: a blank line, `Filter: NAME`, then `Counters:` and a `Name / Bytes / "
+    "Packets` table of the counters its terms `count` (the name left-aligned in 40 columns, bytes right-aligned "
+    "in 17, packets in 21). Packets are those the term took (first match decides, as the filter runs); bytes "
+    "are their IP bytes (IPv4 total length, IPv6 payload length + 40), summed over every capture worker since "
+    "the start, `clear firewall` or `clear services accounting statistics`. `filter NAME` and `counter NAME` "
+    "narrow the listing; naming something not configured is an error. XML/JSON: `filter-information` "
+    "{`filter-name`, `counter` {`counter-name`, `packet-count`, `byte-count`}}.")
+COMMIT_NOTE: Final = (
+    "The rollback store, newest first, as Junos lists it: `N   YYYY-MM-DD HH:MM:SS UTC by USER via cli`, "
+    "` commit confirmed, rollback in Nmins` for an unconfirmed `commit confirmed`, and the commit comment "
+    "on the next line, indented. Entry 0 is the active configuration; `rollback N` in configuration mode "
+    "loads entry N. XML/JSON: `commit-history` {`sequence-number`, `user`, `client`, `date-time`, "
+    "`comment`}.")
+CONFIGURE_NOTE: Final = (
+    "Enters configuration mode (docs/operator-guide.md, \"Configuration mode\"): the prompt becomes `user@host#` "
+    "under an `[edit ...]` banner; `set`, `delete`, `edit`, `up`, `top`, `show [| display set | compare "
+    "[rollback N]]`, `commit [check | confirmed [N] | comment TEXT | and-quit]`, `rollback [N]`, `load (merge | "
+    "override | replace) (terminal | FILE)`, `run COMMAND`, `status`, `exit [configuration-mode]`, `quit`. "
+    "Statements, value types, ranges and help come from the daemon's schema (`config.schema`). `private` "
+    "edits a copy of its own; `exclusive` locks out every other session until it exits. Only root, the "
+    "daemon's user and the admin group may enter it. In scripts (`flowcli -c \"configure; set ...; commit\"`) "
+    "the exit status is 1 when any line, the commit included, failed.")
+ALL_ACCOUNTING_NOTE: Final = (
+    "Every section in turn, as Junos prints them for the bare command: `flow`, `errors`, `memory`, "
+    "`packet-size-distribution`, `status`, `usage` (each exactly as its own command prints it; one request per "
+    "section). `| display xml` gives one `rpc-reply` holding each section's `services-accounting-information`; "
+    "`| display json` one `services-accounting-information` list with every section.")
+SET_CLI_NOTE: Final = (
+    "Settings of this shell session only: `screen-length N` pages output at N lines (0 never pages), "
+    "`screen-width N` wraps output at N characters (0 never wraps), `timestamp` starts each command's output "
+    "with a `Dec 03 12:20:01` line (`no-timestamp` stops). Prints `Screen length set to N`, `Screen width set "
+    "to N`, `Enabling timestamp` / `Disabling timestamp`.")
+HISTORY_NOTE: Final = "The commands typed in this session, oldest first, as `HH:MM:SS -- COMMAND` (the last 100)."
 PASSIVE_NOTE: Final = "The same output as the `show services accounting` command of the same name."
 
 COMMANDS: Final = (
@@ -211,6 +250,26 @@ COMMANDS: Final = (
             xml_rpc="clear-service-accounting-statistics", rpc="accounting.clear_statistics", pipes=False, notes="Prints nothing on success."),
     Command("clear services accounting flow", "Expire and export all cached flows",
             xml_rpc="clear-service-accounting-flow-information", rpc="accounting.clear_flows", pipes=False, notes="Prints nothing on success."),
+    Command("show firewall", "Show firewall counters", xml_rpc="get-firewall-information", rpc="firewall.show",
+            options=options("firewall.show", FIREWALL_NAMES), notes=FIREWALL_NOTE),
+    Command("clear firewall", "Clear firewall counters", xml_rpc="clear-firewall-counters", rpc="firewall.clear",
+            pipes=False, options=options("firewall.clear", FIREWALL_NAMES),
+            notes="Zeroes the filter's counters (or the one named) as `show firewall` reports them; needs the "
+                  "admin group. Prints nothing on success."),
+    Command("show system commit", "Show pending commit operation and commit history",
+            xml_rpc="get-commit-information", rpc="config.history", notes=COMMIT_NOTE),
+    Command("configure", "Manipulate software configuration information", local=Local.CONFIGURE, pipes=False,
+            options=(Level((("private", "Work in private database"),
+                            ("exclusive", "Obtain exclusive lock (other users cannot make changes)")),
+                           default="shared"),), notes=CONFIGURE_NOTE),
+    Command("show services accounting", "Show every service accounting section", local=Local.ALL_ACCOUNTING,
+            displays=("json", "xml"), notes=ALL_ACCOUNTING_NOTE),
+    Command("set cli", "Set CLI properties", local=Local.SET_CLI, pipes=False, options=(
+        Opt("screen-length", IntRange(0, 100_000, "<screen-length>"), "Set number of lines on screen (0: no pager)"),
+        Opt("screen-width", IntRange(0, 100_000, "<screen-width>"), "Set number of characters on a line (0: no wrap)"),
+        Level((("timestamp", "Timestamp CLI output"), ("no-timestamp", "Do not timestamp CLI output")), default=""),
+    ), notes=SET_CLI_NOTE),
+    Command("show cli history", "Show a list of previous commands", local=Local.CLI_HISTORY, notes=HISTORY_NOTE),
     Command("help", "Provide help information", local=Local.HELP, pipes=False),
     Command("exit", "Exit the management session", local=Local.EXIT, pipes=False),
     Command("quit", "Exit the management session", local=Local.EXIT, pipes=False),
@@ -227,10 +286,13 @@ PIPES: Final = (
     Pipe("display", "Show additional kinds of information", display=True),
     Pipe("except", "Show only text that does not match a pattern", Regex()),
     Pipe("find", "Search for first occurrence of pattern", Regex()),
+    Pipe("hold", "Hold text without exiting the --More-- prompt"),
     Pipe("last", "Display end of output only", IntRange(1, 1_000_000, "<lines>")),
     Pipe("match", "Show only text that matches a pattern", Regex()),
     Pipe("no-more", "Don't paginate output"),
+    Pipe("refresh", "Refresh a continuous display of the command", IntRange(1, 86_400, "<seconds>")),
     Pipe("save", "Save output text to file", Filename()),
+    Pipe("trim", "Trim specified number of columns from start of line", IntRange(1, 10_000, "<columns>")),
 )
 
 PARSER: Final = Parser(COMMANDS, KEYWORD_HELP, PIPES, DISPLAY_FORMATS)

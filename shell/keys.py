@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from prompt_toolkit.application import run_in_terminal
 from prompt_toolkit.buffer import Buffer
 from prompt_toolkit.completion import (
     CompleteEvent,
+    Completer,
     Completion,
     get_common_complete_suffix,
 )
@@ -16,6 +19,9 @@ from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from shell.completer import GrammarCompleter
 from shell.parser import Parser, split_words
 
+if TYPE_CHECKING:
+    from shell.configmode import ConfigSession
+
 
 @dataclass(frozen=True, slots=True)
 class KeyContext:
@@ -23,10 +29,28 @@ class KeyContext:
 
     parser: Parser
     prompt: str
+    config: Callable[[], ConfigSession | None] = field(default=lambda: None)  # the session in configuration mode
+    config_prompt: str = ""
 
     @property
-    def completer(self) -> GrammarCompleter:
+    def completer(self) -> Completer:
+        session = self.config()
+        if session is not None:
+            from shell.configmode import ConfigCompleter
+            return ConfigCompleter(session)
         return GrammarCompleter(self.parser)
+
+    @property
+    def current_prompt(self) -> str:
+        return self.config_prompt if self.config() is not None else self.prompt
+
+    def help_lines(self, text: str) -> list[str]:
+        """`?`: the operational grammar's listing, or configuration mode's."""
+        session = self.config()
+        if session is not None:
+            from shell.configmode import help_lines
+            return help_lines(session, text)
+        return self.parser.help_lines(text, len(self.prompt))
 
 
 def _in_quotes(text: str) -> bool:
@@ -36,7 +60,7 @@ def _in_quotes(text: str) -> bool:
 def _print_above(ctx: KeyContext, line: str, lines: list[str]) -> None:
     """Print the typed line and `lines` above the prompt, then let prompt_toolkit redraw the line."""
     def show() -> None:
-        print(ctx.prompt + line)
+        print(ctx.current_prompt + line)
         for out in lines:
             print(out)
 
@@ -59,7 +83,7 @@ def shell_bindings(ctx: KeyContext) -> KeyBindings:
         if _in_quotes(text):
             buffer.insert_text("?")
             return
-        _print_above(ctx, text + "?", ctx.parser.help_lines(text, len(ctx.prompt)))
+        _print_above(ctx, text + "?", ctx.help_lines(text))
 
     @bindings.add("tab")
     def _tab(event: KeyPressEvent) -> None:
@@ -74,22 +98,21 @@ def shell_bindings(ctx: KeyContext) -> KeyBindings:
             buffer.insert_text(" ")
             return
         if not completions:
-            listing = ctx.parser.candidates(text)
-            if listing.failure is not None:
-                _print_above(ctx, text, ctx.parser.help_lines(text, len(ctx.prompt)))
+            if ctx.config() is None and ctx.parser.candidates(text).failure is not None:
+                _print_above(ctx, text, ctx.help_lines(text))
             return
         suffix = get_common_complete_suffix(buffer.document, completions)
         if suffix:
             buffer.insert_text(suffix)
         else:
-            _print_above(ctx, text, ctx.parser.help_lines(text, len(ctx.prompt)))
+            _print_above(ctx, text, ctx.help_lines(text))
 
     @bindings.add(" ")
     def _space(event: KeyPressEvent) -> None:
         """Complete a keyword that only one word continues, then insert the space."""
         buffer = event.current_buffer
         text = buffer.document.text_before_cursor
-        if text and not text[-1].isspace() and not _in_quotes(text):
+        if text and not text[-1].isspace() and not _in_quotes(text) and ctx.config() is None:
             listing = ctx.parser.candidates(text)
             completions = _completions(ctx, buffer)
             # As Enter would: the only candidate, or the one that prefixes all others (`fl` -> `flow`).

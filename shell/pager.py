@@ -62,6 +62,10 @@ def _save(lines: list[str], filename: Any) -> list[str]:
     return [f"Wrote {len(lines)} lines of output to '{filename}'"]
 
 
+def _trim(lines: list[str], n: Any) -> list[str]:
+    return [line[int(n):] for line in lines]
+
+
 def _unchanged(lines: list[str], _: Any) -> list[str]:
     return lines
 
@@ -73,7 +77,10 @@ PIPE_STEPS: Final[dict[str, Callable[[list[str], Any], list[str]]]] = {
     "count": _count,
     "last": _last,
     "save": _save,
+    "trim": _trim,
     "no-more": _unchanged,  # only turns the pager off
+    "hold": _unchanged,  # only keeps the pager at the end of the output
+    "refresh": _unchanged,  # the REPL runs the command again every N seconds
     "display": _unchanged,  # chose the renderer already
 }
 NO_PAGER: Final = frozenset({"no-more", "save"})
@@ -85,6 +92,7 @@ class Output:
 
     lines: list[str]
     pageable: bool = True
+    hold: bool = False  # `| hold`: the pager stays at the end until q
 
 
 def display_format(pipes: Sequence[PipeCall]) -> str | None:
@@ -97,25 +105,40 @@ def apply_pipes(lines: Sequence[str], pipes: Sequence[PipeCall]) -> Output:
     out = list(lines)
     for pipe in pipes:
         out = PIPE_STEPS[pipe.keyword](out, pipe.arg)
-    return Output(out, not any(p.keyword in NO_PAGER for p in pipes))
+    return Output(out, not any(p.keyword in NO_PAGER for p in pipes), any(p.keyword == "hold" for p in pipes))
 
 
 def needs_pager(lines: Sequence[str], rows: int) -> bool:
-    """Whether the output is taller than the terminal less the line the pager prompt takes."""
-    return len(lines) > rows - 1
+    """Whether the output is taller than the terminal less the line the pager prompt takes (rows 0: never)."""
+    return rows > 0 and len(lines) > rows - 1
 
 
-def page(lines: Sequence[str], write: Callable[[str], Any], read_key: Callable[[], str], rows: int) -> None:
-    """Show `lines` a screen at a time: Space = next screen, Enter = next line, q (or Ctrl-C/D) = stop."""
+PAGER_HELP: Final = (
+    "",
+    "Keys at the ---(more)--- prompt:",
+    "  Space          Display the next page",
+    "  Enter          Display the next line",
+    "  h              Display this help",
+    "  q, Ctrl-C      Stop the output (and leave a held page)",
+    "",
+)
+
+
+def page(lines: Sequence[str], write: Callable[[str], Any], read_key: Callable[[], str], rows: int,
+         hold: bool = False) -> None:
+    """Show `lines` a screen at a time: Space = next screen, Enter = next line, h = help, q (or Ctrl-C/D) = stop.
+
+    With ``hold`` (`| hold`) the prompt stays after the last line until q.
+    """
     screen = max(1, rows - 1)
     shown, step, total = 0, screen, len(lines)
-    while shown < total:
+    while shown < total or hold:
         for line in lines[shown:shown + step]:
             write(line + "\n")
         shown = min(total, shown + step)
-        if shown >= total:
+        if shown >= total and not hold:
             return
-        prompt = f"---(more {100 * shown // total}%)---"
+        prompt = f"---(more {100 * shown // total if total else 100}%)---"
         while True:
             write(prompt)
             key = read_key()
@@ -126,6 +149,10 @@ def page(lines: Sequence[str], write: Callable[[str], Any], read_key: Callable[[
                 step = 1
             elif key in ("q", "Q", "\x03", "\x04", ""):
                 return
+            elif key in ("h", "H"):
+                for line in PAGER_HELP:
+                    write(line + "\n")
+                continue
             else:
                 continue
             break

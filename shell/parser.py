@@ -58,6 +58,10 @@ class Local(Enum):
 
     EXIT = "exit"
     HELP = "help"
+    CONFIGURE = "configure"  # enter configuration mode (shell.configmode)
+    SET_CLI = "set cli"  # shell.clisettings
+    CLI_HISTORY = "show cli history"
+    ALL_ACCOUNTING = "show services accounting"  # every section, one after the other
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import getpass
 import os
 import shutil
@@ -14,10 +15,21 @@ from pathlib import Path
 from typing import Final, TextIO
 
 from prompt_toolkit import PromptSession
+from prompt_toolkit.completion import DynamicCompleter
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 
+from shell.clisettings import SESSION
 from shell.client import Client, ClientError, DaemonUnavailable
 from shell.completer import GrammarCompleter
+from shell.configmode import (
+    DISCARD_QUESTION,
+    EXIT_QUESTION,
+    UNCOMMITTED,
+    ConfigCommandError,
+    ConfigCompleter,
+    ConfigSession,
+    LeaveConfiguration,
+)
 from shell.grammar import PARSER
 from shell.keys import KeyContext, shell_bindings
 from shell.pager import (
@@ -38,7 +50,7 @@ from shell.parser import (
     failure_text,
     format_candidates,
 )
-from shell.render import render
+from shell.render import ALL_ACCOUNTING, render, render_sections
 
 HISTORY_FILE: Final = "~/.flowcli_history"
 
@@ -51,13 +63,13 @@ class ExitShell(Exception):
     """`exit` / `quit`."""
 
 
-def prompt_text() -> str:
-    """``user@host> `` with the real user and the short host name."""
+def prompt_text(mark: str = ">") -> str:
+    """``user@host> `` (``user@host# `` in configuration mode) with the real user and the short host name."""
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = str(os.getuid())
-    return f"{user}@{socket.gethostname().split('.')[0]}> "
+    return f"{user}@{socket.gethostname().split('.')[0]}{mark} "
 
 
 async def _help(match: Match, client: Client, parser: Parser) -> Output:
@@ -69,9 +81,39 @@ async def _exit(match: Match, client: Client, parser: Parser) -> Output:
     raise ExitShell
 
 
+async def _set_cli(match: Match, client: Client, parser: Parser) -> Output:
+    params = match.params
+    return Output(SESSION.apply(params.get("screen_length"), params.get("screen_width"), match.level or None),
+                  False)
+
+
+async def _cli_history(match: Match, client: Client, parser: Parser) -> Output:
+    return _piped(SESSION.history_lines(), match)
+
+
+async def _all_accounting(match: Match, client: Client, parser: Parser) -> Output:
+    results = [(method, await client.call(method, {})) for method in ALL_ACCOUNTING]
+    return _piped(render_sections(results, display_format(match.pipes)), match)
+
+
+def _piped(lines: list[str], match: Match) -> Output:
+    try:
+        return apply_pipes(lines, match.pipes)
+    except PipeError as exc:
+        raise CommandError(str(exc)) from None
+
+
+async def _configure(match: Match, client: Client, parser: Parser) -> Output:
+    raise CommandError("already in configuration mode")  # `run configure`; the loops enter it themselves
+
+
 LOCAL_ACTIONS: Final[dict[Local, Callable[[Match, Client, Parser], Awaitable[Output]]]] = {
     Local.HELP: _help,
     Local.EXIT: _exit,
+    Local.CONFIGURE: _configure,
+    Local.SET_CLI: _set_cli,
+    Local.CLI_HISTORY: _cli_history,
+    Local.ALL_ACCOUNTING: _all_accounting,
 }
 
 
@@ -102,8 +144,56 @@ async def run_batch(commands: Iterable[str], client: Client, out: TextIO, err: T
                     parser: Parser = PARSER) -> int:
     """Non-interactive: run each command, output to `out`, `error: ...` lines to `err`; 1 after any error."""
     status = 0
+    config: ConfigSession | None = None
+
+    async def operational(text: str) -> Output:
+        result = parser.resolve(text)
+        if not isinstance(result, Match):
+            raise ConfigCommandError(failure_text(result) if result is not None else [])
+        return await execute(result, client, parser)
+
     for line in commands:
+        SESSION.remember(line)
+        if config is not None:
+            try:
+                output = await config.execute(line)
+            except LeaveConfiguration as leave:
+                _write_lines(out, leave.lines)
+                if await config.changed():
+                    _write_lines(err, [UNCOMMITTED])
+                await config.leave()
+                config = None
+                _write_lines(out, ["Exiting configuration mode"])
+                continue
+            except (ConfigCommandError, CommandError) as exc:
+                lines = exc.lines if isinstance(exc, ConfigCommandError) else [f"error: {exc}"]
+                _write_lines(err, [ln if ln.startswith(("error:", "warning:", "[edit", " ")) else f"error: {ln}"
+                                   for ln in lines])
+                status = 1
+                continue
+            except DaemonUnavailable as exc:
+                _write_lines(err, [f"error: {exc}"])
+                return 1
+            except ClientError as exc:
+                _write_lines(err, [f"error: {exc}"])
+                status = 1
+                continue
+            _write_lines(out, output.lines)
+            continue
         result = parser.resolve(line)
+        if isinstance(result, Match) and result.command.local is Local.CONFIGURE:
+            session = ConfigSession(client, operational)
+            try:
+                _write_lines(out, await session.enter(result.level or "shared"))
+            except ConfigCommandError as exc:
+                _write_lines(err, exc.lines)
+                status = 1
+                continue
+            except ClientError as exc:
+                _write_lines(err, [f"error: {exc}"])
+                return 1
+            config = session
+            continue
         if result is None:
             continue
         if not isinstance(result, Match):
@@ -132,18 +222,21 @@ class Terminal:
     out: TextIO = sys.stdout
 
     def rows(self) -> int:
-        return shutil.get_terminal_size().lines
+        """The page height: `set cli screen-length`, else the terminal's (0: never page)."""
+        return SESSION.rows(shutil.get_terminal_size().lines)
 
     def show(self, output: Output) -> None:
-        if output.pageable and self.out.isatty() and needs_pager(output.lines, self.rows()):
+        """Print (timestamped, wrapped and paged as `set cli` says)."""
+        lines = SESSION.stamp() + SESSION.wrap(output.lines)
+        if output.pageable and self.out.isatty() and (output.hold or needs_pager(lines, self.rows())):
             def write(text: str) -> None:
                 self.out.write(text)
                 self.out.flush()
 
             with terminal_keys() as read_key:
-                page(output.lines, write, read_key, self.rows())
+                page(lines, write, read_key, self.rows() or len(lines) + 1, output.hold)
         else:
-            _write_lines(self.out, output.lines)
+            _write_lines(self.out, lines)
 
 
 def _history(path: Path) -> History:
@@ -158,29 +251,93 @@ def _history(path: Path) -> History:
 
 async def run_interactive(client: Client, *, prompt: str | None = None, history: Path | None = None,
                           parser: Parser = PARSER, terminal: Terminal | None = None) -> int:
-    """The `user@host> ` loop: Ctrl-C clears the line, Ctrl-D on an empty line or `exit` leaves."""
+    """The `user@host> ` loop: Ctrl-C clears the line, Ctrl-D on an empty line or `exit` leaves.
+
+    `configure` switches to configuration mode (flowd.shell.configmode): the `user@host# ` prompt under an
+    `[edit ...]` banner, until `exit` at the top level, `quit` or `exit configuration-mode`.
+    """
     prompt = prompt_text() if prompt is None else prompt
+    config_prompt = prompt[:-2] + "# " if prompt.endswith("> ") else prompt
     terminal = terminal or Terminal()
+    mode: list[ConfigSession] = []  # the configuration-mode session, while there is one
+    ctx = KeyContext(parser, prompt, lambda: mode[0] if mode else None, config_prompt)
     session: PromptSession[str] = PromptSession(
         history=_history(Path(history or Path(HISTORY_FILE).expanduser())),
-        key_bindings=shell_bindings(KeyContext(parser, prompt)),
-        completer=GrammarCompleter(parser),
+        key_bindings=shell_bindings(ctx),
+        completer=DynamicCompleter(lambda: ctx.completer),
         complete_while_typing=False,
     )
-    while True:
+
+    async def operational(text: str) -> Output:
+        result = parser.resolve(text)
+        if not isinstance(result, Match):
+            raise ConfigCommandError(failure_lines(result, len(config_prompt) + text_offset[0])
+                                     if result is not None else [])
+        return await execute(result, client, parser)
+
+    text_offset = [0]
+
+    async def ask(question: str) -> bool:
         try:
-            line = await session.prompt_async(prompt)
+            answer = await session.prompt_async(question, completer=None)
+        except (KeyboardInterrupt, EOFError):
+            return False
+        return answer.strip().lower() in ("", "y", "yes")
+
+    while True:
+        config = mode[0] if mode else None
+        if config is not None:
+            _write_lines(terminal.out, ["", config.banner()])
+        try:
+            line = await session.prompt_async(config_prompt if config is not None else prompt)
         except KeyboardInterrupt:
             continue
         except EOFError:
-            return 0
-        result = parser.resolve(line)
-        if result is None:
-            continue
-        if not isinstance(result, Match):
-            _write_lines(terminal.out, failure_lines(result, len(prompt)))
-            continue
+            if config is None:
+                return 0
+            line = "exit configuration-mode"
+        SESSION.remember(line)
         try:
+            if config is not None:
+                text_offset[0] = line.find("run") + 4 if line.lstrip().startswith("run") else 0
+                try:
+                    output = await config.execute(line)
+                except LeaveConfiguration as leave:
+                    _write_lines(terminal.out, leave.lines)
+                    if await config.changed():
+                        _write_lines(terminal.out, [UNCOMMITTED])
+                        question = EXIT_QUESTION if config.mode == "shared" else DISCARD_QUESTION
+                        if not await ask(question):
+                            continue
+                    await config.leave()
+                    mode.clear()
+                    _write_lines(terminal.out, ["Exiting configuration mode"])
+                    continue
+                except ConfigCommandError as exc:
+                    caret = [] if exc.column is None else [" " * (len(config_prompt) + exc.column) + "^"]
+                    _write_lines(terminal.out, caret + exc.lines)
+                    continue
+                terminal.show(output)
+                continue
+            result = parser.resolve(line)
+            if isinstance(result, Match) and result.command.local is Local.CONFIGURE:
+                entering = ConfigSession(client, operational, _terminal_reader(session))
+                try:
+                    _write_lines(terminal.out, await entering.enter(result.level or "shared"))
+                except ConfigCommandError as exc:
+                    _write_lines(terminal.out, exc.lines)
+                    continue
+                mode.append(entering)
+                continue
+            if result is None:
+                continue
+            if not isinstance(result, Match):
+                _write_lines(terminal.out, failure_lines(result, len(prompt)))
+                continue
+            refresh = next((int(p.arg) for p in result.pipes if p.keyword == "refresh"), None)
+            if refresh is not None:
+                await _refresh(result, client, parser, terminal, refresh)
+                continue
             output = await execute(result, client, parser)
         except ExitShell:
             return 0
@@ -193,5 +350,37 @@ async def run_interactive(client: Client, *, prompt: str | None = None, history:
             if task is None or task.uncancel() > 0:
                 raise
             await client.close()
+            mode.clear()  # the connection was the configuration-mode session
             continue
         terminal.show(output)
+
+
+async def _refresh(match: Match, client: Client, parser: Parser, terminal: Terminal, seconds: int) -> None:
+    """`| refresh N`: run the command again every N seconds, each time under a `---(refreshed at ...)---`
+    line, until Ctrl-C (which ends the refreshing, not the shell)."""
+    try:
+        while True:
+            output = await execute(match, client, parser)
+            stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S %Z")
+            _write_lines(terminal.out, [f"---(refreshed at {stamp})---", *SESSION.wrap(output.lines)])
+            await asyncio.sleep(seconds)
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        _write_lines(terminal.out, ["!!! Refresh interrupted by user"])
+
+
+def _terminal_reader(session: PromptSession[str]) -> Callable[[], Awaitable[list[str]]]:
+    """`load ... terminal`: lines typed until Ctrl-D, as Junos reads them ([Type ^D at a new line to end input])."""
+    async def read() -> list[str]:
+        print("[Type ^D at a new line to end input]")
+        lines: list[str] = []
+        while True:
+            try:
+                lines.append(await session.prompt_async("", completer=None))
+            except EOFError:
+                return lines
+            except KeyboardInterrupt:
+                return []
+    return read

@@ -32,6 +32,7 @@ from flowd.model.flowkey import (
     FlowKey,
     is_ipv4,
 )
+from flowd.control import firewall
 from flowd.model.routes import FlowRoutes
 from flowd.runtime import host
 from flowd.runtime.probe import Probe
@@ -370,9 +371,9 @@ def system_version(probe: Probe, params: Mapping[str, Any], now: float) -> dict[
 def system_uptime(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
     booted = host.boot_time(now)
     users = host.logged_in_users()
-    return {"current_time": _iso(now), "system_booted": _iso(booted), "daemon_started": _iso(probe.started),
-            "last_configured": _iso(probe.configured_at), "load_average": host.load_average(),
-            "users": users}
+    return {"current_time": _iso(now), "time_source": host.time_source(), "system_booted": _iso(booted),
+            "daemon_started": _iso(probe.started), "last_configured": _iso(probe.configured_at),
+            "last_configured_by": probe.configured_by, "load_average": host.load_average(), "users": users}
 
 
 def system_configuration(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
@@ -402,6 +403,8 @@ METHODS: Final[Mapping[str, Method]] = {
     "accounting.routing": Method(show_routing, check=check_name),
     "accounting.clear_statistics": Method(clear_statistics, query=QueryKind.CLEAR_STATISTICS),
     "accounting.clear_flows": Method(clear_flows, query=QueryKind.CLEAR_FLOWS),
+    "firewall.show": Method(firewall.show_firewall, query=REPORT),
+    "firewall.clear": Method(firewall.clear_firewall, query=REPORT),
     "system.version": Method(system_version),
     "system.uptime": Method(system_uptime),
     "system.configuration": Method(system_configuration),

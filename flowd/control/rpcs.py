@@ -28,6 +28,10 @@ class Kind(str, Enum):
     PREFIX = "prefix"  # "10.0.0.0/8", "2001:db8::/32" (host bits ignored)
     NAME = "name"  # a non-empty string
     CHOICE = "choice"  # one of `choices`
+    TEXT = "text"  # any string, empty included (a commit comment, a file's text)
+    BOOLEAN = "boolean"
+    WORDS = "words"  # a list of strings (a configuration statement as typed)
+    PATH = "path"  # a list of statement keys (strings or integers): the `[edit ...]` level
 
 
 class BadParam(ValueError):
@@ -65,6 +69,18 @@ class Param:
         elif self.kind is Kind.CHOICE:
             if value not in self.choices:
                 raise BadParam(f"{self.name}: expected {' or '.join(self.choices)}, got {_short(value)}")
+        elif self.kind is Kind.TEXT:
+            if not isinstance(value, str):
+                raise BadParam(f"{self.name}: expected a string, got {_short(value)}")
+        elif self.kind is Kind.BOOLEAN:
+            if not isinstance(value, bool):
+                raise BadParam(f"{self.name}: expected true or false, got {_short(value)}")
+        elif self.kind in (Kind.WORDS, Kind.PATH):
+            allowed = (str,) if self.kind is Kind.WORDS else (str, int)
+            if not isinstance(value, list) or not all(isinstance(v, allowed) and not isinstance(v, bool)
+                                                      for v in value):
+                what = "strings" if self.kind is Kind.WORDS else "statement keys"
+                raise BadParam(f"{self.name}: expected a list of {what}, got {_short(value)}")
         elif not isinstance(value, str) or not value:
             raise BadParam(f"{self.name}: expected a non-empty string, got {_short(value)}")
 
@@ -127,6 +143,10 @@ FLOW_QUERY: Final = (
     Param("source_as", Kind.INTEGER, "Source AS number to match", 0, U32_MAX),
     Param("destination_as", Kind.INTEGER, "Destination AS number to match", 0, U32_MAX),
 )
+FIREWALL: Final = (Param("filter", Kind.NAME, "Name of filter"), Param("counter", Kind.NAME, "Name of counter"))
+MODE: Final = Param("mode", Kind.CHOICE, "Configuration database", choices=("shared", "private", "exclusive"))
+LEVEL: Final = Param("path", Kind.PATH, "The [edit ...] level")
+WORDS: Final = Param("words", Kind.WORDS, "The statement's words")
 # The flow-detail filters that match one integer column of the flow key (or of routing data).
 FLOW_FILTERS: Final = tuple(p.name for p in FLOW_QUERY if p.kind is Kind.INTEGER and p.name != "limit")
 BLOCK: Final = ("interface", "local_index", "service_name")  # every accounting.* interface block starts so
@@ -191,8 +211,33 @@ RPCS: Final[Mapping[str, Rpc]] = {rpc.method: rpc for rpc in (
     Rpc("accounting.clear_flows", "end and export every cached flow", result=("flows_cleared",), admin=True),
     Rpc("system.version", "software version", result=("hostname", "model", "version", "python", "packages")),
     Rpc("system.uptime", "time since the host and the daemon started",
-        result=("current_time", "system_booted", "daemon_started", "last_configured", "load_average", "users")),
+        result=("current_time", "time_source", "system_booted", "daemon_started", "last_configured",
+                "last_configured_by", "load_average", "users")),
     Rpc("system.configuration", "the running configuration", result=("config",)),
+    Rpc("firewall.show", "packets and bytes of each filter's counters", FIREWALL, ("filters",)),
+    Rpc("firewall.clear", "zero a filter's counters", (Param("filter", Kind.NAME, "Name of filter", required=True),
+                                                         FIREWALL[1]), admin=True),
+    Rpc("config.history", "the rollback store, newest first", result=("commits",)),
+    Rpc("config.schema", "the configuration statement tree", result=("schema",)),
+    Rpc("config.enter", "enter configuration mode", (MODE,), ("lines",), admin=True),
+    Rpc("config.exit", "leave configuration mode", result=("changed",), admin=True),
+    Rpc("config.status", "this session's candidate", result=("changed", "mode", "rollback_in"), admin=True),
+    Rpc("config.set", "set a statement in the candidate", (LEVEL, WORDS), ("found", "error"), admin=True),
+    Rpc("config.delete", "delete a statement from the candidate", (LEVEL, WORDS), ("found", "error"), admin=True),
+    Rpc("config.edit", "the level a statement leads to", (LEVEL, WORDS), ("path", "error"), admin=True),
+    Rpc("config.show", "the candidate below a level", (LEVEL,), ("config",), admin=True),
+    Rpc("config.compare", "the candidate against the active or a stored configuration",
+        (LEVEL, Param("rollback", Kind.INTEGER, "Stored configuration to compare with", 0, 49)), ("lines",),
+        admin=True),
+    Rpc("config.commit", "validate, write and apply the candidate",
+        (Param("check", Kind.BOOLEAN, "Only validate"), Param("comment", Kind.TEXT, "Commit comment"),
+         Param("confirmed", Kind.INTEGER, "Minutes until an automatic rollback", 1, 65535)), ("lines",), admin=True),
+    Rpc("config.rollback", "load a stored configuration into the candidate",
+        (Param("index", Kind.INTEGER, "Stored configuration", 0, 49),), ("lines",), admin=True),
+    Rpc("config.load", "load configuration text into the candidate",
+        (Param("mode", Kind.CHOICE, "How the text combines with the candidate", choices=("merge", "override",
+                                                                                         "replace"), required=True),
+         Param("text", Kind.TEXT, "Curly-brace text or set lines", required=True), LEVEL), ("lines",), admin=True),
 )}
 
 

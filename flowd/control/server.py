@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import grp
 import logging
+import math
 import os
 import pwd
 import socket
@@ -26,10 +27,12 @@ import struct
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from flowd.control import methods
 from flowd.control.admission import DEFAULT_LIMITS, Admission, Limits
+from flowd.control.config_methods import CONFIG_METHODS, Caller
+from flowd.control.database import Database, DatabaseError
 from flowd.control.protocol import (
     MAX_LINE,
     ErrorCode,
@@ -42,7 +45,7 @@ from flowd.control.protocol import (
     encode_head,
     encode_response,
 )
-from flowd.control.rpcs import RPCS
+from flowd.control.rpcs import RPCS, BadParam
 from flowd.control.socketfile import bind_restricted, check_path
 from flowd.control.streamed import Streamed
 from flowd.model.clock import Clock
@@ -120,8 +123,11 @@ class ControlServer:
     """Serve the control socket while the daemon runs (an async context manager)."""
 
     def __init__(self, path: str, probe: Probe, clock: Clock, *, read_group: str | None = None,
-                 admin_group: str | None = None, limits: Limits = DEFAULT_LIMITS) -> None:
+                 admin_group: str | None = None, limits: Limits = DEFAULT_LIMITS,
+                 database: Database | None = None) -> None:
         self.path = path
+        self.database = database  # configuration mode; None without a configuration file
+        self._sessions = 0  # connections so far: each one's number is its configuration-mode session
         self.probe = probe
         self.clock = clock
         self.limits = limits
@@ -236,6 +242,8 @@ class ControlServer:
         task = asyncio.current_task()
         assert task is not None
         self._clients.add(task)
+        self._sessions += 1
+        session = self._sessions
         writer.transport.set_write_buffer_limits(high=self.limits.buffer)
         peer: Peer | None = None
         try:
@@ -246,8 +254,11 @@ class ControlServer:
                 await self._refuse(reader, writer, refused)
                 return
             while True:
+                # A connection in configuration mode holds a candidate (and maybe the lock): never idle it out.
+                idle = math.inf if self.database is not None and session in self.database.sessions else \
+                    self.limits.idle
                 try:
-                    line = await self._within(reader.readuntil(b"\n"), self.clock.time() + self.limits.idle)
+                    line = await self._within(reader.readuntil(b"\n"), self.clock.time() + idle)
                 except TimeoutError:
                     log.debug("closing an idle control connection (uid %d)", peer.uid)
                     return
@@ -257,7 +268,7 @@ class ControlServer:
                     await self._send(writer, encode_response(Response.failure(
                         None, ErrorCode.TOO_LARGE, f"request longer than {MAX_LINE} bytes")))
                     return  # cannot find the next request boundary: close this connection
-                answer = await self.answer(line, peer)
+                answer = await self.answer(line, peer, session)
                 if isinstance(answer, Response):
                     await self._send(writer, self._encode(answer))
                 else:
@@ -269,6 +280,8 @@ class ControlServer:
         except (ConnectionError, asyncio.CancelledError):
             return
         finally:
+            if self.database is not None:
+                self.database.leave(session)  # the connection was the configuration-mode session
             if peer is not None:
                 self.admission.release(peer.uid)
             self._clients.discard(task)
@@ -363,8 +376,9 @@ class ControlServer:
             await asyncio.sleep(0)  # other connections and the daemon's own tasks run between batches
         await self._send(writer, encode_end(request_id, count))
 
-    async def answer(self, line: bytes, peer: Peer) -> Response | tuple[RequestId, Streamed]:
-        """The reply to one request line (a streamed result with its request's id)."""
+    async def answer(self, line: bytes, peer: Peer, session: int = 0) -> Response | tuple[RequestId, Streamed]:
+        """The reply to one request line (a streamed result with its request's id); ``session`` is the
+        connection's configuration-mode session."""
         try:
             req = decode_request(line)
         except ProtocolError as exc:
@@ -372,13 +386,15 @@ class ControlServer:
                             exc.code.value, exc.message)
             return exc.to_response()
         rpc = RPCS.get(req.method)
-        if rpc is None or req.method not in methods.METHODS:
+        if rpc is None or (req.method not in methods.METHODS and req.method not in CONFIG_METHODS):
             return Response.failure(req.id, ErrorCode.UNKNOWN_METHOD, f"unknown method '{req.method}'")
         if req.user is not None:
             acting = self.acting_for(peer, req.user)
             if isinstance(acting, str):
                 return Response.failure(req.id, ErrorCode.PERMISSION_DENIED, acting)
             peer = acting
+        if req.method in CONFIG_METHODS:
+            return self._configure(req.id, req.method, req.params, peer, session)
         why = self.allowed(peer, rpc.admin)
         if why is not None:
             return Response.failure(req.id, ErrorCode.PERMISSION_DENIED, why)
@@ -390,6 +406,28 @@ class ControlServer:
         except Exception:
             log.exception("control method %s failed", req.method)
             return Response.failure(req.id, ErrorCode.INTERNAL, f"{req.method} failed; see the daemon log")
+
+    def _configure(self, rid: RequestId, method: str, params: dict[str, Any], peer: Peer, session: int) -> Response:
+        """A `config.*` request (configuration mode), checked against its contract like every other."""
+        rpc = RPCS[method]
+        why = self.allowed(peer, rpc.admin)
+        if why is not None:
+            return Response.failure(rid, ErrorCode.PERMISSION_DENIED, why)
+        if self.database is None:
+            return Response.failure(rid, ErrorCode.BAD_PARAMS, "configuration mode needs a daemon started with "
+                                                               "--config FILE")
+        try:
+            rpc.check(params)
+        except BadParam as exc:
+            return Response.failure(rid, ErrorCode.BAD_PARAMS, str(exc))
+        try:
+            return Response.success(rid, CONFIG_METHODS[method](
+                self.database, Caller(session, _user_name(peer.uid), peer.pid), params, self.clock.time()))
+        except DatabaseError as exc:
+            return Response.failure(rid, ErrorCode.BAD_PARAMS, str(exc))
+        except Exception:
+            log.exception("control method %s failed", method)
+            return Response.failure(rid, ErrorCode.INTERNAL, f"{method} failed; see the daemon log")
 
 
 

@@ -109,7 +109,9 @@ class Pipeline:
         chosen = select(packets, flt, path.sampler)
         st.drops[DropReason.DISCARDED] += chosen.discarded
         st.not_sampled += chosen.not_sampled
-        merge_counters(st.filter_counters, chosen.counters)
+        if flt is not None:  # counters are per filter, as `show firewall` lists them: "FILTER/COUNTER"
+            merge_counters(st.filter_counters, chosen.counters, f"{flt.name}/")
+            merge_counters(st.filter_bytes, chosen.counted_bytes, f"{flt.name}/")
         if not len(chosen.packets):
             return FlowRecords.empty()
         st.sampled += len(chosen.packets)

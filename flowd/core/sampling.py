@@ -97,27 +97,32 @@ class FilterResult:
     sample: Mask  # rows a term sent to the sampler
     discarded: int  # rows a `discard` term (or no term) took
     counters: dict[str, int]  # `count NAME` hits in this batch
+    counted_bytes: dict[str, int] = field(default_factory=dict)  # their IP lengths summed, when lengths were given
 
 
-def apply_filter(flt: Filter, keys: npt.NDArray[np.uint8]) -> FilterResult:
-    """Run a firewall filter over a batch of keys (Junos first-match semantics)."""
+def apply_filter(flt: Filter, keys: npt.NDArray[np.uint8], lengths: npt.NDArray[np.uint32] | None = None
+                 ) -> FilterResult:
+    """Run a firewall filter over a batch of keys (Junos first-match semantics); ``lengths`` feed byte counters."""
     n = keys.shape[0]
     undecided = np.ones(n, np.bool_)
     sample = np.zeros(n, np.bool_)
     discarded = 0
     counters: dict[str, int] = {}
+    counted_bytes: dict[str, int] = {}
     for term in flt.terms:
         hit = undecided & term_matches(term, keys)
         hits = int(hit.sum())
         if term.count:
             counters[term.count] = counters.get(term.count, 0) + hits
+            if lengths is not None:
+                counted_bytes[term.count] = counted_bytes.get(term.count, 0) + int(lengths[hit].sum(dtype=np.int64))
         if term.action == "discard":
             discarded += hits
         elif term.sample:
             sample |= hit
         undecided &= ~hit
     discarded += int(undecided.sum())
-    return FilterResult(sample=sample, discarded=discarded, counters=counters)
+    return FilterResult(sample=sample, discarded=discarded, counters=counters, counted_bytes=counted_bytes)
 
 
 @dataclass(slots=True)
@@ -188,22 +193,23 @@ class Selection:
     discarded: int = 0
     not_sampled: int = 0
     counters: dict[str, int] = field(default_factory=dict)
+    counted_bytes: dict[str, int] = field(default_factory=dict)
 
 
 def select(batch: PacketBatch, flt: Filter | None, sampler: Sampler) -> Selection:
     """Filter then sample a batch; without a filter every packet goes to the sampler."""
     if flt is None:
-        offered, discarded, counters = batch, 0, {}
+        offered, discarded, counters, counted_bytes = batch, 0, {}, {}
     else:
-        res = apply_filter(flt, batch.key)
+        res = apply_filter(flt, batch.key, batch.length)
         offered = batch if res.sample.all() else batch.take(res.sample)
-        discarded, counters = res.discarded, res.counters
+        discarded, counters, counted_bytes = res.discarded, res.counters, res.counted_bytes
     keep = sampler.select(offered.ts)
     chosen = offered if keep.all() else offered.take(keep)
     return Selection(packets=chosen, discarded=discarded,
-                     not_sampled=len(offered) - len(chosen), counters=counters)
+                     not_sampled=len(offered) - len(chosen), counters=counters, counted_bytes=counted_bytes)
 
 
-def merge_counters(total: dict[str, int], more: Mapping[str, int]) -> None:
+def merge_counters(total: dict[str, int], more: Mapping[str, int], prefix: str = "") -> None:
     for name, value in more.items():
-        total[name] = total.get(name, 0) + value
+        total[prefix + name] = total.get(prefix + name, 0) + value

@@ -49,7 +49,8 @@ class IngestStats:
     drops: dict[DropReason, int] = field(default_factory=lambda: {r: 0 for r in DropReason})
     not_sampled: int = 0  # passed over by 1-in-N / run-length / pps cap
     sampled: int = 0  # packets handed to the flow cache
-    filter_counters: dict[str, int] = field(default_factory=dict)
+    filter_counters: dict[str, int] = field(default_factory=dict)  # "FILTER/COUNTER" -> packets a `count` term took
+    filter_bytes: dict[str, int] = field(default_factory=dict)  # "FILTER/COUNTER" -> their IP bytes
     sizes: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(len(SIZE_RANGES), np.int64))
 
     def count_sizes(self, lengths: npt.NDArray[np.uint32]) -> None:

@@ -32,6 +32,26 @@ def interface_name_of(index: int) -> str:
         return f"index {index}" if index else ""
 
 
+ADJTIMEX_UNSYNCED: Final = 5  # adjtimex() returns TIME_ERROR while the kernel clock is not synchronised
+
+
+def time_source() -> str:
+    """Junos's `Time Source`: NTP CLOCK when the kernel clock is synchronised (NTP, chrony), else LOCAL CLOCK."""
+    import ctypes
+    import ctypes.util
+
+    class _Timex(ctypes.Structure):
+        # struct timex is 208 bytes on 64-bit Linux; only `modes` (0: read, change nothing) is set.
+        _fields_ = [("modes", ctypes.c_uint), ("_rest", ctypes.c_byte * 252)]
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        state = libc.adjtimex(ctypes.byref(_Timex()))  # modes 0: read only
+    except (OSError, AttributeError):
+        return "LOCAL CLOCK"
+    return "LOCAL CLOCK" if state in (-1, ADJTIMEX_UNSYNCED) else "NTP CLOCK"
+
+
 def boot_time(now: float) -> float:
     """When the host booted, on the scale of ``now`` (from /proc/uptime)."""
     with open("/proc/uptime") as fh:

@@ -48,12 +48,14 @@ class Probe:
         self.routes = routes if routes is not None else RouteSources(cfg.routing, time)
         self.started = now
         self.configured_at = now
+        self.configured_by: str | None = None  # the user of the last commit (None: a file, SIGHUP)
         self.shard = Shard(cfg)
         self.exporter = exporter if exporter is not None else Exporter(
             cfg, boot=now, udp_factory=partial(UdpSender, wait_limit=0.0))  # never block the event loop
         self.input_state = "Monitoring"
         self.workers: WorkerPool | None = None  # the capture workers, when there are any
         self.answers: list[ShardReport] = []  # the workers' answers to the latest query
+        self.firewall_cleared: dict[str, tuple[int, int]] = {}  # `clear firewall` baselines (flowd.control.firewall)
 
     @property
     def pipeline(self) -> Pipeline:
@@ -117,5 +119,6 @@ class Probe:
     def clear_statistics(self) -> None:
         """`clear services accounting statistics` here (the workers clear on their own query)."""
         self.shard.clear_statistics()
+        self.firewall_cleared.clear()
         self.exporter.counters = ExportCounters()
         self.exporter.clear_server_stats()

@@ -367,6 +367,11 @@ def _flush_plain(key: Key, plain: list[tuple[Key, Any]], pad: str, depth: int) -
     yield pad + "}"
 
 
+def curly_lines(node: Mapping[Any, Any], path: KeyPath = (), depth: int = 0) -> list[str]:
+    """The statements of ``node`` (found at ``path`` in the whole tree) as curly lines, ``depth`` levels in."""
+    return list(_curly_lines(node, path, depth))
+
+
 def to_curly(tree: Mapping[Any, Any]) -> str:
     """The tree as `show configuration` prints it (4-space indent, one statement per line)."""
     lines = list(_curly_lines(tree, (), 0))

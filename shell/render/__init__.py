@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -10,7 +10,9 @@ from shell.render import (
     accounting,
     aggregation,
     aggregation_template,
+    commit,
     configuration,
+    firewall,
     flow_detail,
     system,
 )
@@ -63,11 +65,32 @@ RENDERERS: Final[Mapping[str, Renderer]] = {
     "accounting.usage": _tree(accounting.render_usage, accounting.usage_tree, f"{ROOT}/usage-information"),
     "accounting.clear_statistics": Renderer(accounting.render_nothing),
     "accounting.clear_flows": Renderer(accounting.render_nothing),
+    "firewall.show": _tree(firewall.render_firewall, firewall.firewall_tree, "firewall-information"),
+    "firewall.clear": Renderer(accounting.render_nothing),
+    "config.history": _tree(commit.render_commit_history, commit.commit_history_tree,
+                            "commit-information/commit-history"),
     "system.version": _tree(system.render_version, system.version_tree, "software-information"),
     "system.uptime": _tree(system.render_uptime, system.uptime_tree, "system-uptime-information"),
     "system.configuration": Renderer(
         configuration.render_configuration, {"set": configuration.render_configuration_set}),
 }
+
+
+ALL_ACCOUNTING: Final = ("accounting.flow", "accounting.errors", "accounting.memory",
+                         "accounting.packet_size_distribution", "accounting.status", "accounting.usage")
+
+
+def render_sections(results: Sequence[tuple[str, Result]], display: str | None = None) -> list[str]:
+    """Several accounting results as one output (bare `show services accounting`): the texts one after the
+    other, or one reply holding each section's `services-accounting-information` in turn."""
+    if display is None:
+        return [line for method, result in results for line in RENDERERS[method].text(result, None)]
+    roots: list[Element] = []
+    for method, result in results:
+        tree = RENDERERS[method].tree
+        assert tree is not None
+        roots.append(tree(result))
+    return to_json(roots) if display == "json" else to_xml(roots)
 
 
 def render(method: str, result: Result, level: str | None = None, display: str | None = None) -> list[str]:

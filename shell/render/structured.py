@@ -7,6 +7,7 @@ repeated elements with one tag become one list, in order.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, Final
 from xml.sax.saxutils import escape
 
@@ -30,9 +31,10 @@ def element_lines(element: Element, depth: int) -> list[str]:
     return lines
 
 
-def to_xml(root: Element) -> list[str]:
-    """The reply as `| display xml` prints it."""
-    return [f'<rpc-reply xmlns:junos="{JUNOS_XMLNS}">', *element_lines(root, 1),
+def to_xml(root: Element | Sequence[Element]) -> list[str]:
+    """The reply as `| display xml` prints it (several elements: one after the other in the reply)."""
+    roots = (root,) if isinstance(root, Element) else tuple(root)
+    return [f'<rpc-reply xmlns:junos="{JUNOS_XMLNS}">', *(line for r in roots for line in element_lines(r, 1)),
             f"{XML_INDENT}<cli>", f"{XML_INDENT * 2}<banner></banner>", f"{XML_INDENT}</cli>", "</rpc-reply>"]
 
 
@@ -45,6 +47,10 @@ def _json_value(element: Element) -> dict[str, Any]:
     return grouped
 
 
-def to_json(root: Element) -> list[str]:
-    """The reply as `| display json` prints it."""
-    return json.dumps({root.tag: [_json_value(root)]}, indent=4, ensure_ascii=False).splitlines()
+def to_json(root: Element | Sequence[Element]) -> list[str]:
+    """The reply as `| display json` prints it (several elements with one tag: one list, in order)."""
+    roots = (root,) if isinstance(root, Element) else tuple(root)
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for r in roots:
+        grouped.setdefault(r.tag, []).append(_json_value(r))
+    return json.dumps(grouped, indent=4, ensure_ascii=False).splitlines()

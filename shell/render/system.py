@@ -88,11 +88,14 @@ def render_uptime(result: Mapping[str, Any], level: str | None = None) -> list[s
     """`Protocols started` is when the flowd daemon started."""
     v = _uptime_fields(result)
     stamps, ages = v["stamps"], v["ages"]
+    by = f" by {result['last_configured_by']}" if result.get("last_configured_by") else ""
+    source = [f"Time Source:  {result['time_source']}"] if result.get("time_source") else []
     return [
         f"Current time: {junos_time(v['now'])}",
+        *source,
         f"System booted: {junos_time(stamps['system_booted'])} ({ages['system_booted']} ago)",
         f"Protocols started: {junos_time(stamps['daemon_started'])} ({ages['daemon_started']} ago)",
-        f"Last configured: {junos_time(stamps['last_configured'])} ({ages['last_configured']} ago)",
+        f"Last configured: {junos_time(stamps['last_configured'])} ({ages['last_configured']} ago){by}",
         f"{_clock(v['now'])}  up {v['up']}, {v['users']}, load averages: {v['loads']}",
     ]
 
@@ -103,10 +106,13 @@ def uptime_tree(result: Mapping[str, Any]) -> Element:
     loads = [f"{float(x):.2f}" for x in result["load_average"]]
 
     def stamp(tag: str, key: str) -> Element:
-        return node(tag, [leaf("date-time", junos_time(stamps[key])), leaf("time-length", ages[key])])
+        user = result.get("last_configured_by") if key == "last_configured" else None
+        return node(tag, [leaf("date-time", junos_time(stamps[key])), leaf("time-length", ages[key]),
+                          *([leaf("user", user)] if user else [])])
 
     return node("system-uptime-information", [
         node("current-time", [leaf("date-time", junos_time(v["now"]))]),
+        *([leaf("time-source", f" {result['time_source']} ")] if result.get("time_source") else []),
         stamp("system-booted-time", "system_booted"),
         stamp("protocols-started-time", "daemon_started"),
         stamp("last-configured-time", "last_configured"),

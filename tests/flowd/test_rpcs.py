@@ -13,6 +13,8 @@ import pytest
 from flowd.config.loader import load_config, parse_config
 from flowd.config.overrides import with_overrides
 from flowd.control import methods
+from flowd.control.config_methods import CONFIG_METHODS, Caller
+from flowd.control.database import open_database
 from flowd.control.rpcs import BLOCK, RPCS, BadParam, Kind, render_docs
 from flowd.control.streamed import Streamed, whole
 from flowd.core import query
@@ -27,11 +29,25 @@ forwarding-options:
   sampling:
     input: {rate: 1}
     family: {inet: {output: {flow-server: {127.0.0.1: {port: 9, version-ipfix: {template: v4}}}}}}
+firewall: {family: {inet: {filter: {f: {term: {t: {then: {count: c, accept: true}}}}}}}}
 """
+# A configuration-mode session's requests, in the order a session makes them (method, params).
+SESSION: list[tuple[str, dict[str, Any]]] = [
+    ("config.schema", {}), ("config.history", {}), ("config.enter", {"mode": "private"}),
+    ("config.set", {"path": [], "words": "forwarding-options sampling input rate 5".split()}),
+    ("config.set", {"path": [], "words": "forwarding-options sampling input rate 0".split()}),
+    ("config.delete", {"path": [], "words": "forwarding-options sampling input run-length".split()}),
+    ("config.edit", {"path": [], "words": ["forwarding-options"]}),
+    ("config.show", {"path": ["forwarding-options"]}), ("config.compare", {"path": []}),
+    ("config.status", {}), ("config.commit", {"check": True}), ("config.commit", {"comment": "five"}),
+    ("config.rollback", {"index": 1}), ("config.load", {"mode": "merge", "text": "flowd { flow-table { max-flows 9; } }"}),
+    ("config.exit", {}),
+]
 
 
 def test_every_contract_has_a_method_and_back() -> None:
-    assert set(RPCS) == set(methods.METHODS)
+    assert set(RPCS) == set(methods.METHODS) | set(CONFIG_METHODS)
+    assert not set(methods.METHODS) & set(CONFIG_METHODS)
 
 
 def test_the_flow_filters_the_query_matches_are_the_contracts() -> None:
@@ -84,11 +100,26 @@ def test_bad_params_name_the_parameter(method: str, params: dict[str, Any], mess
         asyncio.run(methods.call(probe, method, params, lambda: T0))
 
 
-@pytest.mark.parametrize("method", sorted(RPCS))
+def test_a_configuration_session_answers_within_its_contracts(tmp_path: Path) -> None:
+    path = tmp_path / "flowd.yaml"
+    path.write_text(TEMPLATE_CONFIG)
+    db = open_database(str(path), lambda text: parse_config(text, source="c", syntax="junos"), lambda user: True,
+                       active=load_config(str(path)).tree, rollback_dir=str(tmp_path / "rollback"))
+    seen = set()
+    for method, params in SESSION:
+        RPCS[method].check(params)
+        result = CONFIG_METHODS[method](db, Caller(1, "alice", 100), params, T0)
+        assert result and set(result) <= set(RPCS[method].result), (method, result)
+        seen.add(method)
+    assert seen == set(CONFIG_METHODS)
+
+
+@pytest.mark.parametrize("method", sorted(methods.METHODS))
 def test_each_method_returns_exactly_its_declared_fields(method: str) -> None:
     rpc = RPCS[method]
     probe = Probe(parse_config(TEMPLATE_CONFIG, source="t.yaml", syntax="yaml"), now=T0)
-    params: dict[str, Any] = {"template_name": "v4"} if method == "accounting.aggregation_template" else {}
+    params: dict[str, Any] = {"template_name": "v4"} if method == "accounting.aggregation_template" else \
+        {"filter": "f"} if method == "firewall.clear" else {}
     result = whole(asyncio.run(methods.call(probe, method, params, lambda: T0 + 1)))
     if method.startswith("accounting.") and "interfaces" in result:
         for block in result["interfaces"]:
@@ -98,10 +129,11 @@ def test_each_method_returns_exactly_its_declared_fields(method: str) -> None:
         assert tuple(result) == rpc.result
 
 
-@pytest.mark.parametrize("method", sorted(RPCS))
+@pytest.mark.parametrize("method", sorted(methods.METHODS))
 def test_exactly_the_declared_methods_stream_their_list(method: str) -> None:
     probe = Probe(parse_config(TEMPLATE_CONFIG, source="t.yaml", syntax="yaml"), now=T0)
-    params: dict[str, Any] = {"template_name": "v4"} if method == "accounting.aggregation_template" else {}
+    params: dict[str, Any] = {"template_name": "v4"} if method == "accounting.aggregation_template" else \
+        {"filter": "f"} if method == "firewall.clear" else {}
     result = asyncio.run(methods.call(probe, method, params, lambda: T0 + 1))
     assert isinstance(result, Streamed) == bool(RPCS[method].streamed)
     if isinstance(result, Streamed):

@@ -35,6 +35,7 @@ from flowd.control.server import ControlServer, Peer
 from flowd.runtime import install
 from flowd.runtime.clock import SystemClock
 from shell.client import Client
+from shell.parser import split_commands
 from shell.repl import run_batch
 
 REPO = Path(__file__).resolve().parents[2]
@@ -141,7 +142,7 @@ def flowcli_as(user: str, socket_path: str, command: str) -> tuple[int, str, str
     def work() -> None:
         os.close(r)
         out, err = io.StringIO(), io.StringIO()
-        status = asyncio.run(run_batch([command], Client(socket_path), out, err))
+        status = asyncio.run(run_batch(split_commands(command), Client(socket_path), out, err))
         os.write(w, json.dumps([status, out.getvalue(), err.getvalue()]).encode())
 
     pid = fork_as(user, work)
@@ -169,6 +170,18 @@ def test_a_reader_may_show_but_not_clear(people: People, daemon: Daemon) -> None
     status, out, err = flowcli_as(people.reader, daemon.socket, "clear services accounting flow")
     assert (status, out, err) == (
         1, "", f"error: permission denied: membership in group '{people.admin_group}' is required\n")
+
+
+@needs_root
+def test_only_the_admin_group_may_configure(people: People, daemon: Daemon) -> None:
+    refused = f"error: permission denied: membership in group '{people.admin_group}' is required\n"
+    status, out, err = flowcli_as(people.reader, daemon.socket, "configure")
+    assert (status, out, err) == (1, "", refused)
+    status, out, err = flowcli_as(people.reader, daemon.socket, "show system commit")
+    assert (status, err) == (0, "")  # the history is for every reader
+    status, out, err = flowcli_as(people.admin, daemon.socket,
+                                  "configure; set forwarding-options sampling input rate 2; commit check")
+    assert (status, err) == (0, "") and out.splitlines()[-1] == "configuration check succeeds"
 
 
 @needs_root

@@ -97,7 +97,24 @@ SEED_RESULTS: Final[dict[str, Any]] = {
                                     {"name": "prompt_toolkit", "comment": "prompt_toolkit 3.0.52"}]},
     "system.uptime": {"current_time": "2020-03-26T08:16:41Z", "system_booted": "2019-08-29T09:02:22Z",
                       "daemon_started": "2019-08-29T09:03:25Z", "last_configured": "2020-03-05T16:04:34Z",
+                      "last_configured_by": "cisco", "time_source": "LOCAL CLOCK",
                       "load_average": [0.43, 0.43, 0.42], "users": 5},
+    # the seed's catch_all filter counting counter1, and a second filter with two counters and one without
+    "firewall.show": {"filters": [
+        {"name": "catch_all", "counters": [{"name": "counter1", "packets": 7364, "bytes": 1050866}]},
+        {"name": "web", "counters": [{"name": "http", "packets": 12, "bytes": 6480},
+                                     {"name": "https-and-a-long-counter-name-here", "packets": 123456789012,
+                                      "bytes": 98765432109876}]},
+        {"name": "quiet", "counters": []}]},
+    "firewall.clear": {},
+    # two commits and the configuration the daemon started with; the newest awaits confirmation
+    "config.history": {"commits": [
+        {"index": 0, "user": "alice", "time": 1796300000.0, "comment": "", "confirmed": 5, "via": "cli",
+         "rollback_in": 240.0},
+        {"index": 1, "user": "alice", "time": 1796299000.0, "comment": "typed the seed's stanza", "confirmed": None,
+         "via": "cli"},
+        {"index": 2, "user": "flowd", "time": 1796298000.0, "comment": "configuration at start", "confirmed": None,
+         "via": "cli"}]},
 }
 
 # The seed's sampling configuration (../shared/spec/seed-active-flow-monitoring.txt) as the daemon sends it.

@@ -15,7 +15,7 @@ def complete(text: str) -> list[Completion]:
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("", [("clear", 0), ("exit", 0), ("help", 0), ("quit", 0), ("show", 0)]),
+    ("", [("clear", 0), ("configure", 0), ("exit", 0), ("help", 0), ("quit", 0), ("set", 0), ("show", 0)]),
     ("sh", [("show", -2)]),
     ("show s", [("services", -1), ("system", -1)]),
     ("show ser", [("services", -3)]),
@@ -25,8 +25,8 @@ def complete(text: str) -> list[Completion]:
     ("show services accounting flow-detail limit ", []),
     ("show services accounting flow-detail ord", [("order", -3)]),
     ("show services accounting flow-detail order p", [("packets", -1)]),
-    ("show version | ", [("count", 0), ("display", 0), ("except", 0), ("find", 0), ("last", 0), ("match", 0),
-                         ("no-more", 0), ("save", 0)]),
+    ("show version | ", [("count", 0), ("display", 0), ("except", 0), ("find", 0), ("hold", 0), ("last", 0),
+                         ("match", 0), ("no-more", 0), ("refresh", 0), ("save", 0), ("trim", 0)]),
     ("show version|n", [("no-more", -1)]),
     ("show version | display j", [("json", -1)]),
     ("show configuration | display ", [("set", 0)]),

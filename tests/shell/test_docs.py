@@ -49,7 +49,9 @@ def test_every_rpc_has_a_renderer_with_its_display_formats() -> None:
                     reason="flowd/control/methods.py is not written yet")
 def test_every_rpc_is_served_by_the_daemon() -> None:
     methods = importlib.import_module("flowd.control.methods")
-    assert set(RPCS) <= set(methods.METHODS), sorted(set(RPCS) - set(methods.METHODS))
+    config_methods = importlib.import_module("flowd.control.config_methods")
+    served = set(methods.METHODS) | set(config_methods.CONFIG_METHODS)
+    assert set(RPCS) <= served, sorted(set(RPCS) - served)
 
 
 def test_packet_size_ranges_documented_are_the_daemons() -> None:

@@ -96,6 +96,11 @@ OTHER_GOLDENS = {
     "packet_size_distribution.xml": ("accounting.packet_size_distribution", None,
                                      SEED_RESULTS["accounting.packet_size_distribution"], "xml"),
     "uptime.xml": ("system.uptime", None, SEED_RESULTS["system.uptime"], "xml"),
+    "firewall.txt": ("firewall.show", None, SEED_RESULTS["firewall.show"], None),
+    "firewall.xml": ("firewall.show", None, SEED_RESULTS["firewall.show"], "xml"),
+    "firewall.json": ("firewall.show", None, SEED_RESULTS["firewall.show"], "json"),
+    "commit_history.txt": ("config.history", None, SEED_RESULTS["config.history"], None),
+    "commit_history.xml": ("config.history", None, SEED_RESULTS["config.history"], "xml"),
 }
 
 

@@ -1,0 +1,264 @@
+"""The configuration statement tree as plain data, and the walk that turns `set` words into a key path.
+
+The daemon builds the tree from the configuration dataclasses (flowd.config.statements) and serves it
+over the control socket (`config.schema`); the shell caches it for Tab and `?`. Both sides walk it
+with this module, so `set` parsing, completion and the value checks can never disagree.
+
+A node is a JSON object with a ``kind``:
+
+    container   {"children": {keyword: node}}         forwarding-options { ... }
+    list        {"key": value, "body": node | null}   flow-server ADDRESS { ... }; body null: `NAME;` entries
+    leaf        {"value": value}                      rate N;
+    leaf-list   {"value": value}                      protocol [ tcp udp ];
+    flag        {}                                    sample;
+
+and a ``help`` line. A value is ``{"type", "placeholder", "help", "range": [lo, hi] | null,
+"choices": [[word, help], ...] | null, "pattern": regex | null}``; its type is one of `VALUE_TYPES`.
+Keywords may be abbreviated to a unique prefix, as in the operational grammar.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+Node = Mapping[str, Any]
+Key = str | int | float
+KeyPath = tuple[Key, ...]
+
+VALUE_TYPES: Final = ("integer", "duration", "address", "prefix", "interface-address", "name", "choice", "text",
+                      "protocol", "port")
+_INT: Final = re.compile(r"-?(?:0|[1-9][0-9]*)")
+_DURATION: Final = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smh]?)")
+_UNIT_SECONDS: Final = {"": 1, "s": 1, "m": 60, "h": 3600}
+_RANGE: Final = re.compile(r"(.+?)-(.+)")
+
+SYNTAX_ERROR: Final = "syntax error."
+MISSING_ARGUMENT: Final = "missing argument."
+
+
+class StatementError(Exception):
+    """A `set`/`delete`/`edit` line that does not fit the tree: ``word`` is the index the caret points at."""
+
+    def __init__(self, word: int, message: str) -> None:
+        super().__init__(message)
+        self.word = word
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One element of a resolved path: the tree key and the schema node it leads to."""
+
+    key: Key
+    node: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """Where a line's words lead: the steps walked, and the value(s) given for a leaf or leaf-list."""
+
+    steps: tuple[Step, ...]
+    values: tuple[Key, ...] = ()
+
+    @property
+    def path(self) -> KeyPath:
+        return tuple(s.key for s in self.steps)
+
+    @property
+    def node(self) -> Node:
+        return self.steps[-1].node
+
+
+def word_value(text: str) -> Key:
+    """A word as a tree key or value: integer-looking words become ints, as the curly parser reads them."""
+    return int(text) if _INT.fullmatch(text) else text
+
+
+def _range_text(value: Mapping[str, Any]) -> str:
+    lo, hi = value["range"]
+    return f"{lo}..{hi}"
+
+
+def _check_range(number: float, text: str, value: Mapping[str, Any], index: int) -> None:
+    if value.get("range") is not None:
+        lo, hi = value["range"]
+        if not lo <= number <= hi:
+            raise StatementError(index, f"error: value out of range: {text} is not within range "
+                                        f"({_range_text(value)})")
+
+
+def _number(text: str, value: Mapping[str, Any], index: int) -> int:
+    if not _INT.fullmatch(text):
+        raise StatementError(index, f"error: invalid numeric value: '{text}'")
+    _check_range(int(text), text, value, index)
+    return int(text)
+
+
+def _choice(text: str, value: Mapping[str, Any], index: int) -> str:
+    return keyword(text, [w for w, _ in value.get("choices") or ()], index)
+
+
+def check_value(text: str, value: Mapping[str, Any], index: int) -> Key:
+    """The tree value for ``text`` typed where ``value`` is expected; raise `StatementError` (Junos wording)."""
+    kind = value["type"]
+    if kind == "integer":
+        return _number(text, value, index)
+    if kind == "duration":
+        m = _DURATION.fullmatch(text)
+        if m is None:
+            raise StatementError(index, f"error: invalid value: '{text}' (seconds, or 30s, 5m, 1h)")
+        _check_range(float(m.group(1)) * _UNIT_SECONDS[m.group(2)], text, value, index)
+        return word_value(text)
+    if kind == "choice":
+        return word_value(_choice(text, value, index))
+    if kind in ("address", "prefix", "interface-address"):
+        try:
+            if kind == "address":
+                return str(ipaddress.ip_address(text))
+            if kind == "prefix":
+                return str(ipaddress.ip_network(text))
+            return str(ipaddress.ip_interface(text))
+        except ValueError:
+            what = {"address": "IP address", "prefix": "prefix", "interface-address": "address/length"}[kind]
+            raise StatementError(index, f"error: invalid {what}: '{text}'") from None
+    if kind in ("protocol", "port"):
+        known = {w for w, _ in value.get("choices") or ()}
+        lo, hi = value["range"]
+        parts = [text]
+        if text not in known and (m := _RANGE.fullmatch(text)):
+            parts = [m.group(1), m.group(2)]
+        for part in parts:
+            if part in known:
+                continue
+            if not part.isdigit() or not lo <= int(part) <= hi:
+                raise StatementError(index, f"error: invalid {kind}: '{text}' (a name, a number {lo}..{hi} "
+                                            f"or a range N-M)")
+        return word_value(text)
+    if kind == "name" and value.get("pattern") and not re.fullmatch(value["pattern"], text):
+        raise StatementError(index, f"error: invalid name: '{text}'")
+    if not text:
+        raise StatementError(index, SYNTAX_ERROR)
+    return word_value(text) if kind == "name" else text
+
+
+def keyword(text: str, children: Iterable[str], index: int) -> str:
+    """The keyword (child statement or choice) ``text`` names: exact, else a unique prefix; else `syntax error.`."""
+    children = list(children)
+    if text in children:
+        return text
+    found = [k for k in children if k.startswith(text)]
+    if len(found) == 1:
+        return found[0]
+    raise StatementError(index, SYNTAX_ERROR)
+
+
+def node_at(schema: Node, path: Sequence[Key]) -> Node:
+    """The schema node a tree key path leads to; a path ending on a list keyword gives the list node."""
+    node = schema
+    expect_key = False
+    for key in path:
+        if expect_key:
+            node = _body(node)
+            expect_key = False
+            continue
+        if node["kind"] != "container" or key not in node["children"]:
+            raise KeyError(key)
+        node = node["children"][key]
+        expect_key = node["kind"] == "list"
+    return node
+
+
+def _body(node: Node) -> Node:
+    return node["body"] if node["body"] is not None else {"kind": "flag", "help": node["help"]}
+
+
+def walk(schema: Node, base: Sequence[Key], words: Sequence[str], *, values: bool) -> Resolved:
+    """Resolve ``words`` below the tree path ``base`` (the `[edit ...]` level).
+
+    With ``values`` (`set`), a leaf needs its value (a leaf-list one or more, `[ a b ]` accepted), and a
+    list its entry name; without (`delete`, `edit`, `show`), the words may stop anywhere.
+    """
+    steps = [Step(k, node_at(schema, base[: i + 1])) for i, k in enumerate(base)]
+    node = node_at(schema, base)
+    if node["kind"] == "list":
+        return _walk_list(node, steps, words, 0, values)
+    return _walk(node, steps, words, 0, values)
+
+
+def _walk(node: Node, steps: list[Step], words: Sequence[str], i: int, values: bool) -> Resolved:
+    while i < len(words):
+        kind = node["kind"]
+        if kind == "container":
+            name = keyword(words[i], node["children"], i)
+            node = node["children"][name]
+            steps.append(Step(name, node))
+            i += 1
+            if node["kind"] == "list":
+                return _walk_list(node, steps, words, i, values)
+            continue
+        if kind == "leaf":
+            if i + 1 != len(words):
+                raise StatementError(i + 1, SYNTAX_ERROR)
+            return Resolved(tuple(steps), (check_value(words[i], node["value"], i),))
+        if kind == "leaf-list":
+            items = [w for w in words[i:] if w not in ("[", "]")]
+            return Resolved(tuple(steps), tuple(check_value(w, node["value"], i + n) for n, w in enumerate(items)))
+        raise StatementError(i, SYNTAX_ERROR)  # a flag takes nothing after it
+    if values and node["kind"] in ("leaf", "leaf-list"):
+        raise StatementError(len(words), MISSING_ARGUMENT)
+    return Resolved(tuple(steps))
+
+
+def _walk_list(node: Node, steps: list[Step], words: Sequence[str], i: int, values: bool) -> Resolved:
+    if i == len(words):
+        if values:
+            raise StatementError(i, MISSING_ARGUMENT)
+        return Resolved(tuple(steps))
+    key = check_value(words[i], node["key"], i)
+    body = _body(node)
+    steps.append(Step(key, body))
+    return _walk(body, steps, words, i + 1, values)
+
+
+# --- completion and `?` -------------------------------------------------------------------------------
+
+
+def _value_help(value: Mapping[str, Any]) -> list[tuple[str, str]]:
+    out = [(w, h) for w, h in value.get("choices") or ()] if value["type"] == "choice" else []
+    if value["type"] != "choice":
+        text = value["help"]
+        if value.get("range") is not None and value["type"] in ("integer", "duration"):
+            text = f"{text} ({_range_text(value)})"
+        out.append((value["placeholder"], text))
+        out.extend((w, h) for w, h in value.get("choices") or ())
+    return out
+
+
+def candidates(schema: Node, base: Sequence[Key], words: Sequence[str], *,
+               known: Mapping[KeyPath, Sequence[Key]] | None = None) -> list[tuple[str, str]]:
+    """What may be typed after ``words`` below ``base``: ``(word or <placeholder>, help)`` pairs.
+
+    ``known`` maps list paths to the entries configured there (offered beside the placeholder, as Junos
+    offers configured names). An error in ``words``, or a complete leaf, gives no candidates.
+    """
+    try:
+        done = walk(schema, base, words, values=False)
+    except StatementError:
+        return []
+    if done.values:
+        return []
+    node = done.node if done.steps else schema
+    kind = node["kind"]
+    if kind == "container":
+        return sorted((k, child["help"]) for k, child in node["children"].items())
+    if kind == "list":
+        out = _value_help(node["key"])
+        out.extend((str(name), node["help"]) for name in (known or {}).get(done.path, ()))
+        return out
+    if kind in ("leaf", "leaf-list"):
+        return _value_help(node["value"])
+    return []
