@@ -35,6 +35,7 @@ from flowd.model.batch import FlowRecords
 GATHER_DELAY: Final = 1.0  # seconds of flow-cache time a record waits for others to fill its datagram
 BURST: Final = 32  # datagrams a flow server may get back to back (about 46 KiB of 1464-octet v5)
 STOP_LIMIT: Final = 20.0  # seconds the final export at shutdown may take, paced
+_EPSILON: Final = 1e-6  # of a token: rounding in refills never leaves a waiter one float short
 
 
 @dataclass(slots=True)
@@ -49,6 +50,7 @@ class Pacer:
     def __post_init__(self) -> None:
         if not self.rate > 0 or not self.burst >= 1:
             raise ValueError(f"pacer: need rate > 0 and burst >= 1, got {self.rate} and {self.burst}")
+        self.tokens = min(self.tokens, self.burst)
 
     def refill(self, real: float) -> None:
         if self.stamp is not None and real > self.stamp:
@@ -59,7 +61,7 @@ class Pacer:
     def available(self, real: float) -> int:
         """Whole datagrams that may go now."""
         self.refill(real)
-        return max(0, math.floor(self.tokens))
+        return max(0, math.floor(self.tokens + _EPSILON))  # 0.9999999 after waiting `wait()` is one
 
     def spend(self, datagrams: int, real: float) -> None:
         """Datagrams sent (may exceed what was available: templates ride along; the debt is repaid)."""
