@@ -316,6 +316,8 @@ class Exporter:
             for srv in fam.servers:
                 if isinstance(srv.sender, UdpSender):
                     srv.sender.stats = tuple(DestinationStats() for _ in srv.sender.destinations)
+                else:
+                    srv.sender.stats = srv.sender.stats.cleared()
 
     def close(self, drain: float = DRAIN_TIMEOUT) -> None:
         """Send what is still held, unpaced; close every socket; a TCP collector first gets up to
