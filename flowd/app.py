@@ -23,16 +23,18 @@ from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
 from typing import Any
 
-from flowd.capture.files import CaptureError
+from flowd.capture.layouts import CaptureError
 from flowd.capture.live import LiveCapture
 from flowd.capture.replay import Replay
 from flowd.config.schema import Config, ConfigError
+from flowd.control.metrics import MetricsServer
 from flowd.control.server import ControlServer
 from flowd.export.outbox import STOP_LIMIT
 from flowd.export.udp import ExportSocketError
 from flowd.model.clock import Clock
 from flowd.runtime.clock import SystemClock
 from flowd.runtime.inputs import finish, ingest, open_capture
+from flowd.runtime.netconf_process import NetconfProcess
 from flowd.runtime.notify import Notifier, ping_watchdog
 from flowd.runtime.probe import Probe
 from flowd.runtime.shard import LiveInput
@@ -73,19 +75,23 @@ class App:
             return False
         if self._ready:
             self.notifier.reloading()
+        ok = False
         try:
             cfg = self.load_config()
             self.probe.reload(cfg, self.clock.time())
         except (ConfigError, ExportSocketError) as exc:
             log.error("configuration reload failed, keeping the running configuration: %s", exc)
-            ok = False
+        except Exception as exc:  # noqa: BLE001 - whatever the file did, one line, and the daemon goes on
+            log.error("configuration reload failed, keeping the running configuration: %s: %s",
+                      type(exc).__name__, exc)
         else:
             log.info("configuration reloaded from %s", cfg.source)
             ok = True
             if self.probe.workers is not None:
                 self._start(self.probe.workers.reload(cfg), "reload capture workers")
-        if self._ready:
-            self.notifier.reloaded(self.status_line())
+        finally:
+            if self._ready:  # every RELOADING=1 is followed by READY=1, whatever happened
+                self.notifier.reloaded(self.status_line())
         return ok
 
     async def run(self) -> None:
@@ -96,8 +102,14 @@ class App:
                 stack.push_async_callback(_cancel, watchdog)
             cfg = self.probe.cfg.control
             await stack.enter_async_context(ControlServer(
-                self.socket_path, self.probe, self.clock.time,
+                self.socket_path, self.probe, self.clock,
                 read_group=cfg.read_group, admin_group=cfg.admin_group))
+            if self.probe.cfg.metrics is not None:
+                metrics = self.probe.cfg.metrics
+                await stack.enter_async_context(MetricsServer(metrics.listen, metrics.port, self.probe,
+                                                              self.clock.time))
+            if self.probe.cfg.netconf is not None:
+                await stack.enter_async_context(NetconfProcess(self.probe.cfg.netconf, self.socket_path))
             pacing = self._start(self._pace(), "export pacing")
             stack.push_async_callback(_cancel, pacing)
             stack.push_async_callback(self._final_flush)

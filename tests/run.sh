@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 missing=()
 for tool in tshark:tshark nfcapd:nfdump nfacctd:pmacct softflowd:softflowd tcpreplay:tcpreplay ip:iproute2 \
-        systemd-analyze:systemd strace:strace; do
+        systemd-analyze:systemd strace:strace promtool:prometheus; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -22,4 +22,6 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+echo "mypy --strict (flowd, shell)"
+.venv/bin/python -m mypy --no-error-summary
 exec .venv/bin/python -m pytest "$@"

@@ -60,7 +60,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
-from flowd.capture.files import LinkType
+from flowd.capture.layouts import LinkType
 from flowd.model.batch import I64, U8, U32, FrameBatch
 from flowd.native import compiled
 
@@ -148,7 +148,6 @@ BLOCK_HEAD: Final = struct.Struct("=8xIIII")  # block_status, num_pkts, offset_t
 BLOCK_STATUS: Final = struct.Struct("=I")
 BLOCK_STATUS_AT: Final = 8
 BLOCK_RELEASED: Final = BLOCK_STATUS.pack(TpStatus.KERNEL)
-NEXT_OFFSET: Final = struct.Struct("=I")  # tpacket3_hdr.tp_next_offset, at the header's start
 HEADER_ALIGNMENT: Final = 8  # V3_ALIGNMENT: where the kernel puts each tpacket3_hdr in a block
 TPACKET3_HDR_LEN: Final = 48  # 40 bytes of fields, 8 of padding
 SOCKADDR_LL_LEN: Final = 20

@@ -32,6 +32,8 @@ from flowd.config.schema import (
     FlowServer,
     FlowTableConfig,
     InputBinding,
+    MetricsConfig,
+    NetconfConfig,
     RefreshRate,
     SamplingInput,
     ServiceInterface,
@@ -51,10 +53,10 @@ def build_config(tree: Any, source: str, lines: Mapping[KeyPath, int]) -> Config
     filters = read_firewall(c, top["firewall"], ("firewall",)) if "firewall" in top else {}
     sampling, families = _forwarding(c, top.get("forwarding-options"), templates)
     inputs, outputs = _interfaces(c, top["interfaces"], ("interfaces",), filters) if "interfaces" in top else ((), ())
-    interface_map, flow_table, control, capture = _flowd(c, top.get("flowd"), ("flowd",))
+    interface_map, flow_table, control, capture, services = _flowd(c, top.get("flowd"), ("flowd",))
     return Config(sampling=sampling, families=families, filters=filters, inputs=inputs,
                   interface_map=interface_map, flow_table=flow_table, control=control, templates=templates,
-                  source=source, tree=tree, outputs=outputs, capture=capture)
+                  source=source, tree=tree, outputs=outputs, capture=capture, **services)
 
 
 def _forwarding(c: Checker, node: Any, templates: Mapping[str, TemplateConfig]
@@ -111,7 +113,30 @@ def _output(c: Checker, node: Any, path: KeyPath, family: str, inp: SamplingInpu
     if "flow-server" in block:
         servers = _servers(c, block["flow-server"], path + ("flow-server",), family, templates)
     interface = _service_interface(c, block["interface"], path + ("interface",)) if "interface" in block else None
+    values.update(_template_timeouts(c, path + ("flow-server",), servers, templates))
     return FamilyOutput(family, inp, servers, interface=interface, **values)
+
+
+def _template_timeouts(c: Checker, path: KeyPath, servers: tuple[FlowServer, ...],
+                       templates: Mapping[str, TemplateConfig]) -> dict[str, float]:
+    """The timeouts a family's flow cache takes from its servers' templates (Junos: a template's override the output's).
+
+    One flow cache serves every server of a family, so a template timeout applies when every server of the
+    family exports with templates that agree on it; servers that would need different timeouts are an error.
+    """
+    out: dict[str, float] = {}
+    for attr in ("active_timeout", "inactive_timeout"):
+        chosen = {getattr(templates[s.template], attr) if s.template else None for s in servers}
+        if chosen <= {None}:
+            continue
+        if len(chosen) > 1:
+            statement = "flow-" + attr.replace("_", "-")
+            c.fail(path, f"these flow servers' templates set different {statement} values (or some servers use "
+                         f"none): flowd keeps one flow cache per family, so they must agree")
+        value = chosen.pop()
+        assert value is not None
+        out[attr] = value
+    return out
 
 
 def _servers(c: Checker, node: Any, path: KeyPath, family: str,
@@ -284,10 +309,10 @@ def _interface_addresses(c: Checker, node: Any, path: KeyPath, family: str) -> N
 
 
 def _flowd(c: Checker, node: Any, path: KeyPath
-           ) -> tuple[dict[str, str], FlowTableConfig, ControlConfig, CaptureConfig]:
+           ) -> tuple[dict[str, str], FlowTableConfig, ControlConfig, CaptureConfig, dict[str, Any]]:
     if node is None:
-        return {}, FlowTableConfig(), ControlConfig(), CaptureConfig()
-    block = c.block(node, path, ("interface-map", "flow-table", "control", "capture"))
+        return {}, FlowTableConfig(), ControlConfig(), CaptureConfig(), {}
+    block = c.block(node, path, ("interface-map", "flow-table", "control", "capture", "metrics", "netconf"))
     mapping: dict[str, str] = {}
     if "interface-map" in block:
         mpath = path + ("interface-map",)
@@ -308,7 +333,13 @@ def _flowd(c: Checker, node: Any, path: KeyPath
     flow_table, control = tables
     assert isinstance(flow_table, FlowTableConfig) and isinstance(control, ControlConfig)
     capture = _capture(c, block["capture"], path + ("capture",)) if "capture" in block else CaptureConfig()
-    return mapping, flow_table, control, capture
+    services: dict[str, Any] = {}
+    for key, service in (("metrics", MetricsConfig), ("netconf", NetconfConfig)):
+        if key in block:
+            spath = path + (key,)
+            keys = [f.metadata["key"] for f in fields(service)]
+            services[key] = service(**c.read_leaves(service, c.block(block[key], spath, keys, flag_ok=True), spath))
+    return mapping, flow_table, control, capture, services
 
 
 def _capture(c: Checker, node: Any, path: KeyPath) -> CaptureConfig:

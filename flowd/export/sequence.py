@@ -129,9 +129,3 @@ class ExportState:
         """When an encode call with no records would next produce a packet (templates or options)."""
         options = self.options.deadline()
         return options if self.stream else min(self.templates.deadline(), options)
-
-    def stats_row(self) -> dict[str, object]:
-        """Plain counters for the control protocol."""
-        return {"sequence": self.sequence, "messages": self.messages, "flow_records": self.flow_records,
-                "not_carried": self.not_carried, "template_sends": self.templates.sends,
-                "option_sends": self.options.sends}

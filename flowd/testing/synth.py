@@ -82,7 +82,6 @@ MAX_WIRE: Final = 14 + 8 + 12 + MTU
 
 ETH_DST: Final = bytes.fromhex("00005e005301")  # RFC 7042 documentation MAC addresses
 ETH_SRC: Final = bytes.fromhex("00005e005302")
-ETH_BROADCAST: Final = b"\xff" * 6
 ETHERTYPE_IPV4: Final = 0x0800
 ETHERTYPE_ARP: Final = 0x0806
 ETHERTYPE_VLAN: Final = 0x8100

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from flowd.config.diagnosis import check_config_main
 from flowd.config.docs import render_docs
 from flowd.config.loader import (
-    check_config_main,
     detect_syntax,
     load_config,
     parse_config,
@@ -188,7 +188,6 @@ services {
     flow-monitoring {
         version9 {
             template v4 {
-                flow-active-timeout 120;
                 template-id 1024;
                 options-template-id 1025;
                 source-id 7;
@@ -320,7 +319,7 @@ def test_rich_configuration() -> None:
                           InputBinding("ge-0/0/0", "inet6", "v6", 100))
     assert cfg.outputs == (InputBinding("ge-0/0/0", "inet6", None, 0),)
     assert cfg.templates == {
-        "v4": TemplateConfig("v4", "9", "ipv4", 1024, 1025, 7, 120.0, 60.0, RefreshRate(100, 30.0), RefreshRate()),
+        "v4": TemplateConfig("v4", "9", "ipv4", 1024, 1025, 7, None, None, RefreshRate(100, 30.0), RefreshRate()),
         "m": TemplateConfig("m", "9", "mpls", label_positions=(1, 2)),
         "v6": TemplateConfig("v6", "ipfix", "ipv6", domain_id=9, option_refresh=RefreshRate(4800, 120.0)),
     }
@@ -699,7 +698,7 @@ def test_with_overrides_v5_cannot_serve_inet6() -> None:
 
 
 def _check(path: str | None) -> subprocess.CompletedProcess[str]:
-    code = f"import sys; from flowd.config.loader import check_config_main; sys.exit(check_config_main({path!r}))"
+    code = f"import sys; from flowd.config.diagnosis import check_config_main; sys.exit(check_config_main({path!r}))"
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 
@@ -720,3 +719,28 @@ def test_check_config_main_in_process(capsys: pytest.CaptureFixture[str], tmp_pa
     assert capsys.readouterr().out == "configuration check succeeds\n"
     assert check_config_main(str(tmp_path / "nope.conf")) == 1
     assert "cannot read the configuration" in capsys.readouterr().err
+
+
+TEMPLATE_TIMEOUTS = """
+services {{ flow-monitoring {{ version9 {{ template t {{ flow-active-timeout 120; flow-inactive-timeout 20;
+    ipv4-template; }} }} }} }}
+forwarding-options {{ sampling {{ input {{ rate 1; }} family inet {{ output {{
+    flow-active-timeout 300;
+    flow-server 127.0.0.1 {{ port 2055; version9 {{ template t; }} }}
+    {second}
+}} }} }} }}
+"""
+
+
+def test_template_timeouts_override_the_outputs() -> None:
+    cfg = parse_config(TEMPLATE_TIMEOUTS.format(second=""), source="t.conf", syntax="junos")
+    inet = cfg.families["inet"]
+    assert (inet.active_timeout, inet.inactive_timeout) == (120.0, 20.0)
+    assert cfg.templates["t"].active_timeout == 120.0
+
+
+def test_template_timeouts_must_agree_within_a_family() -> None:
+    text = TEMPLATE_TIMEOUTS.format(second="flow-server 127.0.0.2 { port 2055; version9; }")
+    with pytest.raises(ConfigError, match=r"t.conf:\d+: forwarding-options.sampling.family.inet.output.flow-server: "
+                                          r"these flow servers' templates set different flow-active-timeout"):
+        parse_config(text, source="t.conf", syntax="junos")

@@ -4,7 +4,6 @@ families exporting with the template, each equal to what `accounting.flow_detail
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import signal
 import socket
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from control_call import call_raw
 
 from flowd.testing.synth import SynthSpec, write_capture
 
@@ -72,10 +72,7 @@ class Daemon:
                               cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
 
     def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        with socket.socket(socket.AF_UNIX) as s:
-            s.connect(self.socket)
-            s.sendall(json.dumps({"id": 1, "method": method, "params": params or {}}).encode() + b"\n")
-            reply: dict[str, Any] = json.loads(s.makefile("rb").readline())
+        reply: dict[str, Any] = call_raw(self.socket, method, params)
         return reply
 
     def stop(self) -> int:
