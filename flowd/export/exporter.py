@@ -7,11 +7,12 @@ template-refresh state, and the counts `show services accounting flow | errors` 
 - Each v9 or IPFIX server has its own template plan, sequence numbers and refresh schedule, and its own
   socket (UDP, or TCP for IPFIX with a bounded backlog and reconnects).
 
-Records do not leave at once: each flow server has an ``Outbox`` (flowd.export.outbox) that gathers
-them into full datagrams within a short delay and paces UDP datagrams at the family's
-`flow-export-rate`. ``export`` and ``tick`` send what is due; ``pump`` sends what pacing lets go and
-says how long until more may; ``drain`` makes everything due (shutdown, end of a capture file),
-finishing within a bound; ``flush`` does it blocking, for batch mode.
+Records do not leave at once: each v5, v9 and IPFIX flow server has an ``Outbox``
+(flowd.export.outbox) that gathers them into full datagrams within a short delay and paces UDP
+datagrams at the family's `flow-export-rate`. ``export`` and ``tick`` send what is due; ``pump``
+sends what pacing lets go and says how long until more may; ``drain`` makes everything due
+(shutdown, end of a capture file), finishing within a bound; ``flush`` does it blocking, for batch
+mode. (v8 aggregates have their own export interval, flowd.export.aggregation.)
 
 Three clocks meet here: ``now`` passed to ``export`` is the flow cache's time (packet time in batch
 mode), stamps the records and times the gathering delay; ``wall`` (a callable) times TCP reconnects
@@ -27,7 +28,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from flowd.config.schema import Config, FamilyOutput, FlowServer
+from flowd.export.aggregation import V8Export
 from flowd.export.ipfix import IPFIX_HEADER, MAX_MESSAGE, IpfixFraming, encode_ipfix
+from flowd.export.localdump import DumpFile, aggregate_lines, record_lines
 from flowd.export.outbox import STOP_LIMIT, Outbox, Pacer, records_per_packet
 from flowd.export.sequence import ExportState
 from flowd.export.tcp import BacklogLimit, Backoff, TcpSender
@@ -90,14 +93,15 @@ class FamilyExport:
     v5_sequence: int = 0
     v5_outbox: Outbox | None = None
     servers: list[ServerExport] = field(default_factory=list)
+    v8: V8Export | None = None  # every v8 server of the family
 
     def channels(self) -> list[tuple[UdpSender | TcpSender, Outbox]]:
-        """Each socket of the family with the outbox feeding it."""
+        """Each v5, v9 and IPFIX socket of the family with the outbox feeding it."""
         v5 = [(self.v5, self.v5_outbox)] if self.v5 is not None and self.v5_outbox is not None else []
         return v5 + [(s.sender, s.outbox) for s in self.servers]
 
     def senders(self) -> list[UdpSender | TcpSender]:
-        return [sender for sender, _ in self.channels()]
+        return [sender for sender, _ in self.channels()] + ([self.v8.sender] if self.v8 is not None else [])
 
     def outboxes(self) -> list[Outbox]:
         return [box for _, box in self.channels()]
@@ -108,6 +112,9 @@ class FamilyExport:
         for box in self.outboxes():
             if box.pacer is not None:
                 box.pacer.rate = rate
+
+    def v5_servers(self) -> list[FlowServer]:
+        return [s for s in self.output.flow_servers if s.version == "5"]
 
 
 @dataclass(slots=True)
@@ -121,6 +128,7 @@ class Exporter:
     clock: Callable[[], float] = time.monotonic  # paces datagrams
     counters: ExportCounters = field(default_factory=ExportCounters)
     families: dict[str, FamilyExport] = field(default_factory=dict)
+    dump: DumpFile | None = None  # `local-dump` lines, when a server asks for them
     last_now: float = 0.0  # the latest flow-cache time seen
 
     def __post_init__(self) -> None:
@@ -146,9 +154,20 @@ class Exporter:
                     fam.v5 = self.udp_factory(dests)
                     fam.v5_outbox = Outbox(MAX_RECORDS, Pacer(out.export_rate * 1000.0))
                     opened.append(fam.v5)
+                v8_dests = [destination(out, s) for s in out.flow_servers if s.version == "8"]
+                if v8_dests:
+                    if prev.v8 is not None and prev.v8.sender.destinations == tuple(v8_dests):
+                        fam.v8 = V8Export.for_output(out, prev.v8.sender)
+                        if fam.v8.signature() == prev.v8.signature():
+                            fam.v8 = prev.v8  # same servers: keep the cache and the sequence
+                        else:
+                            fam.v8.sequence = prev.v8.sequence
+                    else:
+                        fam.v8 = V8Export.for_output(out, self.udp_factory(v8_dests))
+                        opened.append(fam.v8.sender)
                 old = {s.signature: s for s in prev.servers}
                 for server in out.flow_servers:
-                    if server.version == "5":
+                    if server.version in ("5", "8"):
                         continue
                     sig = self._signature(cfg, out, server)
                     kept = old.get(sig)
@@ -169,10 +188,16 @@ class Exporter:
                 box.pacer = None
                 box.finish_by(0.0)
             self._send(fam, self.last_now, lambda sender: id(sender) not in kept_ids)
-            for sender, _ in gone:
-                sender.close()
+            for sender in fam.senders():
+                if id(sender) not in kept_ids:
+                    sender.close()
         self.families = plan
         self.cfg = cfg
+        dumping = any(s.local_dump for out in cfg.families.values() for s in out.flow_servers)
+        if not dumping:
+            self.dump = None
+        elif self.dump is None or str(self.dump.path) != cfg.routing.local_dump:
+            self.dump = DumpFile(cfg.routing.local_dump)
 
     @staticmethod
     def _signature(cfg: Config, out: FamilyOutput, server: FlowServer) -> tuple[object, ...]:
@@ -217,11 +242,13 @@ class Exporter:
             return
         # A family's records are all of one IP version, and each of its servers carries that version
         # (the configuration checks it): so they are exported when the family has a flow server.
-        if not fam.outboxes():
+        if not fam.outboxes() and fam.v8 is None:
             self.counters.not_exportable += len(records)
             return
         self.counters.flows_exported += len(records)
         self.counters.flow_packets_exported += int(records.packets.sum())
+        if fam.v8 is not None:
+            fam.v8.add(records, now)
         for box in fam.outboxes():
             box.add(records, now)
         self._send(fam, now)
@@ -237,7 +264,9 @@ class Exporter:
                 header = V5Header(engine_type=iface.engine_type if iface else 0,
                                   engine_id=iface.engine_id if iface else 0,
                                   sampling_interval=fam.output.input.rate)
-                datagrams = encode_v5(records, now=now, boot=self.boot, sequence=fam.v5_sequence, header=header)
+                rows = _as_type(records, fam.v5_servers()[0])
+                datagrams = encode_v5(rows, now=now, boot=self.boot, sequence=fam.v5_sequence, header=header)
+                self._dump(rows, [s for s in fam.v5_servers() if s.local_dump])
                 fam.v5_sequence = (fam.v5_sequence + len(records)) & 0xFFFFFFFF
                 fam.v5.send(datagrams)
                 fam.v5_outbox.sent(len(datagrams), real)
@@ -245,14 +274,18 @@ class Exporter:
         for srv in fam.servers:
             records = srv.outbox.take(now, real) if which(srv.sender) else None
             if records is not None:
-                messages = srv.encode(records, now, self.boot)
+                rows = _as_type(records, srv.server)
+                if srv.server.local_dump:
+                    self._dump(rows, [srv.server])
+                messages = srv.encode(rows, now, self.boot)
                 srv.send(messages, wall)
                 srv.outbox.sent(len(messages), real)
                 self.counters.datagrams += len(messages)
 
     def tick(self, now: float) -> None:
-        """Periodic work: what waited long enough, template/options refresh by time, TCP reconnects."""
+        """Periodic work: what waited long enough, v8 aggregates, template/options refresh by time, TCP."""
         self.last_now = max(self.last_now, now)
+        self.tick_aggregates(now)
         wall = self.wall()
         for fam in self.families.values():
             self._send(fam, now)
@@ -298,6 +331,36 @@ class Exporter:
         """Flow records waiting in the outboxes (each flow server counts its own)."""
         return sum(box.count for box in self._outboxes())
 
+    def tick_aggregates(self, now: float) -> None:
+        """Send the v8 aggregates whose `aggregate-export-interval` has passed."""
+        for fam in self.families.values():
+            if fam.v8 is not None and fam.v8.due(now):
+                self._send_v8(fam.v8, now)
+
+    def flush_aggregates(self, now: float) -> None:
+        """Send every pending v8 aggregate now (the final flush)."""
+        for fam in self.families.values():
+            if fam.v8 is not None:
+                self._send_v8(fam.v8, now)
+
+    def _send_v8(self, v8: V8Export, now: float) -> None:
+        for aggs, datagrams in v8.take(now, self.boot):
+            dumping = [s for s in v8.servers if s.local_dump]
+            if dumping and self.dump is not None:
+                wall = self.wall()
+                for server in dumping:
+                    self.dump.write(aggregate_lines(aggs, server=f"{server.address}:{server.port}", wall=wall))
+            v8.sender.send(datagrams)
+            self.counters.datagrams += len(datagrams)
+
+    def _dump(self, records: FlowRecords, servers: Sequence[FlowServer]) -> None:
+        if self.dump is None or not servers:
+            return
+        wall = self.wall()
+        for server in servers:
+            self.dump.write(record_lines(records, server=f"{server.address}:{server.port}",
+                                         version=server.version, wall=wall))
+
     # -- reporting and teardown ----------------------------------------------------------------
 
     def server_stats(self) -> list[dict[str, object]]:
@@ -308,6 +371,9 @@ class Exporter:
             if fam.v5 is not None:
                 rows.extend({"family": family, "format": "5", "transport": "udp", **row}
                             for row in fam.v5.stats_rows())
+            if fam.v8 is not None:
+                rows.extend({"family": family, "format": "8", "transport": "udp", **row}
+                            for row in fam.v8.sender.stats_rows())
             for srv in fam.servers:
                 rows.extend({"family": family, "format": srv.server.version, "transport": srv.server.transport, **row}
                             for row in srv.sender.stats_rows())
@@ -315,8 +381,8 @@ class Exporter:
 
     def clear_server_stats(self) -> None:
         for fam in self.families.values():
-            if fam.v5 is not None:
-                fam.v5.stats = tuple(DestinationStats() for _ in fam.v5.destinations)
+            for udp in ([fam.v5] if fam.v5 is not None else []) + ([fam.v8.sender] if fam.v8 is not None else []):
+                udp.stats = tuple(DestinationStats() for _ in udp.destinations)
             for srv in fam.servers:
                 if isinstance(srv.sender, UdpSender):
                     srv.sender.stats = tuple(DestinationStats() for _ in srv.sender.destinations)
@@ -334,11 +400,20 @@ class Exporter:
         for fam in self.families.values():
             if fam.v5 is not None:
                 fam.v5.close()
+            if fam.v8 is not None:
+                fam.v8.sender.close()
             for srv in fam.servers:
                 if isinstance(srv.sender, TcpSender):
                     srv.sender.close(self.wall(), timeout=drain)
                 else:
                     srv.sender.close()
+
+
+def _as_type(records: FlowRecords, server: FlowServer) -> FlowRecords:
+    """The records with the AS numbers this server exports (`autonomous-system-type`)."""
+    if records.routes is None or server.autonomous_system_type != "peer":
+        return records
+    return records.with_routes(records.routes.as_type(True))
 
 
 def destination(out: FamilyOutput, server: FlowServer) -> Destination:
