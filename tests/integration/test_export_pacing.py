@@ -19,7 +19,7 @@ from flowd.testing.synth import SynthSpec, write_capture
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(NFACCTD is None, reason="nfacctd (pmacct) is not installed")]
 
-RATE_KPPS = 2  # 2,000 datagrams/s: a loaded CI machine still leaves nfacctd ample time per datagram
+RATE_KPPS = 1  # 1,000 datagrams/s: even on a loaded CI machine nfacctd has ~90 ms of slack in its buffer
 
 
 def test_sigterm_export_is_paced_and_nothing_is_lost(tmp_path: Path) -> None:
