@@ -13,7 +13,8 @@ import time
 from collections.abc import Iterator
 from typing import TextIO
 
-from flowd.capture.files import CaptureError, CaptureReader, CaptureUnreadable, open_capture
+from flowd.capture.files import CaptureReader, open_capture
+from flowd.capture.layouts import CaptureError, CaptureUnreadable
 from flowd.config.schema import Config
 from flowd.core.decode import Decoded, decode
 from flowd.core.pipeline import Pipeline
