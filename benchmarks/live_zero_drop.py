@@ -325,8 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         capture = args.capture
         if capture is None:
             capture = workdir / "synth.pcap"
-            # No IPv4 fragments: PACKET_FANOUT_FLAG_DEFRAG cannot reassemble a snaplen-cut replay of them.
-            write_capture(SynthSpec(packets=args.packets, flows=args.flows, fragment_share=0), capture)
+            write_capture(SynthSpec(packets=args.packets, flows=args.flows), capture)
             print(f"generated {capture} ({args.packets} frames, {args.flows} conversations)")
         rounds: list[list[Step]] = []
         workers = 0

@@ -38,7 +38,13 @@ Snaplen and start-up
 --------------------
 A one-instruction classic BPF program (``ret #snaplen``) cuts every frame to ``snaplen`` bytes in the
 kernel, before it is copied into the ring. Until the socket is bound and has joined its fanout group,
-the program is ``ret #0``, so the ring never holds a frame that the group's hash did not give it.
+the program is ``ret #0``, so the ring never holds a frame that the group's program did not give it.
+
+Fan-out
+-------
+Rings of several workers on one interface join one PACKET_FANOUT group in PACKET_FANOUT_CBPF mode: the
+group's classic-BPF program (flowd.capture.fanout) hashes each frame's addresses, so every packet of a
+flow key reaches the same worker, IPv4 and IPv6 fragments included, and nothing is reassembled.
 """
 
 from __future__ import annotations
@@ -61,6 +67,7 @@ import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
 from flowd.batch import I64, U8, U32, FrameBatch
+from flowd.capture.fanout import fanout_program
 from flowd.capture.files import LinkType
 from flowd.fastpath import compiled
 
@@ -86,6 +93,7 @@ class PacketOption(IntEnum):
     STATISTICS = 6
     VERSION = 10
     FANOUT = 18
+    FANOUT_DATA = 22
     IGNORE_OUTGOING = 23
 
 
@@ -107,6 +115,7 @@ class FanoutMode(IntEnum):
     """PACKET_FANOUT type and flag bits (the argument's upper 16 bits)."""
 
     HASH = 0
+    CBPF = 6  # the group's classic-BPF program returns the member (modulo the member count)
     FLAG_DEFRAG = 0x8000
 
 
@@ -417,11 +426,16 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
 
 
+def _set_program(sock: socket.socket, level: int, option: int, program: Sequence[tuple[int, int, int, int]]) -> None:
+    """Hand a classic-BPF program (code, jt, jf, k per instruction) to a socket option taking a sock_fprog."""
+    insns = (_SockFilter * len(program))(*(_SockFilter(*insn) for insn in program))
+    fprog = _SockFprog(len(program), ctypes.cast(insns, ctypes.POINTER(_SockFilter)))
+    sock.setsockopt(level, option, bytes(fprog))  # the kernel copies `insns` before this returns
+
+
 def _attach_snap_filter(sock: socket.socket, snaplen: int) -> None:
     """Install ``ret #snaplen`` (0 drops every packet) as the socket's filter."""
-    program = (_SockFilter * 1)(_SockFilter(BPF_RET_K, 0, 0, snaplen))
-    fprog = _SockFprog(1, ctypes.cast(program, ctypes.POINTER(_SockFilter)))
-    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, bytes(fprog))  # the kernel copies `program`
+    _set_program(sock, socket.SOL_SOCKET, SO_ATTACH_FILTER, [(BPF_RET_K, 0, 0, snaplen)])
 
 
 def _bind(sock: socket.socket, ifindex: int) -> None:
@@ -488,24 +502,26 @@ class PacketRing:
                                   mmap.PROT_READ | mmap.PROT_WRITE)
         with _step(name, f"binding to ifindex {self.ifindex}"):
             _bind(sock, self.ifindex)
-        if o.fanout_group is not None:
-            arg = o.fanout_group | (FanoutMode.HASH | FanoutMode.FLAG_DEFRAG) << 16  # above INT_MAX
-            with _step(name, f"joining PACKET_FANOUT group {o.fanout_group}",
-                       "the group is held by sockets on another interface (an old one that went away, "
-                       "until they close) or with other fanout settings"):
-                sock.setsockopt(SOL_PACKET, PacketOption.FANOUT, FANOUT_ARG.pack(arg))
-        if o.promiscuous:
-            with _step(name, "PACKET_ADD_MEMBERSHIP promiscuous"):
-                sock.setsockopt(SOL_PACKET, PacketOption.ADD_MEMBERSHIP,
-                                PACKET_MREQ.pack(self.ifindex, PACKET_MR_PROMISC, 0, b""))
-        with _step(name, "SO_ATTACH_FILTER"):
-            _attach_snap_filter(sock, o.snaplen)
         with _step(name, "reading the link type"):
             self.arphrd = int(sock.getsockname()[3])
         linktype = LINKTYPE_OF_ARPHRD.get(self.arphrd)
         if linktype is None:
             raise LiveCaptureError(f"{name}: unsupported link type (ARPHRD {self.arphrd})")
         self.linktype = linktype
+        if o.fanout_group is not None:
+            arg = o.fanout_group | FanoutMode.CBPF << 16
+            with _step(name, f"joining PACKET_FANOUT group {o.fanout_group}",
+                       "the group is held by sockets on another interface (an old one that went away, "
+                       "until they close) or with other fanout settings"):
+                sock.setsockopt(SOL_PACKET, PacketOption.FANOUT, FANOUT_ARG.pack(arg))
+            with _step(name, "PACKET_FANOUT_DATA (the fanout program)"):
+                _set_program(sock, SOL_PACKET, PacketOption.FANOUT_DATA, fanout_program(linktype))
+        if o.promiscuous:
+            with _step(name, "PACKET_ADD_MEMBERSHIP promiscuous"):
+                sock.setsockopt(SOL_PACKET, PacketOption.ADD_MEMBERSHIP,
+                                PACKET_MREQ.pack(self.ifindex, PACKET_MR_PROMISC, 0, b""))
+        with _step(name, "SO_ATTACH_FILTER"):
+            _attach_snap_filter(sock, o.snaplen)
 
     def fileno(self) -> int:
         return self._sock.fileno()

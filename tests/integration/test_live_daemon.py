@@ -2,8 +2,8 @@
 
 Namespace a holds the sender's end (``va``), namespace b the daemon's (``vb``), its loopback, and the
 collector: a UDP socket on b's 127.0.0.1 that decodes the v5 datagrams with dpkt. A synthetic
-capture with ground truth (no IPv4 fragments: the fanout hash of a fragment differs from its flow's,
-see tests/flowd/test_live.py) is replayed into ``va`` at a moderate rate; the show commands are
+capture with ground truth (whole frames, 5% of them IPv4 fragments, each counted as a packet as file
+mode counts it, with one or two capture workers) is replayed into ``va`` at a moderate rate; the show commands are
 asked over the control socket (a path, so it is reachable from outside the namespace); then SIGTERM,
 and the exported flows are compared with the truth flow by flow. Timeouts are 1800 s, so flows end
 only on FIN/RST and at the final flush, whatever the pace of the replay.
@@ -52,7 +52,7 @@ Totals = collections.Counter[tuple[str, str, int, int, int, int, int, int, int]]
 @pytest.fixture(scope="module")
 def capture(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, GroundTruth]:
     path = tmp_path_factory.mktemp("live-daemon") / "synth.pcap"
-    spec = SynthSpec(packets=12_000, flows=1_500, damaged_share=0, fragment_share=0, seed=5)
+    spec = SynthSpec(packets=12_000, flows=1_500, damaged_share=0, fragment_share=0.05, snaplen=65535, seed=5)
     return path, write_capture(spec, path)
 
 
@@ -60,9 +60,16 @@ def capture(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, GroundTruth
 def veth() -> Iterator[tuple[Namespace, Namespace]]:
     """Namespace a (sender, ``va``) and b (daemon and collector, ``vb`` and a working loopback)."""
     with namespaces(2) as (a, b):
-        add_veth(a, "va", b, "vb")
+        link(a, b)
         b.ip("link", "set", "lo", "up")
         yield a, b
+
+
+def link(a: Namespace, b: Namespace) -> None:
+    """The veth pair va-vb, with an MTU for whole frames (QinQ and MPLS ones exceed 1500 bytes)."""
+    add_veth(a, "va", b, "vb")
+    for ns, name in ((a, "va"), (b, "vb")):
+        ns.ip("link", "set", name, "mtu", "9000")
 
 
 def wait_for(what: str, done: Callable[[], bool]) -> None:
@@ -223,7 +230,7 @@ def test_an_interface_deleted_and_recreated_is_reattached(
 
     b.ip("link", "del", "vb")  # takes va with it
     wait_for("the detach", lambda: daemon.capture()["state"] == "detached: interface deleted")
-    add_veth(a, "va", b, "vb")
+    link(a, b)
     wait_for("the re-attach of both workers", lambda: daemon.capture_state() == ("up", 2))
     after = daemon.capture()["ifindex"]
     assert isinstance(before, int) and isinstance(after, int) and after != before
