@@ -76,15 +76,25 @@ class Step:
 
 
 def cpu_of(pids: list[int]) -> float:
-    """User + system CPU seconds of these processes so far."""
-    total = 0
+    """CPU seconds these processes (all their threads) have run so far.
+
+    From /proc/PID/task/TID/schedstat (nanoseconds on the CPU), which the kernel keeps with the
+    scheduler's precision; /proc/PID/stat's utime + stime come in clock ticks (10 ms), too coarse for a
+    receiver that spends a few milliseconds a second. A process whose schedstat cannot be read counts
+    its stat ticks instead.
+    """
+    total = 0.0
     for pid in pids:
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / CLOCK_TICKS
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+            total += sum(int((t / "schedstat").read_text().split()[0]) for t in tasks) / 1e9
+        except (OSError, ValueError, IndexError):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14 and 15)
+    return total
 
 
 def children(pid: int) -> list[int]:
@@ -220,11 +230,14 @@ class Softflowd:
         self.log.close()
 
 
-def send(a: Namespace, capture: Path, rate: int, count: int) -> float:
-    """tcpreplay ``count`` frames at ``rate`` pps into va (the file preloaded and looped); the achieved pps."""
+def send(a: Namespace, capture: Path, rate: int | None, count: int) -> float:
+    """tcpreplay ``count`` frames at ``rate`` pps (None: as fast as it goes) into va (the file preloaded and
+    looped); the achieved pps."""
+    pace = ["--topspeed"] if rate is None else ["--pps", str(rate)]
     done = subprocess.run(a.exec_args("tcpreplay", "-q", "-i", "va", "-K", "--loop", "0", "--limit", str(count),
-                                      "--pps", str(rate), str(capture)),
-                          capture_output=True, text=True, timeout=max(60, 10 * count // max(rate, 1)), check=False)
+                                      *pace, str(capture)),
+                          capture_output=True, text=True, timeout=max(60, 10 * count // max(rate or 100_000, 1)),
+                          check=False)
     if done.returncode != 0:
         raise RuntimeError(f"tcpreplay: {(done.stderr.strip().splitlines() or ['failed'])[-1]}")
     found = re.search(r"Rated: [\d.]+ Bps, [\d.]+ Mbps, ([\d.]+) pps", done.stdout)
