@@ -1,6 +1,6 @@
 """Build hook for the optional compiled fast path; every other setting lives in pyproject.toml.
 
-``flowd._fastpath`` (flowd/_fastpath.c) is built when a C compiler and the Python headers are
+``flowd.native._fastpath`` (flowd/native/_fastpath.c) is built when a C compiler and the Python headers are
 present; ``optional=True`` lets the install go on without it, and flowd then runs its pure
 Python/numpy path (the same results, slower).
 """
@@ -10,5 +10,5 @@ from __future__ import annotations
 from setuptools import Extension, setup  # type: ignore[import-untyped]
 
 setup(ext_modules=[
-    Extension("flowd._fastpath", ["flowd/_fastpath.c"], optional=True, extra_compile_args=["-O2"]),
+    Extension("flowd.native._fastpath", ["flowd/native/_fastpath.c"], optional=True, extra_compile_args=["-O2"]),
 ])

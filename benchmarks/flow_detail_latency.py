@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
-from flowd.synth import SynthSpec, write_capture  # noqa: E402
+from flowd.testing.synth import SynthSpec, write_capture  # noqa: E402
 from shell.client import Client  # noqa: E402
 from shell.render import render  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Write a synthetic benchmark capture and its ground-truth sidecar (flowd.synth), and say what was written.
+"""Write a synthetic benchmark capture and its ground-truth sidecar (flowd.testing.synth), and say what was written.
 
     python benchmarks/gen_capture.py --packets 2000000 --flows 200000 -o benchmarks/out/synth-2m.pcap
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from flowd.synth import GroundTruth, SynthSpec, sidecar_path, write_capture
+from flowd.testing.synth import GroundTruth, SynthSpec, sidecar_path, write_capture
 
 
 def generate(spec: SynthSpec, out: Path) -> tuple[GroundTruth, float]:
@@ -41,7 +41,7 @@ def describe(truth: GroundTruth, out: Path, elapsed: float) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Write a synthetic pcap with ground truth (flowd.synth).")
+    p = argparse.ArgumentParser(description="Write a synthetic pcap with ground truth (flowd.testing.synth).")
     p.add_argument("--packets", type=int, default=2_000_000, help="frames in the capture (default 2000000)")
     p.add_argument("--flows", type=int, default=200_000, help="conversations (default 200000)")
     p.add_argument("--seed", type=int, default=1)

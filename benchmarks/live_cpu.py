@@ -34,7 +34,7 @@ from live_zero_drop import SETTLE, Flowd, Receiver, Softflowd, cpu_of, send, sin
 
 from netns import Namespace, add_veth, namespaces, unavailable
 
-from flowd.synth import SynthSpec, write_capture
+from flowd.testing.synth import SynthSpec, write_capture
 
 FULL: Final = "full"
 TOOLS: Final = ("flowd", "softflowd")

@@ -46,7 +46,7 @@ sys.path.insert(0, str(REPO / "tests"))  # tests/netns.py: namespaces and veth p
 
 from netns import Namespace, add_veth, namespaces, sender_env, unavailable
 
-from flowd.synth import SynthSpec, write_capture
+from flowd.testing.synth import SynthSpec, write_capture
 
 TIMEOUT: Final = 1800  # flow timeouts of both tools, seconds
 RATES: Final = (50_000, 100_000, 150_000, 200_000, 250_000, 300_000, 400_000, 500_000, 700_000, 1_000_000)
@@ -133,7 +133,7 @@ class Flowd:
         self.socket = str(workdir / "flowd.sock")
         config = workdir / "flowd.yaml"
         config.write_text("flowd:\n  capture: {" + (f"workers: {workers}" if workers else "") + "}\n")
-        self.log = open(workdir / "flowd.log", "w")
+        self.log = open(workdir / "flowd.runtime.log", "w")
         self.proc = subprocess.Popen(
             ns.exec_args(sys.executable, "-m", "flowd", "--socket", self.socket, "--config", str(config),
                          "--interface", "vb", "--flow-server", f"127.0.0.1:{port}", "--log-level", "warning",

@@ -21,9 +21,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from flowd.batch import PacketBatch
-from flowd.flowkey import KEY_BYTES, V4_MAPPED_PREFIX
-from flowd.flowtable import FlowTable
+from flowd.core.flowtable import FlowTable
+from flowd.model.batch import PacketBatch
+from flowd.model.flowkey import KEY_BYTES, V4_MAPPED_PREFIX
 
 BATCH: Final = 65536
 FAR: Final = 1e9  # timeouts, seconds: nothing expires during the build

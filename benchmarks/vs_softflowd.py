@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
 from gen_capture import describe, generate  # benchmarks/ is sys.path[0]
 
-from flowd.synth import GroundTruth, SynthSpec, sidecar_path
+from flowd.testing.synth import GroundTruth, SynthSpec, sidecar_path
 
 TIMEOUT: Final = 1800  # active and inactive timeout, seconds, for both tools
 SINK_BUFFER: Final = 128 * 1024 * 1024  # receive buffer, so a burst of export datagrams is not dropped

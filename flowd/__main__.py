@@ -6,7 +6,9 @@ import argparse
 import sys
 
 from flowd import __version__
-from flowd.config import Config, ConfigError, check_config_main, load_config
+from flowd.config.loader import check_config_main, load_config
+from flowd.config.overrides import with_overrides
+from flowd.config.schema import Config, ConfigError
 
 EPILOG = """\
 exit status: 0 success; 1 bad arguments, configuration or unreadable input;
@@ -100,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def configure(args: argparse.Namespace) -> Config:
     cfg = load_config(args.config)
-    return cfg.with_overrides(
+    return with_overrides(cfg, 
         flow_servers=args.flow_server, export_version=args.export_version,
         active_timeout=args.active_timeout, inactive_timeout=args.inactive_timeout,
         sampling_rate=args.sampling_rate, source_address=args.source_address, transport=args.transport,
@@ -114,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     if install_only and not args.install_service:
         parser.error(f"{install_only[0]} needs --install-service")
     if args.install_service:
-        from flowd.install import install_main
+        from flowd.runtime.install import install_main
 
         return install_main(args)
     if args.check_config:
@@ -131,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.read and args.interface:
         parser.error("--interface runs the daemon; it cannot be combined with --read")
     if args.read:
-        from flowd.batchmode import run_batch
+        from flowd.runtime.batch_mode import run_batch
 
         return run_batch(args.read, cfg)
     return run_daemon(args, cfg)
@@ -148,12 +150,12 @@ def run_daemon(args: argparse.Namespace, cfg: Config) -> int:
     from flowd.app import App
     from flowd.capture.live import LiveCaptureError
     from flowd.capture.replay import Replay
-    from flowd.clock import SystemClock
     from flowd.control.protocol import default_socket_path
     from flowd.export.udp import ExportSocketError
-    from flowd.inputs import live_inputs
-    from flowd.log import setup_logging
-    from flowd.workers import WorkerError
+    from flowd.runtime.clock import SystemClock
+    from flowd.runtime.inputs import live_inputs
+    from flowd.runtime.log import setup_logging
+    from flowd.runtime.worker_pool import WorkerError
 
     setup_logging(args.log_level)
     log = logging.getLogger("flowd")

@@ -1,14 +1,14 @@
 """The daemon: compose ingest, expiry and the control server, start them in order, stop them in reverse.
 
 Start: watchdog pings → exporter sockets (in Probe) → control server → expiry → ingest; once the
-control socket accepts and every input has opened, systemd hears READY=1 (flowd/notify.py), then a
+control socket accepts and every input has opened, systemd hears READY=1 (flowd/runtime/notify.py), then a
 STATUS= line every few seconds. Stop (SIGTERM/SIGINT, or a task that died): systemd hears STOPPING=1;
 ingest stops first, so nothing new arrives; every cached flow is flushed to the flow servers; the
 control server closes and removes its socket; the watchdog pings stop last. A task that dies
 unexpectedly stops the daemon and `run` re-raises its error, so the process never lingers half alive.
 
-Live inputs (flowd.inputs) open after expiry starts: with `flowd capture workers 1` the rings are
-read here, into the probe's own shard; with more, the capture workers (flowd.workers) start and this
+Live inputs (flowd.runtime.inputs) open after expiry starts: with `flowd capture workers 1` the rings are
+read here, into the probe's own shard; with more, the capture workers (flowd.runtime.worker_pool) start and this
 process exports what they send. At stop the rings give up their last frames first, then the workers
 flush and send their flows, then this process's own cache is flushed, so everything is exported.
 A worker that dies stops the daemon with an error.
@@ -26,15 +26,16 @@ from typing import Any
 from flowd.capture.files import CaptureError
 from flowd.capture.live import LiveCapture
 from flowd.capture.replay import Replay
-from flowd.clock import Clock, SystemClock
-from flowd.config import Config, ConfigError
+from flowd.config.schema import Config, ConfigError
 from flowd.control.server import ControlServer
 from flowd.export.udp import ExportSocketError
-from flowd.inputs import finish, ingest, open_capture
-from flowd.notify import Notifier, ping_watchdog
-from flowd.probe import Probe
-from flowd.shard import LiveInput
-from flowd.workers import WorkerPool
+from flowd.model.clock import Clock
+from flowd.runtime.clock import SystemClock
+from flowd.runtime.inputs import finish, ingest, open_capture
+from flowd.runtime.notify import Notifier, ping_watchdog
+from flowd.runtime.probe import Probe
+from flowd.runtime.shard import LiveInput
+from flowd.runtime.worker_pool import WorkerPool
 
 log = logging.getLogger(__name__)
 

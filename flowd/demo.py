@@ -1,6 +1,6 @@
 """`flowd --demo`: a newcomer's first minute — a daemon replaying a sample capture, and the shell on it.
 
-No root needed: the sample capture is made by flowd.synth (documentation address ranges only), the
+No root needed: the sample capture is made by flowd.testing.synth (documentation address ranges only), the
 control socket lives in a private temporary directory, and records go to 127.0.0.1:2055.
 """
 
@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from flowd.synth import SynthSpec, write_capture
+from flowd.testing.synth import SynthSpec, write_capture
 
 SAMPLE = SynthSpec(packets=40_000, flows=2_000, seed=2, duration=120.0, damaged_share=0.0005)
 READY_TIMEOUT = 20.0
@@ -36,7 +36,7 @@ def run_demo(config: str | None) -> int:
     capture = sample_capture()
     with tempfile.TemporaryDirectory(prefix="flowd-demo-") as tmp:
         sock = str(Path(tmp) / "flowd.sock")
-        log = open(Path(tmp) / "flowd.log", "w")
+        log = open(Path(tmp) / "flowd.runtime.log", "w")
         daemon = subprocess.Popen(
             [sys.executable, "-m", "flowd", "--replay", str(capture), "--replay-loop", "--socket", sock,
              "--flow-server", "127.0.0.1:2055", "--source-address", "127.0.0.1",
@@ -47,7 +47,7 @@ def run_demo(config: str | None) -> int:
             while not os.path.exists(sock):
                 if daemon.poll() is not None or time.monotonic() > deadline:
                     log.close()
-                    print(f"flowd: the demo daemon did not start:\n{(Path(tmp) / 'flowd.log').read_text()}",
+                    print(f"flowd: the demo daemon did not start:\n{(Path(tmp) / 'flowd.runtime.log').read_text()}",
                           file=sys.stderr)
                     return 1
                 time.sleep(0.05)

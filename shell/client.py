@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any, Final, Self
 
 from flowd.control.protocol import (
-    MAX_RESPONSE_LINE, ErrorCode, ProtocolError, Request, Response, decode_response, encode_request)
+    MAX_RESPONSE_LINE,
+    ErrorCode,
+    ProtocolError,
+    Request,
+    Response,
+    decode_response,
+    encode_request,
+)
 
 DEFAULT_TIMEOUT: Final = 30.0  # seconds a call may wait for its reply
 _NOT_RUNNING: Final = frozenset({errno.ENOENT, errno.ECONNREFUSED, errno.ENOTSOCK})

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Final
 
-from shell.parser import Command, Level, Local, Opt, Parser, Pipe
-from shell.tokens import Choice, Filename, IntRange, Name, Prefix, Regex
+from flowd.control.rpcs import RPCS, Kind, Param
+from shell.parser import Command, Level, Local, Opt, Option, Parser, Pipe
+from shell.tokens import Choice, Filename, IntRange, Name, Prefix, Regex, ValueType
 
 # Help for path keywords, shared by every command that passes through them (FRR's SHOW_STR).
 # Keys are keyword paths; a command's own last keyword takes the command's help.
@@ -27,39 +28,37 @@ KEYWORD_HELP: Final = {
     "clear services accounting": "Clear service accounting information",
 }
 
-U32: Final = 2**32 - 1
+CHOICE_HELP: Final = {"bytes": "Highest byte count first", "packets": "Highest packet count first"}
+NAME_VALUES: Final = (("*", "All accounting services"), ("all", "All accounting services"))
 
-NAME: Final = Opt("name", Name("<name>", (("*", "All accounting services"), ("all", "All accounting services"))),
-                  "Name of accounting service")
+
+def _value(param: Param, placeholder: str) -> ValueType:
+    """The shell's value type for a parameter of a method's contract."""
+    if param.kind is Kind.INTEGER:
+        return IntRange(param.low, param.high, placeholder)
+    if param.kind is Kind.PREFIX:
+        return Prefix(placeholder)
+    if param.kind is Kind.CHOICE:
+        return Choice(tuple((c, CHOICE_HELP[c]) for c in param.choices))
+    return Name(placeholder, NAME_VALUES if param.name == "name" else ())
+
+
+def options(method: str, placeholders: Mapping[str, str] | None = None) -> tuple[Opt, ...]:
+    """A command option for every parameter of ``method``'s contract (flowd.control.rpcs), in its order."""
+    given = placeholders or {}
+    return tuple(Opt(p.keyword, _value(p, given.get(p.name, f"<{p.keyword}>")), p.help, required=p.required)
+                 for p in RPCS[method].params)
+
 
 FLOW_DETAIL_LEVEL: Final = Level((("detail", "Display detailed output"),
                                   ("extensive", "Display extensive output"),
                                   ("terse", "Display terse output")), default="terse")
-
-FLOW_DETAIL_OPTIONS: Final = (
-    FLOW_DETAIL_LEVEL,
-    NAME,
-    Opt("limit", IntRange(1, 1_000_000, "<limit>"), "Maximum number of flows to display"),
-    Opt("order", Choice((("bytes", "Highest byte count first"), ("packets", "Highest packet count first"))),
-        "Order of the flows"),
-    Opt("source-prefix", Prefix("<source-prefix>"), "Source prefix to match"),
-    Opt("destination-prefix", Prefix("<destination-prefix>"), "Destination prefix to match"),
-    Opt("source-port", IntRange(0, 65535, "<source-port>"), "Source port to match"),
-    Opt("destination-port", IntRange(0, 65535, "<destination-port>"), "Destination port to match"),
-    Opt("proto", IntRange(0, 255, "<proto>"), "IP protocol number to match"),
-    Opt("tos", IntRange(0, 255, "<tos>"), "Type-of-service value to match"),
-    Opt("input-snmp-interface-index", IntRange(0, U32, "<index>"), "Input SNMP interface index to match"),
-    Opt("output-snmp-interface-index", IntRange(0, U32, "<index>"), "Output SNMP interface index to match"),
-    Opt("source-as", IntRange(0, U32, "<as>"), "Source AS number to match"),
-    Opt("destination-as", IntRange(0, U32, "<as>"), "Destination AS number to match"),
-)
-
-AGGREGATION_TEMPLATE_OPTIONS: Final = (
-    Opt("template-name", Name("<template-name>"), "Name of the version 9 or IPFIX template", required=True),
-    FLOW_DETAIL_LEVEL,
-    NAME,
-    Opt("limit", IntRange(1, 1_000_000, "<limit>"), "Maximum number of flows to display"),
-)
+INDEX_AS: Final = {"input_snmp_interface_index": "<index>", "output_snmp_interface_index": "<index>",
+                   "source_as": "<as>", "destination_as": "<as>"}
+NAME: Final = options("accounting.flow")[0]
+FLOW_DETAIL_OPTIONS: Final[tuple[Option, ...]] = (FLOW_DETAIL_LEVEL, *options("accounting.flow_detail", INDEX_AS))
+TEMPLATE_NAME, *TEMPLATE_REST = options("accounting.aggregation_template")
+AGGREGATION_TEMPLATE_OPTIONS: Final[tuple[Option, ...]] = (TEMPLATE_NAME, FLOW_DETAIL_LEVEL, *TEMPLATE_REST)
 
 SIZE_RANGES_NOTE: Final = ("Only ranges that hold packets are printed. flowd's fixed ranges of IP packet length "
                            "in bytes (both ends inclusive): 0-63, 64-96, 97-128, 129-256, 257-512, 513-1024, "

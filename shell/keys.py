@@ -6,7 +6,11 @@ from dataclasses import dataclass
 
 from prompt_toolkit.application import run_in_terminal
 from prompt_toolkit.buffer import Buffer
-from prompt_toolkit.completion import CompleteEvent, Completion, get_common_complete_suffix
+from prompt_toolkit.completion import (
+    CompleteEvent,
+    Completion,
+    get_common_complete_suffix,
+)
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 
 from shell.completer import GrammarCompleter

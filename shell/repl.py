@@ -20,8 +20,24 @@ from shell.client import Client, ClientError, DaemonUnavailable
 from shell.completer import GrammarCompleter
 from shell.grammar import PARSER
 from shell.keys import KeyContext, shell_bindings
-from shell.pager import Output, PipeError, apply_pipes, display_format, needs_pager, page, terminal_keys
-from shell.parser import ENTER_WORD, Local, Match, Parser, failure_lines, failure_text, format_candidates
+from shell.pager import (
+    Output,
+    PipeError,
+    apply_pipes,
+    display_format,
+    needs_pager,
+    page,
+    terminal_keys,
+)
+from shell.parser import (
+    ENTER_WORD,
+    Local,
+    Match,
+    Parser,
+    failure_lines,
+    failure_text,
+    format_candidates,
+)
 from shell.render import render
 
 HISTORY_FILE: Final = "~/.flowcli_history"

@@ -224,10 +224,17 @@ class Message:
 
 
 class Decoder:
-    """Decodes packets in arrival order, keeping templates per (source, domain)."""
+    """Decodes packets in arrival order, keeping templates per (source, domain).
 
-    def __init__(self) -> None:
+    ``unpadded_templates``: IPFIX template and options template sets must end with their last
+    record, as python-ipfix reads them (template records until the set ends: padding there is taken
+    for a truncated record and the rest of the message is lost). RFC 7011 §3.3.1 allows the
+    padding; flowd never sends it, and its tests decode with this set.
+    """
+
+    def __init__(self, *, unpadded_templates: bool = False) -> None:
         self.templates: dict[tuple[str, int], dict[int, TemplateDef]] = {}
+        self.unpadded_templates = unpadded_templates
 
     def datagram(self, data: bytes, source: str = "") -> Message:
         """One UDP payload: NetFlow v5, v9 or IPFIX."""
@@ -347,7 +354,7 @@ class Decoder:
             tmpl = TemplateDef(tid, tuple(self._field(r, ipfix) for _ in range(count)))
             cache[tid] = tmpl
             msg.templates.append(tmpl)
-        r.padding(4)
+        r.padding(1 if ipfix and self.unpadded_templates else 4)
 
     def _ipfix_options_templates(self, r: Reader, msg: Message, cache: dict[int, TemplateDef]) -> None:
         while r.remaining >= 6:
@@ -357,7 +364,7 @@ class Decoder:
             tmpl = TemplateDef(tid, tuple(self._field(r, True) for _ in range(count)), scope, options=True)
             cache[tid] = tmpl
             msg.templates.append(tmpl)
-        r.padding(6)
+        r.padding(1 if self.unpadded_templates else 6)
 
     def _v9_options_templates(self, r: Reader, msg: Message, cache: dict[int, TemplateDef]) -> None:
         while r.remaining >= 6:

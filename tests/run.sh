@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Install what the test suite needs, then run it: `bash tests/run.sh [pytest args]`.
 #  - Debian tools the tests use as independent decoders, collectors and peers (needs root or sudo;
-#    skipped when they are already there): tshark, nfdump (nfcapd), softflowd, tcpreplay; and
+#    skipped when they are already there): tshark, nfdump (nfcapd), pmacct (nfacctd), softflowd, tcpreplay; and
 #    systemd-analyze (systemd) and strace, which check the systemd unit.
 #  - flowd itself with its test extras, in ./.venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for tool in tshark:tshark nfcapd:nfdump softflowd:softflowd tcpreplay:tcpreplay ip:iproute2 \
+for tool in tshark:tshark nfcapd:nfdump nfacctd:pmacct softflowd:softflowd tcpreplay:tcpreplay ip:iproute2 \
         systemd-analyze:systemd strace:strace; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
@@ -22,4 +22,6 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+echo "mypy --strict (flowd, shell)"
+.venv/bin/python -m mypy --no-error-summary
 exec .venv/bin/python -m pytest "$@"

@@ -8,7 +8,7 @@ A gzip file or stdin is read in bounded chunks; a record cut by a chunk edge is 
 the next chunk, so memory stays bounded by the chunk size plus one record (or pcapng block).
 The pcap record walk is a tight ``unpack_from`` loop that collects record offsets only; every
 header field is then gathered for the whole batch at once through a strided numpy view. When the
-optional extension ``flowd._fastpath`` is built (flowd/_fastpath.c), its ``walk_pcap`` does the same
+optional extension ``flowd.native._fastpath`` is built (flowd/native/_fastpath.c), its ``walk_pcap`` does the same
 walk in C; FLOWD_NO_FASTPATH=1 keeps the Python one.
 """
 
@@ -30,8 +30,8 @@ from typing import IO, Final, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from flowd.batch import F64, I64, U16, U32, U64, FrameBatch
-from flowd.fastpath import compiled
+from flowd.model.batch import F64, I64, U16, U32, U64, FrameBatch
+from flowd.native import compiled
 
 MAX_CAPLEN: Final = 256 * 1024  # libpcap's MAXIMUM_SNAPLEN: a longer pcap record is damage
 MAX_BLOCK: Final = 16 * 1024 * 1024  # a longer pcapng block is damage (bounds memory per block)
@@ -367,7 +367,7 @@ def _walk_pcap(buf: Buffer, pos: int, limit: int,
 
 
 class _WalkStop(IntEnum):
-    """Why a pcap record walk stopped; the same numbers as walk_pcap's in flowd/_fastpath.c."""
+    """Why a pcap record walk stopped; the same numbers as walk_pcap's in flowd/native/_fastpath.c."""
 
     FULL = 0  # the batch is full
     HEADER = 1  # the buffer ends at or inside the next record header
@@ -415,7 +415,7 @@ def _walk_pcap_numpy(buf: Buffer, pos: int, limit: int, order: str, units: int) 
 
 
 def _compiled_walker() -> _PcapWalker | None:
-    """_walk_pcap_numpy's C twin (flowd._fastpath); None if unbuilt, disabled or mismatched."""
+    """_walk_pcap_numpy's C twin (flowd.native._fastpath); None if unbuilt, disabled or mismatched."""
     walk = compiled("walk_pcap", WALK_STOPS={stop.name: stop.value for stop in _WalkStop})
     if walk is None:
         return None

@@ -53,8 +53,8 @@ from enum import IntEnum
 from types import TracebackType
 from typing import Final, Self
 
-from flowd.batch import FrameBatch
 from flowd.capture.ring import LiveCaptureError, PacketRing, RingOptions, concat_frames
+from flowd.model.batch import FrameBatch
 
 __all__ = ["LinkEvent", "LinkMonitor", "LiveCapture", "LiveCaptureError", "parse_link_messages"]
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flowd.batch import FrameBatch
 from flowd.capture.files import open_capture
-from flowd.clock import Clock
+from flowd.model.batch import FrameBatch
+from flowd.model.clock import Clock
 
 MAX_SPEED = 0.0  # `--replay-speed max` (flowd/__main__.py spells the same value)
 PACE_BATCH = 4096  # frames read at a time when pacing

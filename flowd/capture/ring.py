@@ -66,10 +66,10 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
-from flowd.batch import I64, U8, U32, FrameBatch
 from flowd.capture.fanout import fanout_program
 from flowd.capture.files import LinkType
-from flowd.fastpath import compiled
+from flowd.model.batch import I64, U8, U32, FrameBatch
+from flowd.native import compiled
 
 # --- kernel constants -----------------------------------------------------------------------------
 
@@ -157,7 +157,6 @@ BLOCK_HEAD: Final = struct.Struct("=8xIIII")  # block_status, num_pkts, offset_t
 BLOCK_STATUS: Final = struct.Struct("=I")
 BLOCK_STATUS_AT: Final = 8
 BLOCK_RELEASED: Final = BLOCK_STATUS.pack(TpStatus.KERNEL)
-NEXT_OFFSET: Final = struct.Struct("=I")  # tpacket3_hdr.tp_next_offset, at the header's start
 HEADER_ALIGNMENT: Final = 8  # V3_ALIGNMENT: where the kernel puts each tpacket3_hdr in a block
 TPACKET3_HDR_LEN: Final = 48  # 40 bytes of fields, 8 of padding
 SOCKADDR_LL_LEN: Final = 20
@@ -241,7 +240,7 @@ def _align(n: int) -> int:
 # --- the block walker (pure) ----------------------------------------------------------------------
 
 class _TpacketWalk(IntEnum):
-    """Why walk_tpacket (flowd/_fastpath.c) stopped; the same numbers as its enum tpacket_walk."""
+    """Why walk_tpacket (flowd/native/_fastpath.c) stopped; the same numbers as its enum tpacket_walk."""
 
     OK = 0  # every block walked
     BLOCK = 1  # a block's length or first packet offset lies outside the buffer
@@ -253,7 +252,7 @@ def packet_offsets(buf: bytes, starts: Sequence[int]) -> tuple[I64, I64]:
     """Each packet's tpacket3_hdr offset in buf, and the end of the block it lies in.
 
     ``starts`` are the offsets of whole blocks in buf, each block ``blk_len`` bytes long. The compiled
-    walk (flowd._fastpath.walk_tpacket) does it when it is built, else ``packet_offsets_python``; both
+    walk (flowd.native._fastpath.walk_tpacket) does it when it is built, else ``packet_offsets_python``; both
     raise the same RingError for the same damage.
     """
     walk = _compiled_tpacket_walk()
@@ -282,7 +281,7 @@ def _walk_failure(buf: bytes, start: int, status: _TpacketWalk, at: int) -> NoRe
 
 
 def _compiled_tpacket_walk() -> Callable[..., tuple[int, int, int, int]] | None:
-    """flowd._fastpath.walk_tpacket, unless it is not built, FLOWD_NO_FASTPATH=1, or its codes differ."""
+    """flowd.native._fastpath.walk_tpacket, unless it is not built, FLOWD_NO_FASTPATH=1, or its codes differ."""
     walk: Callable[..., tuple[int, int, int, int]] | None = compiled(
         "walk_tpacket", TPACKET_WALKS={w.name: w.value for w in _TpacketWalk})
     return walk

@@ -1,7 +1,7 @@
 """The RPC method table: control-socket method name → function returning plain data (docs/control-protocol.md).
 
 Where Junos reports router hardware, flowd reports the Linux analogue (docs/commands.md says which).
-The accounting methods sum the reports of every flow-cache shard (flowd.shard: the daemon's own, and
+The accounting methods sum the reports of every flow-cache shard (flowd.runtime.shard: the daemon's own, and
 one per capture worker), so counters, rates and memory add up, flow-detail is merged and ranked
 again, and kernel capture statistics are listed per worker. ``call`` first has every capture worker
 act on the method's query (``Method.query``) and report, then runs the handler.
@@ -10,11 +10,8 @@ act on the method's query (``Method.query``) and report, then runs the handler.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
-import os
 import platform
 import socket
-import struct
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,25 +20,18 @@ from typing import Any, Final
 import numpy as np
 
 from flowd import __version__
-from flowd.batch import FlowRecords
-from flowd.drops import DropReason
-from flowd.expiry import ExpiryReason
-from flowd.flowkey import (
-    DPORT,
-    DST,
-    PROTO,
-    SPORT,
-    SRC,
-    TOS,
+from flowd.control.rpcs import RPCS, BadParam
+from flowd.core.query import shard_flows
+from flowd.model.batch import FlowRecords
+from flowd.model.drops import DropReason
+from flowd.model.expiry import ExpiryReason
+from flowd.model.flowkey import (
     FlowKey,
     is_ipv4,
-    u16_column,
 )
-from flowd.flowtable import FlowTable
-from flowd.pipeline import Pipeline
-from flowd.probe import Probe
-from flowd.sampling import match_prefixes
-from flowd.shard import (
+from flowd.runtime import host
+from flowd.runtime.probe import Probe
+from flowd.runtime.shard import (
     CaptureReport,
     FamilyReport,
     Query,
@@ -53,9 +43,6 @@ from flowd.shard import (
 DEFAULT_SERVICE: Final = "(default sampling)"
 SEED_DROPS: Final = (DropReason.NO_MEMORY, DropReason.NOT_IP, DropReason.NOT_IPV4,
                      DropReason.HEADER_TOO_SMALL)
-FLOW_FILTERS: Final = ("source_port", "destination_port", "proto", "tos", "input_snmp_interface_index",
-                       "output_snmp_interface_index", "source_as", "destination_as")
-MAX_LIMIT: Final = 10_000_000
 EVENTS_SHOWN: Final = 10  # newest interface events `show services accounting status` lists per interface
 SAME_EVENT: Final = 2.0  # seconds within which workers' identical events on one interface are one event
 
@@ -67,8 +54,6 @@ class BadParams(Exception):
 @dataclass(frozen=True, slots=True)
 class Method:
     handler: Callable[[Probe, Mapping[str, Any], float], dict[str, Any]]
-    params: frozenset[str]
-    admin: bool = False  # changes state: only root or the admin group may call it
     query: QueryKind | None = None  # what every capture worker does (and reports) before the handler runs
     check: Callable[[Mapping[str, Any]], None] | None = None  # params checked before the workers are asked
 
@@ -145,19 +130,6 @@ def captures(reports: list[ShardReport]) -> list[dict[str, Any]]:
     return list(out.values())
 
 
-def count_routes() -> int:
-    """Routes in the kernel's IPv4 and IPv6 main tables (the Junos route record count)."""
-    total = 0
-    for path in ("/proc/net/route", "/proc/net/ipv6_route"):
-        try:
-            with open(path) as fh:
-                lines = fh.read().splitlines()
-        except OSError:
-            continue
-        total += len(lines) - 1 if path.endswith("/route") else len(lines)
-    return max(total, 0)
-
-
 # -- accounting.* ----------------------------------------------------------------------------------
 
 def show_errors(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
@@ -219,7 +191,7 @@ def show_status(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str
     versions = sorted({s.version for out in cfg.families.values() for s in out.flow_servers})
     formats = {"5": "cflowd v5", "9": "Version 9", "ipfix": "IP-FIX"}
     iface = next((o.interface for o in cfg.families.values() if o.interface is not None), None)
-    routes = count_routes()
+    routes = host.count_routes()
     ifl = len(socket.if_nameindex())
     reports = probe.reports(now)
     as_numbers = 1 if any(f.active for f in family_reports(reports)) else 0  # no BGP feed: every flow is AS 0
@@ -246,82 +218,9 @@ def show_usage(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str,
         load_5s=min(100, round(cpu_5s / 1e4)), load_1m=min(100, round(cpu_1m / 1e4)))
 
 
-def _int_param(params: Mapping[str, Any], name: str, lo: int, hi: int) -> int | None:
-    value = params.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise BadParams(f"{name}: expected an integer {lo}..{hi}, got {value!r}")
-    return value
-
-
-def _prefix_param(params: Mapping[str, Any], name: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
-    value = params.get(name)
-    if value is None:
-        return None
-    try:
-        return ipaddress.ip_network(str(value), strict=False)
-    except ValueError:
-        raise BadParams(f"{name}: expected an address prefix, got {value!r}") from None
-
-
-def check_flow_params(params: Mapping[str, Any]) -> None:
-    """Raise BadParams for a flow-detail parameter out of range (before the workers are asked)."""
-    check_name(params)
-    _int_param(params, "limit", 1, MAX_LIMIT)
-    if params.get("order", "bytes") not in ("bytes", "packets"):
-        raise BadParams(f"order: expected bytes or packets, got {params.get('order')!r}")
-    flow_mask(FlowTable(1, 60.0, 60.0), params)
-
-
-def shard_flows(pipeline: Pipeline, params: Mapping[str, Any]) -> FlowRecords:
-    """The flows of one shard that match flow-detail params: at most ``limit`` of each family, largest first."""
-    limit = _int_param(params, "limit", 1, MAX_LIMIT)
-    order = params.get("order", "bytes")
-    return FlowRecords.concat([p.table.top(limit, order, flow_mask(p.table, params))
-                               for p in pipeline.paths.values()])
-
-
-def flow_mask(table: FlowTable, params: Mapping[str, Any]) -> np.ndarray | None:
-    """Boolean mask over the table's slots for the flow-detail filters (None = no filter)."""
-    keys = table.keys
-    mask: np.ndarray | None = None
-
-    def both(m: np.ndarray) -> None:
-        nonlocal mask
-        mask = m if mask is None else mask & m
-
-    for name, part in (("source_prefix", SRC), ("destination_prefix", DST)):
-        prefix = _prefix_param(params, name)
-        if prefix is not None:
-            both(match_prefixes(keys, part, [prefix]))
-    limits = {"source_port": 65535, "destination_port": 65535, "proto": 255, "tos": 255,
-              "input_snmp_interface_index": 65535, "output_snmp_interface_index": 2**32 - 1,
-              "source_as": 2**32 - 1, "destination_as": 2**32 - 1}
-    for name in FLOW_FILTERS:
-        value = _int_param(params, name, 0, limits[name])
-        if value is None:
-            continue
-        if name == "source_port":
-            both(u16_column(keys, SPORT) == value)
-        elif name == "destination_port":
-            both(u16_column(keys, DPORT) == value)
-        elif name == "proto":
-            both(keys[:, PROTO] == value)
-        elif name == "tos":
-            both(keys[:, TOS] == value)
-        elif name == "input_snmp_interface_index":
-            both(((keys[:, 38].astype(np.uint32) << 8) | keys[:, 39]) == value)
-        else:  # no egress interface or BGP AS is known to a probe: every flow has 0
-            both(np.full(keys.shape[0], value == 0))
-    return mask
-
-
 def show_flow_detail(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
-    limit = _int_param(params, "limit", 1, MAX_LIMIT)
-    order = params.get("order", "bytes")
-    if order not in ("bytes", "packets"):
-        raise BadParams(f"order: expected bytes or packets, got {order!r}")
+    limit: int | None = params.get("limit")
+    order: str = params.get("order", "bytes")
     parts = [shard_flows(probe.pipeline, params), *(r.flows for r in probe.answers if r.flows is not None)]
     records = FlowRecords.concat(parts)
     column = records.bytes if order == "bytes" else records.packets
@@ -339,7 +238,7 @@ def flow_objects(probe: Probe, records: FlowRecords, rows: list[int], now: float
     for i in rows:
         key = FlowKey.unpack(records.key[i])
         first, last = float(records.first[i]), float(records.last[i])
-        ifname = _ifname(key.ifindex)
+        ifname = host.interface_name_of(key.ifindex)
         flows.append({
             "protocol": key.proto, "tos": key.tos, "tcp_flags": int(records.tcp_flags[i]),
             "source_address": str(key.src), "source_prefix_length": key.src.max_prefixlen,
@@ -360,22 +259,13 @@ LABEL_SHIFT: Final = 4  # a label stack entry is label (20 bits) << 4 | exp (3 b
 NO_ADDRESS: Final = "0.0.0.0"  # top label address and BGP next hop: flowd has no label-to-FEC map and no BGP feed
 
 
-def check_template_params(params: Mapping[str, Any]) -> None:
-    """Raise BadParams for aggregation-template params of the wrong shape (before the workers are asked)."""
-    check_name(params)
-    _int_param(params, "limit", 1, MAX_LIMIT)
-    name = params.get("template_name")
-    if not isinstance(name, str) or not name:
-        raise BadParams(f"template_name: expected a template name, got {name!r}")
-
-
 def show_aggregation_template(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
     """The cached flows of the families whose flow servers export with the template, largest by bytes first."""
     name = params.get("template_name")
     template = probe.cfg.templates.get(name) if isinstance(name, str) else None
     if template is None:
         raise BadParams(f"template {name} is not configured")
-    limit = _int_param(params, "limit", 1, MAX_LIMIT)
+    limit: int | None = params.get("limit")
     families = {fam for fam, out in probe.cfg.families.items() if any(s.template == name for s in out.flow_servers)}
     own = [p.table.top(limit, "bytes") for fam, p in probe.pipeline.paths.items() if fam in families]
     records = FlowRecords.concat([*own, *(r.flows for r in probe.answers if r.flows is not None)])
@@ -392,13 +282,6 @@ def show_aggregation_template(probe: Probe, params: Mapping[str, Any], now: floa
                     source_mask=flow["source_prefix_length"], destination_mask=flow["destination_prefix_length"])
     return block(probe, params, template={"name": template.name, "type": template.template_type,
                                           "format": template.format}, flows=flows)
-
-
-def _ifname(index: int) -> str:
-    try:
-        return socket.if_indextoname(index)
-    except OSError:
-        return f"index {index}" if index else ""
 
 
 def clear_statistics(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
@@ -423,38 +306,17 @@ def system_version(probe: Probe, params: Mapping[str, Any], now: float) -> dict[
 
     packages = [("flowd", f"flowd daemon [{__version__}]"), ("numpy", f"numpy [{numpy.__version__}]"),
                 ("dpkt", f"dpkt [{dpkt.__version__}]")]
-    return {"hostname": socket.gethostname().split(".")[0], "model": f"linux {platform.machine()}",
+    return {"hostname": host.hostname(), "model": f"linux {host.machine()}",
             "version": __version__, "python": platform.python_version(),
             "packages": [{"name": n, "comment": c} for n, c in packages]}
 
 
 def system_uptime(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
-    with open("/proc/uptime") as fh:
-        booted = now - float(fh.read().split()[0])
-    users = logged_in_users()
+    booted = host.boot_time(now)
+    users = host.logged_in_users()
     return {"current_time": _iso(now), "system_booted": _iso(booted), "daemon_started": _iso(probe.started),
-            "last_configured": _iso(probe.configured_at), "load_average": list(os.getloadavg()),
+            "last_configured": _iso(probe.configured_at), "load_average": host.load_average(),
             "users": users}
-
-
-UTMP_RECORD: Final = struct.Struct("<hxxi32s4s32s256s")  # type, pid, line, id, user, host (glibc utmp head)
-UTMP_SIZE: Final = 384
-USER_PROCESS: Final = 7
-
-
-def logged_in_users(path: str = "/var/run/utmp") -> int:
-    """Distinct users with a login session, from utmp (what `uptime` counts)."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError:
-        return 0
-    users = set()
-    for off in range(0, len(data) - UTMP_SIZE + 1, UTMP_SIZE):
-        kind, _pid, _line, _id, user, _host = UTMP_RECORD.unpack_from(data, off)
-        if kind == USER_PROCESS:
-            users.add(user.rstrip(b"\0"))
-    return len(users)
 
 
 def system_configuration(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
@@ -469,26 +331,22 @@ def _jsonable(node: Any) -> Any:
     return node
 
 
-NAME = frozenset({"name"})
 REPORT, FLOWS = QueryKind.REPORT, QueryKind.FLOWS
+# Each method's parameters, result fields and admin flag are its contract in flowd.control.rpcs.RPCS.
 METHODS: Final[Mapping[str, Method]] = {
-    "accounting.errors": Method(show_errors, NAME, query=REPORT, check=check_name),
-    "accounting.flow": Method(show_flow, NAME, query=REPORT, check=check_name),
-    "accounting.memory": Method(show_memory, NAME, query=REPORT, check=check_name),
-    "accounting.packet_size_distribution": Method(show_packet_sizes, NAME, query=REPORT, check=check_name),
-    "accounting.status": Method(show_status, NAME, query=REPORT, check=check_name),
-    "accounting.usage": Method(show_usage, NAME, query=REPORT, check=check_name),
-    "accounting.flow_detail": Method(show_flow_detail, NAME | {"limit", "order", "source_prefix",
-                                                               "destination_prefix", *FLOW_FILTERS},
-                                     query=FLOWS, check=check_flow_params),
-    "accounting.aggregation_template": Method(show_aggregation_template, NAME | {"template_name", "limit"},
-                                              query=FLOWS, check=check_template_params),
-    "accounting.clear_statistics": Method(clear_statistics, frozenset(), admin=True,
-                                          query=QueryKind.CLEAR_STATISTICS),
-    "accounting.clear_flows": Method(clear_flows, frozenset(), admin=True, query=QueryKind.CLEAR_FLOWS),
-    "system.version": Method(system_version, frozenset()),
-    "system.uptime": Method(system_uptime, frozenset()),
-    "system.configuration": Method(system_configuration, frozenset()),
+    "accounting.errors": Method(show_errors, query=REPORT, check=check_name),
+    "accounting.flow": Method(show_flow, query=REPORT, check=check_name),
+    "accounting.memory": Method(show_memory, query=REPORT, check=check_name),
+    "accounting.packet_size_distribution": Method(show_packet_sizes, query=REPORT, check=check_name),
+    "accounting.status": Method(show_status, query=REPORT, check=check_name),
+    "accounting.usage": Method(show_usage, query=REPORT, check=check_name),
+    "accounting.flow_detail": Method(show_flow_detail, query=FLOWS, check=check_name),
+    "accounting.aggregation_template": Method(show_aggregation_template, query=FLOWS, check=check_name),
+    "accounting.clear_statistics": Method(clear_statistics, query=QueryKind.CLEAR_STATISTICS),
+    "accounting.clear_flows": Method(clear_flows, query=QueryKind.CLEAR_FLOWS),
+    "system.version": Method(system_version),
+    "system.uptime": Method(system_uptime),
+    "system.configuration": Method(system_configuration),
 }
 
 
@@ -498,11 +356,12 @@ async def call(probe: Probe, method: str, params: Mapping[str, Any], now: Callab
     The capture workers, if any, act on the method's query and report first; ``now`` is read after.
     """
     spec = METHODS[method]
-    unknown = set(params) - spec.params
-    if unknown:
-        raise BadParams(f"unknown parameter(s): {', '.join(sorted(unknown))}")
-    if spec.check is not None:
-        spec.check(params)
-    if spec.query is not None:
-        await probe.gather(Query(spec.query, dict(params) if spec.query is QueryKind.FLOWS else {}))
-    return spec.handler(probe, params, now())
+    try:
+        RPCS[method].check(params)
+        if spec.check is not None:
+            spec.check(params)
+        if spec.query is not None:
+            await probe.gather(Query(spec.query, dict(params) if spec.query is QueryKind.FLOWS else {}))
+        return spec.handler(probe, params, now())
+    except BadParam as exc:
+        raise BadParams(str(exc)) from None

@@ -28,8 +28,15 @@ from pathlib import Path
 
 from flowd.control import methods
 from flowd.control.protocol import (
-    MAX_LINE, ErrorCode, ProtocolError, Response, decode_request, encode_response)
-from flowd.probe import Probe
+    MAX_LINE,
+    ErrorCode,
+    ProtocolError,
+    Response,
+    decode_request,
+    encode_response,
+)
+from flowd.control.rpcs import RPCS
+from flowd.runtime.probe import Probe
 
 log = logging.getLogger(__name__)
 
@@ -229,10 +236,10 @@ class ControlServer:
             req = decode_request(line)
         except ProtocolError as exc:
             return exc.to_response()
-        spec = methods.METHODS.get(req.method)
-        if spec is None:
+        rpc = RPCS.get(req.method)
+        if rpc is None or req.method not in methods.METHODS:
             return Response.failure(req.id, ErrorCode.UNKNOWN_METHOD, f"unknown method '{req.method}'")
-        why = self.allowed(peer, spec.admin)
+        why = self.allowed(peer, rpc.admin)
         if why is not None:
             return Response.failure(req.id, ErrorCode.PERMISSION_DENIED, why)
         try:

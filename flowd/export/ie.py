@@ -9,9 +9,10 @@ share this one table; there is no second v9 field-type list.
 row says why:
 
 * ``tcpControlBits`` (6) is unsigned16 in IANA (RFC 7125 / RFC 9565: the NS/ECE/CWR bits live in the
-  high octet) and flowd sends 2 octets in IPFIX. NetFlow v9 defines TCP_FLAGS as one octet (RFC 3954
-  §8) and every v9 collector expects that, so the v9 templates ask for 1 octet (reduced-size
-  encoding, RFC 7011 §6.2). FlowRecords keeps the 8 classic flag bits, so both carry the same value.
+  high octet), but flowd sends it in one octet, in v9 and IPFIX alike (reduced-size encoding, RFC
+  7011 §6.2), as Junos's templates do: NetFlow v9 defines TCP_FLAGS as one octet (RFC 3954 §8), and
+  collectors that read the element at a fixed size (pmacct's nfacctd) see every flag as 0 in a
+  2-octet field. FlowRecords keeps the 8 classic flag bits, so nothing is lost.
 * ``mplsTopLabelStackSection`` / ``mplsLabelStackSection2`` / ``3`` (70-72) are octetArrays of one
   label stack entry: 3 octets, label (20 bits) | EXP/TC (3) | bottom-of-stack (1), as RFC 3954
   defines MPLS_LABEL_1..3.
@@ -46,7 +47,7 @@ IES: Final = (
     IE("packetDeltaCount", 2, "unsigned64", 8),
     IE("protocolIdentifier", 4, "unsigned8", 1),
     IE("ipClassOfService", 5, "unsigned8", 1),
-    IE("tcpControlBits", 6, "unsigned16", 2),  # v9 templates ask for 1 octet (see module docstring)
+    IE("tcpControlBits", 6, "unsigned16", 1),  # reduced size, v9 and IPFIX (see module docstring)
     IE("sourceTransportPort", 7, "unsigned16", 2),
     IE("sourceIPv4Address", 8, "ipv4Address", 4),
     IE("sourceIPv4PrefixLength", 9, "unsigned8", 1),
@@ -88,7 +89,7 @@ IES: Final = (
     IE("bgpNextAdjacentAsNumber", 128, "unsigned32", 4),  # peer-as-billing "destination peer AS"
     IE("exporterIPv4Address", 130, "ipv4Address", 4),
     IE("exporterIPv6Address", 131, "ipv6Address", 16),
-    IE("flowEndReason", 136, "unsigned8", 1),  # flowd.expiry.ExpiryReason values
+    IE("flowEndReason", 136, "unsigned8", 1),  # flowd.model.expiry.ExpiryReason values
     IE("icmpTypeCodeIPv6", 139, "unsigned16", 2),
     IE("observationDomainId", 149, "unsigned32", 4),
     IE("flowStartMilliseconds", 152, "dateTimeMilliseconds", 8),

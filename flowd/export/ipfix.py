@@ -1,7 +1,7 @@
 """IPFIX messages (RFC 7011): finished flows → a list of messages (UDP payloads or TCP stream chunks).
 
-Layout: a 16-byte message header, then Sets (id, length, records, zero padding to 4 octets, always
-shorter than a record, §3.3.1): Set 2 carries template records, Set 3 options template records,
+Layout: a 16-byte message header, then Sets (id, length, records; data sets end with zero padding
+to 4 octets, always shorter than a record, §3.3.1; template and options template sets are never padded): Set 2 carries template records, Set 3 options template records,
 Sets numbered by a template id (>= 256) carry data records. Everything is big-endian.
 
 Header fields, as flowd fills them (§3.1):
@@ -16,13 +16,17 @@ Header fields, as flowd fills them (§3.1):
   records only, so it reports one "sequence error" per options data record (one per option
   refresh: every 60 s or 4800 packets by default) although nothing was lost; flowd keeps to the RFC
   (tests/flowd/test_ipfix.py pins nfcapd's count exactly).
-* ``observation_domain_id``: the template's `observation-domain-id` (ExportPlan.domain_id).
+* ``observation_domain_id``: the template's `observation-domain-id`, else the family's default
+  (ExportPlan.domain_id, flowd.export.templates).
 
 Over UDP, templates and the options template (+ its data) are repeated on the ExportState's
 schedule. Over TCP (an ExportState with ``stream=True``) each new connection starts with
 ``greeting()``: every template, the options template and the options data, before any data
 (§8); the stream itself then carries only data sets (and the options data on its refresh schedule).
-``IpfixFraming`` gives flowd.export.tcp what it needs to know about the messages it carries.
+Each TCP connection is its own transport session: the greeting has sequence number 0 and the TCP
+sender renumbers the messages it writes after it (``IpfixFraming.renumber``), so the sequence the
+encoder kept only matters over UDP. ``IpfixFraming`` gives flowd.export.tcp what it needs to know
+about the messages it carries.
 """
 
 from __future__ import annotations
@@ -32,7 +36,6 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final
 
-from flowd.batch import FlowRecords
 from flowd.export.sequence import U32_MODULUS, ExportState
 from flowd.export.templates import (
     SET_HEADER,
@@ -40,12 +43,16 @@ from flowd.export.templates import (
     ExportPlan,
     make_set,
     packets,
+    template_sets,
 )
+from flowd.model.batch import FlowRecords
 
 VERSION: Final = 10
 IPFIX_HEADER: Final = struct.Struct("!HHIII")
 #   H version (10)   H length (octets, whole message)   I export_time (s)
 #   I sequence (data records before this message)   I observation_domain_id
+_SEQUENCE: Final = struct.Struct("!I")
+_SEQUENCE_AT: Final = 8  # offset of the sequence number in the header
 MAX_SIZE: Final = 1400  # default over UDP: below a 1500-byte MTU with IPv6 + UDP headers
 MAX_MESSAGE: Final = 0xFFFF  # the length field's limit; a sensible max_size over TCP
 U32_MAX: Final = 0xFFFFFFFF
@@ -90,18 +97,15 @@ def encode_ipfix(records: FlowRecords, *, now: float, boot: float, state: Export
     return out
 
 
-def greeting(plan: ExportPlan, *, now: float, boot: float, sequence: int) -> bytes:
+def greeting(plan: ExportPlan, *, now: float, boot: float) -> bytes:
     """The message a new TCP connection starts with: all templates, the options template and data.
 
-    ``sequence`` is the sequence number of the next message the stream will carry; the greeting's
-    own number is one less, as it carries one (options) data record, so the stream stays consistent.
+    Its sequence number is 0: nothing was sent before it in this transport session (§3.1, §10.4).
     """
-    fmt = plan.format
-    body = (make_set(SetId.TEMPLATE, [t.template_record(fmt) for t in plan.data])
-            + make_set(SetId.OPTIONS_TEMPLATE, [plan.options.template_record(fmt)])
-            + make_set(plan.options.template_id, [plan.options_record(boot)]))
-    return IPFIX_HEADER.pack(VERSION, IPFIX_HEADER.size + len(body), _export_time(now),
-                             (sequence - 1) % U32_MODULUS, plan.domain_id) + body
+    templates, options = template_sets(plan, SetId.TEMPLATE, SetId.OPTIONS_TEMPLATE)
+    body = templates + options + make_set(plan.options.template_id, [plan.options_record(boot)])
+    return IPFIX_HEADER.pack(VERSION, IPFIX_HEADER.size + len(body), _export_time(now), 0,
+                             plan.domain_id) + body
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +115,22 @@ class IpfixFraming:
     plan: ExportPlan
     boot: float
 
-    def greeting(self, *, now: float, sequence: int) -> bytes:
-        return greeting(self.plan, now=now, boot=self.boot, sequence=sequence)
+    def greeting(self, *, export_time: int) -> bytes:
+        return greeting(self.plan, now=export_time, boot=self.boot)
 
     def sequence(self, message: bytes) -> int:
         """The header's sequence number."""
         return int(IPFIX_HEADER.unpack_from(message)[3])
+
+    def export_time(self, message: bytes) -> int:
+        """The header's export time (seconds since the epoch)."""
+        return int(IPFIX_HEADER.unpack_from(message)[2])
+
+    def renumber(self, message: bytes, sequence: int) -> bytes:
+        """The same message with header sequence number ``sequence``."""
+        if self.sequence(message) == sequence:
+            return message
+        return message[:_SEQUENCE_AT] + _SEQUENCE.pack(sequence % U32_MODULUS) + message[_SEQUENCE_AT + 4:]
 
     def data_records(self, message: bytes) -> int:
         """Data records (flow and options data): how far the message advances the sequence."""

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from flowd.config import RefreshRate, TemplateConfig
+    from flowd.config.schema import RefreshRate, TemplateConfig
 
 DEFAULT_PACKETS: Final = 4800
 DEFAULT_SECONDS: Final = 60.0
@@ -129,9 +129,3 @@ class ExportState:
         """When an encode call with no records would next produce a packet (templates or options)."""
         options = self.options.deadline()
         return options if self.stream else min(self.templates.deadline(), options)
-
-    def stats_row(self) -> dict[str, object]:
-        """Plain counters for the control protocol."""
-        return {"sequence": self.sequence, "messages": self.messages, "flow_records": self.flow_records,
-                "not_carried": self.not_carried, "template_sends": self.templates.sends,
-                "option_sends": self.options.sends}

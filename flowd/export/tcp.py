@@ -11,7 +11,13 @@ Connection life:
   down and the backoff has passed, and writes what the socket takes.
 * Every new connection starts with the framing's greeting (all templates, the options template
   and the options data, RFC 7011 §8), then the backlog in order: the collector never sees a data
-  set before its template, whether the connection is the first or the tenth.
+  set before its template, whether the connection is the first or the tenth. The greeting is built
+  when the first message after it is about to be written, and carries that message's export time,
+  so the stream's times never jump (batch mode stamps messages with the capture's time).
+* Each connection is a new Transport Session (RFC 7011 §10.4), so its sequence numbers start at 0:
+  the greeting has sequence 0 and every message is renumbered, as it goes on the wire, with the
+  data records written before it on this connection (§3.1). Messages dropped from the backlog
+  while the connection is up still advance the count, so the collector sees the gap.
 * A refused or failed connect, or a lost connection (EOF or a reset from the collector, a send
   error, TCP_USER_TIMEOUT), schedules the next attempt after ``Backoff`` (exponential, reset by
   a successful connect).
@@ -27,8 +33,7 @@ acknowledgement.
 
 The backlog (messages not yet acknowledged) is bounded by ``BacklogLimit`` (bytes and/or
 messages). When a new message would exceed it, the oldest messages not yet started on the wire are
-dropped and counted exactly (messages, flow records, octets). The sequence numbers of the dropped
-messages are never reused, so the collector also sees the gap.
+dropped and counted exactly (messages, flow records, octets).
 """
 
 from __future__ import annotations
@@ -62,11 +67,15 @@ _READ_CHUNK: Final = 4096
 class Framing(Protocol):
     """What the sender must know about the messages it carries (flowd.export.ipfix.IpfixFraming)."""
 
-    def greeting(self, *, now: float, sequence: int) -> bytes:
-        """The message each connection starts with; ``sequence`` is the next message's number."""
+    def greeting(self, *, export_time: int) -> bytes:
+        """The message each connection starts with (sequence number 0)."""
         ...
 
-    def sequence(self, message: bytes) -> int: ...
+    def export_time(self, message: bytes) -> int: ...
+
+    def renumber(self, message: bytes, sequence: int) -> bytes:
+        """The message with another header sequence number."""
+        ...
 
     def data_records(self, message: bytes) -> int: ...
 
@@ -167,7 +176,8 @@ class TcpSender:
         self._failures = 0  # consecutive failed connects / lost connections
         self._next_attempt = -math.inf
         self._connect_started = 0.0
-        self._next_sequence = 0  # sequence number of the next message the stream will carry
+        self._greeted = False  # the current connection's greeting is queued or written
+        self._sequence = 0  # data records written (or dropped) on the current connection
         self._closed = False
 
     # -- public API ------------------------------------------------------------------------------
@@ -177,7 +187,6 @@ class TcpSender:
         if self._closed:
             raise RuntimeError("TcpSender.send() after close()")
         for data in messages:
-            self._next_sequence = (self.framing.sequence(data) + self.framing.data_records(data)) % (1 << 32)
             self._pending.append(_Entry(data, self.framing.flow_records(data)))
             self._octets += len(data)
             self._count += 1
@@ -307,16 +316,28 @@ class TcpSender:
             self._failed(now, OSError(errno.ETIMEDOUT, "connect timed out"), connecting=True)
 
     def _up(self, now: float) -> None:
-        """A new connection: greeting first, then the whole backlog from its first message."""
+        """A new connection (a new transport session): the greeting goes before its first message."""
         self.state = LinkState.UP
         self.stats.connects += 1
         self._failures = 0
         self._written = self._released = 0
         self._offset = 0
-        first = next((e for e in self._pending if not e.greeting), None)
-        sequence = self.framing.sequence(first.data) if first is not None else self._next_sequence
-        greeting = self.framing.greeting(now=now, sequence=sequence)
-        self._pending.appendleft(_Entry(greeting, 0, greeting=True))
+        self._greeted = False
+        self._sequence = 0
+
+    def _next_on_wire(self) -> _Entry:
+        """``_pending[0]``, ready to start on the wire: the greeting first, messages renumbered.
+
+        Renumbering is idempotent until the message's first octet is written (``_write`` then
+        advances the connection's count), so a full socket buffer can make it run twice.
+        """
+        if not self._greeted:
+            greeting = self.framing.greeting(export_time=self.framing.export_time(self._pending[0].data))
+            self._pending.appendleft(_Entry(greeting, 0, greeting=True))
+            self._greeted = True
+        head = self._pending[0]
+        head.data = self.framing.renumber(head.data, self._sequence)
+        return head
 
     def _peer_gone(self, now: float) -> bool:
         """Whether the collector closed or reset the connection (it never sends us data)."""
@@ -339,7 +360,7 @@ class TcpSender:
     def _write(self, now: float) -> None:
         assert self._sock is not None
         while self._pending:
-            head = self._pending[0]
+            head = self._next_on_wire() if self._offset == 0 else self._pending[0]
             try:
                 n = self._sock.send(memoryview(head.data)[self._offset:], socket.MSG_NOSIGNAL)
             except BlockingIOError:
@@ -347,6 +368,8 @@ class TcpSender:
             except OSError as exc:
                 self._lost(now, exc)
                 return
+            if self._offset == 0 and n:
+                self._sequence = (self._sequence + self.framing.data_records(head.data)) % (1 << 32)
             self._offset += n
             self._written += n
             self.stats.bytes_sent += n
@@ -421,6 +444,8 @@ class TcpSender:
             self._count -= 1
             self._octets -= len(entry.data)
             self._count_drop(entry)
+            if self.state is LinkState.UP and self._greeted:  # the collector sees the gap
+                self._sequence = (self._sequence + self.framing.data_records(entry.data)) % (1 << 32)
 
     def _oldest_droppable(self) -> int | None:
         for i, entry in enumerate(self._pending):

@@ -10,8 +10,8 @@ same layout, so the two can never drift apart.
 
 The IPFIX flavour of each template is written out below; the v9 flavour is the same tuple with
 ``V9_SUBSTITUTES`` applied: flowStart/EndMilliseconds (absolute, IE 152/153) become
-flowStart/EndSysUpTime (IE 22/21, ms of sysUptime relative to the v9 header) and tcpControlBits
-shrinks to v9's single octet, and ICMPv6 type/code uses v9's ICMP_TYPE field (32, see below). Layouts follow reference §3: IPv4 is the MX inline order; IPv6,
+flowStart/EndSysUpTime (IE 22/21, ms of sysUptime relative to the v9 header), and ICMPv6 type/code
+uses v9's ICMP_TYPE field (32, see below). tcpControlBits is one octet in both (flowd.export.ie). Layouts follow reference §3: IPv4 is the MX inline order; IPv6,
 MPLS, MPLS-IPv4 and bridge are the reconstructed lists; peer-as-billing (version9 only) carries
 what Junos shows for it (ToS, input ifIndex, destination peer AS, BGP next hop, counts, times).
 
@@ -20,8 +20,9 @@ Values flowd cannot know yet are documented where they are filled:
 * MAC addresses (bridge template): FlowRecords has no MAC columns, so both are 00:00:00:00:00:00;
   ethernetType comes from the row's family (0x0800 / 0x86DD).
 * ICMP: the flow key keeps type * 256 + code in the destination port (v5 style). The records carry
-  it in icmpTypeCodeIPv4/IPv6 with both transport ports 0 (RFC 7012 defines the ports for
-  transport protocols only). In v9 the IPv6 template uses field 32 too: RFC 3954 defines ICMP_TYPE
+  it in icmpTypeCodeIPv4/IPv6 and also, as v5 and Junos do, in destinationTransportPort (source port
+  0), because collectors that read only the ports (pmacct's nfacctd) would otherwise show 0. In v9
+  the IPv6 template uses field 32 too: RFC 3954 defines ICMP_TYPE
   (32) for any ICMP and no separate IPv6 field, and nfcapd 1.7's v9 decoder ignores 139 (it would
   lose ICMPv6 type and code).
 * flowDirection is 0 (ingress): FlowRecords does not say whether a flow was sampled on output.
@@ -37,6 +38,12 @@ chosen by flowd below the configurable range 1024..65535 so they never collide w
     mpls-ipv4          259      515
     bridge             260      516
     peer-as-billing    261      517   (version9 only)
+
+Default Source ID (v9) / Observation Domain ID (IPFIX), when the template configures no `source-id` /
+`observation-domain-id` (or there is no template): 1 for family inet, 2 for inet6. The families are
+exported from separate sockets with separate sequence counters, so they must not share a domain:
+collectors that track sequences per exporter address and domain (nfacctd) would report losses.
+0 is avoided too: RFC 7011 §3.1 reserves it for messages that belong to no particular domain.
 
 The options template (scope: the observation domain, i.e. v9's System scope carrying the Source ID)
 reports what collectors need to interpret the data: samplingInterval (34) and samplingAlgorithm
@@ -62,12 +69,13 @@ from typing import TYPE_CHECKING, Final
 import numpy as np
 import numpy.typing as npt
 
-from flowd.batch import F64, FlowRecords
 from flowd.export.ie import IE, V9ScopeType, field_dtype, lookup
-from flowd.flowkey import DPORT, IFINDEX, PROTO, SPORT, TOS, is_ipv4, u16_column
+from flowd.export.timebase import boot_ms, epoch_ms, sysuptime_ms
+from flowd.model.batch import FlowRecords
+from flowd.model.flowkey import DPORT, IFINDEX, PROTO, SPORT, TOS, is_ipv4, u16_column
 
 if TYPE_CHECKING:
-    from flowd.config import TemplateConfig
+    from flowd.config.schema import TemplateConfig
     from flowd.export.sequence import ExportState
 
 
@@ -229,7 +237,6 @@ V9_SUBSTITUTES: Final[Mapping[str, Row]] = {
     "icmpTypeCodeIPv6": ("icmpTypeCodeIPv4", "icmp_type_code"),  # v9 ICMP_TYPE (32) is for both families
     "flowStartMilliseconds": ("flowStartSysUpTime", "start_uptime"),
     "flowEndMilliseconds": ("flowEndSysUpTime", "end_uptime"),
-    "tcpControlBits": ("tcpControlBits", "tcp_flags", 1),
 }
 
 # Options template rows; sources name `OptionValues` fields. The first row is the scope.
@@ -272,29 +279,9 @@ SPECS: Final[Mapping[str, TemplateSpec]] = {spec.kind: spec for spec in (
                  frozenset({ExportFormat.V9})),
 )}
 DEFAULT_KIND: Final = {"inet": "ipv4", "inet6": "ipv6"}  # `version9;` without a template
+DEFAULT_DOMAIN: Final = {"inet": 1, "inet6": 2}  # Source ID / Observation Domain ID (module docstring)
 
 # -- sources: FlowRecords -> one column per element -----------------------------------------------
-
-
-def epoch_ms(times: F64) -> npt.NDArray[np.uint64]:
-    """Seconds since the epoch → dateTimeMilliseconds (rounded to the µs, then truncated to the ms)."""
-    micros = np.round(np.maximum(times, 0.0) * 1e6).astype(np.int64)
-    return (micros // 1000).astype(np.uint64)
-
-
-def boot_ms(boot: float) -> int:
-    """The epoch ms of sysUptime 0 (systemInitTimeMilliseconds)."""
-    return int(epoch_ms(np.array([boot], np.float64))[0])
-
-
-def sysuptime_ms(times: F64, boot: float) -> npt.NDArray[np.uint32]:
-    """v9 sysUptime of each time: its epoch ms minus boot's, clamped at 0, modulo 2**32.
-
-    Both sides are whole epoch ms, so boot + sysUptime gives back exactly the flowStartMilliseconds
-    IPFIX would send for the same flow.
-    """
-    rel = epoch_ms(times).astype(np.int64) - boot_ms(boot)
-    return (np.maximum(rel, 0) & U32_MAX).astype(np.uint32)
 
 
 def _icmp(r: FlowRecords) -> npt.NDArray[np.bool_]:
@@ -321,7 +308,7 @@ SOURCES: Final[Mapping[str, Source]] = {
     "tos": lambda r, boot: r.key[:, TOS],
     "protocol": lambda r, boot: r.key[:, PROTO],
     "src_port": lambda r, boot: np.where(_icmp(r), 0, u16_column(r.key, SPORT)),
-    "dst_port": lambda r, boot: np.where(_icmp(r), 0, u16_column(r.key, DPORT)),
+    "dst_port": lambda r, boot: u16_column(r.key, DPORT),  # ICMP: type * 256 + code, as in v5
     "icmp_type_code": lambda r, boot: np.where(_icmp(r), u16_column(r.key, DPORT), 0),
     "ingress_interface": lambda r, boot: u16_column(r.key, IFINDEX),
     "tcp_flags": lambda r, boot: r.tcp_flags,
@@ -565,7 +552,7 @@ def plan_for(fmt: ExportFormat | str, family: str, template: TemplateConfig | No
 
     Args:
         template: the server's `services flow-monitoring` template, or None for the family's built-in
-            template (ipv4 / ipv6) with flowd's default ids and domain 0.
+            template (ipv4 / ipv6) with flowd's default ids and the family's default domain.
         sampling_rate: the family's `input rate` (the 1-in-N reported in the options data).
         active_timeout, inactive_timeout: the timeouts the flow table really uses for this family.
         exporter_address: the export source address, when configured (sent as exporterIPv4/6Address).
@@ -588,10 +575,16 @@ def plan_for(fmt: ExportFormat | str, family: str, template: TemplateConfig | No
     return ExportPlan(
         format=fmt, data=(data.compile(),),
         options=options_template(options_id, version, sampled=sampling_rate > 1).compile(),
-        domain_id=template.domain_id if template else 0, sampling_interval=max(1, sampling_rate),
+        domain_id=default_domain(family, template), sampling_interval=max(1, sampling_rate),
         active_timeout=round(active_timeout), inactive_timeout=round(inactive_timeout),
         exporter_address=exporter_address,
     )
+
+
+def default_domain(family: str, template: TemplateConfig | None) -> int:
+    """The Source ID / Observation Domain ID: the template's, else the family's default."""
+    configured = template.domain_id if template is not None else None
+    return configured if configured is not None else DEFAULT_DOMAIN[family]
 
 
 # -- sets ----------------------------------------------------------------------------------------
@@ -602,11 +595,24 @@ def padding(length: int) -> bytes:
     return bytes(-length % 4)
 
 
-def make_set(set_id: int, records: Sequence[bytes]) -> bytes:
-    """One set: header, records, padding to 4 octets (the padding is shorter than any record)."""
+def make_set(set_id: int, records: Sequence[bytes], *, pad: bool = True) -> bytes:
+    """One set: header, records, padding to 4 octets unless ``pad`` is False (it is shorter than any record)."""
     body = b"".join(records)
-    pad = padding(SET_HEADER.size + len(body))
-    return SET_HEADER.pack(set_id, SET_HEADER.size + len(body) + len(pad)) + body + pad
+    fill = padding(SET_HEADER.size + len(body)) if pad else b""
+    return SET_HEADER.pack(set_id, SET_HEADER.size + len(body) + len(fill)) + body + fill
+
+
+def template_sets(plan: ExportPlan, template_set_id: int, options_set_id: int) -> tuple[bytes, bytes]:
+    """The template set and the options template set of a plan.
+
+    IPFIX (options) template sets are never padded: RFC 7011 §3.3.1 makes padding optional, and
+    readers that parse template records until the set ends (python-ipfix) take the padding for a
+    truncated record and lose the rest of the message. v9 pads them, as RFC 3954 §6.1 recommends.
+    """
+    fmt = plan.format
+    pad = fmt is ExportFormat.V9
+    return (make_set(template_set_id, [t.template_record(fmt) for t in plan.data], pad=pad),
+            make_set(options_set_id, [plan.options.template_record(fmt)], pad=pad))
 
 
 class RowCursor:
@@ -665,13 +671,12 @@ def packets(records: FlowRecords, *, now: float, boot: float, state: ExportState
     produced only when something is due. The caller packs the header from ``state.sequence`` and
     then calls ``state.packet_built``, before asking for the next packet.
     """
-    fmt = plan.format
     blocks, skipped = plan.encode_rows(records, boot)
     state.not_carried += skipped
     cursor = RowCursor(blocks)
-    template_set = make_set(template_set_id, [t.template_record(fmt) for t in plan.data])
+    template_set, options_template_set = template_sets(plan, template_set_id, options_set_id)
     option_data = make_set(plan.options.template_id, [plan.options_record(boot)])
-    options_sets = make_set(options_set_id, [plan.options.template_record(fmt)]) + option_data
+    options_sets = options_template_set + option_data
     biggest = max(t.record_size for t in plan.data)
     need = len(template_set) + len(options_sets) + len(make_set(0, [bytes(biggest)]))
     if budget < need:

@@ -8,7 +8,13 @@ them as not exportable until v9/IPFIX carry them).
 Header fields, as flowd fills them:
 
 * ``sys_uptime``: milliseconds from ``boot`` to ``now`` (the exporter's time base), modulo 2**32.
-* ``unix_secs`` / ``unix_nsecs``: ``now`` as seconds since the epoch and the residual nanoseconds.
+* ``unix_secs`` / ``unix_nsecs``: ``now`` in whole milliseconds, as seconds since the epoch and the
+  residual nanoseconds (a multiple of 10**6).
+
+  All of these, and each record's ``First`` / ``Last``, are differences of whole epoch milliseconds
+  (flowd.export.timebase): the boot time a collector derives from the header, ``unix_secs * 1000 +
+  unix_nsecs / 10**6 - sys_uptime``, is exactly ``boot`` in whole ms, so boot + First gives the
+  flow's first packet to the millisecond (a fractional boot would put it 1 ms off half the time).
 * ``flow_sequence``: the number of flows this exporter sent before this datagram (Cisco: "sequence
   counter of total flows seen"; Juniper: "sequence number of total flows received"). It is per
   datagram, not per record, so a collector detects loss as ``seq(next) - seq(this) != count(this)``.
@@ -30,8 +36,7 @@ lengths are 0 (flowd does no route lookup). ``dPkts`` / ``dOctets`` are 32-bit: 
 exceed 2**32 - 1 is sent with 2**32 - 1 (saturated), never wrapped, so a collector sees "at least
 this much" rather than a small wrong number; it happens only when one flow moves more than 4 GiB
 (or 2**32 packets) within one active timeout. ``First`` / ``Last`` are sysUptime (ms) at the flow's first and last packet, clamped at 0
-for a flow that began before ``boot``. All times are rounded to the microsecond (capture
-resolution), then truncated to the millisecond, so the same packet time always gives the same value.
+for a flow that began before ``boot``.
 """
 
 from __future__ import annotations
@@ -44,8 +49,9 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from flowd.batch import F64, FlowRecords
-from flowd.flowkey import DPORT, IFINDEX, PROTO, SPORT, TOS, is_ipv4, u16_column
+from flowd.export.timebase import instant_ms, sysuptime_ms
+from flowd.model.batch import FlowRecords
+from flowd.model.flowkey import DPORT, IFINDEX, PROTO, SPORT, TOS, is_ipv4, u16_column
 
 VERSION: Final = 5
 V5_HEADER: Final = struct.Struct("!HHIIIIBBH")
@@ -121,12 +127,6 @@ class V5Header:
         return (SamplingMode.PACKET_INTERVAL << 14) | min(self.sampling_interval, SAMPLING_INTERVAL_MAX)
 
 
-def uptime_ms(times: F64, boot: float) -> npt.NDArray[np.uint32]:
-    """Milliseconds since ``boot`` as sysUptime values: clamped at 0, modulo 2**32."""
-    micros = np.round(np.maximum(times - boot, 0.0) * 1e6).astype(np.int64)
-    return ((micros // 1000) & U32_MAX).astype(np.uint32)
-
-
 def encode_v5(records: FlowRecords, *, now: float, boot: float, sequence: int,
               header: V5Header) -> list[bytes]:
     """Encode the IPv4 rows of ``records`` as v5 datagrams of up to 30 records each.
@@ -143,15 +143,14 @@ def encode_v5(records: FlowRecords, *, now: float, boot: float, sequence: int,
         return []
     recs = _records(rows, boot)
     raw = recs.tobytes()
-    uptime = int(uptime_ms(np.array([now], np.float64), boot)[0])
-    micros = round(now * 1e6)
-    secs, frac = divmod(micros, 1_000_000)
+    uptime = int(sysuptime_ms(np.array([now], np.float64), boot)[0])
+    secs, millis = divmod(instant_ms(now), 1000)
     sampling = header.sampling_field
     size = V5_RECORD.size
     out: list[bytes] = []
     for start in range(0, n, MAX_RECORDS):
         count = min(MAX_RECORDS, n - start)
-        head = V5_HEADER.pack(VERSION, count, uptime, secs & U32_MAX, frac * 1000,
+        head = V5_HEADER.pack(VERSION, count, uptime, secs & U32_MAX, millis * 1_000_000,
                               (sequence + start) & U32_MAX, header.engine_type, header.engine_id,
                               sampling)
         out.append(head + raw[start * size:(start + count) * size])
@@ -167,8 +166,8 @@ def _records(rows: FlowRecords, boot: float) -> npt.NDArray[np.void]:
     recs["input"] = u16_column(key, IFINDEX)
     recs["dpkts"] = np.minimum(rows.packets, U32_MAX)
     recs["doctets"] = np.minimum(rows.bytes, U32_MAX)
-    recs["first"] = uptime_ms(rows.first, boot)
-    recs["last"] = uptime_ms(rows.last, boot)
+    recs["first"] = sysuptime_ms(rows.first, boot)
+    recs["last"] = sysuptime_ms(rows.last, boot)
     recs["srcport"] = u16_column(key, SPORT)
     recs["dstport"] = u16_column(key, DPORT)
     recs["tcp_flags"] = rows.tcp_flags

@@ -32,9 +32,10 @@ from typing import Final
 
 import numpy as np
 
-from flowd.batch import FlowRecords
 from flowd.export.sequence import ExportState
-from flowd.export.templates import ExportFormat, ExportPlan, packets, sysuptime_ms
+from flowd.export.templates import ExportFormat, ExportPlan, packets
+from flowd.export.timebase import sysuptime_ms
+from flowd.model.batch import FlowRecords
 
 VERSION: Final = 9
 V9_HEADER: Final = struct.Struct("!HHIIII")

@@ -1,6 +1,6 @@
 """`show configuration`: the daemon's nested configuration object as Junos curly-brace text or `set` lines.
 
-The printing is flowd.junos's (pure, shared with the daemon's parser, so the text always reads back
+The printing is flowd.syntax.junos's (pure, shared with the daemon's parser, so the text always reads back
 into the same tree). JSON turned integer keys such as ``unit 0`` into strings; they are turned back
 first, so they print bare while string *values* that look like numbers stay quoted.
 """
@@ -11,8 +11,8 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-from flowd.junos import to_curly as _to_curly
-from flowd.junos import to_set as _to_set
+from flowd.syntax.junos import to_curly as _to_curly
+from flowd.syntax.junos import to_set as _to_set
 
 _INT: Final = re.compile(r"-?(?:0|[1-9][0-9]*)")
 

@@ -13,11 +13,12 @@ import dpkt
 import numpy as np
 import pytest
 
-from flowd.batch import FrameBatch
-from flowd.config import parse_config
+from flowd.config.loader import parse_config
 from flowd.control import methods
-from flowd.probe import Probe
-from flowd.shard import Query, QueryKind, Shard, ShardReport
+from flowd.core.query import shard_flows
+from flowd.model.batch import FrameBatch
+from flowd.runtime.probe import Probe
+from flowd.runtime.shard import Query, QueryKind, Shard, ShardReport
 
 T0 = 1_700_000_000.0
 
@@ -145,7 +146,7 @@ def test_worker_flows_are_merged_and_split_by_family(probe: Probe) -> None:
 
         async def query(self, query: Query) -> list[ShardReport]:
             assert query.kind is QueryKind.FLOWS
-            return [other.report(T0, flows=methods.shard_flows(other.pipeline, query.params))]
+            return [other.report(T0, flows=shard_flows(other.pipeline, query.params))]
 
     probe.workers = Pool()  # type: ignore[assignment]
     assert [f["source_address"] for f in call(probe, {"template_name": "v4"})["flows"]] == [
@@ -158,8 +159,8 @@ def test_worker_flows_are_merged_and_split_by_family(probe: Probe) -> None:
 
 @pytest.mark.parametrize(("params", "message"), [
     ({"template_name": "nope"}, "template nope is not configured"),
-    ({}, "template_name: expected a template name"),
-    ({"template_name": 7}, "template_name: expected a template name"),
+    ({}, "template_name: required"),
+    ({"template_name": 7}, "template_name: expected a non-empty string"),
     ({"template_name": "v4", "limit": 0}, "limit: expected an integer"),
     ({"template_name": "v4", "name": "other"}, "no sampling service named 'other'"),
     ({"template_name": "v4", "order": "bytes"}, "unknown parameter"),

@@ -10,11 +10,12 @@ import dpkt
 import numpy as np
 import pytest
 import uvloop
-
 from fakes import FakeClock
+
 from flowd.app import App
-from flowd.batch import FrameBatch
-from flowd.config import load_config
+from flowd.config.loader import load_config
+from flowd.config.overrides import with_overrides
+from flowd.model.batch import FrameBatch
 
 
 def frames(ts: float, count: int) -> FrameBatch:
@@ -52,7 +53,7 @@ def received(sock: socket.socket) -> list[dpkt.netflow.Netflow5]:
 
 
 def make_app(tmp_path: Path, clock: FakeClock, port: int) -> App:
-    cfg = load_config(None).with_overrides(flow_servers=[("127.0.0.1", port)], source_address="127.0.0.1")
+    cfg = with_overrides(load_config(None), flow_servers=[("127.0.0.1", port)], source_address="127.0.0.1")
     return App(cfg, socket_path=str(tmp_path / "flowd.sock"), clock=clock, replays=[])
 
 

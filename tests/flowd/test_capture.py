@@ -23,7 +23,6 @@ import dpkt  # type: ignore[import-untyped]
 import numpy as np
 import pytest
 
-from flowd.batch import FrameBatch
 from flowd.capture import files
 from flowd.capture.files import (
     MAX_BLOCK,
@@ -34,6 +33,7 @@ from flowd.capture.files import (
     LinkType,
     open_capture,
 )
+from flowd.model.batch import FrameBatch
 
 REPO = Path(__file__).resolve().parents[2]
 PCAPS = REPO / ".." / "shared" / "pcaps"

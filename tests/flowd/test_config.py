@@ -1,4 +1,4 @@
-"""flowd.config and flowd.junos: the shipped files load, both syntaxes agree, bad input gives exact errors."""
+"""flowd.config and flowd.syntax.junos: the shipped files load, both syntaxes agree, bad input gives exact errors."""
 
 from __future__ import annotations
 
@@ -12,8 +12,15 @@ from typing import Any
 
 import pytest
 
-from flowd import junos
-from flowd.config import (
+from flowd.config.docs import render_docs
+from flowd.config.loader import (
+    check_config_main,
+    detect_syntax,
+    load_config,
+    parse_config,
+)
+from flowd.config.overrides import with_overrides
+from flowd.config.schema import (
     Config,
     ConfigError,
     ControlConfig,
@@ -26,12 +33,8 @@ from flowd.config import (
     TemplateConfig,
     Term,
     TermMatch,
-    check_config_main,
-    detect_syntax,
-    load_config,
-    parse_config,
-    render_docs,
 )
+from flowd.syntax import junos
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "etc" / "flowd.yaml"
@@ -185,7 +188,6 @@ services {
     flow-monitoring {
         version9 {
             template v4 {
-                flow-active-timeout 120;
                 template-id 1024;
                 options-template-id 1025;
                 source-id 7;
@@ -286,7 +288,7 @@ def test_seed_conf_is_copied_verbatim() -> None:
 
 def test_docs_are_current() -> None:
     assert (ROOT / "docs" / "config.md").read_text() == render_docs(), \
-        "docs/config.md is stale: run python -m flowd.config --docs > docs/config.md"
+        "docs/config.md is stale: run python -m flowd.config.docs --docs > docs/config.md"
 
 
 # --- a configuration using most statements ------------------------------------------------------------
@@ -317,7 +319,7 @@ def test_rich_configuration() -> None:
                           InputBinding("ge-0/0/0", "inet6", "v6", 100))
     assert cfg.outputs == (InputBinding("ge-0/0/0", "inet6", None, 0),)
     assert cfg.templates == {
-        "v4": TemplateConfig("v4", "9", "ipv4", 1024, 1025, 7, 120.0, 60.0, RefreshRate(100, 30.0), RefreshRate()),
+        "v4": TemplateConfig("v4", "9", "ipv4", 1024, 1025, 7, None, None, RefreshRate(100, 30.0), RefreshRate()),
         "m": TemplateConfig("m", "9", "mpls", label_positions=(1, 2)),
         "v6": TemplateConfig("v6", "ipfix", "ipv6", domain_id=9, option_refresh=RefreshRate(4800, 120.0)),
     }
@@ -637,7 +639,7 @@ def test_load_picks_syntax_by_suffix_then_content(tmp_path: Path) -> None:
 
 def test_with_overrides_replaces_servers_and_timeouts() -> None:
     cfg = load_config(str(SEED_CONF))
-    new = cfg.with_overrides(flow_servers=[("127.0.0.1", 9995), ("::1", 9996)], active_timeout=120,
+    new = with_overrides(cfg, flow_servers=[("127.0.0.1", 9995), ("::1", 9996)], active_timeout=120,
                              inactive_timeout=30, sampling_rate=10)
     inet = new.families["inet"]
     assert inet.flow_servers == (FlowServer("127.0.0.1", 9995), FlowServer("::1", 9996))
@@ -652,17 +654,17 @@ def test_with_overrides_replaces_servers_and_timeouts() -> None:
 def test_with_overrides_creates_inet_output_when_none() -> None:
     cfg = parse_config("flowd: {}\n", source="t.yaml", syntax="yaml")
     assert cfg.families == {}
-    new = cfg.with_overrides(flow_servers=[("127.0.0.1", 2055)])
+    new = with_overrides(cfg, flow_servers=[("127.0.0.1", 2055)])
     assert new.families == {"inet": FamilyOutput("inet", SamplingInput(), (FlowServer("127.0.0.1", 2055),))}
-    assert cfg.with_overrides() is cfg
+    assert with_overrides(cfg) is cfg
 
 
 def test_with_overrides_export_version_keeps_templates() -> None:
     cfg = parse_config(RICH_CONF, source="rich.conf", syntax="junos")
-    v9 = cfg.with_overrides(export_version="9").families
+    v9 = with_overrides(cfg, export_version="9").families
     assert [s.template for s in v9["inet"].flow_servers] == ["v4", None]
     assert v9["inet6"].flow_servers == (FlowServer("::1", 4739, "9", None, 0, None),)
-    five = load_config(str(SEED_CONF)).with_overrides(export_version="ipfix")
+    five = with_overrides(load_config(str(SEED_CONF)), export_version="ipfix")
     assert five.families["inet"].flow_servers[0].version == "ipfix"
 
 
@@ -681,7 +683,7 @@ def test_with_overrides_export_version_keeps_templates() -> None:
 ])
 def test_with_overrides_errors(kwargs: dict[str, Any], expected: str) -> None:
     with pytest.raises(ConfigError) as info:
-        load_config(str(SEED_CONF)).with_overrides(**kwargs)
+        with_overrides(load_config(str(SEED_CONF)), **kwargs)
     assert str(info.value) == expected
 
 
@@ -689,14 +691,14 @@ def test_with_overrides_v5_cannot_serve_inet6() -> None:
     cfg = parse_config(RICH_CONF, source="rich.conf", syntax="junos")
     with pytest.raises(ConfigError, match=r"^command line: forwarding-options\.sampling\.family\.inet6\.output\."
                                           r"flow-server\.::1\.version: version 5 carries IPv4 flows only"):
-        cfg.with_overrides(export_version="5")
+        with_overrides(cfg, export_version="5")
 
 
 # --- flowd --check-config ---------------------------------------------------------------------------------
 
 
 def _check(path: str | None) -> subprocess.CompletedProcess[str]:
-    code = f"import sys; from flowd.config import check_config_main; sys.exit(check_config_main({path!r}))"
+    code = f"import sys; from flowd.config.loader import check_config_main; sys.exit(check_config_main({path!r}))"
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 
@@ -717,3 +719,28 @@ def test_check_config_main_in_process(capsys: pytest.CaptureFixture[str], tmp_pa
     assert capsys.readouterr().out == "configuration check succeeds\n"
     assert check_config_main(str(tmp_path / "nope.conf")) == 1
     assert "cannot read the configuration" in capsys.readouterr().err
+
+
+TEMPLATE_TIMEOUTS = """
+services {{ flow-monitoring {{ version9 {{ template t {{ flow-active-timeout 120; flow-inactive-timeout 20;
+    ipv4-template; }} }} }} }}
+forwarding-options {{ sampling {{ input {{ rate 1; }} family inet {{ output {{
+    flow-active-timeout 300;
+    flow-server 127.0.0.1 {{ port 2055; version9 {{ template t; }} }}
+    {second}
+}} }} }} }}
+"""
+
+
+def test_template_timeouts_override_the_outputs() -> None:
+    cfg = parse_config(TEMPLATE_TIMEOUTS.format(second=""), source="t.conf", syntax="junos")
+    inet = cfg.families["inet"]
+    assert (inet.active_timeout, inet.inactive_timeout) == (120.0, 20.0)
+    assert cfg.templates["t"].active_timeout == 120.0
+
+
+def test_template_timeouts_must_agree_within_a_family() -> None:
+    text = TEMPLATE_TIMEOUTS.format(second="flow-server 127.0.0.2 { port 2055; version9; }")
+    with pytest.raises(ConfigError, match=r"t.conf:\d+: forwarding-options.sampling.family.inet.output.flow-server: "
+                                          r"these flow servers' templates set different flow-active-timeout"):
+        parse_config(text, source="t.conf", syntax="junos")

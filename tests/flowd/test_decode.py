@@ -1,4 +1,4 @@
-"""flowd.decode: table-driven frames, truncation at every byte, batch == per-frame, dpkt as the oracle.
+"""flowd.core.decode: table-driven frames, truncation at every byte, batch == per-frame, dpkt as the oracle.
 
 Every batch decoded here is checked three ways by ``run``: frames are conserved (accounted + drops ==
 frames), the batch decoder's rows and drop counts equal ``decode_frame`` applied to each frame, and the
@@ -21,10 +21,10 @@ import dpkt
 import numpy as np
 import pytest
 
-from flowd.batch import FrameBatch, PacketBatch
-from flowd.decode import Decoded, Packet, decode, decode_frame
-from flowd.drops import DropReason
-from flowd.flowkey import KEY_BYTES, FlowKey
+from flowd.core.decode import Decoded, Packet, decode, decode_frame
+from flowd.model.batch import FrameBatch, PacketBatch
+from flowd.model.drops import DropReason
+from flowd.model.flowkey import KEY_BYTES, FlowKey
 
 REPO = Path(__file__).resolve().parents[2]
 PCAPS = REPO / ".." / "shared" / "pcaps"
@@ -392,7 +392,7 @@ def test_common_shapes_never_take_the_per_frame_path(monkeypatch: pytest.MonkeyP
     def refuse(*args: object) -> Result:
         raise AssertionError(f"per-frame path taken for {args}")
 
-    monkeypatch.setattr("flowd.decode.decode_frame", refuse)
+    monkeypatch.setattr("flowd.core.decode.decode_frame", refuse)
     decoded = decode(fb)
     assert rows(decoded.packets) == [r for r in expected if isinstance(r, Packet)]
     assert decoded.drops == dict(Counter(r for r in expected if isinstance(r, DropReason)))
@@ -553,7 +553,7 @@ def _cpu_seconds(frames: FrameBatch) -> float:
 
 # --- the dpkt reference decoder ------------------------------------------------------------------
 # An independent per-frame decoder: dpkt parses every header; this code only applies flowd's rules
-# (flowd.decode's module docstring) to dpkt's objects. It returns None where dpkt cannot parse the
+# (flowd.core.decode's module docstring) to dpkt's objects. It returns None where dpkt cannot parse the
 # frame (dpkt raises, or leaves the IP header as bytes); those frames are skipped in the comparison.
 
 TPIDS = {0x8100, 0x88A8, 0x9100}

@@ -17,9 +17,9 @@ import pytest
 
 from flowd.capture.fanout import SKF_LL_OFF, fanout_program
 from flowd.capture.files import LinkType, open_capture
-from flowd.decode import decode_frame
-from flowd.drops import DropReason
-from flowd.synth import SynthSpec, write_capture
+from flowd.core.decode import decode_frame
+from flowd.model.drops import DropReason
+from flowd.testing.synth import SynthSpec, write_capture
 
 MASK = 0xFFFF_FFFF
 TPIDS = (b"\x81\x00", b"\x88\xa8", b"\x91\x00")

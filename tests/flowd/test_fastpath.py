@@ -1,4 +1,4 @@
-"""flowd._fastpath (flowd/_fastpath.c) against the pure path it replaces, in one process.
+"""flowd.native._fastpath (flowd/native/_fastpath.c) against the pure path it replaces, in one process.
 
 The compiled ``walk_pcap`` must give exactly what ``files._walk_pcap_numpy`` gives (the same records,
 timestamps, stop position and reason, hence the same CaptureError), and the compiled ``extract`` exactly
@@ -19,15 +19,15 @@ import numpy as np
 import pytest
 from test_decode import CASES, LINKTYPES, Result, batch, per_frame
 
-from flowd import decode as decoding
-from flowd.batch import FrameBatch
 from flowd.capture import files
 from flowd.capture.files import PCAP_MAGICS, CaptureError, open_capture
-from flowd.decode import Decoded, Packet, decode_numpy
-from flowd.drops import DropReason
-from flowd.synth import SynthSpec, write_capture
+from flowd.core import decode as decoding
+from flowd.core.decode import Decoded, Packet, decode_numpy
+from flowd.model.batch import FrameBatch
+from flowd.model.drops import DropReason
+from flowd.testing.synth import SynthSpec, write_capture
 
-fastpath: Any = pytest.importorskip("flowd._fastpath", reason="flowd._fastpath is not built")
+fastpath: Any = pytest.importorskip("flowd.native._fastpath", reason="flowd.native._fastpath is not built")
 
 REPO = Path(__file__).resolve().parents[2]
 PCAPS = REPO / ".." / "shared" / "pcaps"

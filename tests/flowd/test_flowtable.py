@@ -8,10 +8,10 @@ import random
 import numpy as np
 import pytest
 
-from flowd.batch import FlowRecords, PacketBatch
-from flowd.expiry import ExpiryReason
-from flowd.flowkey import FlowKey
-from flowd.flowtable import FlowTable
+from flowd.core.flowtable import FlowTable
+from flowd.model.batch import FlowRecords, PacketBatch
+from flowd.model.expiry import ExpiryReason
+from flowd.model.flowkey import FlowKey
 
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 
@@ -96,7 +96,7 @@ def test_full_table_refuses_new_flows_and_counts_their_packets() -> None:
 
 def reference(packets: list[tuple[bytes, float, int, int]], active: float, inactive: float,
               batches: list[float]) -> list[tuple[bytes, int, int, float, float, int, int]]:
-    """The rules in flowd/flowtable.py's docstring, one packet at a time."""
+    """The rules in flowd/core/flowtable.py's docstring, one packet at a time."""
     cache: dict[bytes, list[float | int]] = {}
     out = []
 
@@ -176,7 +176,7 @@ def test_many_flows_grow_the_index_and_top_n() -> None:
 
 def test_hash_collisions_still_keep_flows_apart(monkeypatch: pytest.MonkeyPatch) -> None:
     """With a hash that collides all the time, keys still group, look up and expire correctly."""
-    import flowd.flowtable as ft
+    import flowd.core.flowtable as ft
 
     monkeypatch.setattr(ft, "hash_words", lambda words: (words[:, 4] & np.uint64(3)).astype(np.uint64))
     rnd = random.Random(3)

@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 from flowdecode import ELEMENTS
 
-from flowd.batch import FlowRecords
-from flowd.config import RefreshRate, TemplateConfig
+from flowd.config.schema import RefreshRate, TemplateConfig
 from flowd.export.ie import BY_ID, BY_NAME, IES, UnknownElement, field_dtype, lookup
 from flowd.export.templates import (
     SOURCES,
@@ -32,7 +31,8 @@ from flowd.export.templates import (
     plan_for,
     template_for,
 )
-from flowd.flowkey import KEY_BYTES, FlowKey
+from flowd.model.batch import FlowRecords
+from flowd.model.flowkey import KEY_BYTES, FlowKey
 
 BOOT = 1_700_000_000.0
 NOW = BOOT + 12.345678
@@ -124,7 +124,7 @@ def expected(flow: Flow, names: Sequence[str], *, label_positions: Sequence[int]
         "sourceIPv4Address": flow.src, "destinationIPv4Address": flow.dst,
         "sourceIPv6Address": flow.src, "destinationIPv6Address": flow.dst,
         "ipClassOfService": flow.tos, "protocolIdentifier": flow.proto,
-        "sourceTransportPort": 0 if icmp else flow.sport, "destinationTransportPort": 0 if icmp else flow.dport,
+        "sourceTransportPort": 0 if icmp else flow.sport, "destinationTransportPort": flow.dport,  # ICMP: v5 style
         "icmpTypeCodeIPv4": flow.dport if icmp else 0, "icmpTypeCodeIPv6": flow.dport if icmp else 0,
         "ingressInterface": flow.ifindex, "egressInterface": 0, "vlanId": flow.vlan, "dot1qVlanId": flow.vlan,
         "dot1qCustomerVlanId": flow.inner_vlan, "sourceIPv4PrefixLength": 0, "destinationIPv4PrefixLength": 0,
@@ -164,7 +164,7 @@ def test_ie_table_agrees_with_the_independent_decoder_table() -> None:
 
 
 @pytest.mark.parametrize("name, ident, length", [
-    ("octetDeltaCount", 1, 8), ("packetDeltaCount", 2, 8), ("tcpControlBits", 6, 2),
+    ("octetDeltaCount", 1, 8), ("packetDeltaCount", 2, 8), ("tcpControlBits", 6, 1),
     ("fragmentIdentification", 54, 4), ("ipv6ExtensionHeaders", 64, 4), ("mplsTopLabelStackSection", 70, 3),
     ("mplsLabelStackSection2", 71, 3), ("mplsLabelStackSection3", 72, 3), ("sourceMacAddress", 56, 6),
     ("destinationMacAddress", 80, 6), ("ethernetType", 256, 2), ("vlanId", 58, 2), ("dot1qVlanId", 243, 2),
@@ -237,15 +237,15 @@ def test_ipv4_template_is_the_mx_inline_order() -> None:
 
 
 @pytest.mark.parametrize("kind", [k for k, spec in SPECS.items() if ExportFormat.IPFIX in spec.formats])
-def test_v9_flavour_changes_only_times_tcp_flags_and_icmpv6(kind: str) -> None:
+def test_v9_flavour_changes_only_times_and_icmpv6(kind: str) -> None:
     ipfix = [(e.ie.name, e.length) for e in template_for(kind, ExportFormat.IPFIX).compile().elements]
     v9 = [(e.ie.name, e.length) for e in template_for(kind, ExportFormat.V9).compile().elements]
     swap = {("flowStartMilliseconds", 8): ("flowStartSysUpTime", 4),
             ("flowEndMilliseconds", 8): ("flowEndSysUpTime", 4),
-            ("tcpControlBits", 2): ("tcpControlBits", 1),
             ("icmpTypeCodeIPv6", 2): ("icmpTypeCodeIPv4", 2)}
     assert v9 == [swap.get(pair, pair) for pair in ipfix]
     assert not any(name.endswith("Milliseconds") for name, _ in v9)
+    assert ("tcpControlBits", 1) in ipfix or kind in ("mpls", "bridge", "peer-as-billing")  # RFC 7011 §6.2
 
 
 def test_each_family_template_carries_its_rows() -> None:
@@ -374,7 +374,8 @@ def test_plan_defaults_per_family() -> None:
     v6 = plan_for("ipfix", "inet6", sampling_rate=100, active_timeout=120.4, inactive_timeout=15,
                   exporter_address="2001:db8::9")
     assert (v4.format, [t.template_id for t in v4.data], v4.options.template_id, v4.domain_id) == \
-        (ExportFormat.V9, [256], 512, 0)
+        (ExportFormat.V9, [256], 512, 1)
+    assert v6.domain_id == 2  # the families never share a domain (separate sockets and sequences)
     assert (v6.format, [t.template_id for t in v6.data], v6.options.template_id) == (ExportFormat.IPFIX, [257], 513)
     assert (v6.sampling_interval, v6.active_timeout, v6.inactive_timeout) == (100, 120, 15)
     assert [e.ie.name for e in v4.options.elements] == [
@@ -382,6 +383,14 @@ def test_plan_defaults_per_family() -> None:
         "flowInactiveTimeout", "systemInitTimeMilliseconds"]
     assert [e.ie.name for e in v6.options.elements][-3:] == [
         "samplingPacketInterval", "samplingPacketSpace", "exporterIPv6Address"]
+
+
+@pytest.mark.parametrize("family, kind, configured, sent", [
+    ("inet", "ipv4", None, 1), ("inet6", "ipv6", None, 2), ("inet", "ipv4", 0, 0), ("inet6", "ipv6", 7, 7)])
+def test_domain_is_the_configured_one_else_the_familys(family: str, kind: str, configured: int | None,
+                                                      sent: int) -> None:
+    template = TemplateConfig("t", "ipfix", kind, domain_id=configured)
+    assert plan_for("ipfix", family, template).domain_id == sent
 
 
 def test_plan_follows_the_configured_template() -> None:

@@ -34,8 +34,7 @@ from test_ie_templates import (
     records,
 )
 
-from flowd.batch import FlowRecords
-from flowd.config import TemplateConfig
+from flowd.config.schema import TemplateConfig
 from flowd.export.ipfix import (
     IPFIX_HEADER,
     MAX_SIZE,
@@ -47,6 +46,7 @@ from flowd.export.ipfix import (
 )
 from flowd.export.sequence import ExportState, Refresh
 from flowd.export.templates import SPECS, ExportFormat, ExportPlan, plan_for
+from flowd.model.batch import FlowRecords
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "export"
 PORT = 4739
@@ -62,7 +62,7 @@ def plan(family: str = "inet", *, kind: str | None = None, rate: int = 1, domain
 
 
 def decode_all(messages: Sequence[bytes], decoder: Decoder | None = None) -> list[Message]:
-    decoder = decoder or Decoder()
+    decoder = decoder or Decoder(unpadded_templates=True)
     return [decoder.datagram(m, "flowd") for m in messages]
 
 
@@ -87,10 +87,11 @@ GOLDEN_NOTE = """\
 {name}: one IPFIX message written by tests/flowd/test_ipfix.py
 (`pytest tests/flowd/test_ipfix.py --update-golden`); never edit by hand.
 Header: version 10, length {length}, export time 1700000012, sequence 0, observation domain 9.
-Set 2: template {tid} ({kind}: absolute flowStart/EndMilliseconds, 2-octet TCP flags).
+Set 2: template {tid} ({kind}: absolute flowStart/EndMilliseconds, 1-octet TCP flags).
 Set 3: options template {otid} (scope observationDomainId; samplingInterval 100, algorithm 1,
 active 1800 s, inactive 60 s, systemInitTimeMilliseconds 1700000000000, samplingPacketInterval 1,
-samplingPacketSpace 99, exporterIPv4Address 192.0.2.254; 2 octets of padding), then its data set.
+samplingPacketSpace 99, exporterIPv4Address 192.0.2.254; no padding), then its data set.
+Data records carry ICMP type * 256 + code in destinationTransportPort as well as icmpTypeCode.
 Flows: tests/flowd/test_ie_templates.py SAMPLE ({family} rows), boot 1700000000.
 """
 
@@ -118,7 +119,11 @@ def test_header_sets_padding_options_and_records_round_trip() -> None:
     assert msg.header == {"version": 10, "length": len(message), "export_time": EXPORT_TIME, "sequence": 0,
                           "domain": 9}
     assert [s[0] for s in msg.sets] == [SetId.TEMPLATE, SetId.OPTIONS_TEMPLATE, 512, 256]
-    assert all(length % 4 == 0 for _, length in msg.sets)  # padded; the decoder checks it is zero and short
+    # template sets end with their last record (RFC 7011 §3.3.1 padding left out, python-ipfix reads
+    # them to the end of the set); data sets are padded to 4 octets (the decoder checks zero and short)
+    assert [length for set_id, length in msg.sets if set_id in (2, 3)] == \
+        [4 + 4 + 4 * len(msg.templates[0].fields), 4 + 6 + 4 * len(msg.templates[1].fields)]
+    assert all(length % 4 == 0 for set_id, length in msg.sets if set_id >= 256)
     assert [(t.template_id, t.options, t.scope) for t in msg.templates] == [(256, False, 0), (512, True, 1)]
     assert msg.options == [{
         "observationDomainId": 9, "samplingInterval": 100, "samplingAlgorithm": 1, "flowActiveTimeout": 1800,
@@ -223,7 +228,7 @@ def test_stream_state_never_puts_templates_in_the_stream() -> None:
     p = plan()
     messages = encode_ipfix(records(numbered(60)), now=NOW, boot=BOOT, state=state, plan=p, max_size=600)
     decoder = Decoder()
-    decoder.datagram(greeting(p, now=NOW, boot=BOOT, sequence=0), "flowd")  # announces every template
+    decoder.datagram(greeting(p, now=NOW, boot=BOOT), "flowd")  # announces every template
     assert sets_per_message(messages, decoder) == [(False, False, i % 3 == 0) for i in range(len(messages))]
     assert state.next_deadline() == NOW + 60  # only the options schedule runs
     assert not any(m.unknown_sets for m in decode_all(messages, decoder))
@@ -241,17 +246,24 @@ def test_idle_refresh_sends_templates_alone() -> None:
 
 # -- greeting and framing (what the TCP sender relies on) -------------------------------------------------
 
-def test_greeting_keeps_the_stream_sequence_consistent() -> None:
+def test_greeting_starts_a_session_at_sequence_0_and_renumbering_follows_it() -> None:
+    """RFC 7011 §3.1 / §10.4: a TCP connection's first message has sequence 0 (was 0xFFFFFFFF)."""
     p = plan()
     state = ExportState(stream=True, sequence=500)
     state.options.sent(NOW)
     data = encode_ipfix(records(numbered(30)), now=NOW, boot=BOOT, state=state, plan=p)
-    hello = greeting(p, now=NOW, boot=BOOT, sequence=500)
-    decoded = decode_all([hello, *data])
+    hello = greeting(p, now=NOW, boot=BOOT)
+    framing = IpfixFraming(p, BOOT)
+    sent, sequence = [], framing.data_records(hello)
+    for message in data:
+        sent.append(framing.renumber(message, sequence))
+        sequence += framing.data_records(message)
+    decoded = decode_all([hello, *sent])
     assert [s[0] for s in decoded[0].sets] == [SetId.TEMPLATE, SetId.OPTIONS_TEMPLATE, 512]
-    assert (decoded[0].header["sequence"], len(decoded[0].options)) == (499, 1)
-    check_sequence(decoded, start=499)
-    assert greeting(p, now=NOW, boot=BOOT, sequence=0)[8:12] == (2**32 - 1).to_bytes(4, "big")
+    assert (decoded[0].header["sequence"], len(decoded[0].options)) == (0, 1)
+    check_sequence(decoded, start=0)
+    assert [m[:8] + m[12:] for m in sent] == [m[:8] + m[12:] for m in data]  # only the sequence differs
+    assert framing.export_time(hello) == framing.export_time(data[0]) == EXPORT_TIME
 
 
 def test_framing_counts_records_per_message() -> None:

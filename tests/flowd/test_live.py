@@ -34,7 +34,6 @@ from netns import (
     unavailable,
 )
 
-from flowd.batch import FlowRecords, FrameBatch
 from flowd.capture.files import LinkType, open_capture
 from flowd.capture.live import (
     LinkEvent,
@@ -50,11 +49,12 @@ from flowd.capture.ring import (
     concat_frames,
     frames_of,
 )
-from flowd.config import parse_config
-from flowd.decode import decode
-from flowd.flowkey import IFINDEX, u16_column
-from flowd.pipeline import Pipeline
-from flowd.synth import (
+from flowd.config.loader import parse_config
+from flowd.core.decode import decode
+from flowd.core.pipeline import Pipeline
+from flowd.model.batch import FlowRecords, FrameBatch
+from flowd.model.flowkey import IFINDEX, u16_column
+from flowd.testing.synth import (
     GroundTruth,
     SynthSpec,
     TruthFlow,

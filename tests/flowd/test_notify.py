@@ -16,14 +16,21 @@ from pathlib import Path
 
 import dpkt
 import pytest
-
 from fakes import FakeClock
+
 from flowd import app as app_module
 from flowd.app import App
-from flowd.batch import FrameBatch
 from flowd.capture.replay import MAX_SPEED, Replay
-from flowd.config import load_config
-from flowd.notify import Notifier, NotifyError, ping_watchdog, socket_address, watchdog_interval
+from flowd.config.loader import load_config
+from flowd.config.overrides import with_overrides
+from flowd.model.batch import FrameBatch
+from flowd.runtime.notify import (
+    Notifier,
+    NotifyError,
+    ping_watchdog,
+    socket_address,
+    watchdog_interval,
+)
 
 UCRED = struct.Struct("3i")  # pid, uid, gid of SCM_CREDENTIALS
 
@@ -132,7 +139,7 @@ def test_without_notify_socket_nothing_is_sent(receiver: Receiver) -> None:
 
 
 def test_a_bad_notify_socket_disables_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, "flowd.notify"):
+    with caplog.at_level(logging.WARNING, "flowd.runtime.notify"):
         notifier = Notifier.from_environ({"NOTIFY_SOCKET": "relative/notify"})
     assert not notifier.enabled
     assert [r.getMessage() for r in caplog.records] == [
@@ -170,7 +177,7 @@ def test_messages_on_the_wire(receiver: Receiver) -> None:
 def test_a_vanished_manager_is_reported_once_and_never_raises(short_dir: Path,
                                                               caplog: pytest.LogCaptureFixture) -> None:
     notifier = Notifier(socket_address(str(short_dir / "gone")), watchdog=1.0)
-    with caplog.at_level(logging.DEBUG, "flowd.notify"):
+    with caplog.at_level(logging.DEBUG, "flowd.runtime.notify"):
         assert notifier.watchdog() is False
         assert notifier.watchdog() is False
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
@@ -212,7 +219,7 @@ async def settle() -> None:
 
 def make_app(short_dir: Path, clock: FakeClock, replays: list[Replay], notifier: Notifier,
              collector: socket.socket) -> App:
-    cfg = load_config(None).with_overrides(flow_servers=[("127.0.0.1", collector.getsockname()[1])],
+    cfg = with_overrides(load_config(None), flow_servers=[("127.0.0.1", collector.getsockname()[1])],
                                            source_address="127.0.0.1")
     return App(cfg, socket_path=str(short_dir / "flowd.sock"), clock=clock, replays=replays, notifier=notifier,
                load_config=lambda: cfg)

@@ -1,4 +1,4 @@
-"""The ring block walk: the compiled walk_tpacket (flowd/_fastpath.c) agrees with packet_offsets_python.
+"""The ring block walk: the compiled walk_tpacket (flowd/native/_fastpath.c) agrees with packet_offsets_python.
 
 Blocks are built in memory as the kernel lays them out (tests/flowd/test_live.py's ring_block): sound
 ones of many sizes, and damaged ones (a block longer than the buffer, a first packet inside the
@@ -24,7 +24,7 @@ from flowd.capture.ring import (
     packet_offsets_python,
 )
 
-needs_compiled = pytest.mark.skipif(_compiled_tpacket_walk() is None, reason="flowd._fastpath is not built")
+needs_compiled = pytest.mark.skipif(_compiled_tpacket_walk() is None, reason="flowd.native._fastpath is not built")
 
 
 def blocks(rng: random.Random, count: int) -> tuple[bytes, list[int]]:

@@ -7,10 +7,9 @@ import ipaddress
 import numpy as np
 import pytest
 
-from flowd.config import parse_config
-from flowd.flowkey import FlowKey
-from flowd.sampling import Sampler, apply_filter, match_prefixes
-from flowd.flowkey import SRC
+from flowd.config.loader import parse_config
+from flowd.core.sampling import Sampler, apply_filter, match_prefixes
+from flowd.model.flowkey import SRC, FlowKey
 
 
 def keys(*rows: tuple[str, str, int, int, int]) -> np.ndarray:

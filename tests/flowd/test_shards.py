@@ -15,15 +15,25 @@ import dpkt
 import numpy as np
 import pytest
 
-from flowd.batch import FlowRecords, FrameBatch
-from flowd.budget import SharedBudget
-from flowd.config import ConfigError, load_config, parse_config
+from flowd.config.loader import load_config, parse_config
+from flowd.config.overrides import with_overrides
+from flowd.config.schema import ConfigError
 from flowd.control import methods
-from flowd.drops import DropReason
-from flowd.probe import Probe
-from flowd.sampling import Sampler
-from flowd.shard import LiveInput, Query, QueryKind, Shard, ShardReport, merge_ingest
-from flowd.workers import WorkerError, WorkerPool
+from flowd.core.query import shard_flows
+from flowd.core.sampling import Sampler
+from flowd.model.batch import FlowRecords, FrameBatch
+from flowd.model.drops import DropReason
+from flowd.runtime.budget import SharedBudget
+from flowd.runtime.probe import Probe
+from flowd.runtime.shard import (
+    LiveInput,
+    Query,
+    QueryKind,
+    Shard,
+    ShardReport,
+    merge_ingest,
+)
+from flowd.runtime.worker_pool import WorkerError, WorkerPool
 
 T0 = 1_700_000_000.0
 
@@ -88,14 +98,14 @@ def test_bad_capture_settings(text: str, error: str) -> None:
 def test_live_interfaces_follow_the_map_and_the_command_line() -> None:
     cfg = load_config(None)  # ge-2/3/0 filter input catch_all, mapped to lo
     assert cfg.live_interfaces() == (("ge-2/3/0", "lo"),)
-    over = cfg.with_overrides(interfaces=["veth1", "ge-2/3/0"])
+    over = with_overrides(cfg, interfaces=["veth1", "ge-2/3/0"])
     assert {(b.interface, b.family, b.filter) for b in over.inputs} == {("veth1", "inet", None),
                                                                          ("ge-2/3/0", "inet", None)}
     assert dict(over.live_interfaces()) == {"veth1": "veth1", "ge-2/3/0": "lo"}
     with pytest.raises(ConfigError, match=r"^command line: --interface: expected a Linux interface name"):
-        cfg.with_overrides(interfaces=["eth0/1"])
+        with_overrides(cfg, interfaces=["eth0/1"])
     with pytest.raises(ConfigError, match=r"^command line: --interface: eth0 is given twice$"):
-        cfg.with_overrides(interfaces=["eth0", "eth0"])
+        with_overrides(cfg, interfaces=["eth0", "eth0"])
 
 
 DUAL = """
@@ -158,7 +168,7 @@ def test_two_samplers_share_one_budget_per_second() -> None:
 
 def test_reports_sum_in_the_shows() -> None:
     """Two shards' traffic: the shows print the sum, flow-detail merges and ranks, clears reach both."""
-    cfg = load_config(None).with_overrides(flow_servers=[], interfaces=["eth1"])
+    cfg = with_overrides(load_config(None), flow_servers=[], interfaces=["eth1"])
     probe = Probe(cfg, now=T0)
     other = Shard(cfg, worker=1, workers=2)
     probe.shard.process(frames("198.18.0.1", 3), T0, "eth1")
@@ -177,7 +187,7 @@ def test_reports_sum_in_the_shows() -> None:
                 return [other.report(T0, flows_cleared=sum(len(r) for r in ended.values()))]
             if query.kind is QueryKind.CLEAR_STATISTICS:
                 other.clear_statistics()
-            flows = methods.shard_flows(other.pipeline, query.params) if query.kind is QueryKind.FLOWS \
+            flows = shard_flows(other.pipeline, query.params) if query.kind is QueryKind.FLOWS \
                 else None
             return [other.report(T0, flows=flows)]
 
@@ -207,7 +217,7 @@ def test_reports_sum_in_the_shows() -> None:
 # --- real worker processes ------------------------------------------------------------------------------
 
 def pool_for(tmp_path: Path, count: int, received: list[Mapping[str, FlowRecords]]) -> WorkerPool:
-    cfg = load_config(None).with_overrides(flow_servers=[])
+    cfg = with_overrides(load_config(None), flow_servers=[])
     return WorkerPool(cfg, [], count, clock_offset=0.0, on_flows=received.append, log_level="warning")
 
 
@@ -221,7 +231,7 @@ def test_workers_start_answer_clear_and_stop(tmp_path: Path) -> None:
             assert sorted(a.worker for a in answers) == [0, 1]  # type: ignore[type-var]
             cleared = await pool.query(Query(QueryKind.CLEAR_FLOWS))
             assert [a.flows_cleared for a in cleared] == [0, 0]
-            await pool.reload(load_config(None).with_overrides(flow_servers=[], active_timeout=120))
+            await pool.reload(with_overrides(load_config(None), flow_servers=[], active_timeout=120))
             assert len(await pool.query(Query(QueryKind.REPORT))) == 2
         finally:
             await pool.stop()

@@ -1,4 +1,4 @@
-"""flowd.synth: the capture is valid, deterministic and mixed as specified; its ground truth is exact.
+"""flowd.testing.synth: the capture is valid, deterministic and mixed as specified; its ground truth is exact.
 
 dpkt is the independent decoder: every frame is parsed with it and compared with the per-packet truth.
 The flow rules are checked on hand-built packet lists through both implementations, and the
@@ -21,9 +21,9 @@ import dpkt  # type: ignore[import-untyped]
 import numpy as np
 import pytest
 
-from flowd.batch import FlowRecords, PacketBatch
-from flowd.flowtable import FlowTable
-from flowd.synth import (
+from flowd.core.flowtable import FlowTable
+from flowd.model.batch import FlowRecords, PacketBatch
+from flowd.testing.synth import (
     GroundTruth,
     SynthSpec,
     TruthFlow,

@@ -139,14 +139,23 @@ def encode(plan: ExportPlan, state: ExportState, flows: Sequence[Flow], *, max_s
 
 def decode_stream(stream: bytes | bytearray, name: str) -> list[Message]:
     """One connection: a fresh template cache (templates live per transport session)."""
-    messages = Decoder().stream(bytes(stream), name)
+    messages = Decoder(unpadded_templates=True).stream(bytes(stream), name)
     assert [s[0] for s in messages[0].sets] == [SetId.TEMPLATE, SetId.OPTIONS_TEMPLATE, 512]  # the greeting
     assert not any(m.unknown_sets for m in messages), "a data set arrived before its template"
-    sequence = messages[0].header["sequence"]
+    sequence = 0  # every connection is a new transport session (RFC 7011 §3.1, §10.4)
     for m in messages:  # RFC 7011 §3.1 within the connection, the greeting included
         assert m.header["sequence"] == sequence
         sequence = (sequence + m.data_records) % 2**32
     return messages
+
+
+def as_sent(plan: ExportPlan, messages: Sequence[bytes], start: int = 1) -> bytes:
+    """The messages as a connection carries them after its greeting: renumbered from ``start``."""
+    framing, out, sequence = IpfixFraming(plan, BOOT), [], start
+    for message in messages:
+        out.append(framing.renumber(message, sequence))
+        sequence += framing.data_records(message)
+    return b"".join(out)
 
 
 def check_flows(messages: Sequence[Message], flows: Sequence[Flow]) -> None:
@@ -172,7 +181,7 @@ def test_greeting_then_every_message_in_order(host: str) -> None:
             row = sender.stats_rows()[0]
         (stream,) = collector.streams
         decoded = decode_stream(stream, "tcp0")
-        assert b"".join(messages) == bytes(stream)[len(stream) - sum(map(len, messages)):]
+        assert as_sent(plan, messages) == bytes(stream)[len(stream) - sum(map(len, messages)):]
         check_flows(decoded, flows)
         assert {k: row[k] for k in ("transport", "state", "messages_sent", "greetings_sent", "messages_acked",
                                     "failures", "backlog_messages", "connects", "disconnects")} == {
@@ -277,12 +286,13 @@ def test_unacknowledged_messages_are_resent_after_a_reset() -> None:
         collector.receive_buffer = None
         collector.listen()
         sender.poll(101.5)
-        hello = greeting(plan, now=101.5, boot=BOOT, sequence=0)
+        hello = greeting(plan, now=NOW, boot=BOOT)  # stamped like the first message it precedes
         expect = len(hello) + sum(map(len, messages[acked:]))
         wait("delivered", sender, collector, 101.5,
              lambda: sender.unacknowledged() == (0, 0) and len(collector.streams[-1]) == expect)
         stream = bytes(collector.streams[1])
-        assert stream[len(hello):] == b"".join(messages[acked:])  # exactly the unacknowledged ones, whole
+        assert stream[:len(hello)] == hello
+        assert stream[len(hello):] == as_sent(plan, messages[acked:])  # exactly the unacknowledged ones, whole
         decoded = decode_stream(stream, "tcp1")
         check_flows(decoded, flows[sum(flow_counts(messages[:acked])):])
     finally:
@@ -296,7 +306,7 @@ def flow_counts(messages: Sequence[bytes]) -> list[int]:
     """Flow records per message, by our decoder (templates from a greeting-like first pass)."""
     decoder = Decoder()
     plan = ipfix_plan()
-    decoder.datagram(greeting(plan, now=NOW, boot=BOOT, sequence=0), "count")
+    decoder.datagram(greeting(plan, now=NOW, boot=BOOT), "count")
     return [len(decoder.datagram(m, "count").records) for m in messages]
 
 

@@ -12,10 +12,16 @@ import numpy as np
 import pytest
 from collectors import HAVE_NFDUMP, start_nfcapd
 
-from flowd.batch import FlowRecords
-from flowd.export.udp import Destination, DestinationStats, ExportSocketError, FailureKind, UdpSender
+from flowd.export.udp import (
+    Destination,
+    DestinationStats,
+    ExportSocketError,
+    FailureKind,
+    UdpSender,
+)
 from flowd.export.v5 import V5Header, encode_v5
-from flowd.flowkey import KEY_BYTES, FlowKey
+from flowd.model.batch import FlowRecords
+from flowd.model.flowkey import KEY_BYTES, FlowKey
 
 RECEIVE_TIMEOUT = 5.0  # safety bound only: loopback datagrams are queued before send() returns
 STATS_KEYS = ["flow_server", "host", "port", "source_address", "datagrams_sent", "bytes_sent",

@@ -33,11 +33,11 @@ from test_ie_templates import (
     records,
 )
 
-from flowd.batch import FlowRecords
-from flowd.config import TemplateConfig
+from flowd.config.schema import TemplateConfig
 from flowd.export.sequence import ExportState, Refresh
 from flowd.export.templates import SPECS, ExportFormat, ExportPlan, plan_for
 from flowd.export.v9 import MAX_SIZE, FlowSetId, encode_v9
+from flowd.model.batch import FlowRecords
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "export"
 PORT = 2055
@@ -78,7 +78,8 @@ FlowSet 0: template {tid} ({kind}, the v9 flavour: FIRST/LAST_SWITCHED, 1-octet 
 FlowSet 1: options template {otid} (scope System = source id 7; samplingInterval 100, algorithm 1,
 active 1800 s, inactive 60 s, systemInitTimeMilliseconds 1700000000000, samplingPacketInterval 1,
 samplingPacketSpace 99, exporterIPv4Address 192.0.2.254), then its data record.
-Flows: tests/flowd/test_ie_templates.py SAMPLE ({family} rows).
+Flows: tests/flowd/test_ie_templates.py SAMPLE ({family} rows); ICMP type * 256 + code goes in
+ICMP_TYPE and in L4_DST_PORT, as v5 carries it.
 """
 
 
@@ -246,7 +247,7 @@ def test_bad_arguments(kwargs: dict[str, Any], message: str) -> None:
 
 
 def test_refresh_rates_from_the_template_configuration() -> None:
-    from flowd.config import RefreshRate
+    from flowd.config.schema import RefreshRate
     cfg = TemplateConfig("t", "9", "ipv4", template_refresh=RefreshRate(10, 20.0), option_refresh=RefreshRate(7, 30.0))
     state = ExportState.for_template(cfg)
     assert (state.templates.packets, state.templates.seconds, state.options.packets, state.options.seconds) == \

@@ -30,8 +30,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flowd import install
 from flowd.control.server import ControlServer, Peer
+from flowd.runtime import install
 from shell.client import Client
 from shell.repl import run_batch
 
@@ -130,7 +130,7 @@ def daemon(people: People) -> Iterator[Daemon]:
     (folder / "flowd.yaml").write_text(yaml.safe_dump(config))
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sink.bind(("127.0.0.1", 0))
-    log = folder / "flowd.log"
+    log = folder / "flowd.runtime.log"
     sock = str(folder / "flowd.sock")
     proc = subprocess.Popen([sys.executable, "-m", "flowd", "--config", str(folder / "flowd.yaml"), "--socket", sock,
                              "--flow-server", f"127.0.0.1:{sink.getsockname()[1]}", "--source-address", "127.0.0.1"],

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from flowd.synth import SynthSpec, write_capture
+from flowd.testing.synth import SynthSpec, write_capture
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,7 +55,7 @@ class Daemon:
 
     def __init__(self, tmp: Path, config: Path, capture: Path) -> None:
         self.socket = str(tmp / "flowd.sock")
-        self.log = tmp / "flowd.log"
+        self.log = tmp / "flowd.runtime.log"
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "flowd", "--config", str(config), "--replay", str(capture),

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from collectors import HAVE_NFDUMP, free_udp_port, start_nfcapd
-from flowd.synth import GroundTruth, SynthSpec, write_capture
+
+from flowd.testing.synth import GroundTruth, SynthSpec, write_capture
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "data" / "shell"
@@ -31,7 +31,7 @@ class Daemon:
 
     def __init__(self, tmp: Path, *args: str) -> None:
         self.socket = str(tmp / "flowd.sock")
-        self.log = tmp / "flowd.log"
+        self.log = tmp / "flowd.runtime.log"
         self.proc = subprocess.Popen([sys.executable, "-m", "flowd", "--socket", self.socket, *args],
                                      cwd=REPO, stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
         deadline = time.monotonic() + 30

@@ -8,9 +8,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from collectors import HAVE_NFDUMP, start_nfcapd
-from flowd.synth import GroundTruth, SynthSpec, write_capture
+
+from flowd.testing.synth import GroundTruth, SynthSpec, write_capture
 
 REPO = Path(__file__).resolve().parents[2]
 

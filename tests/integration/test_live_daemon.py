@@ -36,7 +36,13 @@ from netns import (
     unavailable,
 )
 
-from flowd.synth import GroundTruth, SynthSpec, TruthPackets, truth_flows, write_capture
+from flowd.testing.synth import (
+    GroundTruth,
+    SynthSpec,
+    TruthPackets,
+    truth_flows,
+    write_capture,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 1800  # flow timeouts, seconds: nothing times out during a test
@@ -105,7 +111,7 @@ class LiveDaemon:
 
     def __init__(self, ns: Namespace, tmp: Path, collector: Collector, *, workers: int) -> None:
         self.socket = str(tmp / "flowd.sock")
-        self.log = tmp / "flowd.log"
+        self.log = tmp / "flowd.runtime.log"
         self.workers = workers
         config = tmp / "flowd.yaml"
         config.write_text(f"flowd:\n  capture: {{workers: {workers}, ring-blocks: 16, block-size: 262144}}\n")

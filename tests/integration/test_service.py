@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from flowd.install import CHECKED_IN_FLOWD, service_config_text, unit_text
-from flowd.notify import socket_address
-from flowd.synth import SynthSpec, write_capture
+from flowd.runtime.install import CHECKED_IN_FLOWD, service_config_text, unit_text
+from flowd.runtime.notify import socket_address
+from flowd.testing.synth import SynthSpec, write_capture
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "systemd" / "flowd.service"
@@ -75,7 +75,7 @@ def flowd(*args: str) -> subprocess.CompletedProcess[str]:
 # -- the unit ------------------------------------------------------------------------------------------
 
 def test_the_checked_in_unit_is_the_installers() -> None:
-    assert UNIT.read_text() == unit_text(CHECKED_IN_FLOWD), "regenerate: python -m flowd.install --unit > " \
+    assert UNIT.read_text() == unit_text(CHECKED_IN_FLOWD), "regenerate: python -m flowd.runtime.install --unit > " \
                                                             "systemd/flowd.service"
 
 
@@ -142,7 +142,7 @@ def test_install_service_stages_the_files_under_root(tmp_path: Path) -> None:
 
 
 def test_the_installed_configuration_turns_the_control_groups_on(tmp_path: Path) -> None:
-    from flowd.config import parse_config
+    from flowd.config.loader import parse_config
 
     cfg = parse_config(service_config_text(), source="installed", syntax="yaml")
     assert (cfg.control.read_group, cfg.control.admin_group) == ("flowd", "flowd-admin")
@@ -170,9 +170,9 @@ def test_install_service_errors_are_one_line(tmp_path: Path, args: list[str], er
 
 
 def test_installing_on_the_host_needs_root(monkeypatch: pytest.MonkeyPatch) -> None:
-    from flowd import install
+    from flowd.runtime import install
 
-    monkeypatch.setattr("flowd.install.os.geteuid", lambda: 1000)
+    monkeypatch.setattr("flowd.runtime.install.os.geteuid", lambda: 1000)
     with pytest.raises(install.InstallError, match=r"installing the service needs root \(sudo flowd "
                                                      r"--install-service\), or --root DIR to stage the files"):
         install.install(root=None, flowd="/usr/bin/flowd")
@@ -185,7 +185,7 @@ def test_install_only_flags_need_install_service() -> None:
 
 # -- logging for the journal ---------------------------------------------------------------------------
 
-LOG_TWO_LINES = ("from flowd.log import setup_logging; import logging; setup_logging(); "
+LOG_TWO_LINES = ("from flowd.runtime.log import setup_logging; import logging; setup_logging(); "
                  "logging.getLogger('flowd').warning('first\\nsecond')")
 
 
@@ -227,7 +227,7 @@ def test_daemon_notifies_ready_watchdog_and_stopping(short_dir: Path, capture: P
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sink.bind(("127.0.0.1", 0))
     env = {**os.environ, "NOTIFY_SOCKET": name, "WATCHDOG_USEC": "200000"}
-    log = short_dir / "flowd.log"
+    log = short_dir / "flowd.runtime.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "flowd", "--socket", control, "--replay", str(capture), "--replay-speed", "max",
          "--flow-server", f"127.0.0.1:{sink.getsockname()[1]}", "--source-address", "127.0.0.1"],
@@ -288,7 +288,7 @@ def run_daemon_and_exercise(argv_prefix: list[str], short_dir: Path, capture: Pa
     `traced`: the process started is strace, and the signals go to the daemon, its child.
     """
     control = str(short_dir / "flowd.sock")
-    log = short_dir / "flowd.log"
+    log = short_dir / "flowd.runtime.log"
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sink.bind(("127.0.0.1", 0))
     proc = subprocess.Popen([*argv_prefix, "--socket", control, "--replay", str(capture), "--replay-speed", "max",

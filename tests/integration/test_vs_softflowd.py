@@ -20,7 +20,6 @@ from pathlib import Path
 
 import dpkt
 import pytest
-
 from collectors import HAVE_NFDUMP, start_nfcapd
 
 REPO = Path(__file__).resolve().parents[2]

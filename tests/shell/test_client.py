@@ -12,7 +12,13 @@ from shell_daemon import DaemonDouble
 from shell_seed import SEED_RESULTS
 
 from flowd.control.protocol import RpcError
-from shell.client import Client, ConnectionLost, DaemonUnavailable, RemoteError, RequestTimeout
+from shell.client import (
+    Client,
+    ConnectionLost,
+    DaemonUnavailable,
+    RemoteError,
+    RequestTimeout,
+)
 
 pytestmark = pytest.mark.asyncio
 

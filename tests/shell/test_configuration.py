@@ -1,4 +1,4 @@
-"""`show configuration` as curly-brace text and as `| display set`, checked against goldens and flowd.junos."""
+"""`show configuration` as curly-brace text and as `| display set`, checked against goldens and flowd.syntax.junos."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from shell_golden import REPO, check_golden
 from shell_seed import SEED_CONFIG
 
-from flowd import junos
+from flowd.syntax import junos
 from shell.render.configuration import to_curly, to_set
 
 
@@ -58,7 +58,7 @@ def _through_json(tree: Any) -> Any:
 
 @pytest.mark.parametrize("path", [REPO / "etc" / "seed-sampling.conf"])
 def test_same_text_as_the_daemons_printer(path: Path) -> None:
-    """The tree the daemon parses, sent as JSON, prints as flowd.junos prints it, and parses back the same."""
+    """The tree the daemon parses, sent as JSON, prints as flowd.syntax.junos prints it, and parses back the same."""
     tree = junos.parse(path.read_text()).tree
     received = _through_json(tree)
     assert to_curly(received) == junos.to_curly(tree).splitlines()

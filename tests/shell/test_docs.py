@@ -53,6 +53,6 @@ def test_every_rpc_is_served_by_the_daemon() -> None:
 
 
 def test_packet_size_ranges_documented_are_the_daemons() -> None:
-    stats = pytest.importorskip("flowd.stats")
+    stats = pytest.importorskip("flowd.core.stats")
     documented = [tuple(map(int, r.split("-"))) for r in re.findall(r"\d+-\d+", SIZE_RANGES_NOTE)]
     assert documented == [tuple(r) for r in stats.SIZE_RANGES]

@@ -18,8 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from flowd.batch import FlowRecords
-from flowd.config import Config, FamilyOutput, FlowServer
+from flowd.config.schema import Config, FamilyOutput, FlowServer
 from flowd.export.ipfix import MAX_MESSAGE, IpfixFraming, encode_ipfix
 from flowd.export.sequence import ExportState
 from flowd.export.tcp import BacklogLimit, Backoff, TcpSender
@@ -27,6 +26,7 @@ from flowd.export.templates import ExportPlan, plan_for
 from flowd.export.udp import Destination, DestinationStats, UdpSender
 from flowd.export.v5 import V5Header, encode_v5
 from flowd.export.v9 import encode_v9
+from flowd.model.batch import FlowRecords
 
 UDP_MAX = 1400  # bytes per v9/IPFIX datagram: fits any path MTU a collector sits behind
 DRAIN_TIMEOUT = 5.0  # seconds a TCP collector gets, at shutdown, to take the backlog

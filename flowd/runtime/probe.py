@@ -1,7 +1,7 @@
 """The running probe: its flow-cache shards, exporter, configuration, and the reports the show commands read.
 
 The daemon process's own shard (``Probe.shard``) takes replays and, with one capture worker, the
-live captures; with more, the capture workers (flowd.workers) each run a shard of their own and send
+live captures; with more, the capture workers (flowd.runtime.worker_pool) each run a shard of their own and send
 their ended flows here for export. Synchronous and clock-driven (every method takes ``now``) except
 ``gather``, which asks the workers; flowd/app.py calls it from asyncio tasks and
 flowd/control/methods.py reads it.
@@ -14,16 +14,23 @@ from collections.abc import Mapping
 from functools import partial
 from typing import TYPE_CHECKING
 
-from flowd.batch import FlowRecords, FrameBatch
-from flowd.config import Config
-from flowd.expiry import ExpiryReason
+from flowd.config.schema import Config
+from flowd.core.pipeline import Pipeline
+from flowd.export.exporter import ExportCounters, Exporter
 from flowd.export.udp import UdpSender
-from flowd.exporter import ExportCounters, Exporter
-from flowd.pipeline import Pipeline
-from flowd.shard import RATE_WINDOW, Meters, Query, Shard, ShardReport, cpu_seconds
+from flowd.model.batch import FlowRecords, FrameBatch
+from flowd.model.expiry import ExpiryReason
+from flowd.runtime.shard import (
+    RATE_WINDOW,
+    Meters,
+    Query,
+    Shard,
+    ShardReport,
+    cpu_seconds,
+)
 
 if TYPE_CHECKING:
-    from flowd.workers import WorkerPool
+    from flowd.runtime.worker_pool import WorkerPool
 
 __all__ = ["RATE_WINDOW", "Meters", "Probe", "cpu_seconds"]
 

@@ -9,7 +9,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from flowd.drops import DropReason
+from flowd.model.drops import DropReason
 
 # Packet-size ranges (IP length in bytes, both ends inclusive). Fixed once; docs/commands.md lists them.
 SIZE_RANGES: Final = ((0, 63), (64, 96), (97, 128), (129, 256), (257, 512), (513, 1024),

@@ -16,7 +16,7 @@ or IPv4 with an IHL below 5). Sources come from 198.18.0.0/16 and 2001:db8:0::/4
 198.19.0.0/16 and 2001:db8:1::/48 (RFC 2544 / RFC 3849 ranges; disjoint, so no conversation is the
 reverse of another). MAC addresses are 00:00:5e:00:53:xx (RFC 7042). Frames are in timestamp order.
 
-The flow rules (the ground truth; flowd/flowtable.py implements the same)
+The flow rules (the ground truth; flowd/core/flowtable.py implements the same)
 --------------------------------------------------------------------------
 * A flow key is (src, dst, proto, sport, dport, ToS/traffic class, input ifindex); the ifindex of a
   capture file is 1, so it never separates packets here and TruthFlow leaves it out.
@@ -51,8 +51,8 @@ from typing import Final, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from flowd.batch import F64, I64, U8, U16, U32, FlowRecords
-from flowd.flowkey import DPORT, DST, PROTO, SPORT, SRC, TOS, V4_MAPPED_PREFIX
+from flowd.model.batch import F64, I64, U8, U16, U32, FlowRecords
+from flowd.model.flowkey import DPORT, DST, PROTO, SPORT, SRC, TOS, V4_MAPPED_PREFIX
 
 I32 = npt.NDArray[np.int32]
 Bools = npt.NDArray[np.bool_]
@@ -82,7 +82,6 @@ MAX_WIRE: Final = 14 + 8 + 12 + MTU
 
 ETH_DST: Final = bytes.fromhex("00005e005301")  # RFC 7042 documentation MAC addresses
 ETH_SRC: Final = bytes.fromhex("00005e005302")
-ETH_BROADCAST: Final = b"\xff" * 6
 ETHERTYPE_IPV4: Final = 0x0800
 ETHERTYPE_ARP: Final = 0x0806
 ETHERTYPE_VLAN: Final = 0x8100

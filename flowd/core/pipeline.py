@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flowd.batch import FlowRecords, FrameBatch, PacketBatch
-from flowd.config import Config, Filter
-from flowd.decode import Decoded, decode
-from flowd.drops import DropReason
-from flowd.expiry import ExpiryReason
-from flowd.flowkey import is_ipv4
-from flowd.flowtable import FlowTable
-from flowd.sampling import Sampler, merge_counters, select
-from flowd.stats import IngestStats
+from flowd.config.schema import Config, Filter
+from flowd.core.decode import Decoded, decode
+from flowd.core.flowtable import FlowTable
+from flowd.core.sampling import Sampler, merge_counters, select
+from flowd.core.stats import IngestStats
+from flowd.model.batch import FlowRecords, FrameBatch, PacketBatch
+from flowd.model.drops import DropReason
+from flowd.model.expiry import ExpiryReason
+from flowd.model.flowkey import is_ipv4
 
 FAMILY_VERSION = {"inet": 4, "inet6": 6}
 

@@ -6,7 +6,7 @@ its ``flowd control`` block switched on (never over an existing file), and write
 /etc/systemd/system/flowd.service with the absolute path of the installed ``flowd`` command.
 ``--root DIR`` stages the same files under DIR and leaves the host's accounts alone (tests,
 packagers). The unit is declared here, once: systemd/flowd.service in the repository is its
-rendering for /usr/local/bin/flowd (``python -m flowd.install --unit``), and a test keeps the two
+rendering for /usr/local/bin/flowd (``python -m flowd.runtime.install --unit``), and a test keeps the two
 equal.
 """
 
@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from flowd.config import ConfigError, default_text, parse_config
+from flowd.config.loader import default_text, parse_config
+from flowd.config.schema import ConfigError
 
 SERVICE_USER: Final = "flowd"
 READ_GROUP: Final = "flowd"  # the unit's Group=: owns /run/flowd and the control socket
@@ -314,8 +315,8 @@ def install_main(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m flowd.install --unit [--flowd-path PATH]`: print the unit (systemd/flowd.service is this output)."""
-    p = argparse.ArgumentParser(prog="python -m flowd.install", description=main.__doc__)
+    """`python -m flowd.runtime.install --unit [--flowd-path PATH]`: print the unit (systemd/flowd.service is this output)."""
+    p = argparse.ArgumentParser(prog="python -m flowd.runtime.install", description=main.__doc__)
     p.add_argument("--unit", action="store_true", required=True, help="print the systemd unit")
     p.add_argument("--flowd-path", default=CHECKED_IN_FLOWD, metavar="PATH",
                    help=f"absolute path of the flowd command (default {CHECKED_IN_FLOWD})")

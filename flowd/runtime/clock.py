@@ -1,25 +1,9 @@
-"""Time for the daemon: a ``Clock`` protocol, and the system clock (tests drive tests/fakes.py's FakeClock).
-
-The flow cache only ever sees ``clock.time()``: seconds on the Unix epoch scale that advance with
-the monotonic clock (they never jump when the wall clock is set), so one value serves both the
-timeouts and the export timestamps.
-"""
+"""The system clock: wall time at start, advanced by the monotonic clock (implements flowd.model.clock.Clock)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Protocol
-
-
-class Clock(Protocol):
-    def time(self) -> float:
-        """Seconds since the epoch, advancing monotonically."""
-        ...
-
-    async def sleep_until(self, deadline: float) -> None:
-        """Return once ``time()`` has reached ``deadline``."""
-        ...
 
 
 class SystemClock:

@@ -1,6 +1,6 @@
 """The daemon's capture workers: start them, forward their flows to the exporter, ask them for shows, stop them.
 
-With `flowd capture workers N` above 1 the daemon starts N processes (`python -m flowd.worker`, see
+With `flowd capture workers N` above 1 the daemon starts N processes (`python -m flowd.runtime.capture_worker`, see
 that module for what each does and the messages), each connected by its own socketpair. What comes
 back is handled as it arrives: ``Ended`` flows go straight to the daemon's exporter (one sequence
 space per flow server), ``Report``s are kept as the latest statistics of each worker, ``Answer``s
@@ -26,13 +26,11 @@ from pathlib import Path
 from typing import Final
 
 import flowd
-from flowd.batch import FlowRecords
-from flowd.budget import SharedBudget
 from flowd.capture.live import LiveCaptureError
-from flowd.config import Config
-from flowd.inputs import fanout_groups
-from flowd.shard import LiveInput, Query, ShardReport
-from flowd.worker import (
+from flowd.config.schema import Config
+from flowd.model.batch import FlowRecords
+from flowd.runtime.budget import SharedBudget
+from flowd.runtime.capture_worker import (
     Answer,
     Ask,
     Ended,
@@ -45,6 +43,8 @@ from flowd.worker import (
     receive,
     send,
 )
+from flowd.runtime.inputs import fanout_groups
+from flowd.runtime.shard import LiveInput, Query, ShardReport
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class WorkerPool:
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 proc = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "flowd.worker", str(theirs.fileno()),
+                    sys.executable, "-m", "flowd.runtime.capture_worker", str(theirs.fileno()),
                     pass_fds=(theirs.fileno(), self._budget.fileno()), env=env, stdin=subprocess.DEVNULL)
             finally:
                 theirs.close()

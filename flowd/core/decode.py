@@ -39,7 +39,7 @@ IP layer:
   HEADER_TOO_SMALL), and a header must not run past the payload length (else BAD_IP_HEADER).
 - ToS is the IPv4 ToS byte or the IPv6 traffic class; ``ttl`` is the TTL or hop limit.
 
-Ports (flowd.flowkey):
+Ports (flowd.model.flowkey):
 - TCP (6), UDP (17), SCTP (132), UDP-Lite (136): source and destination port. ICMP (1) and ICMPv6 (58),
   in either IP version: source 0, destination type*256 + code. TCP flags: byte 13 of the TCP header.
 - Non-first fragments (IPv4 offset > 0, an IPv6 fragment header with offset > 0) have ports 0 and flags 0.
@@ -71,7 +71,7 @@ damaged frames) go through ``decode_frame`` one by one, which also decides their
 vectorised path itself only counts NOT_IP (a captured, non-IP ethertype or address family) and
 UNSUPPORTED_LINK_TYPE. About 6M frames/s on a mixed Ethernet batch (1 core, quiet machine).
 
-When the optional extension ``flowd._fastpath`` is built (flowd/_fastpath.c, setup.py), ``decode`` hands
+When the optional extension ``flowd.native._fastpath`` is built (flowd/native/_fastpath.c, setup.py), ``decode`` hands
 the whole batch to its ``extract``, a C transcription of ``decode_frame`` that writes one key row, the
 columns and a status byte per frame; a row it leaves undecided (status _SLOW) goes through
 ``decode_frame``. ``decode_numpy`` is the path without it, and FLOWD_NO_FASTPATH=1 makes ``decode`` use it.
@@ -89,10 +89,10 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
-from flowd.batch import I64, U8, U16, U32, FrameBatch, PacketBatch
-from flowd.drops import DropReason
-from flowd.fastpath import compiled
-from flowd.flowkey import KEY_BYTES, V4_MAPPED_PREFIX
+from flowd.model.batch import I64, U8, U16, U32, FrameBatch, PacketBatch
+from flowd.model.drops import DropReason
+from flowd.model.flowkey import KEY_BYTES, V4_MAPPED_PREFIX
+from flowd.native import compiled
 
 
 @dataclass(slots=True)
@@ -107,7 +107,7 @@ class Decoded:
 class Packet:
     """One accounted frame as the per-frame decoder sees it (the columns of one PacketBatch row)."""
 
-    key: bytes  # KEY_BYTES, flowd.flowkey layout
+    key: bytes  # KEY_BYTES, flowd.model.flowkey layout
     length: int
     tcp_flags: int
     ttl: int
@@ -196,7 +196,7 @@ _IS_EXTENSION[list(IPV6_EXTENSIONS)] = True
 
 # Per-row decode status: 0 accounted, a drop code (_CODE), _IP link layer decoded and the IP header
 # next, _SLOW left to decode_frame. The drop codes and _SLOW are shared with the compiled extract
-# (flowd/_fastpath.c, enum status), which is used only while its copy agrees with this one.
+# (flowd/native/_fastpath.c, enum status), which is used only while its copy agrees with this one.
 _OK: Final = 0
 _SLOW: Final = 255
 _IP: Final = 254
@@ -359,7 +359,7 @@ def _ip(frame: bytes, pos: int, version: int, wirelen: int) -> _IpResult | DropR
 def decode(frames: FrameBatch) -> Decoded:
     """Decode a batch of frames: accountable packets in input order, the rest counted by drop reason.
 
-    Runs the compiled extract when flowd._fastpath is built (and FLOWD_NO_FASTPATH is not 1), else
+    Runs the compiled extract when flowd.native._fastpath is built (and FLOWD_NO_FASTPATH is not 1), else
     ``decode_numpy``; both give the same result.
     """
     extract = _EXTRACT
@@ -367,7 +367,7 @@ def decode(frames: FrameBatch) -> Decoded:
 
 
 def _compiled_extract() -> Callable[..., None] | None:
-    """flowd._fastpath.extract, unless it is not built, FLOWD_NO_FASTPATH=1, or its codes differ."""
+    """flowd.native._fastpath.extract, unless it is not built, FLOWD_NO_FASTPATH=1, or its codes differ."""
     extract: Callable[..., None] | None = compiled(
         "extract", SLOW=_SLOW, DROP_CODES={r.value: code for r, code in _CODE.items()})
     return extract
@@ -392,7 +392,7 @@ def _drops(status: U8) -> dict[DropReason, int]:
 
 
 def _decode_compiled(frames: FrameBatch, extract: Callable[..., None]) -> Decoded:
-    """``decode`` with flowd._fastpath.extract doing every frame; rows it leaves go to ``_slow``."""
+    """``decode`` with flowd.native._fastpath.extract doing every frame; rows it leaves go to ``_slow``."""
     n = len(frames)
     buf, off, cap = _frame_arrays(frames)
     full = PacketBatch(

@@ -2,7 +2,7 @@
 
 How flows start and end (the rules every test and the synthetic ground truth share)
 -----------------------------------------------------------------------------------
-A flow is the set of packets with one key (flowd.flowkey). Time is the packet's own timestamp, so a
+A flow is the set of packets with one key (flowd.model.flowkey). Time is the packet's own timestamp, so a
 capture file processed in batch mode exports exactly what a live run would have exported.
 
 * A packet at time ``t`` for a cached flow (first packet ``f``, last packet ``l``) joins it unless the
@@ -39,9 +39,9 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from flowd.batch import FlowRecords, PacketBatch
-from flowd.expiry import ExpiryReason
-from flowd.flowkey import KEY_BYTES, PROTO
+from flowd.model.batch import FlowRecords, PacketBatch
+from flowd.model.expiry import ExpiryReason
+from flowd.model.flowkey import KEY_BYTES, PROTO
 
 EMPTY: Final = -1
 TOMBSTONE: Final = -2

@@ -1,7 +1,7 @@
 """One shard of the flow cache: a pipeline, its rate meters and live captures, and the report shows are built from.
 
 The daemon process always runs one shard (fed by replays, and by the live captures when it captures
-in-process); each capture worker (flowd.worker) runs one more, fed by its share of a PACKET_FANOUT
+in-process); each capture worker (flowd.runtime.capture_worker) runs one more, fed by its share of a PACKET_FANOUT
 group. Every `show services accounting` command sums the ``ShardReport`` of every shard
 (flowd/control/methods.py), so the operator sees one system. Synchronous and clock-driven: every
 method takes ``now``.
@@ -19,14 +19,14 @@ from typing import Any, Final
 
 import numpy as np
 
-from flowd.batch import FlowRecords, FrameBatch
-from flowd.budget import SharedBudget
 from flowd.capture.live import LiveCapture
-from flowd.config import Config
-from flowd.expiry import ExpiryReason
-from flowd.flowtable import TableCounters
-from flowd.pipeline import Pipeline
-from flowd.stats import IngestStats, RateMeter
+from flowd.config.schema import Config
+from flowd.core.flowtable import TableCounters
+from flowd.core.pipeline import Pipeline
+from flowd.core.stats import IngestStats, RateMeter
+from flowd.model.batch import FlowRecords, FrameBatch
+from flowd.model.expiry import ExpiryReason
+from flowd.runtime.budget import SharedBudget
 
 RATE_WINDOW: Final = 10.0  # seconds behind "10-second rate" and the per-second memory rates
 OVERLOAD_HOLD: Final = 10.0  # seconds PPS overload stays on after the last refused or dropped packet

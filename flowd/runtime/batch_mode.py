@@ -14,14 +14,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
-from flowd.batch import FrameBatch
 from flowd.capture.files import CaptureError, CaptureReader, open_capture
-from flowd.decode import Decoded, decode
-from flowd.config import Config
-from flowd.drops import DropReason
+from flowd.config.schema import Config
+from flowd.core.decode import Decoded, decode
+from flowd.core.pipeline import Pipeline
+from flowd.export.exporter import Exporter
 from flowd.export.udp import ExportSocketError
-from flowd.exporter import Exporter
-from flowd.pipeline import Pipeline
+from flowd.model.batch import FrameBatch
+from flowd.model.drops import DropReason
 
 READ_AHEAD = 2  # decoded batches waiting for the flow cache
 DAMAGED = 2  # exit status: the file was damaged; every packet before the damage was exported

@@ -1,8 +1,8 @@
 """The daemon's live inputs: which interfaces feed sampling, how their rings are opened, and the ingest loop.
 
 Used by the daemon process when it captures itself (one worker) and by every capture worker
-(flowd.worker). Kernel timestamps (CLOCK_REALTIME) are moved onto the daemon clock, which is the wall
-time at start advanced by the monotonic clock (flowd.clock): each batch keeps the kernel's spacing
+(flowd.runtime.capture_worker). Kernel timestamps (CLOCK_REALTIME) are moved onto the daemon clock, which is the wall
+time at start advanced by the monotonic clock (flowd.model.clock): each batch keeps the kernel's spacing
 between its frames, so max-packets-per-second counts wall-clock seconds, while a wall-clock step
 (NTP, an operator) never makes flows look expired or from the future.
 
@@ -19,11 +19,11 @@ import zlib
 from collections.abc import Awaitable, Callable
 from typing import Final
 
-from flowd.batch import FrameBatch
 from flowd.capture.live import LiveCapture
-from flowd.clock import Clock
-from flowd.config import CaptureConfig, Config
-from flowd.shard import LiveInput
+from flowd.config.schema import CaptureConfig, Config
+from flowd.model.batch import FrameBatch
+from flowd.model.clock import Clock
+from flowd.runtime.shard import LiveInput
 
 MAX_FANOUT_GROUP: Final = 0xFFFF
 FINAL_WAIT_TIMEOUTS: Final = 2  # block timeouts to wait at stop for the kernel to retire the open block

@@ -1,6 +1,6 @@
-/* flowd._fastpath: the compiled pcap record walk and frame decoder of flowd's batch path.
+/* flowd.native._fastpath: the compiled pcap record walk and frame decoder of flowd's batch path.
  *
- * Two loops that flowd/capture/files.py and flowd/decode.py otherwise run in Python and numpy
+ * Two loops that flowd/capture/files.py and flowd/core/decode.py otherwise run in Python and numpy
  * (../shared/guide/performance.md, paths 4a/4b). Each does exactly what its pure twin does; the pure
  * code stays the statement of the rules and the oracle tests/flowd/test_fastpath.py compares with:
  *
@@ -18,9 +18,9 @@
 #include <stdint.h>
 #include <string.h>
 
-/* --- shared tables (flowd.decode._CODE, _SLOW; flowd.capture.files._WalkStop) ---------------- */
+/* --- shared tables (flowd.core.decode._CODE, _SLOW; flowd.capture.files._WalkStop) ---------------- */
 
-/* Per-frame status of extract: 0 accounted, a flowd.decode._CODE drop code, or SLOW. */
+/* Per-frame status of extract: 0 accounted, a flowd.core.decode._CODE drop code, or SLOW. */
 enum status {
     ACCOUNTED = 0,
     NOT_IP = 1,
@@ -38,7 +38,7 @@ enum walk_stop {
     WALK_DATA = 3,     /* the buffer ends inside the next record's data */
 };
 
-/* --- wire constants (the Final tables at the top of flowd/decode.py) ------------------------- */
+/* --- wire constants (the Final tables at the top of flowd/core/decode.py) ------------------------- */
 
 #define KEY_BYTES 40
 #define MPLS_KEPT 3
@@ -356,7 +356,7 @@ static const uint8_t *take_bytes(arrays *a, PyObject *obj, Py_ssize_t *len)
 PyDoc_STRVAR(extract_doc,
 "extract(buf, offsets, caplens, linktypes, ifindexes, wirelens, key_out, length_out, flags_out,\n"
 "        ttl_out, vlan_out, inner_vlan_out, mpls_out, status_out) -> None\n\n"
-"Decode every frame buf[offsets[i]:offsets[i] + caplens[i]] as flowd.decode.decode_frame does:\n"
+"Decode every frame buf[offsets[i]:offsets[i] + caplens[i]] as flowd.core.decode.decode_frame does:\n"
 "row i of the outputs gets its key and columns, status_out[i] 0 (accounted), a drop code or 255\n"
 "(not decided here). Input arrays: int64, uint32, uint16, uint32, uint32; outputs: uint8 (n, 40),\n"
 "uint32, uint8, uint8, uint16, uint16, uint32 (n, 3), uint8.");
@@ -574,7 +574,7 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "flowd._fastpath",
+    PyModuleDef_HEAD_INIT, "flowd.native._fastpath",
     "Compiled pcap record and ring block walks and frame decoder for flowd's batch path (optional).", -1, methods,
     NULL, NULL, NULL, NULL,
 };

@@ -24,9 +24,9 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from flowd.batch import PacketBatch
-from flowd.config import Filter, SamplingInput, Term
-from flowd.flowkey import DPORT, DST, PROTO, SPORT, SRC, u16_column
+from flowd.config.schema import Filter, SamplingInput, Term
+from flowd.model.batch import PacketBatch
+from flowd.model.flowkey import DPORT, DST, PROTO, SPORT, SRC, u16_column
 
 Mask = npt.NDArray[np.bool_]
 _V4_MAPPED: Final = ipaddress.IPv6Network("::ffff:0:0/96")

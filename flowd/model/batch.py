@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from flowd.flowkey import KEY_BYTES
+from flowd.model.flowkey import KEY_BYTES
 
 U8 = npt.NDArray[np.uint8]
 U16 = npt.NDArray[np.uint16]
@@ -51,7 +51,7 @@ class FrameBatch:
 class PacketBatch:
     """Accountable IP packets, one row each, in arrival order.
 
-    ``key`` rows follow flowd.flowkey; every other column is per packet.
+    ``key`` rows follow flowd.model.flowkey; every other column is per packet.
     """
 
     key: U8  # shape (n, KEY_BYTES)
@@ -119,7 +119,7 @@ class FlowRecords:
     vlan: U16
     inner_vlan: U16
     mpls: U32  # shape (n, 3)
-    end_reason: U8  # flowd.expiry.ExpiryReason values
+    end_reason: U8  # flowd.model.expiry.ExpiryReason values
 
     def __len__(self) -> int:
         return int(self.packets.shape[0])

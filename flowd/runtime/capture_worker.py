@@ -1,6 +1,6 @@
-"""One capture worker process (`python -m flowd.worker FD`): a flow-cache shard fed by its share of PACKET_FANOUT.
+"""One capture worker process (`python -m flowd.runtime.capture_worker FD`): a flow-cache shard fed by its share of PACKET_FANOUT.
 
-The daemon (flowd.workers) starts one per configured worker. Each opens a ring on every captured
+The daemon (flowd.runtime.worker_pool) starts one per configured worker. Each opens a ring on every captured
 interface, joined to that interface's PACKET_FANOUT group in hash mode, so each flow reaches exactly
 one worker; it runs its own Pipeline (its shard of the flow cache, expired on its own clock, which
 is the daemon's) and sends the flows that end to the daemon, which exports them all through its one
@@ -34,15 +34,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from flowd.batch import FlowRecords, FrameBatch
-from flowd.budget import SharedBudget
 from flowd.capture.live import LiveCaptureError
-from flowd.clock import SystemClock
-from flowd.config import Config
-from flowd.control.methods import shard_flows
-from flowd.inputs import finish, ingest, open_capture
-from flowd.log import setup_logging
-from flowd.shard import LiveInput, Query, QueryKind, Shard, ShardReport
+from flowd.config.schema import Config
+from flowd.core.query import shard_flows
+from flowd.model.batch import FlowRecords, FrameBatch
+from flowd.runtime.budget import SharedBudget
+from flowd.runtime.clock import SystemClock
+from flowd.runtime.inputs import finish, ingest, open_capture
+from flowd.runtime.log import setup_logging
+from flowd.runtime.shard import LiveInput, Query, QueryKind, Shard, ShardReport
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class Start:
     inputs: tuple[LiveInput, ...]
     fanout_groups: tuple[int, ...]  # one per input
     clock_offset: float  # the daemon's SystemClock.offset
-    budget_fd: int  # the shared max-packets-per-second budget (flowd.budget)
+    budget_fd: int  # the shared max-packets-per-second budget (flowd.runtime.budget)
     log_level: str
 
 
@@ -246,10 +246,10 @@ async def serve(sock: socket.socket) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m flowd.worker FD` (started by the daemon, never by hand)."""
+    """`python -m flowd.runtime.capture_worker FD` (started by the daemon, never by hand)."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or not args[0].isdigit():
-        print("usage: python -m flowd.worker FD  (the daemon starts its capture workers itself)", file=sys.stderr)
+        print("usage: python -m flowd.runtime.capture_worker FD  (the daemon starts its capture workers itself)", file=sys.stderr)
         return 2
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run as flowd.worker, not as __main__: the daemon pickles flowd.worker's message classes.
-    from flowd.worker import main as worker_main
+    # Run as flowd.runtime.capture_worker, not as __main__: the daemon pickles flowd.runtime.capture_worker's message classes.
+    from flowd.runtime.capture_worker import main as worker_main
 
     sys.exit(worker_main())

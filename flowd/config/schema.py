@@ -1,0 +1,371 @@
+"""The configuration schema: every statement as a frozen dataclass, its range, default and help declared once.
+
+Statement names, ranges and defaults follow ../shared/spec/junos-reference.md §2. Field metadata
+(key, syntax, kind, range, shown default, help) drives the validator (`flowd.config.checker`) and
+the docs generator (`flowd.config.docs`). Imports nothing of flowd but the Junos syntax leaf.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, Final
+
+from flowd.syntax.junos import Key
+
+Prefix = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+DEFAULT_SOURCE: Final = "flowd/data/default.yaml"  # how errors name the embedded default
+COMMAND_LINE: Final = "command line"  # how errors name `with_overrides` values
+FAMILIES: Final = ("inet", "inet6")
+MAX_FLOW_SERVERS: Final = 8  # per family (reference §2.2: YANG max-elements 8)
+MAX_TEMPLATES: Final = 10  # per version9 / version-ipfix (reference §2.3)
+SOCKET_PATH_MAX: Final = 107  # sun_path is 108 bytes including the NUL
+
+# Which v9/IPFIX template types each family may export with (reference §2.3).
+TEMPLATE_TYPES_FOR: Final[Mapping[str, tuple[str, ...]]] = {
+    "inet": ("ipv4", "mpls-ipv4", "peer-as-billing"),
+    "inet6": ("ipv6",),
+}
+
+# IP protocol names Junos accepts in `from protocol` (IANA numbers).
+PROTOCOLS: Final[Mapping[str, int]] = {
+    "hop-by-hop": 0, "icmp": 1, "igmp": 2, "ipip": 4, "tcp": 6, "egp": 8, "udp": 17, "ipv6": 41,
+    "routing": 43, "fragment": 44, "rsvp": 46, "gre": 47, "esp": 50, "ah": 51, "icmp6": 58,
+    "no-next-header": 59, "dstopts": 60, "ospf": 89, "pim": 103, "vrrp": 112, "sctp": 132,
+}
+
+# Port names Junos accepts in `from source-port / destination-port / port` (IANA numbers).
+PORTS: Final[Mapping[str, int]] = {
+    "afs": 1483, "bgp": 179, "biff": 512, "bootpc": 68, "bootps": 67, "cmd": 514, "cvspserver": 2401,
+    "dhcp": 67, "domain": 53, "eklogin": 2105, "ekshell": 2106, "exec": 512, "finger": 79, "ftp": 21,
+    "ftp-data": 20, "http": 80, "https": 443, "ident": 113, "imap": 143, "kerberos-sec": 88,
+    "klogin": 543, "kpasswd": 761, "krb-prop": 754, "krbupdate": 760, "kshell": 544, "ldap": 389,
+    "ldp": 646, "login": 513, "mobileip-agent": 434, "mobilip-mn": 435, "msdp": 639,
+    "netbios-dgm": 138, "netbios-ns": 137, "netbios-ssn": 139, "nfsd": 2049, "nntp": 119,
+    "ntalk": 518, "ntp": 123, "pop3": 110, "pptp": 1723, "printer": 515, "radacct": 1813,
+    "radius": 1812, "rip": 520, "rkinit": 2108, "smtp": 25, "snmp": 161, "snmptrap": 162,
+    "snpp": 444, "socks": 1080, "ssh": 22, "sunrpc": 111, "syslog": 514, "tacacs": 49,
+    "tacacs-ds": 65, "talk": 517, "telnet": 23, "tftp": 69, "timed": 525, "who": 513, "xdmcp": 177,
+    "zephyr-clt": 2103, "zephyr-hm": 2104, "zephyr-srv": 2102,
+}
+
+
+
+class ConfigError(Exception):
+    """A bad configuration; ``str()`` is one line: ``SOURCE:LINE: key.path: message``."""
+
+    def __init__(self, source: str, line: int | None, path: Sequence[Key], message: str) -> None:
+        self.source = source
+        self.line = line
+        self.path = tuple(path)
+        self.message = " ".join(message.split())
+        where = source if line is None else f"{source}:{line}"
+        dotted = ".".join(str(k) for k in self.path)
+        super().__init__(f"{where}: {dotted}: {self.message}" if dotted else f"{where}: {self.message}")
+
+
+# --- dataclasses -----------------------------------------------------------------------------------
+# Field metadata: key (the statement read by the generic leaf reader), syntax (for the docs),
+# kind (how the value is read), range, shown (default as the docs print it), help.
+
+
+def _opt(default: Any = MISSING, *, syntax: str | None, help: str, kind: str = "block", key: str | None = None,
+         range: tuple[int, int] | None = None, shown: str | None = None) -> Any:
+    meta = {"key": key, "syntax": syntax, "kind": kind, "range": range, "shown": shown, "help": help}
+    return field(default=default, metadata=meta)
+
+
+def _leaf(default: Any = MISSING, *, key: str, arg: str, kind: str, help: str, within: str = "",
+          range: tuple[int, int] | None = None, shown: str | None = None) -> Any:
+    syntax = f"{within} {key} {arg}".lstrip()
+    return _opt(default, syntax=syntax, kind=kind, key=key, range=range, shown=shown, help=help)
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingInput:
+    """`forwarding-options sampling input` (and the per-family `family F input` override)."""
+
+    rate: int = _leaf(1, key="rate", arg="N", kind="integer", range=(1, 16_000_000),
+                      help="Sample 1 packet out of N (1 samples every packet).")
+    run_length: int = _leaf(0, key="run-length", arg="N", kind="integer", range=(0, 20),
+                            help="Also sample the N packets that follow each sampled packet.")
+    max_packets_per_second: int | None = _leaf(
+        None, key="max-packets-per-second", arg="N", kind="integer", range=(0, 65535), shown="none (no limit)",
+        help="Sample at most N packets per second; 0 samples nothing. Junos ignores it on a services "
+             "PIC (the seed's setup), hence no limit unless configured.")
+    maximum_packet_length: int = _leaf(0, key="maximum-packet-length", arg="BYTES", kind="integer",
+                                       range=(0, 9192), help="Bytes of each sampled packet to keep; 0 keeps all.")
+
+
+@dataclass(frozen=True, slots=True)
+class FlowServer:
+    """`output flow-server ADDRESS { ... }`: one collector; every record goes to every server."""
+
+    address: str = _opt(syntax=None, kind="address", help="The collector's IPv4 or IPv6 address (the entry's name).")
+    port: int = _leaf(key="port", arg="N", kind="integer", range=(1, 65535), shown="required",
+                      help="UDP port of the collector (2055 is usual for v5/v9, 4739 for IPFIX).")
+    version: str = _opt("5", syntax="version 5 | version9 { template NAME; } | version-ipfix { template NAME; }",
+                        kind="choice", shown="version 5",
+                        help="Export format: cflowd/NetFlow v5, NetFlow v9 or IPFIX. Version 5 carries IPv4 only "
+                             "and cannot be mixed with v9/IPFIX servers in one output. `version9;` without a "
+                             "template (a flowd extension) uses the built-in template of the family.")
+    source_address: str | None = _leaf(None, key="source-address", arg="ADDRESS", kind="address",
+                                       shown="the output interface's, else chosen by the kernel",
+                                       help="Source address of export packets (same address family as the server).")
+    dscp: int = _leaf(0, key="dscp", arg="N", kind="integer", range=(0, 63), help="DSCP of export packets.")
+    template: str | None = _opt(None, syntax=None, kind="name", help="v9/IPFIX template name (see version).")
+    transport: str = _opt("udp", syntax="transport (udp | tcp)", kind="choice",
+                          help="Export transport (a flowd extension): udp, or tcp for version-ipfix "
+                               "(RFC 7011 section 10.4: reconnects with backoff, a bounded backlog).")
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceInterface:
+    """`output interface sp-F/P/0 { ... }`: the services PIC whose name and engine values flowd reports."""
+
+    name: str = _opt(syntax=None, kind="name", help="sp-, ms- or mo-FPC/PIC/PORT (the entry's name).")
+    engine_id: int = _leaf(0, key="engine-id", arg="N", kind="integer", range=(0, 255),
+                           help="Engine ID in the v5 header (Junos assigns one dynamically; flowd uses 0).")
+    engine_type: int = _leaf(0, key="engine-type", arg="N", kind="integer", range=(0, 255),
+                             help="Engine type in the v5 header (Junos assigns one dynamically; flowd uses 0).")
+    source_address: str | None = _leaf(None, key="source-address", arg="ADDRESS", kind="address",
+                                       shown="none", help="Source address of export packets for this output.")
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyOutput:
+    """`forwarding-options sampling family (inet | inet6) { input {...} output {...} }`."""
+
+    family: str = _opt(syntax=None, kind="choice", help="inet or inet6.")
+    input: SamplingInput = _opt(SamplingInput(), syntax="input { ... }", shown="sampling input",
+                                help="Per-family sampling input; each statement given overrides "
+                                     "`sampling input`, the rest is inherited.")
+    flow_servers: tuple[FlowServer, ...] = _opt((), syntax="output flow-server ADDRESS { ... }", shown="none",
+                                                help=f"Collectors, at most {MAX_FLOW_SERVERS} per family.")
+    active_timeout: float = _leaf(1800.0, key="flow-active-timeout", arg="SECONDS", kind="duration", within="output",
+                                  range=(60, 1800), shown="1800",
+                                  help="Export (and restart) a flow that has lasted this long.")
+    inactive_timeout: float = _leaf(60.0, key="flow-inactive-timeout", arg="SECONDS", kind="duration", within="output",
+                                    range=(15, 1800), shown="60",
+                                    help="Export a flow that has seen no packet for this long.")
+    interface: ServiceInterface | None = _opt(None, syntax="output interface NAME { ... }", shown="none",
+                                              help="At most one services interface per output.")
+
+
+@dataclass(frozen=True, slots=True)
+class TermMatch:
+    """`term NAME from { ... }`: every given condition must match; an empty tuple matches anything."""
+
+    source_address: tuple[Prefix, ...] = _opt((), syntax="source-address { PREFIX; ... }", kind="prefixes",
+                                              shown="any", help="Source address lies in one of the prefixes.")
+    destination_address: tuple[Prefix, ...] = _opt((), syntax="destination-address { PREFIX; ... }",
+                                                   kind="prefixes", shown="any",
+                                                   help="Destination address lies in one of the prefixes.")
+    address: tuple[Prefix, ...] = _opt((), syntax="address { PREFIX; ... }", kind="prefixes", shown="any",
+                                       help="Source or destination address lies in one of the prefixes.")
+    protocol: tuple[int, ...] = _opt((), syntax="protocol [ PROTOCOL ... ]", kind="protocols", shown="any",
+                                     help="IP protocol (inet6: next header; `next-header` is accepted too): "
+                                          "a number 0..255, a range 6-17 or a name (tcp, udp, icmp, icmp6, "
+                                          "gre, esp, ...).")
+    source_port: tuple[tuple[int, int], ...] = _opt((), syntax="source-port [ PORT ... ]", kind="ports", shown="any",
+                                                    help="Source port: a number, a range 1024-65535 or a name "
+                                                         "(http, https, domain, ssh, ntp, ...).")
+    destination_port: tuple[tuple[int, int], ...] = _opt((), syntax="destination-port [ PORT ... ]", kind="ports",
+                                                         shown="any", help="Destination port, as source-port.")
+    port: tuple[tuple[int, int], ...] = _opt((), syntax="port [ PORT ... ]", kind="ports", shown="any",
+                                             help="Source or destination port, as source-port.")
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """`term NAME { from {...} then {...} }` (the `then` half; the `from` half is `match`)."""
+
+    name: str = _opt(syntax=None, kind="name", help="Term name.")
+    match: TermMatch = _opt(TermMatch(), syntax=None, help="The `from` conditions.")
+    sample: bool = _opt(False, syntax="sample", kind="flag", shown="off",
+                        help="Send matching packets to the sampler (the sampling rate still applies).")
+    count: str | None = _opt(None, syntax="count NAME", kind="name", shown="none",
+                             help="Count matching packets and bytes in the named counter.")
+    action: str | None = _opt(None, syntax="accept | discard", kind="choice", shown="accept",
+                              help="Terminating action; discarded packets are not sampled. Packets that no "
+                                   "term matches are discarded (Junos's implicit last term).")
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """`firewall family F filter NAME`: terms tried in order, first match decides."""
+
+    name: str
+    family: str
+    terms: tuple[Term, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class InputBinding:
+    """`interfaces IF unit N family F` with `filter input F` or `sampling input` (or output)."""
+
+    interface: str  # the Junos name as written; flowd interface-map gives the Linux one
+    family: str
+    filter: str | None  # None: every packet of the interface goes to the sampler
+    unit: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FlowTableConfig:
+    """`flowd flow-table`: the flow cache."""
+
+    max_flows: int = _leaf(1_000_000, key="max-flows", arg="N", kind="integer", range=(1, 245 * 262_144),
+                           help="Flows the cache holds per family; packets of new flows beyond it are counted "
+                                "as dropped (no memory). The maximum is Junos's largest inline table.")
+
+
+@dataclass(frozen=True, slots=True)
+class ControlConfig:
+    """`flowd control`: the Unix socket flowcli talks to."""
+
+    socket: str | None = _leaf(None, key="socket", arg="PATH", kind="socket", shown="chosen by the daemon",
+                               help=f"Path of the control socket (at most {SOCKET_PATH_MAX} bytes).")
+    read_group: str | None = _leaf(None, key="read-group", arg="GROUP", kind="group", shown="none",
+                                   help="Group allowed to connect and run show commands.")
+    admin_group: str | None = _leaf(None, key="admin-group", arg="GROUP", kind="group", shown="none",
+                                    help="Group also allowed to run clear commands.")
+
+
+DIRECTIONS: Final = ("in", "both")
+PAGE_SIZE: Final = 4096  # block-size must be a multiple of the page size (x86-64, arm64 with 4k pages)
+SNAP_HEADROOM: Final = 256  # bytes of a block the kernel needs beside one frame (headers and alignment)
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureConfig:
+    """`flowd capture`: how live Linux interfaces are read (AF_PACKET TPACKET_V3 rings)."""
+
+    workers: int | None = _leaf(None, key="workers", arg="N", kind="integer", range=(1, 1024),
+                                shown="one per CPU",
+                                help="Capture processes. With more than one, each opens its own ring on every "
+                                     "captured interface, all joined in one PACKET_FANOUT hash group, so every "
+                                     "flow stays on one worker, which owns that shard of the flow cache; the "
+                                     "daemon process exports for all of them. 1 captures in the daemon process.")
+    ring_blocks: int = _leaf(64, key="ring-blocks", arg="N", kind="integer", range=(2, 65536),
+                             help="Blocks in each ring (one ring per interface and worker).")
+    block_size: int = _leaf(1 << 20, key="block-size", arg="BYTES", kind="integer", range=(PAGE_SIZE, 1 << 30),
+                            help=f"Bytes in each block, a multiple of {PAGE_SIZE}; ring memory is ring-blocks "
+                                 f"x block-size per interface and worker.")
+    block_timeout: int = _leaf(50, key="block-timeout", arg="MILLISECONDS", kind="integer", range=(1, 60_000),
+                               help="The kernel hands flowd a partly filled block after this long, so packets "
+                                    "wait at most this long at a low rate. Longer means bigger batches and less "
+                                    "CPU per packet (about 1.2 µs at 10 ms, 0.7 µs at 50 ms for 150k packets/s "
+                                    "on one worker); packet times come from the kernel either way.")
+    promiscuous: bool = _opt(False, syntax="promiscuous", kind="flag",
+                             help="Put each captured interface into promiscuous mode while it is captured.")
+    direction: str = _opt("in", syntax="direction (in | both)", kind="choice",
+                          help="in: only packets arriving on the interface (Junos `filter input`); both: also "
+                               "the packets the host sends out of it.")
+    snaplen: int = _leaf(256, key="snaplen", arg="BYTES", kind="integer", range=(64, 65535),
+                         help="Bytes of each frame copied out of the kernel (headers are all flowd reads; "
+                              "byte counts come from the IP header). At most block-size - 256.")
+
+    def worker_count(self) -> int:
+        """The configured number of workers, or one per CPU this process may run on."""
+        if self.workers is not None:
+            return self.workers
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except (AttributeError, OSError):
+            return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshRate:
+    """`template-refresh-rate` / `option-refresh-rate`: resend after N packets or S seconds."""
+
+    packets: int = _leaf(4800, key="packets", arg="N", kind="integer", range=(1, 480_000),
+                         help="Resend after this many export packets.")
+    seconds: float = _leaf(60.0, key="seconds", arg="SECONDS", kind="duration", range=(10, 600), shown="60",
+                           help="Resend after this many seconds.")
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateConfig:
+    """`services flow-monitoring (version9 | version-ipfix) template NAME { ... }`."""
+
+    name: str = _opt(syntax=None, kind="name", help="Template name, referenced by `flow-server version9 template`.")
+    format: str = _opt(syntax=None, kind="choice", help='"9" (version9) or "ipfix" (version-ipfix).')
+    template_type: str = _opt(syntax="ipv4-template | ipv6-template | mpls-template | mpls-ipv4-template | "
+                                     "bridge-template | peer-as-billing-template", kind="choice", shown="required",
+                              help="Record layout (exactly one). peer-as-billing-template is version9 only. "
+                                   "Family inet exports ipv4/mpls-ipv4/peer-as-billing, inet6 exports ipv6.")
+    template_id: int | None = _leaf(None, key="template-id", arg="N", kind="integer", range=(1024, 65535),
+                                    shown="per family", help="Template ID (unique among the templates).")
+    options_template_id: int | None = _leaf(None, key="options-template-id", arg="N", kind="integer",
+                                            range=(1024, 65535), shown="per family",
+                                            help="Options template ID (unique among the templates).")
+    domain_id: int | None = _opt(None, syntax="source-id N | observation-domain-id N", kind="integer",
+                                 range=(0, 255), shown="1 (inet), 2 (inet6)",
+                                 help="v9 header Source ID (version9) or IPFIX Observation Domain ID "
+                                      "(version-ipfix). Unset, each family has its own (Junos derives a unique "
+                                      "one too): the families export from separate sockets with separate "
+                                      "sequence numbers, and collectors track sequences per exporter and "
+                                      "domain.")
+    active_timeout: float | None = _leaf(None, key="flow-active-timeout", arg="SECONDS", kind="duration",
+                                         range=(10, 600), shown="the output's",
+                                         help="Overrides the output's flow-active-timeout for the flows of every "
+                                              "family whose flow servers export with this template (flowd keeps "
+                                              "one flow cache per family, so those servers must agree).")
+    inactive_timeout: float | None = _leaf(None, key="flow-inactive-timeout", arg="SECONDS", kind="duration",
+                                           range=(10, 600), shown="the output's",
+                                           help="Overrides the output's flow-inactive-timeout, as "
+                                                "flow-active-timeout does.")
+    template_refresh: RefreshRate = _opt(RefreshRate(), syntax="template-refresh-rate { packets N; seconds S; }",
+                                         shown="4800 packets / 60 s", help="When to resend the template.")
+    option_refresh: RefreshRate = _opt(RefreshRate(), syntax="option-refresh-rate { packets N; seconds S; }",
+                                       shown="4800 packets / 60 s", help="When to resend the options template.")
+    label_positions: tuple[int, ...] = _opt((1, 2, 3), syntax="mpls-template { label-position [ N ... ]; }",
+                                            kind="integers", range=(1, 8), shown="[ 1 2 3 ]",
+                                            help="MPLS label positions exported (1 to 3 values; mpls-template "
+                                                 "and mpls-ipv4-template only).")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole validated configuration."""
+
+    sampling: SamplingInput
+    families: Mapping[str, FamilyOutput]
+    filters: Mapping[str, Filter]
+    inputs: tuple[InputBinding, ...]
+    interface_map: Mapping[str, str]
+    flow_table: FlowTableConfig
+    control: ControlConfig
+    templates: Mapping[str, TemplateConfig]
+    source: str
+    tree: Mapping[str, Any]  # the validated nested dict, for `show configuration`
+    outputs: tuple[InputBinding, ...] = ()  # `filter output` / `sampling output` bindings (egress)
+    capture: CaptureConfig = CaptureConfig()
+
+
+    def live_interfaces(self) -> tuple[tuple[str, str], ...]:
+        """(name as configured, Linux name) of every interface with an input binding, each once, in order.
+
+        The Linux name is the `flowd interface-map` entry, else the configured name itself.
+        """
+        seen: dict[str, str] = {}
+        for binding in self.inputs:
+            seen.setdefault(binding.interface, self.interface_map.get(binding.interface, binding.interface))
+        return tuple(seen.items())
+
+
+def field_meta(cls: type, name: str) -> Mapping[str, Any]:
+    for f in fields(cls):
+        if f.name == name:
+            return f.metadata
+    raise KeyError(name)
+
+
+def field_range(cls: type, name: str) -> tuple[int, int]:
+    rng = field_meta(cls, name)["range"]
+    assert rng is not None
+    return rng  # type: ignore[no-any-return]

@@ -1,0 +1,97 @@
+"""Every control method answers exactly its contract (flowd/control/rpcs.py), and everything derived from it is in step."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flowd.config.loader import load_config, parse_config
+from flowd.config.overrides import with_overrides
+from flowd.control import methods
+from flowd.control.rpcs import BLOCK, RPCS, BadParam, Kind, render_docs
+from flowd.core import query
+from flowd.runtime.probe import Probe
+from shell.grammar import COMMANDS
+
+REPO = Path(__file__).resolve().parents[2]
+T0 = 1_700_000_000.0
+TEMPLATE_CONFIG = """
+services: {flow-monitoring: {version-ipfix: {template: {v4: {ipv4-template: true}}}}}
+forwarding-options:
+  sampling:
+    input: {rate: 1}
+    family: {inet: {output: {flow-server: {127.0.0.1: {port: 9, version-ipfix: {template: v4}}}}}}
+"""
+
+
+def test_every_contract_has_a_method_and_back() -> None:
+    assert set(RPCS) == set(methods.METHODS)
+
+
+def test_the_flow_filters_the_query_matches_are_the_contracts() -> None:
+    detail = RPCS["accounting.flow_detail"]
+    assert {p.name for p in detail.params if p.kind is Kind.INTEGER} - {"limit"} == set(query.FLOW_FILTERS)
+
+
+def test_control_protocol_doc_has_the_generated_table() -> None:
+    text = (REPO / "docs" / "control-protocol.md").read_text(encoding="utf-8")
+    assert render_docs() in text, "docs/control-protocol.md is stale: paste `python -m flowd.control.rpcs --docs`"
+
+
+def test_the_docs_command_prints_the_table() -> None:
+    done = subprocess.run([sys.executable, "-m", "flowd.control.rpcs", "--docs"], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout == render_docs()
+
+
+def test_shell_options_are_the_contracts_params() -> None:
+    """Each command's options (but the output level) are its method's params: same names, ranges, help."""
+    for command in COMMANDS:
+        if command.rpc is None:
+            continue
+        rpc = RPCS[command.rpc]
+        opts = {o.param_name: o for o in command.options if hasattr(o, "keyword")}
+        assert set(opts) == {p.name for p in rpc.params}, command.path
+        for p in rpc.params:
+            assert opts[p.name].help == p.help and opts[p.name].required == p.required
+            if p.kind is Kind.INTEGER:
+                value = opts[p.name].value
+                assert (value.lo, value.hi) == (p.low, p.high), command.path  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("method", "params", "message"), [
+    ("accounting.flow_detail", {"limit": 0}, "limit: expected an integer 1..10000000, got 0"),
+    ("accounting.flow_detail", {"limit": True}, "limit: expected an integer 1..10000000, got True"),
+    ("accounting.flow_detail", {"order": "flows"}, "order: expected bytes or packets, got 'flows'"),
+    ("accounting.flow_detail", {"source_prefix": "10.0.0.300/8"}, "source_prefix: expected an address prefix"),
+    ("accounting.flow_detail", {"input_snmp_interface_index": 2**32}, "expected an integer 0..4294967295"),
+    ("accounting.flow_detail", {"colour": 1}, "unknown parameter(s): colour"),
+    ("accounting.aggregation_template", {}, "template_name: required"),
+    ("accounting.aggregation_template", {"template_name": ""}, "template_name: expected a non-empty string"),
+    ("system.version", {"name": "x"}, "unknown parameter(s): name"),
+])
+def test_bad_params_name_the_parameter(method: str, params: dict[str, Any], message: str) -> None:
+    with pytest.raises(BadParam, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        RPCS[method].check(params)
+    probe = Probe(with_overrides(load_config(None), flow_servers=[]), now=T0)
+    with pytest.raises(methods.BadParams, match="expected|unknown|required"):
+        asyncio.run(methods.call(probe, method, params, lambda: T0))
+
+
+@pytest.mark.parametrize("method", sorted(RPCS))
+def test_each_method_returns_exactly_its_declared_fields(method: str) -> None:
+    rpc = RPCS[method]
+    probe = Probe(parse_config(TEMPLATE_CONFIG, source="t.yaml", syntax="yaml"), now=T0)
+    params: dict[str, Any] = {"template_name": "v4"} if method == "accounting.aggregation_template" else {}
+    result = asyncio.run(methods.call(probe, method, params, lambda: T0 + 1))
+    if method.startswith("accounting.") and "interfaces" in result:
+        for block in result["interfaces"]:
+            assert tuple(block)[:3] == BLOCK
+            assert tuple(block)[3:] == rpc.result
+    else:
+        assert tuple(result) == rpc.result
