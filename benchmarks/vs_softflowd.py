@@ -93,9 +93,10 @@ class Run:
     sent: int  # datagrams the tool says it sent
 
 
-def flowd_command(capture: Path, port: int) -> list[str]:
+def flowd_command(capture: Path, port: int, workers: int | None = None) -> list[str]:
     return [sys.executable, "-m", "flowd", "--read", str(capture), "--flow-server", f"127.0.0.1:{port}",
-            "--active-timeout", str(TIMEOUT), "--inactive-timeout", str(TIMEOUT)]
+            "--active-timeout", str(TIMEOUT), "--inactive-timeout", str(TIMEOUT),
+            *(("--workers", str(workers)) if workers else ())]
 
 
 def softflowd_command(capture: Path, port: int, workdir: Path) -> list[str]:
@@ -113,10 +114,10 @@ def number(pattern: str, text: str) -> int:
     return int(found.group(1).replace(",", "")) if found else -1
 
 
-def measure(tool: str, capture: Path, workdir: Path) -> Run:
-    """One timed run of one tool with a fresh sink."""
+def measure(tool: str, capture: Path, workdir: Path, workers: int | None = None) -> Run:
+    """One timed run of one tool with a fresh sink (flowd with ``--workers`` when given)."""
     sink = Sink()
-    cmd = (flowd_command(capture, sink.port) if tool == "flowd"
+    cmd = (flowd_command(capture, sink.port, workers) if tool == "flowd"
            else softflowd_command(capture, sink.port, workdir))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH")))))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -179,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flows", type=int, default=200_000)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--runs", type=int, default=3, help="rounds; medians are reported (default 3)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="flowd --read --workers N (default: flowd's own default, one per CPU)")
     p.add_argument("--capture", type=Path, metavar="FILE",
                    help="use this capture (its FILE.truth.npz, if present, for the check); "
                    "generate it there first if it does not exist")
@@ -213,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             for i in range(args.runs):
                 order = ("flowd", "softflowd") if i % 2 == 0 else ("softflowd", "flowd")
                 for tool in order:
-                    runs.append(measure(tool, capture, workdir))
+                    runs.append(measure(tool, capture, workdir, args.workers))
                     print(f"  round {i + 1}: {tool} {runs[-1].wall:.3f} s", flush=True)
         except (ValueError, OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
             print(f"vs_softflowd: {exc}", file=sys.stderr)

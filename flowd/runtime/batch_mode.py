@@ -22,8 +22,10 @@ from flowd.export.exporter import Exporter
 from flowd.export.udp import ExportSocketError
 from flowd.model.batch import FrameBatch
 from flowd.model.drops import DropReason
+from flowd.runtime.batch_shards import Shards, chunked, workers_for
 
 READ_AHEAD = 2  # decoded batches waiting for the flow cache
+FLUSH_CHUNK = 8192  # flows ended and exported at a time by the end-of-file flush
 DAMAGED = 2  # exit status: the file was damaged; every packet before the damage was exported
 
 
@@ -92,10 +94,14 @@ def decoded_batches(reader: CaptureReader, batch_size: int) -> Iterator[tuple[Fr
         worker.join()
 
 
-def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: int = 65536) -> int:
-    """Process one capture file; print the summary; return the exit status."""
+def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: int = 65536,
+              workers: int = 1) -> int:
+    """Process one capture file; print the summary; return the exit status.
+
+    With ``workers`` above 1 the flow cache is split across that many processes
+    (flowd.runtime.batch_shards, which says when it falls back to one).
+    """
     started = time.perf_counter()
-    pipeline = Pipeline(cfg)
     error: str | None = None
     now = 0.0
     try:
@@ -104,31 +110,44 @@ def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: i
     except (CaptureError, ExportSocketError) as exc:
         print(f"flowd: {exc}", file=sys.stderr)
         return 1
+    count = workers_for(path, cfg, workers)
+    shards = Shards(path, cfg, count, batch_size) if count > 1 else None
+    pipeline = shards.pipeline if shards is not None else Pipeline(cfg)
     first_batch = True
-    with reader:
-        for item in decoded_batches(reader, batch_size):
-            if isinstance(item, CaptureError):
-                error = str(item)
-                break
-            frames, decoded = item
-            now = max(now, float(frames.ts.max()))
-            if first_batch:  # sysUptime starts with the first packet
-                exporter.start_uptime(float(frames.ts.min()))
-                first_batch = False
-            for family, records in pipeline.account(decoded, len(frames), now).items():
-                exporter.export(family, records, now)
-            for family, records in pipeline.expire(now).items():
-                exporter.export(family, records, now)
-    for family, records in pipeline.flush(now).items():
-        exporter.export(family, records, now)
+    try:
+        with reader:
+            for item in decoded_batches(reader, batch_size):
+                if isinstance(item, CaptureError):
+                    error = str(item)
+                    break
+                frames, decoded = item
+                now = max(now, float(frames.ts.max()))
+                if first_batch:  # sysUptime starts with the first packet
+                    exporter.start_uptime(float(frames.ts.min()))
+                    first_batch = False
+                if shards is not None:
+                    for family, records in shards.batch(frames, decoded, now):
+                        exporter.export(family, records, now)
+                    continue
+                for family, records in pipeline.account(decoded, len(frames), now).items():
+                    exporter.export(family, records, now)
+                for family, records in pipeline.expire(now).items():
+                    exporter.export(family, records, now)
+        flushed = shards.finish(now, FLUSH_CHUNK) if shards is not None else chunked(pipeline.flush(now).items(), FLUSH_CHUNK)
+        for family, records in flushed:
+            exporter.export(family, records, now)
+    finally:
+        if shards is not None:
+            shards.close()
     exporter.close()
-    st = pipeline.stats
-    tables = [p.table.counters for p in pipeline.paths.values()]
+    st = shards.stats if shards is not None else pipeline.stats
+    flows_created = shards.flows_created if shards is not None else \
+        sum(p.table.counters.flows_created for p in pipeline.paths.values())
     summary = Summary(
         frames=st.frames, packets_sampled=st.sampled,
         drops={r.value: n for r, n in st.drops.items() if r is not DropReason.DISCARDED},
         discarded=st.drops[DropReason.DISCARDED], not_sampled=st.not_sampled,
-        flows_created=sum(c.flows_created for c in tables),
+        flows_created=flows_created,
         flows_exported=exporter.counters.flows_exported,
         not_exportable=exporter.counters.not_exportable, datagrams=exporter.counters.datagrams,
         export_failures=sum(int(r["failures"]) for r in exporter.server_stats()),  # type: ignore[call-overload]
@@ -139,3 +158,4 @@ def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: i
         print(f"flowd: {error}", file=sys.stderr)
         return DAMAGED
     return 0
+
