@@ -60,7 +60,7 @@ import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
-from typing import Final, NoReturn
+from typing import Any, Final, NoReturn
 
 import numpy as np
 import numpy.typing as npt
@@ -285,6 +285,25 @@ def _compiled_tpacket_walk() -> Callable[..., tuple[int, int, int, int]] | None:
     walk: Callable[..., tuple[int, int, int, int]] | None = compiled(
         "walk_tpacket", TPACKET_WALKS={w.name: w.value for w in _TpacketWalk})
     return walk
+
+
+class _RingRead(IntEnum):
+    """What flowd.native._ring.read_ring found wrong with a block; the same numbers as its enum ring_status."""
+
+    OK = 0
+    BLOCK_LENGTH_OR_FIRST_PACKET_OUT_OF_BOUNDS = 1
+    PACKET_HEADER_PAST_THE_BLOCK_END_OR_MISALIGNED = 2
+    FRAME_PAST_THE_BLOCK_END = 3
+
+
+def _compiled_ring_read() -> Callable[..., tuple[Any, ...]] | None:
+    """flowd.native._ring.read_ring, unless it is not built, FLOWD_NO_FASTPATH=1, or its codes differ."""
+    read: Callable[..., tuple[Any, ...]] | None = compiled(
+        "read_ring", module="flowd.native._ring", RING_OK=_RingRead.OK,
+        RING_BLOCK=_RingRead.BLOCK_LENGTH_OR_FIRST_PACKET_OUT_OF_BOUNDS,
+        RING_HEADER=_RingRead.PACKET_HEADER_PAST_THE_BLOCK_END_OR_MISALIGNED,
+        RING_FRAME=_RingRead.FRAME_PAST_THE_BLOCK_END)
+    return read
 
 
 def packet_offsets_python(buf: bytes, starts: Sequence[int]) -> tuple[I64, I64]:
@@ -526,7 +545,29 @@ class PacketRing:
         return self._sock.fileno()
 
     def read(self) -> FrameBatch | None:
-        """Copy out every ready block, give them back to the kernel, and return their frames."""
+        """Copy out every ready block, give them back to the kernel, and return their frames.
+
+        flowd.native._ring does it in one call when it is built; ``read_python`` is the same read in
+        Python and numpy (and the oracle the compiled one is tested against).
+        """
+        read_ring = _compiled_ring_read()
+        mm = self._map
+        if read_ring is None or mm is None:
+            return self.read_python()
+        size, count = self.options.block_size, self.options.ring_blocks
+        status, at, blocks, n, buf, offset, caplen, wirelen, ts = read_ring(
+            mm, self._next, size, count, self.linktype == LinkType.ETHERNET)
+        if status != _RingRead.OK:
+            raise RingError(f"{self.interface}: ring block {at}: {_RingRead(status).name.lower().replace('_', ' ')}")
+        if not blocks:
+            return None
+        self._next = at
+        return FrameBatch(buf=buf, offset=np.frombuffer(offset, np.int64), caplen=np.frombuffer(caplen, np.uint32),
+                          wirelen=np.frombuffer(wirelen, np.uint32), ts=np.frombuffer(ts, np.float64),
+                          linktype=np.full(n, self.linktype, np.uint16), ifindex=np.full(n, self.ifindex, np.uint32))
+
+    def read_python(self) -> FrameBatch | None:
+        """``read`` without the compiled extension."""
         mm = self._map
         if mm is None:
             return None
