@@ -490,6 +490,7 @@ class PacketRing:
         self.drops = 0
         self._next = 0  # the block the next read looks at first
         self._map: mmap.mmap | None = None
+        self._read_ring = _compiled_ring_read()
         try:
             self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)  # protocol 0: no frames yet
         except PermissionError:
@@ -550,7 +551,7 @@ class PacketRing:
         flowd.native._ring does it in one call when it is built; ``read_python`` is the same read in
         Python and numpy (and the oracle the compiled one is tested against).
         """
-        read_ring = _compiled_ring_read()
+        read_ring = self._read_ring
         mm = self._map
         if read_ring is None or mm is None:
             return self.read_python()

@@ -32,6 +32,7 @@ def fake_ring(blocks: dict[int, bytes], *, start: int, linktype: int = LinkType.
     ring.options = RingOptions(ring_blocks=BLOCKS, block_size=BLOCK)
     ring._map = mmap.mmap(-1, BLOCK * BLOCKS)
     ring._next = start
+    ring._read_ring = compiled("read_ring", module="flowd.native._ring")
     for index, block in blocks.items():
         ring._map[index * BLOCK:index * BLOCK + len(block)] = block
     return ring
