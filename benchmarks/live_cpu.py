@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=3.0, help="seconds of traffic per step (default 3)")
     p.add_argument("--idle", type=float, default=3.0, help="seconds of idle baseline per receiver (default 3)")
     p.add_argument("--workers", type=int, default=None, help="flowd capture workers (default: one per CPU)")
+    p.add_argument("--block-timeout", type=int, default=None, metavar="MS",
+                   help="flowd capture block-timeout (default: flowd's own)")
     p.add_argument("--rounds", type=int, default=1, help="rounds; the tool that goes first alternates")
     p.add_argument("--buffer", type=int, default=64 << 20, help="softflowd -B (bytes); default 64 MiB")
     args = p.parse_args(argv)
@@ -130,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                         for tool in TOOLS if i % 2 == 0 else TOOLS[::-1]:
                             here = workdir / f"round{i}-{tool}"
                             here.mkdir()
-                            receiver: Flowd | Softflowd = (Flowd(b, here, port, args.workers) if tool == "flowd"
+                            receiver: Flowd | Softflowd = (Flowd(b, here, port, args.workers, args.block_timeout) if tool == "flowd"
                                                            else Softflowd(b, here, port, args.buffer))
                             try:
                                 if isinstance(receiver, Flowd):

@@ -129,10 +129,13 @@ class Receiver(Protocol):
 class Flowd:
     tool = "flowd"
 
-    def __init__(self, ns: Namespace, workdir: Path, port: int, workers: int | None) -> None:
+    def __init__(self, ns: Namespace, workdir: Path, port: int, workers: int | None,
+                 block_timeout: int | None = None) -> None:
         self.socket = str(workdir / "flowd.sock")
         config = workdir / "flowd.yaml"
-        config.write_text("flowd:\n  capture: {" + (f"workers: {workers}" if workers else "") + "}\n")
+        capture = [f"workers: {workers}"] if workers else []
+        capture += [f"block-timeout: {block_timeout}"] if block_timeout else []
+        config.write_text("flowd:\n  capture: {" + ", ".join(capture) + "}\n")
         self.log = open(workdir / "flowd.runtime.log", "w")
         self.proc = subprocess.Popen(
             ns.exec_args(sys.executable, "-m", "flowd", "--socket", self.socket, "--config", str(config),
