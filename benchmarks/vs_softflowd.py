@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from time import perf_counter
 from typing import Final
@@ -91,6 +91,14 @@ class Run:
     records: int  # v5 flow records in them
     exported: int  # flows the tool says it exported
     sent: int  # datagrams the tool says it sent
+
+
+def mixed(spec: SynthSpec) -> SynthSpec:
+    """The mixed full-frame capture of the performance issue: whole frames (no snaplen), about 25% IPv6 of
+    which a tenth carry a hop-by-hop header, 5% IPv4 fragments, 802.1Q, QinQ and MPLS, 1% damaged frames
+    (the generator makes no IPv6 fragments)."""
+    return replace(spec, snaplen=65535, ipv6_share=0.25, hop_by_hop_share=0.1, fragment_share=0.05,
+                   vlan_share=0.1, qinq_share=0.05, mpls_share=0.05, damaged_share=0.01)
 
 
 def flowd_command(capture: Path, port: int, workers: int | None = None) -> list[str]:
@@ -180,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flows", type=int, default=200_000)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--runs", type=int, default=3, help="rounds; medians are reported (default 3)")
+    p.add_argument("--mixed", action="store_true",
+                   help="generate the mixed full-frame capture: whole frames, 25%% IPv6 (a tenth with hop-by-hop), "
+                   "5%% IPv4 fragments, 802.1Q, QinQ, MPLS, 1%% damaged")
     p.add_argument("--workers", type=int, default=None,
                    help="flowd --read --workers N (default: flowd's own default, one per CPU)")
     p.add_argument("--capture", type=Path, metavar="FILE",
@@ -204,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
                 warm(capture)
             else:
                 spec = SynthSpec(packets=args.packets, flows=args.flows, seed=args.seed)
+                if args.mixed:
+                    spec = mixed(spec)
                 truth, elapsed = generate(spec, capture)
                 print("\n".join(describe(truth, capture, elapsed)))
             frames = truth.frames if truth else count_frames(capture)
