@@ -5,22 +5,30 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import NoReturn
 
 from flowd import __version__
-from flowd.config.loader import check_config_main, load_config
+from flowd.config.diagnosis import check_config_main
+from flowd.config.loader import load_config
 from flowd.config.overrides import with_overrides
 from flowd.config.schema import Config, ConfigError
+from flowd.runtime.exit_status import ExitStatus, epilog
 
-EPILOG = """\
-exit status: 0 success; 1 bad arguments, configuration or unreadable input;
-2 (--read) the capture file was damaged: every packet before the damage was accounted and exported.
-
+EXAMPLES = """\
 examples:
   sudo flowd --install-service --admin alice
   flowd --check-config --config /etc/flowd/flowd.yaml
   flowd --read trace.pcap --flow-server 127.0.0.1:2055
   flowd --read - --flow-server 127.0.0.1:2055 < trace.pcap.gz
 """
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with usage errors exiting EX_USAGE (64) instead of 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(ExitStatus.USAGE, f"{self.prog}: error: {message}\n")
 
 
 def host_port(text: str) -> tuple[str, int]:
@@ -53,14 +61,14 @@ def replay_speed(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="flowd", description="Junos-style active flow monitoring: capture, flow cache, "
-        "cflowd/NetFlow export.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "cflowd/NetFlow export.", epilog=f"{epilog()}\n\n{EXAMPLES}", formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"flowd {__version__}")
     p.add_argument("--config", metavar="FILE",
                    help="YAML or Junos curly-brace configuration (default: the embedded example)")
     p.add_argument("--check-config", action="store_true",
-                   help="validate the configuration, print the result and exit 0 (valid) or 1")
+                   help="validate the configuration, print the result and exit 0 (valid) or 78")
     p.add_argument("--demo", action="store_true",
                    help="start a daemon replaying a sample capture and open the flowcli shell on it")
     p.add_argument("--read", metavar="FILE",
@@ -100,11 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--flow-server", metavar="HOST:PORT", type=host_port, action="append",
                    help="export to this flow server instead of the configured ones (repeatable, up to 8)")
     o.add_argument("--export-version", choices=("5", "9", "ipfix"),
-                   help="export format: 5 (cflowd v5), 9 (NetFlow v9) or ipfix")
+                   help="export format: 5 (cflowd v5), 9 (NetFlow v9) or ipfix. With 9 or ipfix, a configuration "
+                   "without an inet6 output exports IPv6 too, to the same flow servers with the same timeouts; "
+                   "with 5, IPv6 packets are counted (not IPv4) but not exported")
     o.add_argument("--transport", choices=("udp", "tcp"),
                    help="export transport: udp, or tcp (IPFIX only; RFC 7011 section 10.4)")
-    o.add_argument("--source-address", metavar="ADDR",
-                   help="source address of export datagrams (replaces every configured one)")
+    o.add_argument("--source-address", metavar="ADDR", action="append",
+                   help="source address of export datagrams to the flow servers of its address family (replaces "
+                   "the configured ones; give it once per family). A flow server with none of its family "
+                   "uses one the kernel picks")
     o.add_argument("--active-timeout", metavar="S", type=float, help="flow-active-timeout in seconds")
     o.add_argument("--inactive-timeout", metavar="S", type=float, help="flow-inactive-timeout in seconds")
     o.add_argument("--sampling-rate", metavar="N", type=int, help="sample 1 packet in N")
@@ -129,14 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.install_service:
         from flowd.runtime.install import install_main
 
-        return install_main(args)
+        return ExitStatus.OSERR if install_main(args) else ExitStatus.OK
     if args.check_config:
-        return check_config_main(args.config)
+        return ExitStatus.CONFIG if check_config_main(args.config) else ExitStatus.OK
     try:
         cfg = configure(args)
     except ConfigError as exc:
         print(f"flowd: {exc}", file=sys.stderr)
-        return 1
+        return ExitStatus.CONFIG
     if args.demo:
         from flowd.demo import run_demo
 
@@ -151,10 +163,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_daemon(args: argparse.Namespace, cfg: Config) -> int:
-    """Run in the foreground until SIGTERM/SIGINT; SIGHUP reloads the configuration."""
+    """Run in the foreground until SIGTERM/SIGINT/SIGQUIT; SIGHUP reloads the configuration."""
+    from flowd.runtime.signals import Signals
+
+    signals = Signals()
+    signals.remember()  # from here on no signal ends the process uncleanly (flowd/runtime/signals.py)
+
     import asyncio
     import logging
-    import signal
 
     import uvloop
 
@@ -172,7 +188,7 @@ def run_daemon(args: argparse.Namespace, cfg: Config) -> int:
     log = logging.getLogger("flowd")
     socket_path = args.socket or cfg.control.socket or str(default_socket_path())
 
-    async def daemon() -> int:
+    async def daemon() -> None:
         clock = SystemClock()
         replays = [Replay(path, clock, speed=args.replay_speed, loop=args.replay_loop)
                    for path in args.replay or ()]
@@ -180,19 +196,33 @@ def run_daemon(args: argparse.Namespace, cfg: Config) -> int:
         live = live_inputs(cfg) if args.interface or (args.config and not args.replay) else []
         app = App(cfg, socket_path=socket_path, clock=clock, replays=replays,
                   load_config=lambda: configure(args), live=live, log_level=args.log_level)
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, app.stop)
-        loop.add_signal_handler(signal.SIGINT, app.stop)
-        loop.add_signal_handler(signal.SIGHUP, app.reload)
-        await app.run()
-        return 0
+        signals.attach(asyncio.get_running_loop(), stop=app.stop, reload=app.reload)
+        try:
+            await app.run()
+        finally:
+            signals.block()
 
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(daemon())
-    except (ExportSocketError, OSError, LiveCaptureError, WorkerError) as exc:
+            runner.run(daemon())
+        return ExitStatus.OK
+    except ExportSocketError as exc:
         log.error("%s", exc)
-        return 1
+        return ExitStatus.UNAVAILABLE
+    except PermissionError as exc:
+        log.error("%s", exc)
+        return ExitStatus.NOPERM
+    except (OSError, LiveCaptureError) as exc:
+        log.error("%s", exc)
+        return ExitStatus.OSERR
+    except WorkerError as exc:
+        log.error("%s", exc)
+        return ExitStatus.SOFTWARE
+    except Exception:
+        log.exception("the daemon failed")
+        return ExitStatus.SOFTWARE
+    finally:
+        signals.settle()
 
 
 if __name__ == "__main__":

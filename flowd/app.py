@@ -27,11 +27,13 @@ from flowd.capture.files import CaptureError
 from flowd.capture.live import LiveCapture
 from flowd.capture.replay import Replay
 from flowd.config.schema import Config, ConfigError
+from flowd.control.metrics import MetricsServer
 from flowd.control.server import ControlServer
 from flowd.export.udp import ExportSocketError
 from flowd.model.clock import Clock
 from flowd.runtime.clock import SystemClock
 from flowd.runtime.inputs import finish, ingest, open_capture
+from flowd.runtime.netconf_process import NetconfProcess
 from flowd.runtime.notify import Notifier, ping_watchdog
 from flowd.runtime.probe import Probe
 from flowd.runtime.shard import LiveInput
@@ -95,8 +97,14 @@ class App:
                 stack.push_async_callback(_cancel, watchdog)
             cfg = self.probe.cfg.control
             await stack.enter_async_context(ControlServer(
-                self.socket_path, self.probe, self.clock.time,
+                self.socket_path, self.probe, self.clock,
                 read_group=cfg.read_group, admin_group=cfg.admin_group))
+            if self.probe.cfg.metrics is not None:
+                metrics = self.probe.cfg.metrics
+                await stack.enter_async_context(MetricsServer(metrics.listen, metrics.port, self.probe,
+                                                              self.clock.time))
+            if self.probe.cfg.netconf is not None:
+                await stack.enter_async_context(NetconfProcess(self.probe.cfg.netconf, self.socket_path))
             stack.push_async_callback(self._final_flush)
             expiry = self._start(self._expiry(), "expiry")
             stack.push_async_callback(_cancel, expiry)

@@ -15,11 +15,15 @@ from typing import Any, Final, Self
 
 from flowd.control.protocol import (
     MAX_RESPONSE_LINE,
+    Assembly,
+    Chunk,
+    End,
     ErrorCode,
     ProtocolError,
     Request,
+    RequestId,
     Response,
-    decode_response,
+    decode_reply,
     encode_request,
 )
 
@@ -64,14 +68,17 @@ class RemoteError(ClientError):
 class Client:
     """Calls daemon methods over the Unix socket at `path`."""
 
-    def __init__(self, path: Path | str, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, path: Path | str, timeout: float = DEFAULT_TIMEOUT, user: str | None = None) -> None:
+        """``user``: call on behalf of this user (the NETCONF server; the daemon trusts it from its own user)."""
         self.path = Path(path)
         self.timeout = timeout
+        self.user = user
         self._ids = itertools.count(1)
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._read_task: asyncio.Task[None] | None = None
         self._pending: dict[int | str, asyncio.Future[Response]] = {}
+        self._progress: dict[int | str, asyncio.Event] = {}  # set at each line of a streamed reply
         self._connecting = asyncio.Lock()  # concurrent first calls share one connection
 
     @property
@@ -111,7 +118,7 @@ class Client:
         assert self._writer is not None
         request_id = next(self._ids)
         try:
-            data = encode_request(Request(request_id, method, params))
+            data = encode_request(Request(request_id, method, params, self.user))
         except ProtocolError as exc:
             raise RemoteError(exc.code.value, exc.message) from None
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
@@ -122,26 +129,48 @@ class Client:
                 await self._writer.drain()
             except (ConnectionError, OSError):
                 raise _WriteFailed from None
-            try:
-                response = await asyncio.wait_for(future, self.timeout)
-            except TimeoutError:
-                raise RequestTimeout(f"no reply from flowd within {self.timeout:g} s ({method})") from None
+            response = await self._wait(request_id, future, method)
         finally:
             self._pending.pop(request_id, None)
+            self._progress.pop(request_id, None)
         if not response.ok:
             assert response.error is not None
             raise RemoteError(response.error.code, response.error.message)
         return response.result
 
+    def _deliver(self, reply: Response | Chunk | End, streams: dict[RequestId, Assembly]) -> Response | None:
+        """The response a pending call gets for this line, if any (a stream's parts are assembled first)."""
+        if isinstance(reply, Response):
+            if reply.more is not None and reply.id is not None:
+                streams[reply.id] = Assembly(reply)
+                return None
+            if reply.id is not None:
+                streams.pop(reply.id, None)  # an error ended a stream early
+            return reply
+        stream = streams.get(reply.id)
+        if stream is None:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, "rows of a stream that did not start", reply.id)
+        progress = self._progress.get(reply.id)
+        if progress is not None:
+            progress.set()
+        if isinstance(reply, Chunk):
+            stream.add(reply)
+            return None
+        del streams[reply.id]
+        return stream.finish(reply)
+
     async def _read_replies(self, reader: asyncio.StreamReader) -> None:
         reason = "connection to flowd closed"
+        streams: dict[RequestId, Assembly] = {}
         try:
             while line := await reader.readline():
                 try:
-                    response = decode_response(line)
+                    response = self._deliver(decode_reply(line), streams)
                 except ProtocolError as exc:
                     reason = f"bad reply from flowd: {exc.message}"
                     break
+                if response is None:
+                    continue
                 if response.id is None:
                     # The daemon could not read a request's id: it can only be about one still waiting.
                     for waiting in self._pending.values():
@@ -156,6 +185,22 @@ class Client:
         self._fail_pending(ConnectionLost(reason))
         if self._writer is not None:
             self._writer.close()
+
+    async def _wait(self, request_id: int, future: asyncio.Future[Response], method: str) -> Response:
+        """The reply, however long a streamed one takes, as long as no `timeout` passes without a line of it."""
+        progress = self._progress[request_id] = asyncio.Event()
+        while True:
+            waiter = asyncio.ensure_future(progress.wait())
+            try:
+                done, _ = await asyncio.wait((future, waiter), timeout=self.timeout,
+                                             return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+            if future in done:
+                return future.result()
+            if not done:
+                raise RequestTimeout(f"no reply from flowd within {self.timeout:g} s ({method})")
+            progress.clear()
 
     def _fail_pending(self, exc: ClientError) -> None:
         for future in self._pending.values():

@@ -138,22 +138,22 @@ PASSIVE_NOTE: Final = "The same output as the `show services accounting` command
 
 COMMANDS: Final = (
     Command("show services accounting aggregation template", "Show flows of a version 9 or IPFIX template",
-            rpc="accounting.aggregation_template", options=AGGREGATION_TEMPLATE_OPTIONS,
+            xml_rpc="get-service-accounting-aggregation-template-information", rpc="accounting.aggregation_template", options=AGGREGATION_TEMPLATE_OPTIONS,
             notes=AGGREGATION_TEMPLATE_NOTE),
     Command("show services accounting errors", "Show accounting error statistics",
-            rpc="accounting.errors", options=(NAME,), notes=ERRORS_NOTE),
+            xml_rpc="get-service-accounting-errors-information", rpc="accounting.errors", options=(NAME,), notes=ERRORS_NOTE),
     Command("show services accounting flow", "Show flow statistics",
-            rpc="accounting.flow", options=(NAME,), notes=FLOW_NOTE),
+            xml_rpc="get-service-accounting-flow-information", rpc="accounting.flow", options=(NAME,), notes=FLOW_NOTE),
     Command("show services accounting flow-detail", "Show individual flows",
-            rpc="accounting.flow_detail", options=FLOW_DETAIL_OPTIONS, notes=FLOW_DETAIL_NOTE),
+            xml_rpc="get-service-accounting-flow-detail", rpc="accounting.flow_detail", options=FLOW_DETAIL_OPTIONS, notes=FLOW_DETAIL_NOTE),
     Command("show services accounting memory", "Show memory utilization",
-            rpc="accounting.memory", options=(NAME,), notes=MEMORY_NOTE),
+            xml_rpc="get-service-accounting-memory-information", rpc="accounting.memory", options=(NAME,), notes=MEMORY_NOTE),
     Command("show services accounting packet-size-distribution", "Show packet size distribution",
-            rpc="accounting.packet_size_distribution", options=(NAME,), notes=SIZE_RANGES_NOTE),
+            xml_rpc="get-packet-distribution-information", rpc="accounting.packet_size_distribution", options=(NAME,), notes=SIZE_RANGES_NOTE),
     Command("show services accounting status", "Show accounting status",
-            rpc="accounting.status", options=(NAME,), notes=STATUS_NOTE),
+            xml_rpc="get-service-accounting-status-information", rpc="accounting.status", options=(NAME,), notes=STATUS_NOTE),
     Command("show services accounting usage", "Show CPU utilization",
-            rpc="accounting.usage", options=(NAME,), notes=USAGE_NOTE),
+            xml_rpc="get-service-accounting-usage-information", rpc="accounting.usage", options=(NAME,), notes=USAGE_NOTE),
     Command("show passive-monitoring error", "Show passive monitoring error statistics",
             rpc="accounting.errors", options=(NAME,), notes=PASSIVE_NOTE),
     Command("show passive-monitoring flow", "Show passive monitoring flow statistics",
@@ -164,17 +164,17 @@ COMMANDS: Final = (
             rpc="accounting.status", options=(NAME,), notes=PASSIVE_NOTE),
     Command("show passive-monitoring usage", "Show passive monitoring CPU utilization",
             rpc="accounting.usage", options=(NAME,), notes=PASSIVE_NOTE),
-    Command("show version", "Show software version", rpc="system.version",
+    Command("show version", "Show software version", xml_rpc="get-software-information", rpc="system.version",
             notes="`Hostname:`, `Model:`, `flowd:` (version), `Python:`, then one line per package comment."),
-    Command("show system uptime", "Show time since the system and flowd started", rpc="system.uptime",
+    Command("show system uptime", "Show time since the system and flowd started", xml_rpc="get-system-uptime-information", rpc="system.uptime",
             notes="`Protocols started` is when the flowd daemon started; the last line is uptime(1)'s."),
-    Command("show configuration", "Show current configuration", rpc="system.configuration",
+    Command("show configuration", "Show current configuration", xml_rpc="get-configuration", rpc="system.configuration",
             displays=("set",),
             notes="Curly-brace text, 4-space indent; `| display set` prints one `set` line per leaf."),
     Command("clear services accounting statistics", "Clear all statistics",
-            rpc="accounting.clear_statistics", pipes=False, notes="Prints nothing on success."),
+            xml_rpc="clear-service-accounting-statistics", rpc="accounting.clear_statistics", pipes=False, notes="Prints nothing on success."),
     Command("clear services accounting flow", "Expire and export all cached flows",
-            rpc="accounting.clear_flows", pipes=False, notes="Prints nothing on success."),
+            xml_rpc="clear-service-accounting-flow-information", rpc="accounting.clear_flows", pipes=False, notes="Prints nothing on success."),
     Command("help", "Provide help information", local=Local.HELP, pipes=False),
     Command("exit", "Exit the management session", local=Local.EXIT, pipes=False),
     Command("quit", "Exit the management session", local=Local.EXIT, pipes=False),
@@ -259,6 +259,8 @@ def render_docs(commands: Sequence[Command] = COMMANDS) -> str:
                     out.append(f"| `{option.keyword}` | {_cell(' or '.join(values))} | {option.help}{note} |")
         if command.rpc:
             out += ["", f"Daemon method: `{command.rpc}`."]
+        if command.xml_rpc:
+            out += ["", f"NETCONF RPC: `<{command.xml_rpc}>` (options as child elements, docs/operator-guide.md)."]
         if command.pipes:
             formats = ", ".join(f"`display {f}`" for f in command.displays)
             out += ["", f"Pipes: all, with {formats}."]

@@ -102,6 +102,7 @@ class Command:
     pipes: bool = True
     displays: tuple[str, ...] = ("json", "xml")
     notes: str = ""
+    xml_rpc: str = ""  # the Junos XML RPC name NETCONF clients call it by (junos-reference.md §1.0)
 
     @property
     def words(self) -> tuple[str, ...]:

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 missing=()
 for tool in tshark:tshark nfcapd:nfdump nfacctd:pmacct softflowd:softflowd tcpreplay:tcpreplay ip:iproute2 \
-        systemd-analyze:systemd strace:strace; do
+        systemd-analyze:systemd strace:strace promtool:prometheus; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -53,6 +53,10 @@ class CaptureError(Exception):
         return self.message
 
 
+class CaptureUnreadable(CaptureError):
+    """The capture file cannot be opened or read at all (missing, no permission, no standard input)."""
+
+
 class CaptureFormat(Enum):
     PCAP = "pcap"
     PCAPNG = "pcapng"
@@ -893,17 +897,17 @@ def open_capture(path: str, *, default_ifindex: int = 1) -> CaptureReader:
     if path == STDIN_PATH:
         stdin = getattr(sys.stdin, "buffer", None)
         if stdin is None:
-            raise CaptureError(0, f"{STDIN_NAME}: no standard input to read")
+            raise CaptureUnreadable(0, f"{STDIN_NAME}: no standard input to read")
         return _open_stream(STDIN_NAME, stdin, b"", (), default_ifindex)
     try:
         fileobj = open(path, "rb")  # noqa: SIM115 - the reader owns and closes it
     except OSError as e:
-        raise CaptureError(0, f"{path}: {e.strerror or e}") from None
+        raise CaptureUnreadable(0, f"{path}: {e.strerror or e}") from None
     try:
         return _open_file(path, fileobj, default_ifindex)
     except OSError as e:
         fileobj.close()
-        raise CaptureError(0, f"{path}: {e.strerror or e}") from None
+        raise CaptureUnreadable(0, f"{path}: {e.strerror or e}") from None
     except BaseException:
         fileobj.close()
         raise

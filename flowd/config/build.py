@@ -32,6 +32,8 @@ from flowd.config.schema import (
     FlowServer,
     FlowTableConfig,
     InputBinding,
+    MetricsConfig,
+    NetconfConfig,
     RefreshRate,
     SamplingInput,
     ServiceInterface,
@@ -51,10 +53,10 @@ def build_config(tree: Any, source: str, lines: Mapping[KeyPath, int]) -> Config
     filters = read_firewall(c, top["firewall"], ("firewall",)) if "firewall" in top else {}
     sampling, families = _forwarding(c, top.get("forwarding-options"), templates)
     inputs, outputs = _interfaces(c, top["interfaces"], ("interfaces",), filters) if "interfaces" in top else ((), ())
-    interface_map, flow_table, control, capture = _flowd(c, top.get("flowd"), ("flowd",))
+    interface_map, flow_table, control, capture, services = _flowd(c, top.get("flowd"), ("flowd",))
     return Config(sampling=sampling, families=families, filters=filters, inputs=inputs,
                   interface_map=interface_map, flow_table=flow_table, control=control, templates=templates,
-                  source=source, tree=tree, outputs=outputs, capture=capture)
+                  source=source, tree=tree, outputs=outputs, capture=capture, **services)
 
 
 def _forwarding(c: Checker, node: Any, templates: Mapping[str, TemplateConfig]
@@ -304,10 +306,10 @@ def _interface_addresses(c: Checker, node: Any, path: KeyPath, family: str) -> N
 
 
 def _flowd(c: Checker, node: Any, path: KeyPath
-           ) -> tuple[dict[str, str], FlowTableConfig, ControlConfig, CaptureConfig]:
+           ) -> tuple[dict[str, str], FlowTableConfig, ControlConfig, CaptureConfig, dict[str, Any]]:
     if node is None:
-        return {}, FlowTableConfig(), ControlConfig(), CaptureConfig()
-    block = c.block(node, path, ("interface-map", "flow-table", "control", "capture"))
+        return {}, FlowTableConfig(), ControlConfig(), CaptureConfig(), {}
+    block = c.block(node, path, ("interface-map", "flow-table", "control", "capture", "metrics", "netconf"))
     mapping: dict[str, str] = {}
     if "interface-map" in block:
         mpath = path + ("interface-map",)
@@ -328,7 +330,13 @@ def _flowd(c: Checker, node: Any, path: KeyPath
     flow_table, control = tables
     assert isinstance(flow_table, FlowTableConfig) and isinstance(control, ControlConfig)
     capture = _capture(c, block["capture"], path + ("capture",)) if "capture" in block else CaptureConfig()
-    return mapping, flow_table, control, capture
+    services: dict[str, Any] = {}
+    for key, service in (("metrics", MetricsConfig), ("netconf", NetconfConfig)):
+        if key in block:
+            spath = path + (key,)
+            keys = [f.metadata["key"] for f in fields(service)]
+            services[key] = service(**c.read_leaves(service, c.block(block[key], spath, keys, flag_ok=True), spath))
+    return mapping, flow_table, control, capture, services
 
 
 def _capture(c: Checker, node: Any, path: KeyPath) -> CaptureConfig:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from typing import Any, Final, NoReturn
 
-from flowd.config.schema import SOCKET_PATH_MAX, ConfigError, Prefix
+from flowd.config.schema import PATH_MAX, SOCKET_PATH_MAX, ConfigError, Prefix
 from flowd.syntax.junos import Key, KeyPath
 
 NAME_RE: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}")
@@ -162,6 +162,12 @@ def _read_socket(c: Checker, node: Any, path: KeyPath, meta: Mapping[str, Any]) 
     return node
 
 
+def _read_path(c: Checker, node: Any, path: KeyPath, meta: Mapping[str, Any]) -> str:
+    if not isinstance(node, str) or not node or "\0" in node or len(node.encode()) > PATH_MAX:
+        c.fail(path, f"expected a file path (at most {PATH_MAX} bytes), got {describe(node)}")
+    return node
+
+
 def _read_group(c: Checker, node: Any, path: KeyPath, meta: Mapping[str, Any]) -> str:
     if not isinstance(node, str) or not GROUP_RE.fullmatch(node):
         c.fail(path, f"expected a group name, got {describe(node)}")
@@ -174,4 +180,5 @@ _READERS: Final[Mapping[str, Callable[[Checker, Any, KeyPath, Mapping[str, Any]]
     "address": lambda c, node, path, meta: c.address(node, path),
     "socket": _read_socket,
     "group": _read_group,
+    "path": _read_path,
 }

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import MISSING, Field, dataclass, fields
 from typing import Any, Final
 
-from flowd.config.loader import check_config_main
+from flowd.config.diagnosis import MAX_ERRORS, check_config_main
 from flowd.config.schema import (
     MAX_TEMPLATES,
     CaptureConfig,
@@ -16,6 +16,8 @@ from flowd.config.schema import (
     FamilyOutput,
     FlowServer,
     FlowTableConfig,
+    MetricsConfig,
+    NetconfConfig,
     RefreshRate,
     SamplingInput,
     ServiceInterface,
@@ -28,7 +30,7 @@ from flowd.config.schema import (
 
 _KIND_TEXT: Final = {
     "integer": "integer", "duration": "duration (s)", "address": "IP address", "name": "name", "flag": "flag",
-    "choice": "choice", "block": "block", "socket": "path", "group": "group name", "prefixes": "prefix list",
+    "choice": "choice", "block": "block", "socket": "path", "path": "path", "group": "group name", "prefixes": "prefix list",
     "protocols": "protocol list", "ports": "port list", "integers": "integer list",
 }
 
@@ -50,11 +52,11 @@ def _rows(cls: type) -> list[_DocRow]:
             continue
         rng = meta["range"]
         rows.append(_DocRow(meta["syntax"], _KIND_TEXT[meta["kind"]], f"{rng[0]}..{rng[1]}" if rng else "",
-                            meta["shown"] or _shown_default(f), meta["help"]))
+                            meta["shown"] or shown_default(f), meta["help"]))
     return rows
 
 
-def _shown_default(f: Field[Any]) -> str:
+def shown_default(f: Field[Any]) -> str:
     if f.default is MISSING:
         return "required"
     if f.default is None:
@@ -103,8 +105,9 @@ _DOC_SECTIONS: Final[tuple[tuple[str, str, Sequence[_DocRow]], ...]] = (
     ("firewall family (inet | inet6) filter NAME term NAME then", "Actions. The one-line forms "
      "`then accept;` / `then discard;` / `then sample;` are accepted.", _rows(Term)),
     ("services flow-monitoring (version9 | version-ipfix) template NAME", f"Version 9 / IPFIX templates, at "
-     f"most {MAX_TEMPLATES} per version; names must be unique across both. Parsed and checked now; flowd "
-     "exports version 5 first.", _rows(TemplateConfig)),
+     f"most {MAX_TEMPLATES} per version; names must be unique across both. A flow server exports with the "
+     "one its `version9 { template NAME; }` / `version-ipfix { template NAME; }` names, and with the "
+     "family's built-in template when it names none.", _rows(TemplateConfig)),
     ("... template-refresh-rate / option-refresh-rate", "Resend the (options) template after `packets` export "
      "packets or `seconds` seconds, whichever comes first.", _rows(RefreshRate)),
     ("flowd interface-map", "flowd's own statement: router interface names to Linux interfaces.", _MAP_ROWS),
@@ -113,6 +116,10 @@ _DOC_SECTIONS: Final[tuple[tuple[str, str, Sequence[_DocRow]], ...]] = (
     ("flowd capture", "flowd's own statement: how the daemon reads the Linux interfaces that feed sampling "
      "(AF_PACKET TPACKET_V3 rings, needing CAP_NET_RAW only). Changes take effect at the next start; a "
      "reload (SIGHUP) keeps the running rings and workers.", _rows(CaptureConfig)),
+    ("flowd metrics", "flowd's own statement: the OpenMetrics endpoint for Prometheus (docs/metrics.md); off "
+     "unless present (`metrics;` turns it on with the defaults). Read at start.", _rows(MetricsConfig)),
+    ("flowd netconf", "flowd's own statement: NETCONF over SSH for Junos automation (PyEZ, ncclient, Ansible); "
+     "off unless present. Read at start. See docs/operator-guide.md.", _rows(NetconfConfig)),
 )
 
 _DOC_INTRO: Final = """\
@@ -134,7 +141,8 @@ flowd reads one file, in either of two syntaxes that mean the same thing:
 The suffix decides (`.conf` Junos, `.yaml`/`.yml` YAML); otherwise the first statement does
 (`name ... {` or `name ...;` is Junos). Without `--config`, flowd uses its embedded copy of
 `etc/flowd.yaml`. `flowd --check-config --config FILE` prints `configuration check succeeds` and
-exits 0, or prints one error line and exits 1.
+exits 0, or prints every error of the file (in file order, at most {MAX_ERRORS}), one line each, and
+exits 78 (EX_CONFIG).
 
 Validation is strict: unknown statements, wrong types and out-of-range values are errors, reported
 on one line as `FILE:LINE: key.path: message`; with `flow-active-timeout: 5` in etc/flowd.yaml:
@@ -167,15 +175,22 @@ in the binding; the map works on interface names.
 * A filter named by `interfaces ... filter input NAME` must exist in the same family (the error points
   at the interface's line).
 * A flow server needs `port`; at most 8 flow servers per family; version 5 and version 9/IPFIX servers
-  cannot be mixed in one output; version 5 cannot serve family inet6; `source-address` must be of the
-  server's address family.
+  cannot be mixed in one output; version 5 cannot serve family inet6; a flow server's `source-address`
+  must be of the server's address family. The output interface's `source-address` is used by the flow
+  servers of its address family only; the others use one the kernel picks.
+* A file with no statements at all (empty, or only comments) is refused, at start and on reload
+  (SIGHUP keeps the running configuration): it is most likely a file emptied by mistake.
 * `version9 { template NAME; }` / `version-ipfix { template NAME; }` must name a template defined under
   the same version, of a type the family can export. `version9;` alone (a flowd extension, also what
   a command-line version override writes) means the family's built-in template.
 * Template IDs and options template IDs are unique; exactly one template type per template.
-* Command-line overrides (`--flow-server`, `--export-version`, `--active-timeout`,
-  `--inactive-timeout`, `--sampling-rate`) replace the values of every configured family (creating
-  `family inet output` when none exists) and pass the same checks. `--interface NAME` (repeatable)
+* Command-line overrides (`--flow-server`, `--export-version`, `--transport`, `--source-address`,
+  `--active-timeout`, `--inactive-timeout`, `--sampling-rate`) replace the values of every configured
+  family (creating `family inet output` when none exists) and pass the same checks.
+  `--export-version 9` or `ipfix` on a configuration without an inet6 output adds one with inet's flow
+  servers and timeouts (and the built-in IPv6 template), so IPv6 is exported too; with version 5 IPv6
+  packets are counted (`not IPv4`) but not exported. `--source-address` may be given once per address
+  family: each flow server takes the one of its own family. `--interface NAME` (repeatable)
   replaces the input bindings: each NAME (a Linux interface, or a name from `flowd interface-map`)
   samples every packet, without a filter, in every configured family.
 * `flowd capture block-size` is a multiple of 4096 and at least `snaplen` + 256.
@@ -202,7 +217,7 @@ workers draw on.
 
 def render_docs() -> str:
     """The configuration reference as Markdown (docs/config.md)."""
-    out = [_DOC_INTRO]
+    out = [_DOC_INTRO.replace("{MAX_ERRORS}", str(MAX_ERRORS))]
     for title, text, rows in _DOC_SECTIONS:
         out.append(f"## {title}\n\n{text}\n")
         out.append("| Statement | Type | Range | Default | Description |")

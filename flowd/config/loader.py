@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -136,6 +135,12 @@ def syntax_for(path: str, text: str) -> str:
 
 def parse_config(text: str, *, source: str, syntax: str) -> Config:
     """Parse and validate configuration text; ``syntax`` is "yaml", "junos" or "auto"."""
+    parsed = parse_tree(text, source=source, syntax=syntax)
+    return build_config(parsed.tree, source, parsed.lines)
+
+
+def parse_tree(text: str, *, source: str, syntax: str) -> junos.ParsedTree:
+    """Parse configuration text into its tree, not yet validated; raise `ConfigError` for a syntax error."""
     if syntax == "auto":
         syntax = detect_syntax(text)
     if syntax == "yaml":
@@ -147,7 +152,10 @@ def parse_config(text: str, *, source: str, syntax: str) -> Config:
             raise ConfigError(source, exc.line, exc.path, f"syntax error: {exc.message}") from None
     else:
         raise ValueError(f"syntax must be 'yaml', 'junos' or 'auto', not {syntax!r}")
-    return build_config(parsed.tree, source, parsed.lines)
+    if not parsed.tree:  # most likely a file caught half-written or truncated: never run (or reload) with it
+        raise ConfigError(source, None, (), "the configuration is empty (no statements): it would sample and export "
+                                            "nothing")
+    return parsed
 
 
 def default_text() -> str:
@@ -157,23 +165,18 @@ def default_text() -> str:
 
 def load_config(path: str | None) -> Config:
     """Load and validate a configuration file (``None``: the embedded default); raise `ConfigError`."""
+    parsed = load_tree(path)
+    return build_config(parsed.tree, path or DEFAULT_SOURCE, parsed.lines)
+
+
+def load_tree(path: str | None) -> junos.ParsedTree:
+    """Read and parse a configuration file (``None``: the embedded default), not yet validated."""
     if path is None:
-        return parse_config(default_text(), source=DEFAULT_SOURCE, syntax="yaml")
+        return parse_tree(default_text(), source=DEFAULT_SOURCE, syntax="yaml")
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(path, None, (), f"cannot read the configuration: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(path, None, (), f"not UTF-8 text (byte {exc.start})") from None
-    return parse_config(text, source=path, syntax=syntax_for(path, text))
-
-
-def check_config_main(path: str | None) -> int:
-    """`flowd --check-config`: print Junos's success line and return 0, or the error on stderr and 1."""
-    try:
-        load_config(path)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    print("configuration check succeeds")
-    return 0
+    return parse_tree(text, source=path, syntax=syntax_for(path, text))

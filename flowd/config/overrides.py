@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import ipaddress
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, cast
 
@@ -32,6 +34,37 @@ def _child_block(parent: dict[Key, Any], key: Key) -> dict[Key, Any]:
 
 
 def _family_blocks(tree: dict[Key, Any], create: bool) -> list[tuple[str, dict[Key, Any]]]:
+    containers = _family_containers(tree)
+    if not any(containers) and create:
+        containers = [_child_block(_child_block(_child_block(tree, "forwarding-options"), "sampling"), "family")]
+        containers[0]["inet"] = {}
+    return [(str(name), _child_block(fams, name)) for fams in containers for name in list(fams)]
+
+
+def _add_inet6(tree: dict[Key, Any]) -> None:
+    """`--export-version 9|ipfix` without an inet6 output: inet6 gets inet's output (servers, timeouts).
+
+    Templates are left out (inet's are IPv4 templates): the servers use the built-in IPv6 template.
+    """
+    for container in _family_containers(tree):
+        if "inet6" in container and isinstance(container["inet6"], dict) and "output" in container["inet6"]:
+            return
+    for container in _family_containers(tree):
+        inet = container.get("inet")
+        if isinstance(inet, dict) and "inet6" not in container:
+            inet6 = copy.deepcopy(inet)
+            servers = inet6.get("output", {}).get("flow-server") if isinstance(inet6.get("output"), dict) else None
+            for body in (servers.values() if isinstance(servers, dict) else ()):
+                if isinstance(body, dict):
+                    for key in ("version9", "version-ipfix"):
+                        if key in body:
+                            body[key] = True
+            container["inet6"] = inet6
+            return
+
+
+def _family_containers(tree: dict[Key, Any]) -> list[dict[Key, Any]]:
+    """The `family` blocks of `forwarding-options sampling` and of `forwarding-options` (the seed's place)."""
     fo = tree.get("forwarding-options")
     containers: list[dict[Key, Any]] = []
     if isinstance(fo, dict):
@@ -40,11 +73,14 @@ def _family_blocks(tree: dict[Key, Any], create: bool) -> list[tuple[str, dict[K
             containers.append(_child_block(sampling, "family"))
         if "family" in fo:
             containers.append(_child_block(fo, "family"))
-    out = [(str(name), _child_block(fams, name)) for fams in containers for name in list(fams)]
-    if not out and create:
-        fams = _child_block(_child_block(_child_block(tree, "forwarding-options"), "sampling"), "family")
-        out = [("inet", _child_block(fams, "inet"))]
-    return out
+    return containers
+
+
+def _same_family(address: Key, sources: dict[int, str]) -> str | None:
+    try:
+        return sources.get(ipaddress.ip_address(str(address)).version)
+    except ValueError:
+        return None
 
 
 def _version_statements(version: str, template: str | None) -> dict[Key, Any]:
@@ -60,9 +96,9 @@ def _seconds(value: float) -> int | float:
 
 def override(cfg: Config, flow_servers: list[tuple[str, int]] | None, export_version: str | None,
               active: float | None, inactive: float | None, rate: int | None,
-              source_address: str | None = None, transport: str | None = None) -> Config:
+              source_addresses: list[str] | None = None, transport: str | None = None) -> Config:
     if (flow_servers is None and export_version is None and active is None and inactive is None and rate is None
-            and source_address is None and transport is None):
+            and source_addresses is None and transport is None):
         return cfg
     c = Checker(COMMAND_LINE, {})
     servers: list[tuple[str, int]] = []
@@ -80,13 +116,23 @@ def override(cfg: Config, flow_servers: list[tuple[str, int]] | None, export_ver
         inactive = c.duration(inactive, ("--inactive-timeout",), field_range(FamilyOutput, "inactive_timeout"))
     if rate is not None:
         c.integer(rate, ("--sampling-rate",), field_range(SamplingInput, "rate"))
-    if source_address is not None:
-        source_address = c.address(source_address, ("--source-address",))
+    sources: dict[int, str] = {}  # IP version -> the --source-address of that family
+    for text in source_addresses or ():
+        address = c.address(text, ("--source-address",))
+        ip_version = ipaddress.ip_address(address).version
+        if ip_version in sources:
+            c.fail(("--source-address",), f"give at most one IPv{ip_version} source address, got "
+                                          f"{sources[ip_version]} and {address}")
+        sources[ip_version] = address
 
     tree = cast(dict[Key, Any], copy.deepcopy(dict(cfg.tree)))
     wants_output = flow_servers is not None or export_version is not None or active is not None or inactive is not None \
-        or source_address is not None or transport is not None
-    for family, block in _family_blocks(tree, create=wants_output):
+        or bool(sources) or transport is not None
+    blocks = _family_blocks(tree, create=wants_output)
+    if export_version in ("9", "ipfix"):
+        _add_inet6(tree)
+        blocks = _family_blocks(tree, create=False)
+    for family, block in blocks:
         old = cfg.families.get(family)
         out = _child_block(block, "output") if wants_output else block
         if flow_servers is not None:
@@ -109,12 +155,15 @@ def override(cfg: Config, flow_servers: list[tuple[str, int]] | None, export_ver
         if transport is not None:
             for name in list(out.get("flow-server") or ()):
                 _child_block(out["flow-server"], name)["transport"] = transport
-        if source_address is not None:
-            for section in ("flow-server", "interface"):
-                named = out.get(section)
-                if isinstance(named, dict):
-                    for name in list(named):
-                        _child_block(named, name)["source-address"] = source_address
+        for section in ("flow-server", "interface") if sources else ():
+            named = out.get(section)
+            if not isinstance(named, dict):
+                continue
+            for name in list(named):
+                # a server takes the source of its own family; the service interface the first one given
+                chosen = _same_family(name, sources) if section == "flow-server" else next(iter(sources.values()))
+                if chosen is not None:
+                    _child_block(named, name)["source-address"] = chosen
         if active is not None:
             out["flow-active-timeout"] = _seconds(active)
         if inactive is not None:
@@ -167,16 +216,19 @@ def override_interfaces(cfg: Config, names: list[str]) -> Config:
 
 def with_overrides(cfg: Config, *, flow_servers: list[tuple[str, int]] | None = None, export_version: str | None = None,
                    active_timeout: float | None = None, inactive_timeout: float | None = None,
-                   sampling_rate: int | None = None, source_address: str | None = None,
+                   sampling_rate: int | None = None, source_address: str | Sequence[str] | None = None,
                    interfaces: list[str] | None = None, transport: str | None = None) -> Config:
     """Apply command-line overrides (same ranges as the file); raise `ConfigError` naming the option.
 
     ``flow_servers`` replaces the servers of every configured family (creating `family inet output`
-    when none is configured); ``export_version`` ("5", "9", "ipfix") sets every server's version;
-    ``source_address`` replaces the export source address of every server and service interface;
+    when none is configured); ``export_version`` ("5", "9", "ipfix") sets every server's version, and
+    "9" or "ipfix" gives a configuration without an inet6 output one with inet's servers and timeouts;
+    ``source_address`` (one, or a list with at most one per address family) replaces the export source address of every
+    server of that family, and of every service interface (the first one given);
     ``interfaces`` replaces the input bindings: each name samples every packet (no filter) in every
     configured family; ``transport`` ("udp", "tcp") sets every server's transport.
     """
+    sources = [source_address] if isinstance(source_address, str) else source_address
     cfg = override(cfg, flow_servers, export_version, active_timeout, inactive_timeout, sampling_rate,
-                    source_address, transport)
+                   None if sources is None else list(sources), transport)
     return cfg if interfaces is None else override_interfaces(cfg, interfaces)

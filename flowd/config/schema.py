@@ -23,6 +23,7 @@ FAMILIES: Final = ("inet", "inet6")
 MAX_FLOW_SERVERS: Final = 8  # per family (reference §2.2: YANG max-elements 8)
 MAX_TEMPLATES: Final = 10  # per version9 / version-ipfix (reference §2.3)
 SOCKET_PATH_MAX: Final = 107  # sun_path is 108 bytes including the NUL
+PATH_MAX: Final = 4095  # bytes in a file path (PATH_MAX less the NUL)
 
 # Which v9/IPFIX template types each family may export with (reference §2.3).
 TEMPLATE_TYPES_FOR: Final[Mapping[str, tuple[str, ...]]] = {
@@ -113,7 +114,7 @@ class FlowServer:
                              "and cannot be mixed with v9/IPFIX servers in one output. `version9;` without a "
                              "template (a flowd extension) uses the built-in template of the family.")
     source_address: str | None = _leaf(None, key="source-address", arg="ADDRESS", kind="address",
-                                       shown="the output interface's, else chosen by the kernel",
+                                       shown="the output interface's if of the server's address family, else chosen by the kernel",
                                        help="Source address of export packets (same address family as the server).")
     dscp: int = _leaf(0, key="dscp", arg="N", kind="integer", range=(0, 63), help="DSCP of export packets.")
     template: str | None = _opt(None, syntax=None, kind="name", help="v9/IPFIX template name (see version).")
@@ -132,7 +133,8 @@ class ServiceInterface:
     engine_type: int = _leaf(0, key="engine-type", arg="N", kind="integer", range=(0, 255),
                              help="Engine type in the v5 header (Junos assigns one dynamically; flowd uses 0).")
     source_address: str | None = _leaf(None, key="source-address", arg="ADDRESS", kind="address",
-                                       shown="none", help="Source address of export packets for this output.")
+                                       shown="none", help="Source address of export packets for this output's flow servers "
+                                            "of the same address family (the others: their own, or the kernel's).")
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +282,39 @@ class CaptureConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """`flowd metrics` (a flowd extension): the OpenMetrics endpoint; off unless the block is present."""
+
+    listen: str = _leaf("127.0.0.1", key="listen", arg="ADDRESS", kind="address",
+                        help="Address the HTTP endpoint listens on (GET /metrics).")
+    port: int = _leaf(9477, key="port", arg="N", kind="integer", range=(1, 65535),
+                      help="TCP port of the endpoint (0 is not allowed; 9477 is flowd's default).")
+
+
+@dataclass(frozen=True, slots=True)
+class NetconfConfig:
+    """`flowd netconf` (a flowd extension): NETCONF over SSH (RFC 6241/6242); off unless the block is present."""
+
+    listen: str = _leaf("127.0.0.1", key="listen", arg="ADDRESS", kind="address",
+                        help="Address the SSH server listens on.")
+    port: int = _leaf(830, key="port", arg="N", kind="integer", range=(1, 65535),
+                      help="TCP port (830 is NETCONF's; below 1024 needs CAP_NET_BIND_SERVICE).")
+    authorized_keys: str = _leaf("/etc/flowd/netconf/%u.keys", key="authorized-keys", arg="PATH", kind="path",
+                                 help="OpenSSH authorized_keys file of each user; %u stands for the user name. "
+                                      "The user must exist on the host; its groups give its class as on the "
+                                      "control socket (read-group: shows; admin-group or root: everything).")
+    host_key: str | None = _leaf(None, key="host-key", arg="PATH", kind="path",
+                                 shown="generated, kept beside the control socket",
+                                 help="The server's SSH private key (created as an Ed25519 key if missing).")
+    max_sessions: int = _leaf(8, key="max-sessions", arg="N", kind="integer", range=(1, 256),
+                              help="NETCONF sessions at once; more are refused at login.")
+    idle_timeout: int = _leaf(600, key="idle-timeout", arg="SECONDS", kind="integer", range=(10, 86400),
+                              help="A session with no RPC for this long is closed.")
+    max_message: int = _leaf(1 << 20, key="max-message-size", arg="BYTES", kind="integer", range=(4096, 1 << 26),
+                             help="Largest RPC a client may send; a larger one closes the session.")
+
+
+@dataclass(frozen=True, slots=True)
 class RefreshRate:
     """`template-refresh-rate` / `option-refresh-rate`: resend after N packets or S seconds."""
 
@@ -346,7 +381,8 @@ class Config:
     tree: Mapping[str, Any]  # the validated nested dict, for `show configuration`
     outputs: tuple[InputBinding, ...] = ()  # `filter output` / `sampling output` bindings (egress)
     capture: CaptureConfig = CaptureConfig()
-
+    metrics: MetricsConfig | None = None
+    netconf: NetconfConfig | None = None
 
     def live_interfaces(self) -> tuple[tuple[str, str], ...]:
         """(name as configured, Linux name) of every interface with an input binding, each once, in order.

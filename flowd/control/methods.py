@@ -13,14 +13,16 @@ import datetime as dt
 import platform
 import socket
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
 
 from flowd import __version__
+from flowd.control.protocol import EXPORT_FORMATS
 from flowd.control.rpcs import RPCS, BadParam
+from flowd.control.streamed import Streamed
 from flowd.core.query import shard_flows
 from flowd.model.batch import FlowRecords
 from flowd.model.drops import DropReason
@@ -45,6 +47,8 @@ SEED_DROPS: Final = (DropReason.NO_MEMORY, DropReason.NOT_IP, DropReason.NOT_IPV
                      DropReason.HEADER_TOO_SMALL)
 EVENTS_SHOWN: Final = 10  # newest interface events `show services accounting status` lists per interface
 SAME_EVENT: Final = 2.0  # seconds within which workers' identical events on one interface are one event
+ROWS_PER_BATCH: Final = 256  # flow objects built at a time while a flow list is streamed
+Result = dict[str, Any] | Streamed
 
 
 class BadParams(Exception):
@@ -53,7 +57,7 @@ class BadParams(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Method:
-    handler: Callable[[Probe, Mapping[str, Any], float], dict[str, Any]]
+    handler: Callable[[Probe, Mapping[str, Any], float], Result]
     query: QueryKind | None = None  # what every capture worker does (and reports) before the handler runs
     check: Callable[[Mapping[str, Any]], None] | None = None  # params checked before the workers are asked
 
@@ -189,7 +193,6 @@ def show_packet_sizes(probe: Probe, params: Mapping[str, Any], now: float) -> di
 def show_status(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
     cfg = probe.cfg
     versions = sorted({s.version for out in cfg.families.values() for s in out.flow_servers})
-    formats = {"5": "cflowd v5", "9": "Version 9", "ipfix": "IP-FIX"}
     iface = next((o.interface for o in cfg.families.values() if o.interface is not None), None)
     routes = host.count_routes()
     ifl = len(socket.if_nameindex())
@@ -200,11 +203,14 @@ def show_status(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str
         probe, params,
         interface_state=probe.input_state, group_index=0,
         export_interval=int(min(active)) if active else 0,
-        export_format=", ".join(formats[v] for v in versions) or "none",
+        export_format=", ".join(EXPORT_FORMATS[v] for v in versions) or "none",
         protocol=", ".join({"inet": "IPv4", "inet6": "IPv6"}[f] for f in cfg.families) or "none",
         engine_type=iface.engine_type if iface else 0, engine_id=iface.engine_id if iface else 0,
         route_record_count=routes, ifl_snmp_count=ifl, as_count=as_numbers,
         time_set=True, configuration_set=True, route_record_set=routes > 0, ifl_snmp_map_set=ifl > 0,
+        flow_servers=[{"flow_server": row["flow_server"], "family": row["family"],
+                       "export_format": EXPORT_FORMATS[str(row["format"])], "transport": row["transport"],
+                       "source_address": row["source_address"]} for row in probe.exporter.server_stats()],
         captures=captures(reports))
 
 
@@ -218,7 +224,7 @@ def show_usage(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str,
         load_5s=min(100, round(cpu_5s / 1e4)), load_1m=min(100, round(cpu_1m / 1e4)))
 
 
-def show_flow_detail(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
+def show_flow_detail(probe: Probe, params: Mapping[str, Any], now: float) -> Streamed:
     limit: int | None = params.get("limit")
     order: str = params.get("order", "bytes")
     parts = [shard_flows(probe.pipeline, params), *(r.flows for r in probe.answers if r.flows is not None)]
@@ -227,7 +233,14 @@ def show_flow_detail(probe: Probe, params: Mapping[str, Any], now: float) -> dic
     ranked = np.argsort(column, kind="stable")[::-1]
     if limit is not None:
         ranked = ranked[:limit]
-    return block(probe, params, flows=flow_objects(probe, records, ranked.tolist(), now))
+    return Streamed(block(probe, params, flows=[]), RPCS["accounting.flow_detail"].streamed,
+                    (flow_objects(probe, records, rows, now) for rows in batches_of(ranked)))
+
+
+def batches_of(ranked: np.ndarray) -> Iterator[list[int]]:
+    """The ranked row numbers, ROWS_PER_BATCH at a time."""
+    for start in range(0, len(ranked), ROWS_PER_BATCH):
+        yield ranked[start:start + ROWS_PER_BATCH].tolist()
 
 
 def flow_objects(probe: Probe, records: FlowRecords, rows: list[int], now: float) -> list[dict[str, Any]]:
@@ -235,10 +248,13 @@ def flow_objects(probe: Probe, records: FlowRecords, rows: list[int], now: float
     names = {v: k for k, v in probe.cfg.interface_map.items()}
     boot = probe.exporter.boot
     flows = []
+    ifnames: dict[int, str] = {}  # one kernel lookup per interface, not per flow
     for i in rows:
         key = FlowKey.unpack(records.key[i])
         first, last = float(records.first[i]), float(records.last[i])
-        ifname = host.interface_name_of(key.ifindex)
+        ifname = ifnames.get(key.ifindex)
+        if ifname is None:
+            ifname = ifnames[key.ifindex] = host.interface_name_of(key.ifindex)
         flows.append({
             "protocol": key.proto, "tos": key.tos, "tcp_flags": int(records.tcp_flags[i]),
             "source_address": str(key.src), "source_prefix_length": key.src.max_prefixlen,
@@ -259,7 +275,7 @@ LABEL_SHIFT: Final = 4  # a label stack entry is label (20 bits) << 4 | exp (3 b
 NO_ADDRESS: Final = "0.0.0.0"  # top label address and BGP next hop: flowd has no label-to-FEC map and no BGP feed
 
 
-def show_aggregation_template(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
+def show_aggregation_template(probe: Probe, params: Mapping[str, Any], now: float) -> Streamed:
     """The cached flows of the families whose flow servers export with the template, largest by bytes first."""
     name = params.get("template_name")
     template = probe.cfg.templates.get(name) if isinstance(name, str) else None
@@ -274,14 +290,19 @@ def show_aggregation_template(probe: Probe, params: Mapping[str, Any], now: floa
     ranked = np.argsort(records.bytes, kind="stable")[::-1]
     if limit is not None:
         ranked = ranked[:limit]
-    rows = ranked.tolist()
-    flows = flow_objects(probe, records, rows, now)
-    for flow, i in zip(flows, rows, strict=True):
-        flow.update(mpls_labels=[int(entry) >> LABEL_SHIFT for entry in records.mpls[i]],
-                    top_label_address=NO_ADDRESS, bgp_next_hop=NO_ADDRESS,
-                    source_mask=flow["source_prefix_length"], destination_mask=flow["destination_prefix_length"])
-    return block(probe, params, template={"name": template.name, "type": template.template_type,
-                                          "format": template.format}, flows=flows)
+
+    def template_flows(rows: list[int]) -> list[dict[str, Any]]:
+        flows = flow_objects(probe, records, rows, now)
+        for flow, i in zip(flows, rows, strict=True):
+            flow.update(mpls_labels=[int(entry) >> LABEL_SHIFT for entry in records.mpls[i]],
+                        top_label_address=NO_ADDRESS, bgp_next_hop=NO_ADDRESS,
+                        source_mask=flow["source_prefix_length"],
+                        destination_mask=flow["destination_prefix_length"])
+        return flows
+
+    head = block(probe, params, template={"name": template.name, "type": template.template_type,
+                                          "format": template.format}, flows=[])
+    return Streamed(head, RPCS["accounting.aggregation_template"].streamed, (template_flows(rows) for rows in batches_of(ranked)))
 
 
 def clear_statistics(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
@@ -350,8 +371,11 @@ METHODS: Final[Mapping[str, Method]] = {
 }
 
 
-async def call(probe: Probe, method: str, params: Mapping[str, Any], now: Callable[[], float]) -> dict[str, Any]:
+async def call(probe: Probe, method: str, params: Mapping[str, Any], now: Callable[[], float]) -> Result:
     """Run one method; raises KeyError for an unknown method and BadParams for bad params.
+
+    A method whose result holds a list of any length returns a `Streamed`: its rows are built as they are
+    taken from ``batches``.
 
     The capture workers, if any, act on the method's query and report first; ``now`` is read after.
     """

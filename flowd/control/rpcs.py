@@ -88,6 +88,7 @@ class Rpc:
     params: tuple[Param, ...] = ()
     result: tuple[str, ...] = ()  # the fields of the result (of each interface block for accounting.*)
     admin: bool = False  # changes state: only root, the daemon's user or the admin group may call it
+    streamed: tuple[str | int, ...] = ()  # the path of the result's list of any length, sent in chunks
 
     def param(self, name: str) -> Param:
         return next(p for p in self.params if p.name == name)
@@ -129,6 +130,7 @@ FLOW_QUERY: Final = (
 # The flow-detail filters that match one integer column of the flow key (or of routing data).
 FLOW_FILTERS: Final = tuple(p.name for p in FLOW_QUERY if p.kind is Kind.INTEGER and p.name != "limit")
 BLOCK: Final = ("interface", "local_index", "service_name")  # every accounting.* interface block starts so
+FLOWS_LIST: Final = ("interfaces", 0, "flows")  # where a flow list is in an accounting.* result
 
 ERRORS_FIELDS: Final = (
     "no_memory", "not_ip", "not_ipv4", "header_too_small", "allocation_failures", "free_failures",
@@ -143,7 +145,7 @@ MEMORY_FIELDS: Final = (
 STATUS_FIELDS: Final = (
     "interface_state", "group_index", "export_interval", "export_format", "protocol", "engine_type", "engine_id",
     "route_record_count", "ifl_snmp_count", "as_count", "time_set", "configuration_set", "route_record_set",
-    "ifl_snmp_map_set", "captures")
+    "ifl_snmp_map_set", "flow_servers", "captures")
 USAGE_FIELDS: Final = ("uptime_ms", "interrupt_time_us", "load_5s", "load_1m")
 
 RPCS: Final[Mapping[str, Rpc]] = {rpc.method: rpc for rpc in (
@@ -153,10 +155,11 @@ RPCS: Final[Mapping[str, Rpc]] = {rpc.method: rpc for rpc in (
     Rpc("accounting.packet_size_distribution", "packet size distribution", (NAME,), ("ranges",)),
     Rpc("accounting.status", "accounting status", (NAME,), STATUS_FIELDS),
     Rpc("accounting.usage", "CPU utilisation", (NAME,), USAGE_FIELDS),
-    Rpc("accounting.flow_detail", "individual cached flows, largest first", FLOW_QUERY, ("flows",)),
+    Rpc("accounting.flow_detail", "individual cached flows, largest first", FLOW_QUERY, ("flows",),
+        streamed=FLOWS_LIST),
     Rpc("accounting.aggregation_template", "the cached flows of a version 9 or IPFIX template",
         (Param("template_name", Kind.NAME, "Name of the version 9 or IPFIX template", required=True), NAME, LIMIT),
-        ("template", "flows")),
+        ("template", "flows"), streamed=FLOWS_LIST),
     Rpc("accounting.clear_statistics", "reset every counter", admin=True),
     Rpc("accounting.clear_flows", "end and export every cached flow", result=("flows_cleared",), admin=True),
     Rpc("system.version", "software version", result=("hostname", "model", "version", "python", "packages")),
@@ -171,7 +174,8 @@ def render_docs() -> str:
     out = ["| method | what it returns | params | result fields | who may call it |", "|---|---|---|---|---|"]
     for rpc in RPCS.values():
         params = ", ".join(p.describe() for p in rpc.params) or "none"
-        fields = ", ".join(f"`{f}`" for f in rpc.result) or "`{}`"
+        streamed = rpc.streamed[-1] if rpc.streamed else None
+        fields = ", ".join(f"`{f}`" + (" (streamed)" if f == streamed else "") for f in rpc.result) or "`{}`"
         who = "admin" if rpc.admin else "read"
         out.append(f"| `{rpc.method}` | {rpc.summary} | {params} | {fields} | {who} |")
     return "\n".join(out) + "\n"

@@ -8,8 +8,9 @@ methods need membership in `flowd control admin-group`. A refused call gets a ``
 reply. Opening the socket needs its group, so admins belong to both groups (`flowd
 --install-service --admin USER` does that); the daemon warns at start about admins who do not.
 
-The socket gets its mode and group before it listens, so no peer ever connects through a wider
-mode than 0660 (connecting to a bound socket that does not listen yet is refused).
+The socket gets its mode and group before it even appears at its path (flowd/control/socketfile.py
+binds it in a private directory and renames it into place), so no peer ever connects through a wider
+mode than 0660, and nobody can make the daemon chmod another file by swapping the path.
 """
 
 from __future__ import annotations
@@ -22,20 +23,30 @@ import os
 import pwd
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from flowd.control import methods
+from flowd.control.admission import DEFAULT_LIMITS, Admission, Limits
 from flowd.control.protocol import (
     MAX_LINE,
     ErrorCode,
     ProtocolError,
+    RequestId,
     Response,
     decode_request,
+    encode_chunks,
+    encode_end,
+    encode_head,
     encode_response,
 )
 from flowd.control.rpcs import RPCS
+from flowd.control.socketfile import bind_restricted, check_path
+from flowd.control.streamed import Streamed
+from flowd.model.clock import Clock
+from flowd.runtime.log import Throttle
 from flowd.runtime.probe import Probe
 
 log = logging.getLogger(__name__)
@@ -44,6 +55,7 @@ SOCKET_MODE = 0o660
 PEERCRED = struct.Struct("3i")  # pid, uid, gid
 SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)  # Linux >= 4.13; Python 3.11 lacks the name
 PEERGROUPS_BUFFER = 1024  # bytes (256 groups): the most Python's getsockopt will read
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,11 +119,15 @@ def _group_name(gid: int) -> str:
 class ControlServer:
     """Serve the control socket while the daemon runs (an async context manager)."""
 
-    def __init__(self, path: str, probe: Probe, now: Callable[[], float], *,
-                 read_group: str | None = None, admin_group: str | None = None) -> None:
+    def __init__(self, path: str, probe: Probe, clock: Clock, *, read_group: str | None = None,
+                 admin_group: str | None = None, limits: Limits = DEFAULT_LIMITS) -> None:
         self.path = path
         self.probe = probe
-        self.now = now
+        self.clock = clock
+        self.limits = limits
+        self.admission = Admission(limits)
+        self.throttle = Throttle()
+        self._refusing = 0  # refused connections waiting for their first request
         self.read_gid = _gid(read_group)
         self.admin_gid = _gid(admin_group)
         self.admin_group = admin_group
@@ -121,23 +137,17 @@ class ControlServer:
 
     async def __aenter__(self) -> ControlServer:
         path = Path(self.path)
+        check_path(path)
         if path.is_socket():
             with socket.socket(socket.AF_UNIX) as probe_sock:
                 try:
                     probe_sock.connect(self.path)
                 except OSError:
-                    path.unlink()  # stale socket of a daemon that died
+                    pass  # stale socket of a daemon that died: the new one replaces it
                 else:
                     raise OSError(f"another flowd is already listening on {self.path}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = bind_restricted(path, SOCKET_MODE, self._socket_gid())
         try:
-            sock.bind(self.path)
-        except BaseException:
-            sock.close()
-            raise
-        try:
-            self._restrict()  # before listen(): until then every connect() is refused
             self._server = await asyncio.start_unix_server(self._serve, sock=sock, limit=MAX_LINE)
         except BaseException:
             sock.close()
@@ -149,17 +159,16 @@ class ControlServer:
         self._warn_unreachable_admins()
         return self
 
-    def _restrict(self) -> None:
-        """Mode 0660, group = the read group when the daemon may give it (root, or a member)."""
-        os.chmod(self.path, SOCKET_MODE)
+    def _socket_gid(self) -> int | None:
+        """The read group when the daemon may give it to the socket (root, or a member), else None."""
         gid = self.read_gid
-        if gid is None or gid < 0 or os.stat(self.path).st_gid == gid:
-            return
+        if gid is None or gid < 0:
+            return None
         if os.geteuid() == 0 or gid in os.getgroups() or gid == os.getegid():
-            os.chown(self.path, -1, gid)
-        else:
-            log.warning("cannot give %s to group %r: the daemon is neither root nor a member; only "
-                        "members of its group can connect", self.path, self.read_group)
+            return gid
+        log.warning("cannot give %s to group %r: the daemon is neither root nor a member; only "
+                    "members of its group can connect", self.path, self.read_group)
+        return None
 
     def _warn_unreachable_admins(self) -> None:
         """Log admin-group members who cannot open the socket (they need its group as well)."""
@@ -191,6 +200,17 @@ class ControlServer:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
 
+    @staticmethod
+    def acting_for(peer: Peer, user: str) -> Peer | str:
+        """The peer a trusted front end (root or the daemon's user: NETCONF) acts for, or why it may not."""
+        if peer.uid not in (0, os.geteuid()):
+            return "only root or the flowd user may act for another user"
+        try:
+            entry = pwd.getpwnam(user)
+        except KeyError:
+            return f"no user '{user}' on this host"
+        return Peer(0, entry.pw_uid, entry.pw_gid, frozenset(os.getgrouplist(user, entry.pw_gid)))
+
     def allowed(self, peer: Peer, admin: bool) -> str | None:
         """None when the peer may call the method, else why not."""
         if peer.uid in (0, os.geteuid()):
@@ -206,51 +226,179 @@ class ControlServer:
             return None
         return f"membership in group '{self.read_group}' is required"
 
+    def privileged(self, peer: Peer) -> bool:
+        """Root, the daemon's own user and the admin group: they may use the connections kept in reserve."""
+        if peer.uid in (0, os.geteuid()):
+            return True
+        return self.admin_gid is not None and self.admin_gid in peer.groups()
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._clients.add(task)
+        writer.transport.set_write_buffer_limits(high=self.limits.buffer)
+        peer: Peer | None = None
         try:
             peer = peer_of(writer)
+            refused = self.admission.admit(peer.uid, _user_name(peer.uid), self.privileged(peer))
+            if refused is not None:
+                peer = None  # not counted
+                await self._refuse(reader, writer, refused)
+                return
             while True:
                 try:
-                    line = await reader.readuntil(b"\n")
+                    line = await self._within(reader.readuntil(b"\n"), self.clock.time() + self.limits.idle)
+                except TimeoutError:
+                    log.debug("closing an idle control connection (uid %d)", peer.uid)
+                    return
                 except asyncio.IncompleteReadError:
                     return  # client went away (possibly mid-request)
                 except asyncio.LimitOverrunError:
-                    await self._reply(writer, Response.failure(
-                        None, ErrorCode.TOO_LARGE, f"request longer than {MAX_LINE} bytes"))
+                    await self._send(writer, encode_response(Response.failure(
+                        None, ErrorCode.TOO_LARGE, f"request longer than {MAX_LINE} bytes")))
                     return  # cannot find the next request boundary: close this connection
-                await self._reply(writer, await self.answer(line, peer))
+                answer = await self.answer(line, peer)
+                if isinstance(answer, Response):
+                    await self._send(writer, self._encode(answer))
+                else:
+                    await self._stream(writer, *answer)
+        except _Stalled:
+            self._throttled(logging.WARNING, "dropped a control connection of %s: it read no reply for %g s",
+                            _user_name(peer.uid) if peer else "?", self.limits.stalled)
+            writer.transport.abort()  # discard what it did not read
         except (ConnectionError, asyncio.CancelledError):
             return
         finally:
+            if peer is not None:
+                self.admission.release(peer.uid)
             self._clients.discard(task)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def answer(self, line: bytes, peer: Peer) -> Response:
-        """The reply to one request line."""
+    async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, why: str) -> None:
+        """Answer the connection's first request with ``busy`` (when few refusals are pending), then close."""
+        if self._refusing >= self.limits.refusals:
+            return
+        self._refusing += 1
+        try:
+            line = await self._within(reader.readuntil(b"\n"), self.clock.time() + self.limits.refusal_wait)
+            try:
+                request_id: RequestId | None = decode_request(line).id
+            except ProtocolError as exc:
+                request_id = exc.request_id
+            await self._send(writer, encode_response(Response.failure(request_id, ErrorCode.BUSY, why)))
+        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            self._refusing -= 1
+
+    async def _within(self, awaitable: Awaitable[T], deadline: float) -> T:
+        """The awaitable's result, or TimeoutError once the daemon clock reaches ``deadline``."""
+        work = asyncio.ensure_future(awaitable)
+        timer = asyncio.ensure_future(self.clock.sleep_until(deadline))
+        try:
+            await asyncio.wait((work, timer), return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # cancelled from outside: take both down with us
+            timer.cancel()
+            work.cancel()
+            raise
+        timer.cancel()
+        if not work.done():
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+            raise TimeoutError
+        return work.result()
+
+    async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
+        """Write, then wait until the client has taken enough to stay under the buffer; `_Stalled` if it reads
+        nothing for `Limits.stalled` seconds."""
+        writer.write(data)
+        try:
+            await self._within(writer.drain(), self.clock.time() + self.limits.stalled)
+        except TimeoutError:
+            raise _Stalled from None
+
+    def _throttled(self, level: int, message: str, *args: object) -> None:
+        """Log one line, unless too many came lately (then count it and say so with the next one let through)."""
+        now = self.clock.time()
+        allowed, suppressed = self.throttle.allow(now)
+        if allowed:
+            if suppressed:
+                message += f" ({suppressed} similar lines suppressed)"
+            log.log(level, message, *args)
+
+    def _encode(self, response: Response, more: tuple[str | int, ...] | None = None) -> bytes:
+        """The reply line (the head of a stream with ``more``); an ``internal`` error when the result cannot be
+        written as JSON in UTF-8."""
+        try:
+            if more is None or response.id is None:
+                return encode_response(response)
+            return encode_head(response.id, response.result, more)
+        except (ValueError, TypeError) as exc:  # UnicodeEncodeError is a ValueError
+            self._throttled(logging.ERROR, "a control reply could not be encoded: %s", exc)
+            return encode_response(Response.failure(response.id, ErrorCode.INTERNAL,
+                                                    "the reply could not be encoded; see the daemon log"))
+
+    async def _stream(self, writer: asyncio.StreamWriter, request_id: RequestId, result: Streamed) -> None:
+        """Send a streamed result: the head, each batch of rows as it is built (yielding to the loop and waiting
+        for the client in between), then the end line; an error line instead when a batch cannot be built."""
+        await self._send(writer, self._encode(Response(request_id, True, result.head), more=result.into))
+        count = 0
+        while True:
+            try:
+                batch = next(result.batches, None)
+                lines = list(encode_chunks(request_id, batch)) if batch is not None else []
+            except Exception:
+                log.exception("a streamed control reply failed after %d rows", count)
+                await self._send(writer, encode_response(Response.failure(
+                    request_id, ErrorCode.INTERNAL, "the reply failed part way; see the daemon log")))
+                return
+            if batch is None:
+                break
+            for line in lines:
+                await self._send(writer, line)
+            count += len(batch)
+            await asyncio.sleep(0)  # other connections and the daemon's own tasks run between batches
+        await self._send(writer, encode_end(request_id, count))
+
+    async def answer(self, line: bytes, peer: Peer) -> Response | tuple[RequestId, Streamed]:
+        """The reply to one request line (a streamed result with its request's id)."""
         try:
             req = decode_request(line)
         except ProtocolError as exc:
+            self._throttled(logging.WARNING, "refused a control request from %s: %s: %s", _user_name(peer.uid),
+                            exc.code.value, exc.message)
             return exc.to_response()
         rpc = RPCS.get(req.method)
         if rpc is None or req.method not in methods.METHODS:
             return Response.failure(req.id, ErrorCode.UNKNOWN_METHOD, f"unknown method '{req.method}'")
+        if req.user is not None:
+            acting = self.acting_for(peer, req.user)
+            if isinstance(acting, str):
+                return Response.failure(req.id, ErrorCode.PERMISSION_DENIED, acting)
+            peer = acting
         why = self.allowed(peer, rpc.admin)
         if why is not None:
             return Response.failure(req.id, ErrorCode.PERMISSION_DENIED, why)
         try:
-            return Response.success(req.id, await methods.call(self.probe, req.method, req.params, self.now))
+            result = await methods.call(self.probe, req.method, req.params, self.clock.time)
+            return (req.id, result) if isinstance(result, Streamed) else Response.success(req.id, result)
         except methods.BadParams as exc:
             return Response.failure(req.id, ErrorCode.BAD_PARAMS, str(exc))
         except Exception:
             log.exception("control method %s failed", req.method)
             return Response.failure(req.id, ErrorCode.INTERNAL, f"{req.method} failed; see the daemon log")
 
-    @staticmethod
-    async def _reply(writer: asyncio.StreamWriter, response: Response) -> None:
-        writer.write(encode_response(response))
-        await writer.drain()
+
+
+class _Stalled(Exception):
+    """The client read nothing for `Limits.stalled` seconds while a reply waited."""
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)

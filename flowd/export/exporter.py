@@ -14,6 +14,7 @@ real clock even when a capture file is read faster than it was recorded.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -207,13 +208,16 @@ class Exporter:
     # -- reporting and teardown ----------------------------------------------------------------
 
     def server_stats(self) -> list[dict[str, object]]:
-        """Per flow server: what was sent and what failed (for `errors` and the batch summary)."""
+        """Per flow server and family: its format ("5", "9", "ipfix") and transport, what was sent and what failed
+        (for `errors`, `status` and the batch summary)."""
         rows: list[dict[str, object]] = []
-        for fam in self.families.values():
+        for family, fam in self.families.items():
             if fam.v5 is not None:
-                rows.extend(fam.v5.stats_rows())
+                rows.extend({"family": family, "format": "5", "transport": "udp", **row}
+                            for row in fam.v5.stats_rows())
             for srv in fam.servers:
-                rows.extend(srv.sender.stats_rows())
+                rows.extend({"family": family, "format": srv.server.version, "transport": srv.server.transport, **row}
+                            for row in srv.sender.stats_rows())
         return rows
 
     def clear_server_stats(self) -> None:
@@ -237,6 +241,11 @@ class Exporter:
 
 
 def destination(out: FamilyOutput, server: FlowServer) -> Destination:
-    """Where one server's records go, from its own or the service interface's source address."""
-    source = server.source_address or (out.interface.source_address if out.interface else None)
+    """Where one server's records go, from its own source address, else the service interface's when that is
+    of the server's address family, else one the kernel picks."""
+    source = server.source_address
+    if source is None and out.interface is not None and out.interface.source_address is not None:
+        iface = out.interface.source_address
+        same = ipaddress.ip_address(iface).version == ipaddress.ip_address(server.address).version
+        source = iface if same else None
     return Destination(server.address, server.port, source, server.dscp)

@@ -11,10 +11,9 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TextIO
 
-from flowd.capture.files import CaptureError, CaptureReader, open_capture
+from flowd.capture.files import CaptureError, CaptureReader, CaptureUnreadable, open_capture
 from flowd.config.schema import Config
 from flowd.core.decode import Decoded, decode
 from flowd.core.pipeline import Pipeline
@@ -23,39 +22,11 @@ from flowd.export.udp import ExportSocketError
 from flowd.model.batch import FrameBatch
 from flowd.model.drops import DropReason
 from flowd.runtime.batch_shards import Shards, chunked, workers_for
+from flowd.runtime.batch_summary import ServerLine, Summary
+from flowd.runtime.exit_status import ExitStatus
 
 READ_AHEAD = 2  # decoded batches waiting for the flow cache
 FLUSH_CHUNK = 8192  # flows ended and exported at a time by the end-of-file flush
-DAMAGED = 2  # exit status: the file was damaged; every packet before the damage was exported
-
-
-@dataclass(frozen=True, slots=True)
-class Summary:
-    frames: int
-    packets_sampled: int
-    drops: dict[str, int]
-    discarded: int
-    not_sampled: int
-    flows_created: int
-    flows_exported: int
-    not_exportable: int
-    datagrams: int
-    export_failures: int
-    elapsed: float
-    error: str | None  # the capture error that ended the file early, if any
-
-    def lines(self) -> list[str]:
-        pps = self.frames / self.elapsed if self.elapsed > 0 else 0.0
-        dropped = ", ".join(f"{k} {v}" for k, v in self.drops.items() if v) or "none"
-        return [
-            f"Packets read: {self.frames}, decoded and sampled: {self.packets_sampled}",
-            f"Packets dropped: {dropped}",
-            f"Packets discarded by filter: {self.discarded}, not sampled: {self.not_sampled}",
-            f"Flows created: {self.flows_created}, exported: {self.flows_exported}"
-            + (f", not exportable in v5 (IPv6): {self.not_exportable}" if self.not_exportable else ""),
-            f"Export datagrams sent: {self.datagrams}, export failures: {self.export_failures}",
-            f"Elapsed: {self.elapsed:.3f} s, {pps:,.0f} packets/s",
-        ]
 
 
 def decoded_batches(reader: CaptureReader, batch_size: int) -> Iterator[tuple[FrameBatch, Decoded] | CaptureError]:
@@ -109,7 +80,9 @@ def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: i
         exporter = Exporter(cfg, boot=0.0)  # fail fast on a flow server that cannot be set up
     except (CaptureError, ExportSocketError) as exc:
         print(f"flowd: {exc}", file=sys.stderr)
-        return 1
+        if isinstance(exc, CaptureUnreadable):
+            return ExitStatus.NOINPUT
+        return ExitStatus.DATAERR if isinstance(exc, CaptureError) else ExitStatus.UNAVAILABLE
     count = workers_for(path, cfg, workers)
     shards = Shards(path, cfg, count, batch_size) if count > 1 else None
     pipeline = shards.pipeline if shards is not None else Pipeline(cfg)
@@ -149,13 +122,15 @@ def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: i
         discarded=st.drops[DropReason.DISCARDED], not_sampled=st.not_sampled,
         flows_created=flows_created,
         flows_exported=exporter.counters.flows_exported,
-        not_exportable=exporter.counters.not_exportable, datagrams=exporter.counters.datagrams,
-        export_failures=sum(int(r["failures"]) for r in exporter.server_stats()),  # type: ignore[call-overload]
+        not_exportable=exporter.counters.not_exportable,
+        servers=[ServerLine.from_row(row) for row in exporter.server_stats()],
         elapsed=time.perf_counter() - started, error=error)
     for line in summary.lines():
         print(line, file=out)
+    for server in summary.failed_servers:
+        print(f"flowd: every export to flow server {server.server} (family {server.family}) failed"
+              + (f": {server.last_error}" if server.last_error else ""), file=sys.stderr)
     if error:
         print(f"flowd: {error}", file=sys.stderr)
-        return DAMAGED
-    return 0
-
+        return ExitStatus.DATAERR
+    return ExitStatus.UNAVAILABLE if summary.failed_servers else ExitStatus.OK

@@ -69,6 +69,9 @@ Group=flowd
 RuntimeDirectory=flowd
 RuntimeDirectoryMode=0750
 UMask=0077
+# Descriptors: the control server caps its connections at 64 (docs/security.md); the rest is for capture
+# rings, capture workers and flow-server sockets.
+LimitNOFILE=8192
 
 # Live capture opens AF_PACKET sockets: CAP_NET_RAW and nothing else.
 AmbientCapabilities=CAP_NET_RAW

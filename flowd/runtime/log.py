@@ -45,3 +45,29 @@ def setup_logging(level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
+
+class Throttle:
+    """At most ``lines`` log lines per ``period`` seconds of the caller's clock (pure: takes ``now``).
+
+    For lines a peer can provoke at will (bad control requests, dropped connections): the journal
+    keeps a handful, and the first line let through after a quiet spell says how many were held back.
+    """
+
+    def __init__(self, lines: int = 10, period: float = 60.0) -> None:
+        self.lines = lines
+        self.period = period
+        self._window = float("-inf")
+        self._used = 0
+        self._suppressed = 0
+
+    def allow(self, now: float) -> tuple[bool, int]:
+        """(whether to log this line, how many lines were suppressed since the last one logged)."""
+        if now - self._window >= self.period:
+            self._window, self._used = now, 0
+        if self._used >= self.lines:
+            self._suppressed += 1
+            return False, 0
+        self._used += 1
+        suppressed, self._suppressed = self._suppressed, 0
+        return True, suppressed

@@ -28,6 +28,11 @@ class Renderer:
     text: TextRenderer
     displays: Mapping[str, DisplayRenderer] = field(default_factory=dict)
     elements: str = ""  # the XML/JSON element path, for docs/commands.md
+    tree: Callable[[Result], Element] | None = None  # the element tree behind `| display xml|json` (NETCONF)
+
+
+def _tree(text: TextRenderer, tree: Callable[[Result], Element], elements: str) -> Renderer:
+    return Renderer(text, _structured(tree), elements, tree)
 
 
 def _structured(tree: Callable[[Result], Element]) -> dict[str, DisplayRenderer]:
@@ -37,28 +42,23 @@ def _structured(tree: Callable[[Result], Element]) -> dict[str, DisplayRenderer]
 ROOT: Final = "services-accounting-information"
 
 RENDERERS: Final[Mapping[str, Renderer]] = {
-    "accounting.errors": Renderer(
-        accounting.render_errors, _structured(accounting.errors_tree), f"{ROOT}/error-information"),
-    "accounting.flow": Renderer(
-        accounting.render_flow, _structured(accounting.flow_tree), f"{ROOT}/flow-information"),
-    "accounting.flow_detail": Renderer(
-        flow_detail.render_flow_detail, _structured(flow_detail.flow_detail_tree), f"{ROOT}/flow-detail/detail-entry"),
-    "accounting.aggregation_template": Renderer(
-        aggregation_template.render_aggregation_template, _structured(aggregation_template.aggregation_template_tree),
+    "accounting.errors": _tree(accounting.render_errors, accounting.errors_tree, f"{ROOT}/error-information"),
+    "accounting.flow": _tree(accounting.render_flow, accounting.flow_tree, f"{ROOT}/flow-information"),
+    "accounting.flow_detail": _tree(
+        flow_detail.render_flow_detail, flow_detail.flow_detail_tree, f"{ROOT}/flow-detail/detail-entry"),
+    "accounting.aggregation_template": _tree(
+        aggregation_template.render_aggregation_template, aggregation_template.aggregation_template_tree,
         f"{ROOT}/flow-aggregate-template-detail/flow-aggregate-template-detail-TYPE/detail-entry"),
-    "accounting.memory": Renderer(
-        accounting.render_memory, _structured(accounting.memory_tree), f"{ROOT}/memory-information"),
-    "accounting.packet_size_distribution": Renderer(
-        accounting.render_packet_size_distribution, _structured(accounting.packet_size_distribution_tree),
+    "accounting.memory": _tree(accounting.render_memory, accounting.memory_tree, f"{ROOT}/memory-information"),
+    "accounting.packet_size_distribution": _tree(
+        accounting.render_packet_size_distribution, accounting.packet_size_distribution_tree,
         f"{ROOT}/packet-distribution-information"),
-    "accounting.status": Renderer(
-        accounting.render_status, _structured(accounting.status_tree), f"{ROOT}/status-information"),
-    "accounting.usage": Renderer(
-        accounting.render_usage, _structured(accounting.usage_tree), f"{ROOT}/usage-information"),
+    "accounting.status": _tree(accounting.render_status, accounting.status_tree, f"{ROOT}/status-information"),
+    "accounting.usage": _tree(accounting.render_usage, accounting.usage_tree, f"{ROOT}/usage-information"),
     "accounting.clear_statistics": Renderer(accounting.render_nothing),
     "accounting.clear_flows": Renderer(accounting.render_nothing),
-    "system.version": Renderer(system.render_version, _structured(system.version_tree), "software-information"),
-    "system.uptime": Renderer(system.render_uptime, _structured(system.uptime_tree), "system-uptime-information"),
+    "system.version": _tree(system.render_version, system.version_tree, "software-information"),
+    "system.uptime": _tree(system.render_uptime, system.uptime_tree, "system-uptime-information"),
     "system.configuration": Renderer(
         configuration.render_configuration, {"set": configuration.render_configuration_set}),
 }

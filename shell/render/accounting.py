@@ -7,10 +7,10 @@ Each text renderer is a pure ``result -> lines``; each ``*_tree`` gives the elem
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Mapping
 from typing import Any, Final
 
+from flowd.control.protocol import drop_words
 from shell.render.common import (
     BODY_INDENT,
     HEADER_INDENT,
@@ -25,13 +25,8 @@ from shell.render.common import (
 )
 
 ROOT: Final = "services-accounting-information"
-# Words of drop-counter names printed in capitals (`bad-ip-header` -> `bad IP header`).
-_ACRONYMS: Final = {"ip": "IP", "ipv4": "IPv4", "ipv6": "IPv6", "tcp": "TCP", "udp": "UDP", "icmp": "ICMP"}
-
-
 def _drop_label(name: str) -> str:
-    words = re.split(r"[-_ ]+", name)
-    return "Packets dropped (" + " ".join(_ACRONYMS.get(w.lower(), w) for w in words) + ")"
+    return f"Packets dropped ({drop_words(name)})"
 
 
 def _per_interface(result: Mapping[str, Any], title: str) -> list[tuple[Mapping[str, Any], list[str]]]:
@@ -233,8 +228,12 @@ def event_time(iso: str) -> str:
 
 
 def _status_extras(block: Mapping[str, Any]) -> list[str]:
-    """flowd's live captures after the seed's lines: state, kernel statistics per worker, latest events."""
-    lines: list[str] = []
+    """flowd's lines after the seed's: where each family exports; live captures (state, kernel statistics per
+    worker, latest events)."""
+    lines = [pairs([("Flow server", s["flow_server"]), ("Family", s["family"]), ("Export format", s["export_format"]),
+                    ("Transport", str(s["transport"]).upper()),
+                    ("Source address", s["source_address"] or "chosen by the kernel")], HEADER_INDENT)
+             for s in block.get("flow_servers", [])]
     for c in block.get("captures", []):
         label = capture_label(c["interface"], c["linux_interface"])
         index = c["ifindex"] if c["ifindex"] is not None else "none"
@@ -268,8 +267,15 @@ def _capture_tree(c: Mapping[str, Any]) -> Element:
     ])
 
 
+def _flow_server_tree(s: Mapping[str, Any]) -> Element:
+    return node("flow-server-information", [
+        leaf("flow-server", s["flow_server"]), leaf("family", s["family"]), leaf("export-format", s["export_format"]),
+        leaf("transport", s["transport"]), leaf("source-address", s["source_address"] or "")])
+
+
 def status_tree(result: Mapping[str, Any]) -> Element:
     return node(ROOT, [node("status-information", [*interface_leaves(b), *(leaf(t, b[k]) for t, k in _STATUS_TAGS),
+                                                   *(_flow_server_tree(s) for s in b.get("flow_servers", [])),
                                                    *(_capture_tree(c) for c in b.get("captures", []))])
                        for b in interfaces(result)])
 

@@ -17,7 +17,7 @@ XML_INDENT: Final = "    "
 JUNOS_XMLNS: Final = "http://xml.juniper.net/junos/flowd/junos"
 
 
-def _xml_lines(element: Element, depth: int) -> list[str]:
+def element_lines(element: Element, depth: int) -> list[str]:
     pad = XML_INDENT * depth
     if element.text is not None:
         return [f"{pad}<{element.tag}>{escape(element.text)}</{element.tag}>"]
@@ -25,14 +25,14 @@ def _xml_lines(element: Element, depth: int) -> list[str]:
         return [f"{pad}<{element.tag}></{element.tag}>"]
     lines = [f"{pad}<{element.tag}>"]
     for child in element.children:
-        lines += _xml_lines(child, depth + 1)
+        lines += element_lines(child, depth + 1)
     lines.append(f"{pad}</{element.tag}>")
     return lines
 
 
 def to_xml(root: Element) -> list[str]:
     """The reply as `| display xml` prints it."""
-    return [f'<rpc-reply xmlns:junos="{JUNOS_XMLNS}">', *_xml_lines(root, 1),
+    return [f'<rpc-reply xmlns:junos="{JUNOS_XMLNS}">', *element_lines(root, 1),
             f"{XML_INDENT}<cli>", f"{XML_INDENT * 2}<banner></banner>", f"{XML_INDENT}</cli>", "</rpc-reply>"]
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from flowd.config.loader import parse_config
 from flowd.control import methods
+from flowd.control.streamed import whole
 from flowd.core.query import shard_flows
 from flowd.model.batch import FrameBatch
 from flowd.runtime.probe import Probe
@@ -86,7 +87,7 @@ def probe() -> Probe:
 
 
 def call(probe: Probe, params: Mapping[str, Any]) -> dict[str, Any]:
-    result = asyncio.run(methods.call(probe, "accounting.aggregation_template", params, lambda: T0 + 5))
+    result = whole(asyncio.run(methods.call(probe, "accounting.aggregation_template", params, lambda: T0 + 5)))
     block: dict[str, Any] = result["interfaces"][0]
     return block
 
@@ -108,7 +109,7 @@ def test_ipv4_template_lists_the_inet_flows_largest_first(probe: Probe) -> None:
 def test_flow_objects_are_flow_details_plus_the_template_fields(probe: Probe) -> None:
     """The same flows, the same values as accounting.flow_detail shows for them."""
     template = call(probe, {"template_name": "v4"})["flows"]
-    detail = asyncio.run(methods.call(probe, "accounting.flow_detail", {}, lambda: T0 + 5))
+    detail = whole(asyncio.run(methods.call(probe, "accounting.flow_detail", {}, lambda: T0 + 5)))
     by_source = {f["source_address"]: f for f in detail["interfaces"][0]["flows"]}
     extra = {"mpls_labels", "top_label_address", "bgp_next_hop", "source_mask", "destination_mask"}
     for flow in template:

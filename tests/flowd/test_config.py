@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from flowd.config.diagnosis import check_config_main
 from flowd.config.docs import render_docs
 from flowd.config.loader import (
-    check_config_main,
     detect_syntax,
     load_config,
     parse_config,
@@ -698,7 +698,7 @@ def test_with_overrides_v5_cannot_serve_inet6() -> None:
 
 
 def _check(path: str | None) -> subprocess.CompletedProcess[str]:
-    code = f"import sys; from flowd.config.loader import check_config_main; sys.exit(check_config_main({path!r}))"
+    code = f"import sys; from flowd.config.diagnosis import check_config_main; sys.exit(check_config_main({path!r}))"
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 

@@ -14,6 +14,7 @@ from flowd.config.loader import load_config, parse_config
 from flowd.config.overrides import with_overrides
 from flowd.control import methods
 from flowd.control.rpcs import BLOCK, RPCS, BadParam, Kind, render_docs
+from flowd.control.streamed import Streamed, whole
 from flowd.core import query
 from flowd.runtime.probe import Probe
 from shell.grammar import COMMANDS
@@ -88,10 +89,20 @@ def test_each_method_returns_exactly_its_declared_fields(method: str) -> None:
     rpc = RPCS[method]
     probe = Probe(parse_config(TEMPLATE_CONFIG, source="t.yaml", syntax="yaml"), now=T0)
     params: dict[str, Any] = {"template_name": "v4"} if method == "accounting.aggregation_template" else {}
-    result = asyncio.run(methods.call(probe, method, params, lambda: T0 + 1))
+    result = whole(asyncio.run(methods.call(probe, method, params, lambda: T0 + 1)))
     if method.startswith("accounting.") and "interfaces" in result:
         for block in result["interfaces"]:
             assert tuple(block)[:3] == BLOCK
             assert tuple(block)[3:] == rpc.result
     else:
         assert tuple(result) == rpc.result
+
+
+@pytest.mark.parametrize("method", sorted(RPCS))
+def test_exactly_the_declared_methods_stream_their_list(method: str) -> None:
+    probe = Probe(parse_config(TEMPLATE_CONFIG, source="t.yaml", syntax="yaml"), now=T0)
+    params: dict[str, Any] = {"template_name": "v4"} if method == "accounting.aggregation_template" else {}
+    result = asyncio.run(methods.call(probe, method, params, lambda: T0 + 1))
+    assert isinstance(result, Streamed) == bool(RPCS[method].streamed)
+    if isinstance(result, Streamed):
+        assert result.into == RPCS[method].streamed

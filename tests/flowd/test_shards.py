@@ -19,6 +19,7 @@ from flowd.config.loader import load_config, parse_config
 from flowd.config.overrides import with_overrides
 from flowd.config.schema import ConfigError
 from flowd.control import methods
+from flowd.control.streamed import whole
 from flowd.core.query import shard_flows
 from flowd.core.sampling import Sampler
 from flowd.model.batch import FlowRecords, FrameBatch
@@ -194,7 +195,7 @@ def test_reports_sum_in_the_shows() -> None:
     probe.workers = Pool()  # type: ignore[assignment]
 
     def call(method: str, params: Mapping[str, object] | None = None) -> dict[str, object]:
-        result = asyncio.run(methods.call(probe, method, params or {}, lambda: T0))
+        result = whole(asyncio.run(methods.call(probe, method, params or {}, lambda: T0)))
         return result["interfaces"][0] if "interfaces" in result else result
 
     flow = call("accounting.flow")

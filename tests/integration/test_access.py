@@ -30,7 +30,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from accounts import accounts, fork_as, needs_root
 from flowd.control.server import ControlServer, Peer
+from flowd.runtime.clock import SystemClock
 from flowd.runtime import install
 from shell.client import Client
 from shell.repl import run_batch
@@ -39,9 +41,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
 
-needs_root = pytest.mark.skipif(
-    os.geteuid() != 0 or not (shutil.which("useradd") and shutil.which("groupadd")),
-    reason="creates users and groups: needs root and useradd/groupadd")
 
 
 # -- the rules, without users ----------------------------------------------------------------------------
@@ -50,7 +49,7 @@ READ, ADMIN, OTHER = 50_001, 50_002, 50_003
 
 
 def rules(read: bool, admin: bool) -> ControlServer:
-    server = ControlServer("/nonexistent/flowd.sock", None, time.time)  # type: ignore[arg-type]
+    server = ControlServer("/nonexistent/flowd.sock", None, SystemClock())  # type: ignore[arg-type]
     server.read_gid, server.read_group = (READ, "ops") if read else (None, None)
     server.admin_gid, server.admin_group = (ADMIN, "ops-admin") if admin else (None, None)
     return server
@@ -94,23 +93,9 @@ def run(*argv: str) -> None:
 def people() -> Iterator[People]:
     tag = uuid.uuid4().hex[:6]
     p = People(f"fr{tag}", f"fa{tag}", f"fur{tag}", f"fua{tag}", f"fus{tag}", f"fuo{tag}")
-    groups: list[str] = []
-    users: list[str] = []
-    try:
-        for group in (p.read_group, p.admin_group):
-            run("groupadd", group)
-            groups.append(group)
-        for user, extra in ((p.reader, p.read_group), (p.admin, f"{p.read_group},{p.admin_group}"),
-                            (p.stranded, p.admin_group), (p.other, "")):
-            run("useradd", "--no-create-home", "--no-user-group", "--shell", "/usr/sbin/nologin",
-                *(["--groups", extra] if extra else []), user)
-            users.append(user)
+    with accounts([p.read_group, p.admin_group], {p.reader: [p.read_group], p.admin: [p.read_group, p.admin_group],
+                                                  p.stranded: [p.admin_group], p.other: []}):
         yield p
-    finally:
-        for user in users:
-            subprocess.run(["userdel", user], capture_output=True, timeout=60)
-        for group in groups:
-            subprocess.run(["groupdel", group], capture_output=True, timeout=60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,21 +137,14 @@ def daemon(people: People) -> Iterator[Daemon]:
 def flowcli_as(user: str, socket_path: str, command: str) -> tuple[int, str, str]:
     """`flowcli -c COMMAND` as `user`: a forked child drops to the user's uid, gid and groups, then runs it."""
     r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never return into pytest
-        code = 1
-        try:
-            os.close(r)
-            pw = pwd.getpwnam(user)
-            os.initgroups(user, pw.pw_gid)
-            os.setgid(pw.pw_gid)
-            os.setuid(pw.pw_uid)
-            out, err = io.StringIO(), io.StringIO()
-            status = asyncio.run(run_batch([command], Client(socket_path), out, err))
-            os.write(w, json.dumps([status, out.getvalue(), err.getvalue()]).encode())
-            code = 0
-        finally:
-            os._exit(code)
+
+    def work() -> None:
+        os.close(r)
+        out, err = io.StringIO(), io.StringIO()
+        status = asyncio.run(run_batch([command], Client(socket_path), out, err))
+        os.write(w, json.dumps([status, out.getvalue(), err.getvalue()]).encode())
+
+    pid = fork_as(user, work)
     os.close(w)
     with os.fdopen(r, "rb") as fh:
         data = fh.read()

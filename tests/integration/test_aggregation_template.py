@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from control_call import call_raw
 from flowd.testing.synth import SynthSpec, write_capture
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,10 +73,7 @@ class Daemon:
                               cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
 
     def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        with socket.socket(socket.AF_UNIX) as s:
-            s.connect(self.socket)
-            s.sendall(json.dumps({"id": 1, "method": method, "params": params or {}}).encode() + b"\n")
-            reply: dict[str, Any] = json.loads(s.makefile("rb").readline())
+        reply: dict[str, Any] = call_raw(self.socket, method, params)
         return reply
 
     def stop(self) -> int:

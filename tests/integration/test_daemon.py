@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from collectors import HAVE_NFDUMP, free_udp_port, start_nfcapd
 
+from control_call import call_raw
 from flowd.testing.synth import GroundTruth, SynthSpec, write_capture
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,10 +46,7 @@ class Daemon:
                               cwd=REPO, capture_output=True, text=True, timeout=60)
 
     def call(self, method: str, params: dict[str, object] | None = None) -> dict[str, object]:
-        with socket.socket(socket.AF_UNIX) as s:
-            s.connect(self.socket)
-            s.sendall(json.dumps({"id": 1, "method": method, "params": params or {}}).encode() + b"\n")
-            reply = json.loads(s.makefile("rb").readline())
+        reply = call_raw(self.socket, method, params)
         assert reply["ok"], reply
         return reply["result"]  # type: ignore[no-any-return]
 

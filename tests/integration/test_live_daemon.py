@@ -36,6 +36,7 @@ from netns import (
     unavailable,
 )
 
+from control_call import call_raw
 from flowd.testing.synth import (
     GroundTruth,
     SynthSpec,
@@ -128,10 +129,7 @@ class LiveDaemon:
         return True
 
     def call(self, method: str, params: dict[str, object] | None = None) -> dict[str, object]:
-        with socket.socket(socket.AF_UNIX) as s:
-            s.connect(self.socket)
-            s.sendall(json.dumps({"id": 1, "method": method, "params": params or {}}).encode() + b"\n")
-            reply = json.loads(s.makefile("rb").readline())
+        reply = call_raw(self.socket, method, params)
         assert reply["ok"], reply
         return reply["result"]["interfaces"][0]  # type: ignore[no-any-return]
 
@@ -266,7 +264,7 @@ def test_without_cap_net_raw_the_error_names_the_capability(tmp_path: Path, work
         ["setpriv", "--bounding-set=-net_raw", sys.executable, "-m", "flowd", "--socket", str(tmp_path / "s"),
          "--config", str(config), "--interface", "lo", "--flow-server", "127.0.0.1:9"],
         cwd=REPO, env=sender_env(), capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 1
+    assert done.returncode == 71  # EX_OSERR
     assert "Traceback" not in done.stderr, done.stderr
     errors = [line for line in done.stderr.splitlines() if "ERROR" in line]
     assert len(errors) == 1, done.stderr

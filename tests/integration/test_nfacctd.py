@@ -80,9 +80,10 @@ def wait_all(collector: Nfacctd, want: Merged) -> Merged:
 @pytest.mark.parametrize("version", ["9", "ipfix"])
 def test_tcp_flags_and_icmp_type_code_reach_nfacctd(capture: tuple[Path, GroundTruth], tmp_path: Path,
                                                      version: str) -> None:
-    """Every IPv4 flow of the truth, TCP flags (1-octet tcpControlBits) and ICMP type*256+code included."""
+    """Every flow of the truth, TCP flags (1-octet tcpControlBits) and ICMP type*256+code included (IPv6 too:
+    `--export-version` 9 or ipfix on the built-in configuration exports inet6 as well)."""
     path, truth = capture
-    want = truth_merged(truth, ipv6=False)
+    want = truth_merged(truth, ipv6=True)
     with start_nfacctd(tmp_path / "nfacctd") as collector:
         done = flowd("--read", str(path), "--flow-server", f"127.0.0.1:{collector.port}", "--source-address",
                      "127.0.0.1", "--export-version", version, "--active-timeout", "60", "--inactive-timeout", "15")

@@ -165,7 +165,7 @@ def test_install_service_finds_the_flowd_command_it_runs_as(tmp_path: Path, laun
 def test_install_service_errors_are_one_line(tmp_path: Path, args: list[str], error: str) -> None:
     args = [str(tmp_path / a) if a == "R" else a for a in args]
     done = flowd("--install-service", *args)
-    assert (done.returncode, done.stderr, done.stdout) == (1, error, "")
+    assert (done.returncode, done.stderr, done.stdout) == (71, error, "")  # EX_OSERR
     assert not (tmp_path / "R").exists()
 
 
@@ -180,7 +180,7 @@ def test_installing_on_the_host_needs_root(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_install_only_flags_need_install_service() -> None:
     done = flowd("--root", "/tmp/x")
-    assert done.returncode == 2 and done.stderr.endswith("flowd: error: --root needs --install-service\n")
+    assert done.returncode == 64 and done.stderr.endswith("flowd: error: --root needs --install-service\n")
 
 
 # -- logging for the journal ---------------------------------------------------------------------------
