@@ -6,63 +6,22 @@ have sent; at the end of the file every cached flow is flushed.
 
 from __future__ import annotations
 
-import queue
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from typing import TextIO
 
-from flowd.capture.files import CaptureError, CaptureReader, CaptureUnreadable, open_capture
+from flowd.capture.files import CaptureError, CaptureUnreadable, open_capture
 from flowd.config.schema import Config
-from flowd.core.decode import Decoded, decode
 from flowd.core.pipeline import Pipeline
 from flowd.export.exporter import Exporter
 from flowd.export.udp import ExportSocketError
-from flowd.model.batch import FrameBatch
 from flowd.model.drops import DropReason
 from flowd.runtime.batch_shards import Shards, chunked, workers_for
 from flowd.runtime.batch_summary import ServerLine, Summary
 from flowd.runtime.exit_status import ExitStatus
+from flowd.runtime.read_ahead import decoded_batches
 
-READ_AHEAD = 2  # decoded batches waiting for the flow cache
 FLUSH_CHUNK = 8192  # flows ended and exported at a time by the end-of-file flush
-
-
-def decoded_batches(reader: CaptureReader, batch_size: int) -> Iterator[tuple[FrameBatch, Decoded] | CaptureError]:
-    """Read and decode in a second thread, so the flow cache works on one batch while the next is decoded.
-
-    The compiled record walk and decoder release the GIL, as numpy does, so the two overlap on two cores.
-    A CaptureError ends the stream as its last item.
-    """
-    out: queue.Queue[tuple[FrameBatch, Decoded] | CaptureError | None] = queue.Queue(maxsize=READ_AHEAD)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for frames in reader.batches(batch_size):
-                if stop.is_set():
-                    return
-                if len(frames):
-                    out.put((frames, decode(frames)))
-        except CaptureError as exc:
-            out.put(exc)
-        finally:
-            out.put(None)
-
-    worker = threading.Thread(target=produce, name="flowd-read", daemon=True)
-    worker.start()
-    try:
-        while (item := out.get()) is not None:
-            yield item
-    finally:
-        stop.set()
-        while worker.is_alive():  # let the reader see the stop and finish
-            try:
-                out.get(timeout=0.1)
-            except queue.Empty:
-                pass
-        worker.join()
 
 
 def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: int = 65536,

@@ -40,6 +40,7 @@ from flowd.core.pipeline import Pipeline
 from flowd.core.stats import IngestStats
 from flowd.model.batch import FlowRecords, FrameBatch, PacketBatch
 from flowd.model.flowkey import KEY_BYTES
+from flowd.runtime.read_ahead import decoded_batches
 from flowd.runtime.shard import merge_ingest, shard_config
 
 Flows = dict[str, FlowRecords]
@@ -82,8 +83,6 @@ class _Done:
 def _serve(path: str, cfg: Config, index: int, shards: int, batch_size: int,
            conn: multiprocessing.connection.Connection) -> None:
     """A shard process: its share of every batch through its own pipeline, results to the main process."""
-    from flowd.runtime.batch_mode import decoded_batches  # the main process imported it before forking
-
     try:
         pipeline = Pipeline(shard_config(cfg, shards))
         now = 0.0

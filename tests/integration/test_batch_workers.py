@@ -43,7 +43,8 @@ def read(path: Path, port: int, workers: int) -> str:
                            "--active-timeout", "60", "--inactive-timeout", "15"],
                           cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
-    return "\n".join(line for line in done.stdout.splitlines() if not line.startswith("Elapsed"))
+    summary = done.stdout.replace(f"127.0.0.1:{port}", "SERVER")  # each run has its own collector port
+    return "\n".join(line for line in summary.splitlines() if not line.startswith("Elapsed"))
 
 
 def v5_datagrams(path: Path, workers: int) -> tuple[str, list[tuple[int, int]], collections.Counter[tuple[int, ...]]]:
