@@ -23,7 +23,7 @@ from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
 from typing import Any
 
-from flowd.capture.files import CaptureError
+from flowd.capture.layouts import CaptureError
 from flowd.capture.live import LiveCapture
 from flowd.capture.replay import Replay
 from flowd.config.schema import Config, ConfigError
@@ -74,19 +74,23 @@ class App:
             return False
         if self._ready:
             self.notifier.reloading()
+        ok = False
         try:
             cfg = self.load_config()
             self.probe.reload(cfg, self.clock.time())
         except (ConfigError, ExportSocketError) as exc:
             log.error("configuration reload failed, keeping the running configuration: %s", exc)
-            ok = False
+        except Exception as exc:  # noqa: BLE001 - whatever the file did, one line, and the daemon goes on
+            log.error("configuration reload failed, keeping the running configuration: %s: %s",
+                      type(exc).__name__, exc)
         else:
             log.info("configuration reloaded from %s", cfg.source)
             ok = True
             if self.probe.workers is not None:
                 self._start(self.probe.workers.reload(cfg), "reload capture workers")
-        if self._ready:
-            self.notifier.reloaded(self.status_line())
+        finally:
+            if self._ready:  # every RELOADING=1 is followed by READY=1, whatever happened
+                self.notifier.reloaded(self.status_line())
         return ok
 
     async def run(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fakes import FakeClock
+
 from flowd.config.loader import load_config
 from flowd.config.overrides import with_overrides
 from flowd.control.admission import DEFAULT_LIMITS, Limits

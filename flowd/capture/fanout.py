@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from flowd.capture.files import LinkType
+from flowd.capture.layouts import LinkType
 
 SKF_LL_OFF: Final = -0x200000  # load offsets relative to the link-layer (MAC) header
 MAX_TAGS: Final = 8  # VLAN tags walked

@@ -67,7 +67,7 @@ import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
 from flowd.capture.fanout import fanout_program
-from flowd.capture.files import LinkType
+from flowd.capture.layouts import LinkType
 from flowd.model.batch import I64, U8, U32, FrameBatch
 from flowd.native import compiled
 

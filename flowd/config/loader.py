@@ -1,4 +1,8 @@
-"""Loading configuration text: YAML (with line numbers) or Junos curly braces → `Config`; `--check-config`."""
+"""Loading configuration text: YAML (with line numbers) or Junos curly braces → `Config`; `--check-config`.
+
+Loading is bounded (MAX_TEXT, MAX_DEPTH, MAX_ALIASES, MAX_VALUES, MAX_DIGITS): whatever a file holds, the
+outcome is a `Config` or one `ConfigError` line, soon.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,16 @@ from flowd.config.schema import DEFAULT_SOURCE, Config, ConfigError
 from flowd.syntax import junos
 from flowd.syntax.junos import KeyPath
 
+# What a configuration may be, so that loading one stays fast and small whatever the file holds (and a
+# reload never blocks the daemon for long): text length, nesting, YAML aliases and the values they expand
+# to, and digits in an integer.
+MAX_TEXT: Final = 1024 * 1024
+MAX_DEPTH: Final = junos.MAX_DEPTH
+MAX_ALIASES: Final = 100
+MAX_VALUES: Final = 100_000
+MAX_DIGITS: Final = junos.MAX_DIGITS
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
 # --- loading ------------------------------------------------------------------------------------------
 
 
@@ -30,7 +44,42 @@ class _LinedDict(dict[Any, Any]):
 
 
 class _LineLoader(yaml.SafeLoader):
-    """`yaml.SafeLoader` that records the line of every mapping key (plain safe_load loses them)."""
+    """`yaml.SafeLoader` that records the line of every mapping key (plain safe_load loses them), and that
+    refuses what would make loading slow, deep or huge: nesting deeper than MAX_DEPTH, more than MAX_ALIASES
+    aliases, an alias inside its own anchor, integers longer than MAX_DIGITS."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0
+        self.aliases = 0
+        self.open_anchors: list[str | None] = []  # of the nodes being composed, outermost first
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event: Any = self.peek_event()  # type: ignore[no-untyped-call]
+        mark: Any = event.start_mark
+        if isinstance(event, yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise yaml.composer.ComposerError(None, None, f"more than {MAX_ALIASES} aliases", mark)
+            if event.anchor in self.open_anchors:
+                raise yaml.composer.ComposerError(None, None, f"alias *{event.anchor} is inside its own anchor "
+                                                  f"&{event.anchor} (a recursive structure)", mark)
+        if self.depth >= MAX_DEPTH:
+            raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
+        self.depth += 1
+        self.open_anchors.append(getattr(event, "anchor", None))
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+            self.open_anchors.pop()
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        digits = len(node.value.lstrip("+-").replace("_", ""))
+        if digits > MAX_DIGITS:
+            raise yaml.constructor.ConstructorError(None, None, f"an integer of {digits} digits; at most "
+                                                    f"{MAX_DIGITS} are accepted", node.start_mark)
+        return super().construct_yaml_int(node)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> _LinedDict:
         self.flatten_mapping(node)
@@ -61,22 +110,40 @@ def _construct_map(loader: _LineLoader, node: yaml.MappingNode) -> Iterator[_Lin
 
 
 _LineLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+_LineLoader.add_constructor("tag:yaml.org,2002:int", _LineLoader.construct_yaml_int)
 
 
-def _plain(value: Any, path: KeyPath, lines: dict[KeyPath, int], source: str) -> Any:
-    """Turn `_LinedDict`s into plain dicts, collecting the key lines by path."""
-    if isinstance(value, _LinedDict):
-        if value.duplicate is not None:
-            key, first, again = value.duplicate
-            raise ConfigError(source, again, path + (key,), f"duplicate key (first given on line {first})")
-        out: dict[Any, Any] = {}
-        for key, item in value.items():
-            lines[path + (key,)] = value.lines[key]
-            out[key] = _plain(item, path + (key,), lines, source)
-        return out
-    if isinstance(value, list):
-        return [_plain(item, path, lines, source) for item in value]
-    return value
+class _Plain:
+    """Turns `_LinedDict`s into plain dicts, collecting the key lines by path; every alias is expanded here,
+    so the values are counted (an alias bomb stops at MAX_VALUES) and each string is checked for text that
+    cannot be written out again (a lone surrogate, which a YAML escape can spell)."""
+
+    def __init__(self, lines: dict[KeyPath, int], source: str) -> None:
+        self.lines = lines
+        self.source = source
+        self.values = 0
+
+    def __call__(self, value: Any, path: KeyPath, line: int | None) -> Any:
+        self.values += 1
+        if self.values > MAX_VALUES:
+            raise ConfigError(self.source, line, path, f"more than {MAX_VALUES} values (aliases expand to "
+                                                       "that many)")
+        if isinstance(value, str) and _SURROGATE.search(value):
+            raise ConfigError(self.source, line, path, f"{value.encode('utf-8', 'backslashreplace').decode()!r} "
+                                                       "is not valid Unicode (a lone surrogate)")
+        if isinstance(value, _LinedDict):
+            if value.duplicate is not None:
+                key, first, again = value.duplicate
+                raise ConfigError(self.source, again, path + (key,), f"duplicate key (first given on line {first})")
+            out: dict[Any, Any] = {}
+            for key, item in value.items():
+                here = self.lines[path + (key,)] = value.lines[key]
+                self(key, path, here)
+                out[key] = self(item, path + (key,), here)
+            return out
+        if isinstance(value, list):
+            return [self(item, path, line) for item in value]
+        return value
 
 
 def _parse_yaml(text: str, source: str) -> junos.ParsedTree:
@@ -85,11 +152,13 @@ def _parse_yaml(text: str, source: str) -> junos.ParsedTree:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        raise ConfigError(source, line, (), f"YAML syntax error: {exc.problem or exc.context}") from None
+        what = "YAML error" if isinstance(exc, yaml.composer.ComposerError | yaml.constructor.ConstructorError) \
+            else "YAML syntax error"
+        raise ConfigError(source, line, (), f"{what}: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(source, None, (), f"YAML error: {exc}") from None
     lines: dict[KeyPath, int] = {}
-    tree = _plain(raw, (), lines, source)
+    tree = _Plain(lines, source)(raw, (), None)
     if tree is None:
         tree = {}
     if not isinstance(tree, dict):
@@ -141,6 +210,8 @@ def parse_config(text: str, *, source: str, syntax: str) -> Config:
 
 def parse_tree(text: str, *, source: str, syntax: str) -> junos.ParsedTree:
     """Parse configuration text into its tree, not yet validated; raise `ConfigError` for a syntax error."""
+    if len(text) > MAX_TEXT:
+        raise ConfigError(source, None, (), f"{len(text)} characters; a configuration may have at most {MAX_TEXT}")
     if syntax == "auto":
         syntax = detect_syntax(text)
     if syntax == "yaml":
@@ -174,7 +245,9 @@ def load_tree(path: str | None) -> junos.ParsedTree:
     if path is None:
         return parse_tree(default_text(), source=DEFAULT_SOURCE, syntax="yaml")
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_TEXT * 4 + 1)  # UTF-8: at most 4 bytes a character; never read a huge file whole
+        text = data.decode("utf-8")
     except OSError as exc:
         raise ConfigError(path, None, (), f"cannot read the configuration: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:

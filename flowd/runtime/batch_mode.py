@@ -10,7 +10,8 @@ import sys
 import time
 from typing import TextIO
 
-from flowd.capture.files import CaptureError, CaptureUnreadable, open_capture
+from flowd.capture.files import open_capture
+from flowd.capture.layouts import CaptureError, CaptureUnreadable
 from flowd.config.schema import Config
 from flowd.core.pipeline import Pipeline
 from flowd.export.exporter import Exporter

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from flowd.capture.files import CaptureError, open_capture
+from flowd.capture.files import open_capture
+from flowd.capture.layouts import CaptureError
 from flowd.config.schema import Config
 from flowd.core.decode import Decoded
 from flowd.core.flowtable import hash_words

@@ -7,7 +7,8 @@ import threading
 from collections.abc import Iterator
 from typing import Final
 
-from flowd.capture.files import CaptureError, CaptureReader
+from flowd.capture.files import CaptureReader
+from flowd.capture.layouts import CaptureError
 from flowd.core.decode import Decoded, decode
 from flowd.model.batch import FrameBatch
 

@@ -54,6 +54,8 @@ KEYED_LISTS: Final[tuple[tuple[str, ...], ...]] = (
 )
 
 _INT: Final = re.compile(r"-?(?:0|[1-9][0-9]*)")
+MAX_DEPTH: Final = 64  # statements nested in one another (flowd's deepest is under 15)
+MAX_DIGITS: Final = 20  # digits of a number (a 64-bit value has at most 20)
 _FLOAT: Final = re.compile(r"-?[0-9]+\.[0-9]+")
 _SPECIAL: Final = frozenset('{};[]"')
 _NEEDS_QUOTES: Final = re.compile(r'[\s{};\[\]"#\\]|^$|^/\*')
@@ -96,6 +98,9 @@ class _Token:
         """The token as a tree key or leaf value (numbers only for unquoted words)."""
         if self.kind is _Kind.WORD:
             if _INT.fullmatch(self.text):
+                if (digits := len(self.text.lstrip("-"))) > MAX_DIGITS:
+                    raise JunosSyntaxError(self.line, f"a number of {digits} digits; at most {MAX_DIGITS} are "
+                                           "accepted")
                 return int(self.text)
             if _FLOAT.fullmatch(self.text):
                 return float(self.text)
@@ -230,6 +235,8 @@ class _Parser:
             self.take()
             self.put(node, path, keys, items, line)
         elif tok.text == "{":
+            if len(path) + len(keys) > MAX_DEPTH:
+                raise JunosSyntaxError(line, f"nested deeper than {MAX_DEPTH} levels", path[:2])
             opener = self.take()
             child = self.put(node, path, keys, {}, line)
             self.block(child, path + keys, opener, _words(words))

@@ -23,15 +23,14 @@ import dpkt  # type: ignore[import-untyped]
 import numpy as np
 import pytest
 
-from flowd.capture import files
-from flowd.capture.files import (
+from flowd.capture import streams
+from flowd.capture.files import CaptureReader, open_capture
+from flowd.capture.layouts import (
     MAX_BLOCK,
     MAX_CAPLEN,
     CaptureError,
     CaptureFormat,
-    CaptureReader,
     LinkType,
-    open_capture,
 )
 from flowd.model.batch import FrameBatch
 
@@ -581,11 +580,11 @@ def test_gzip_bad_crc_after_all_data(tmp_path: Path) -> None:
     assert "corrupt gzip data" in error.message and "incorrect data check" in error.message
 
 
-@pytest.mark.parametrize("chunk", [files.STREAM_CHUNK, 100])
+@pytest.mark.parametrize("chunk", [streams.STREAM_CHUNK, 100])
 def test_gzip_corrupt_in_the_middle_keeps_the_prefix(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch,
                                                      chunk: int) -> None:
-    monkeypatch.setattr(files, "STREAM_CHUNK", chunk)
+    monkeypatch.setattr(streams, "STREAM_CHUNK", chunk)
     data, want, starts = sample_pcap(count=200)
     split = starts[120] + 5
     deflate = zlib.compressobj(6, zlib.DEFLATED, 31)
@@ -618,7 +617,7 @@ def test_gzip_trailing_garbage(tmp_path: Path) -> None:
 @pytest.mark.parametrize("kind", ["pcap", "pcapng"])
 def test_records_straddling_stream_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                           chunk: int, mode: str, kind: str) -> None:
-    monkeypatch.setattr(files, "STREAM_CHUNK", chunk)
+    monkeypatch.setattr(streams, "STREAM_CHUNK", chunk)
     data, want, _ = sample_pcap(count=12) if kind == "pcap" else sample_pcapng()
     with opener(mode, tmp_path, monkeypatch)(data) as reader:
         batches = list(reader.batches(4))
@@ -627,7 +626,7 @@ def test_records_straddling_stream_chunks(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_stream_memory_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(files, "STREAM_CHUNK", 64 * 1024)
+    monkeypatch.setattr(streams, "STREAM_CHUNK", 64 * 1024)
     path = tmp_path / "many.pcap"
     count = write_synthetic_pcap(path, 20_000)
     data = path.read_bytes()
@@ -880,7 +879,7 @@ def test_corpus_reads_or_raises_capture_error(path: Path) -> None:
 @needs_corpus
 def test_corpus_streamed_equals_mapped(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every real file, read from stdin in small chunks, gives what the mapped file gives."""
-    monkeypatch.setattr(files, "STREAM_CHUNK", 4096 + 3)
+    monkeypatch.setattr(streams, "STREAM_CHUNK", 4096 + 3)
     for path in corpus("real"):
         with open_capture(str(path)) as reader:
             mapped, mapped_error = read_until_error(reader)

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from flowd.capture.fanout import SKF_LL_OFF, fanout_program
-from flowd.capture.files import LinkType, open_capture
+from flowd.capture.files import open_capture
+from flowd.capture.layouts import LinkType
 from flowd.core.decode import decode_frame
 from flowd.model.drops import DropReason
 from flowd.testing.synth import SynthSpec, write_capture

@@ -1,6 +1,6 @@
 """flowd.native._fastpath (flowd/native/_fastpath.c) against the pure path it replaces, in one process.
 
-The compiled ``walk_pcap`` must give exactly what ``files._walk_pcap_numpy`` gives (the same records,
+The compiled ``walk_pcap`` must give exactly what ``walking._walk_pcap_numpy`` gives (the same records,
 timestamps, stop position and reason, hence the same CaptureError), and the compiled ``extract`` exactly
 what ``decode_frame`` gives for every frame (hence ``decode`` == ``decode_numpy``). Inputs: the
 decoder's table of shapes cut at every byte, random garbage, the synthetic generator's capture, and
@@ -19,8 +19,10 @@ import numpy as np
 import pytest
 from test_decode import CASES, LINKTYPES, Result, batch, per_frame
 
-from flowd.capture import files
-from flowd.capture.files import PCAP_MAGICS, CaptureError, open_capture
+from flowd.capture import files, layouts
+from flowd.capture import walk as walking
+from flowd.capture.files import open_capture
+from flowd.capture.layouts import PCAP_MAGICS, CaptureError
 from flowd.core import decode as decoding
 from flowd.core.decode import Decoded, Packet, decode_numpy
 from flowd.model.batch import FrameBatch
@@ -40,8 +42,8 @@ def _fastpath_enabled(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FLOWD_NO_FASTPATH", raising=False)
 
 
-def compiled_walker() -> files._PcapWalker:
-    walker = files._compiled_walker()
+def compiled_walker() -> walking._PcapWalker:
+    walker = walking._compiled_walker()
     assert walker is not None
     return walker
 
@@ -90,11 +92,11 @@ def assert_extract_agrees(frames: FrameBatch) -> list[Result | str]:
 def test_tables_agree_and_the_hooks_pick_the_extension(monkeypatch: pytest.MonkeyPatch) -> None:
     assert fastpath.DROP_CODES == {reason.value: code for reason, code in decoding._CODE.items()}
     assert fastpath.SLOW == decoding._SLOW
-    assert fastpath.WALK_STOPS == {stop.name: stop.value for stop in files._WalkStop}
+    assert fastpath.WALK_STOPS == {stop.name: stop.value for stop in walking.WalkStop}
     assert decoding._compiled_extract() is fastpath.extract
-    assert files._compiled_walker() is not None
+    assert walking._compiled_walker() is not None
     monkeypatch.setenv("FLOWD_NO_FASTPATH", "1")
-    assert decoding._compiled_extract() is None and files._compiled_walker() is None
+    assert decoding._compiled_extract() is None and walking._compiled_walker() is None
 
 
 def test_every_table_shape_in_one_batch() -> None:
@@ -190,8 +192,8 @@ def test_extract_refuses_bad_arrays(index: int, bad: Any, message: str) -> None:
 
 # --- walk_pcap -----------------------------------------------------------------------------------
 
-def assert_walks_agree(buf: files.Buffer, pos: int, limit: int, order: str, units: int) -> files._PcapWalk:
-    want = files._walk_pcap_numpy(buf, pos, limit, order, units)
+def assert_walks_agree(buf: layouts.Buffer, pos: int, limit: int, order: str, units: int) -> walking._PcapWalk:
+    want = walking._walk_pcap_numpy(buf, pos, limit, order, units)
     got = compiled_walker()(buf, pos, limit, order, units)
     assert (got.end, got.stop) == (want.end, want.stop)
     for name in ("offset", "caplen", "wirelen", "ts"):
@@ -200,14 +202,14 @@ def assert_walks_agree(buf: files.Buffer, pos: int, limit: int, order: str, unit
     return want
 
 
-def walk_all(buf: files.Buffer, order: str, units: int, limit: int) -> list[files._PcapWalk]:
+def walk_all(buf: layouts.Buffer, order: str, units: int, limit: int) -> list[walking._PcapWalk]:
     """Walk a whole pcap buffer batch by batch, checking both walks agree at every step."""
-    walks, pos = [], files.PCAP_FILE_HEADER_LEN
+    walks, pos = [], layouts.PCAP_FILE_HEADER_LEN
     while True:
         walk = assert_walks_agree(buf, pos, limit, order, units)
         walks.append(walk)
         pos = walk.end
-        if walk.stop is not files._WalkStop.FULL:
+        if walk.stop is not walking.WalkStop.FULL:
             return walks
 
 
@@ -219,8 +221,8 @@ def pcap_layout(data: bytes) -> tuple[str, int] | None:
 def read_both(path: Path, monkeypatch: pytest.MonkeyPatch, batch_size: int = 65536) -> list[FrameBatch]:
     """Read a capture with the compiled and the Python walk: the same batches, the same error."""
     results = []
-    for walker in (compiled_walker(), files._walk_pcap_numpy):
-        monkeypatch.setattr(files, "_WALK_PCAP", walker)
+    for walker in (compiled_walker(), walking._walk_pcap_numpy):
+        monkeypatch.setattr(files, "WALK_PCAP", walker)
         batches: list[FrameBatch] = []
         error: tuple[int, str] | None = None
         try:
@@ -257,19 +259,19 @@ def sample(order: str, count: int = 6) -> bytes:
 @pytest.mark.parametrize("units", [1_000_000, 1_000_000_000])
 def test_walk_cut_at_every_byte(order: str, units: int) -> None:
     data = sample(order)
-    for cut in range(files.PCAP_FILE_HEADER_LEN, len(data) + 1):
+    for cut in range(layouts.PCAP_FILE_HEADER_LEN, len(data) + 1):
         for limit in (1, 2, 5, 100):
             walk_all(data[:cut], order, units, limit)
 
 
 def test_walk_oversized_records_and_extreme_fields() -> None:
-    big = files.MAX_CAPLEN
+    big = layouts.MAX_CAPLEN
     data = sample("<", 3) + record(2**32 - 1, 2**32 - 1, bytes(big), wirelen=2**32 - 1)
     data += record(0, 0, b"", caplen=big + 1) + record(5, 5, b"x")
     walks = walk_all(data, "<", 1_000_000_000, 65536)
-    assert walks[-1].stop is files._WalkStop.TOO_LONG and len(walks[-1].offset) == 4
+    assert walks[-1].stop is walking.WalkStop.TOO_LONG and len(walks[-1].offset) == 4
     walks = walk_all(sample("<", 3) + record(0, 0, b"", caplen=2**32 - 1), "<", 1_000_000, 2)
-    assert [(len(w.offset), w.stop) for w in walks] == [(2, files._WalkStop.FULL), (1, files._WalkStop.TOO_LONG)]
+    assert [(len(w.offset), w.stop) for w in walks] == [(2, walking.WalkStop.FULL), (1, walking.WalkStop.TOO_LONG)]
 
 
 @pytest.mark.parametrize("units", [1_000_000, 1_000_000_000])
@@ -299,8 +301,8 @@ def test_walk_reads_a_mapping_and_takes_no_record_when_asked_for_none() -> None:
     data = sample("<", 8)
     with mmap.mmap(-1, len(data)) as mapped:
         mapped.write(data)
-        walk = assert_walks_agree(mapped, files.PCAP_FILE_HEADER_LEN, 0, "<", 1_000_000)
-        assert (len(walk.offset), walk.end, walk.stop) == (0, files.PCAP_FILE_HEADER_LEN, files._WalkStop.FULL)
+        walk = assert_walks_agree(mapped, layouts.PCAP_FILE_HEADER_LEN, 0, "<", 1_000_000)
+        assert (len(walk.offset), walk.end, walk.stop) == (0, layouts.PCAP_FILE_HEADER_LEN, walking.WalkStop.FULL)
         assert_walks_agree(mapped, len(data), 4, "<", 1_000_000)
         assert len(walk_all(mapped, "<", 1_000_000, 3)) == 3
 
@@ -314,7 +316,7 @@ def test_walk_reads_a_mapping_and_takes_no_record_when_asked_for_none() -> None:
 def test_walk_refuses_bad_arguments(args: tuple[bytes, int, int, int], message: str) -> None:
     outputs = (np.zeros(4, np.int64), np.zeros(4, np.uint32), np.zeros(4, np.uint32), np.zeros(4, np.float64))
     with pytest.raises(ValueError, match=message):
-        fastpath.walk_pcap(*args, False, False, *outputs, files.MAX_CAPLEN)
+        fastpath.walk_pcap(*args, False, False, *outputs, layouts.MAX_CAPLEN)
 
 
 # --- whole captures ------------------------------------------------------------------------------
@@ -360,7 +362,7 @@ def test_corpus(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every capture: the same batches and error both ways, and both decoders agree on every batch."""
     data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     layout = pcap_layout(data)
-    if layout is not None and len(data) >= files.PCAP_FILE_HEADER_LEN:
+    if layout is not None and len(data) >= layouts.PCAP_FILE_HEADER_LEN:
         walk_all(data, *layout, 65536)
         for limit in (1, 7):  # small batches over the start (and a cut record at 100 kB)
             walk_all(data[:100_000], *layout, limit)

@@ -34,7 +34,8 @@ from netns import (
     unavailable,
 )
 
-from flowd.capture.files import LinkType, open_capture
+from flowd.capture.files import open_capture
+from flowd.capture.layouts import LinkType
 from flowd.capture.live import (
     LinkEvent,
     LiveCapture,

@@ -29,11 +29,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from accounts import accounts, fork_as, needs_root
+
 from flowd.control.server import ControlServer, Peer
-from flowd.runtime.clock import SystemClock
 from flowd.runtime import install
+from flowd.runtime.clock import SystemClock
 from shell.client import Client
 from shell.repl import run_batch
 

@@ -4,7 +4,6 @@ families exporting with the template, each equal to what `accounting.flow_detail
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import signal
 import socket
@@ -16,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from control_call import call_raw
+
 from flowd.testing.synth import SynthSpec, write_capture
 
 REPO = Path(__file__).resolve().parents[2]

@@ -92,7 +92,7 @@ def test_every_export_failed_is_said_and_exits_69(capture: tuple[Path, GroundTru
     done = flowd(path, "--flow-server", f"127.0.0.1:{port}", "--export-version", "ipfix", "--transport", transport)
     assert done.returncode == 69, (done.stdout, done.stderr)
     for line in server_lines(done.stdout):
-        assert f"): every export failed: " in line and f" {unit} sent, " in line, line
+        assert "): every export failed: " in line and f" {unit} sent, " in line, line
     assert done.stderr.splitlines()[0] == (f"flowd: every export to flow server 127.0.0.1:{port} (family inet) "
                                            f"failed: ECONNREFUSED: Connection refused"
                                            + (" (reported by ICMP)" if transport == "udp" else ""))

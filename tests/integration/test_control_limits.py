@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from accounts import accounts, fork_as, needs_root
 from control_server import make_server
 from fakes import FakeClock
+
 from flowd.control.admission import Limits
 from flowd.control.server import ControlServer
 from shell.client import Client

@@ -9,9 +9,9 @@ import logging
 from pathlib import Path
 
 import pytest
-
 from control_server import make_server
 from fakes import FakeClock
+
 from flowd.runtime.log import Throttle
 
 HOSTILE = [

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from control_server import make_server
 from fakes import FakeClock
+
 from flowd.control.admission import Limits
 from flowd.control.protocol import MAX_CHUNK
 from flowd.control.server import ControlServer

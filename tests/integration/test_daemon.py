@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from collectors import HAVE_NFDUMP, free_udp_port, start_nfcapd
-
 from control_call import call_raw
+
 from flowd.testing.synth import GroundTruth, SynthSpec, write_capture
 
 REPO = Path(__file__).resolve().parents[2]

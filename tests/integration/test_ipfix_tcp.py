@@ -17,7 +17,14 @@ from pathlib import Path
 
 import dpkt  # type: ignore[import-untyped]
 import pytest
-from flowdecode import TSHARK, Decoder, Message, tshark_pdus, tshark_problems, write_tcp_pcap
+from flowdecode import (
+    TSHARK,
+    Decoder,
+    Message,
+    tshark_pdus,
+    tshark_problems,
+    write_tcp_pcap,
+)
 from test_daemon import Daemon, wait_for
 
 from flowd.testing.synth import SynthSpec, write_capture

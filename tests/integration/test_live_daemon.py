@@ -14,7 +14,6 @@ Root and ``ip netns`` are needed (CI runs as root); without them every test here
 from __future__ import annotations
 
 import collections
-import json
 import os
 import shutil
 import signal
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import dpkt
 import pytest
+from control_call import call_raw
 from netns import (
     Namespace,
     add_veth,
@@ -36,7 +36,6 @@ from netns import (
     unavailable,
 )
 
-from control_call import call_raw
 from flowd.testing.synth import (
     GroundTruth,
     SynthSpec,

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_daemon import Daemon, wait_for
 
 from flowd.runtime.signals import name
 from flowd.testing.synth import SynthSpec, write_capture
-from test_daemon import Daemon, wait_for
 
 pytestmark = pytest.mark.integration
 

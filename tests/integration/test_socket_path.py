@@ -20,9 +20,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from accounts import accounts, fork_as, needs_root
-from flowd.control.socketfile import UnsafeSocketPath, bind_restricted, check_path, unsafe_reason
+
+from flowd.control.socketfile import (
+    UnsafeSocketPath,
+    bind_restricted,
+    check_path,
+    unsafe_reason,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
