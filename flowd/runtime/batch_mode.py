@@ -6,8 +6,10 @@ have sent; at the end of the file every cached flow is flushed.
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
+from collections.abc import Iterable
 from typing import TextIO
 
 from flowd.capture.files import open_capture
@@ -15,7 +17,10 @@ from flowd.capture.layouts import CaptureError, CaptureUnreadable
 from flowd.config.schema import Config
 from flowd.core.pipeline import Pipeline
 from flowd.export.exporter import Exporter
+from flowd.routing.prefixfile import PrefixFileError
+from flowd.runtime.routes import RouteSources
 from flowd.export.udp import ExportSocketError
+from flowd.model.batch import FlowRecords
 from flowd.model.drops import DropReason
 from flowd.runtime.batch_shards import Shards, chunked, workers_for
 from flowd.runtime.batch_summary import ServerLine, Summary
@@ -38,7 +43,8 @@ def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: i
     try:
         reader = open_capture(path)
         exporter = Exporter(cfg, boot=0.0)  # fail fast on a flow server that cannot be set up
-    except (CaptureError, ExportSocketError) as exc:
+        routes = RouteSources(cfg.routing, time)  # prefix files only: BGP and kernel need the daemon
+    except (CaptureError, ExportSocketError, PrefixFileError) as exc:
         print(f"flowd: {exc}", file=sys.stderr)
         if isinstance(exc, CaptureUnreadable):
             return ExitStatus.NOINPUT
@@ -58,17 +64,20 @@ def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: i
                 if first_batch:  # sysUptime starts with the first packet
                     exporter.start_uptime(float(frames.ts.min()))
                     first_batch = False
+                ended: Iterable[tuple[str, FlowRecords]]
                 if shards is not None:
-                    for family, records in shards.batch(frames, decoded, now):
-                        exporter.export(family, records, now)
-                    continue
-                for family, records in pipeline.account(decoded, len(frames), now).items():
-                    exporter.export(family, records, now)
-                for family, records in pipeline.expire(now).items():
-                    exporter.export(family, records, now)
-        flushed = shards.finish(now, FLUSH_CHUNK) if shards is not None else chunked(pipeline.flush(now).items(), FLUSH_CHUNK)
+                    ended = shards.batch(frames, decoded, now)
+                else:
+                    ended = itertools.chain(pipeline.account(decoded, len(frames), now).items(),
+                                            pipeline.expire(now).items())
+                for family, records in ended:
+                    exporter.export(family, routes.lookup(records), now)
+                exporter.tick_aggregates(now)
+        flushed = shards.finish(now, FLUSH_CHUNK) if shards is not None else \
+            chunked(pipeline.flush(now).items(), FLUSH_CHUNK)
         for family, records in flushed:
-            exporter.export(family, records, now)
+            exporter.export(family, routes.lookup(records), now)
+        exporter.flush_aggregates(now)
     finally:
         if shards is not None:
             shards.close()
