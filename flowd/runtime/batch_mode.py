@@ -22,15 +22,16 @@ from flowd.runtime.routes import RouteSources
 from flowd.export.udp import ExportSocketError
 from flowd.model.batch import FlowRecords
 from flowd.model.drops import DropReason
-from flowd.runtime.batch_shards import Shards, chunked, workers_for
+from flowd.runtime.batch_shards import Shards, workers_for
 from flowd.runtime.batch_summary import ServerLine, Summary
 from flowd.runtime.exit_status import ExitStatus
 from flowd.runtime.read_ahead import decoded_batches
 
+BATCH = 32768  # frames per batch: larger batches save little time and cost memory at every stage
 FLUSH_CHUNK = 8192  # flows ended and exported at a time by the end-of-file flush
 
 
-def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: int = 65536,
+def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: int = BATCH,
               workers: int = 1) -> int:
     """Process one capture file; print the summary; return the exit status.
 
@@ -74,7 +75,7 @@ def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: i
                     exporter.export(family, routes.lookup(records), now)
                 exporter.tick_aggregates(now)
         flushed = shards.finish(now, FLUSH_CHUNK) if shards is not None else \
-            chunked(pipeline.flush(now).items(), FLUSH_CHUNK)
+            pipeline.flush_chunks(now, FLUSH_CHUNK)
         for family, records in flushed:
             exporter.export(family, routes.lookup(records), now)
         exporter.flush_aggregates(now)
