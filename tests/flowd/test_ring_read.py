@@ -22,7 +22,8 @@ BLOCK = 8192
 BLOCKS = 4
 
 pytestmark = pytest.mark.skipif(compiled("read_ring", module="flowd.native._ring") is None,
-                                reason="flowd.native._ring is not built (or FLOWD_NO_FASTPATH=1)")
+                                reason="flowd.native._ring is not built (or FLOWD_NO_FASTPATH=1); "
+                                "tests/flowd/test_paths_exercised.py fails in CI when it is not built")
 
 
 def fake_ring(blocks: dict[int, bytes], *, start: int, linktype: int = LinkType.ETHERNET) -> PacketRing:
