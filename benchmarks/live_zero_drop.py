@@ -341,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
         capture = args.capture
         if capture is None:
             capture = workdir / "synth.pcap"
-            write_capture(SynthSpec(packets=args.packets, flows=args.flows), capture)
+            # Whole frames: a replayed snaplen cut is a truncated frame on the wire, which flowd drops unread.
+            write_capture(SynthSpec(packets=args.packets, flows=args.flows, snaplen=65_535), capture)
             print(f"generated {capture} ({args.packets} frames, {args.flows} conversations)")
         rounds: list[list[Step]] = []
         workers = 0

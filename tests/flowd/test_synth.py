@@ -71,7 +71,7 @@ def addr_text(raw: bytes) -> str:
     return socket.inet_ntoa(raw) if len(raw) == 4 else str(ipaddress.IPv6Address(raw))
 
 
-def parse_frame(ts: float, frame: bytes) -> Parsed:
+def parse_frame(ts: float, frame: bytes, wirelen: int) -> Parsed:
     eth = dpkt.ethernet.Ethernet(frame)
     tags = len(getattr(eth, "vlan_tags", None) or [])
     labels = len(getattr(eth, "mpls_labels", None) or [])
@@ -92,6 +92,8 @@ def parse_frame(ts: float, frame: bytes) -> Parsed:
         hbh = ip.nxt == 0
     else:
         return Parsed("damaged", ts)
+    if 14 + 4 * tags + 4 * labels + length > wirelen:
+        return Parsed("damaged", ts)  # truncated: the IP length claims more than the wire carried
     l4 = ip.data
     sport = dport = flags = 0
     if frag != 2:
@@ -117,12 +119,23 @@ class Capture:
     snaplen: int
 
 
+def wire_lengths(path: Path) -> list[int]:
+    """The original-length field of every record (dpkt's reader does not give it)."""
+    data = path.read_bytes()
+    out, at = [], 24
+    while at < len(data):
+        caplen, wirelen = struct.unpack_from("<II", data, at + 8)
+        out.append(wirelen)
+        at += 16 + caplen
+    return out
+
+
 def make_capture(spec: SynthSpec, directory: Path) -> Capture:
     path = directory / f"synth-{spec.seed}.pcap"
     truth = write_capture(spec, path)
     with open(path, "rb") as fh:
         reader = dpkt.pcap.Reader(fh)
-        frames = [parse_frame(ts, buf) for ts, buf in reader]
+        frames = [parse_frame(ts, buf, wirelen) for (ts, buf), wirelen in zip(reader, wire_lengths(path), strict=True)]
         linktype, snaplen = reader.datalink(), reader.snaplen
     return Capture(spec, path, truth, frames, linktype, snaplen)
 
@@ -165,8 +178,8 @@ def test_every_frame_parses_except_the_damaged_ones(name: str, request: pytest.F
     cap: Capture = request.getfixturevalue(name)
     kinds = Counter(f.kind for f in cap.frames)
     assert kinds["damaged"] == cap.truth.damaged == round(cap.spec.damaged_share * cap.spec.packets)
-    assert cap.truth.header_too_small + cap.truth.bad_ip_header == cap.truth.damaged
-    assert cap.truth.header_too_small >= 1 and cap.truth.bad_ip_header >= 1
+    assert cap.truth.header_too_small + cap.truth.bad_ip_header + cap.truth.truncated == cap.truth.damaged
+    assert cap.truth.header_too_small >= 1 and cap.truth.bad_ip_header >= 1 and cap.truth.truncated >= 1
     assert kinds["arp"] == cap.truth.non_ip == round(cap.spec.arp_share * cap.spec.packets)
     assert kinds["ip"] == len(cap.truth.packets) == cap.truth.frames - cap.truth.damaged - cap.truth.non_ip
 
@@ -306,9 +319,9 @@ def test_sidecar_round_trip(tmp_path: Path, small: Capture) -> None:
     small.truth.save(tmp_path / "t.npz")
     back = GroundTruth.load(tmp_path / "t.npz")
     assert back.flows == small.truth.flows and back.spec == SMALL
-    assert (back.frames, back.damaged, back.non_ip, back.header_too_small, back.bad_ip_header) == (
+    assert (back.frames, back.damaged, back.non_ip, back.header_too_small, back.bad_ip_header, back.truncated) == (
         small.truth.frames, small.truth.damaged, small.truth.non_ip, small.truth.header_too_small,
-        small.truth.bad_ip_header)
+        small.truth.bad_ip_header, small.truth.truncated)
     for col in ("ts", "key", "length", "tcp_flags", "frame"):
         assert np.array_equal(getattr(back.packets, col), getattr(small.truth.packets, col))
     assert back.packets.keys.texts() == small.truth.packets.keys.texts()
