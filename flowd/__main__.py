@@ -168,6 +168,7 @@ def run_daemon(args: argparse.Namespace, cfg: Config) -> int:
     from flowd.capture.replay import Replay
     from flowd.control.protocol import default_socket_path
     from flowd.export.udp import ExportSocketError
+    from flowd.routing.prefixfile import PrefixFileError
     from flowd.runtime.clock import SystemClock
     from flowd.runtime.inputs import live_inputs
     from flowd.runtime.log import setup_logging
@@ -195,6 +196,9 @@ def run_daemon(args: argparse.Namespace, cfg: Config) -> int:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(daemon())
         return ExitStatus.OK
+    except PrefixFileError as exc:  # a route file that does not load (FILE:LINE: message)
+        log.error("%s", exc)
+        return ExitStatus.CONFIG
     except ExportSocketError as exc:
         log.error("%s", exc)
         return ExitStatus.UNAVAILABLE

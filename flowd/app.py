@@ -36,6 +36,7 @@ from flowd.runtime.inputs import finish, ingest, open_capture
 from flowd.runtime.netconf_process import NetconfProcess
 from flowd.runtime.notify import Notifier, ping_watchdog
 from flowd.runtime.probe import Probe
+from flowd.runtime.routes import RouteSources
 from flowd.runtime.shard import LiveInput
 from flowd.runtime.worker_pool import WorkerPool
 
@@ -52,7 +53,7 @@ class App:
                  load_config: Callable[[], Config] | None = None, notifier: Notifier | None = None,
                  live: list[LiveInput] | None = None, log_level: str = "info") -> None:
         self.clock = clock
-        self.probe = Probe(cfg, now=clock.time())
+        self.probe = Probe(cfg, now=clock.time(), routes=RouteSources(cfg.routing, clock))
         self.socket_path = socket_path
         self.replays = replays
         self.live = live or []  # interfaces to capture
@@ -86,6 +87,7 @@ class App:
         else:
             log.info("configuration reloaded from %s", cfg.source)
             ok = True
+            self._start(self.probe.routes.reconfigure(cfg.routing), "reload route sources")
             if self.probe.workers is not None:
                 self._start(self.probe.workers.reload(cfg), "reload capture workers")
         finally:
@@ -110,6 +112,8 @@ class App:
             if self.probe.cfg.netconf is not None:
                 await stack.enter_async_context(NetconfProcess(self.probe.cfg.netconf, self.socket_path))
             stack.push_async_callback(self._final_flush)
+            await self.probe.routes.start()  # BGP sessions and the kernel table; prefix files are loaded
+            stack.push_async_callback(self.probe.routes.stop)
             expiry = self._start(self._expiry(), "expiry")
             stack.push_async_callback(_cancel, expiry)
             if self.live:
@@ -225,6 +229,7 @@ class App:
         flushed = self.probe.flush(self.clock.time())
         if self.probe.workers is not None:
             flushed += self.probe.workers.flushed_at_stop
+        self.probe.exporter.flush_aggregates(self.clock.time())
         self.probe.exporter.close()
         frames = sum(r.state.frames for r in self.replays)
         if self.live:  # every frame read, from the rings and the replays, in every shard

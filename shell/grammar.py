@@ -10,7 +10,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-from flowd.control.rpcs import RPCS, Kind, Param
+from flowd.control.rpcs import AGGREGATION_FILTERS, RPCS, Kind, Param, aggregation_method
 from shell.parser import Command, Level, Local, Opt, Option, Parser, Pipe
 from shell.tokens import Choice, Filename, IntRange, Name, Prefix, Regex, ValueType
 
@@ -60,6 +60,34 @@ FLOW_DETAIL_OPTIONS: Final[tuple[Option, ...]] = (FLOW_DETAIL_LEVEL, *options("a
 TEMPLATE_NAME, *TEMPLATE_REST = options("accounting.aggregation_template")
 AGGREGATION_TEMPLATE_OPTIONS: Final[tuple[Option, ...]] = (TEMPLATE_NAME, FLOW_DETAIL_LEVEL, *TEMPLATE_REST)
 
+AGGREGATION_HELP: Final = {
+    "as": "Show autonomous system aggregation",
+    "protocol-port": "Show protocol and port aggregation",
+    "source-prefix": "Show source prefix aggregation",
+    "destination-prefix": "Show destination prefix aggregation",
+    "source-destination-prefix": "Show source and destination prefix aggregation",
+}
+
+
+AGGREGATION_NOTE: Final = (
+    "Version 8 aggregates (IPv4). When a `version 8` flow server aggregates by this type, the entries are its "
+    "aggregates of the current `aggregate-export-interval` (what its next export sends); otherwise they are "
+    "the flows in the cache now, aggregated the same way with their route lookups (`flowd routing`). Entries "
+    "print largest first (`order bytes`, the default, or `packets`); filters keep the entries whose key "
+    "matches (a prefix filter keeps the prefixes inside it); `limit` keeps the first N. One block of "
+    "`Label: value` lines per aggregate, blocks separated by a blank line: the key lines (terse), then "
+    "AS numbers and SNMP interface indexes (detail; for as and protocol-port they are key lines), then "
+    "Start time/End time in sysUptime ms (extensive), and always Flow count, Packet count, Byte count. "
+    "XML/JSON: `flow-aggregate-TYPE-detail` {`aggregation-source` (export-interval or flow-cache), "
+    "`detail-entry` ...} with leaves named after the labels.")
+ROUTING_NOTE: Final = (
+    "A flowd extension: one block per route source of `flowd routing`, in precedence order: `Source: NAME, "
+    "Type: bgp | kernel | prefix-file, State: ...` (BGP: Idle, Connect, Active, Established; kernel: "
+    "Established once the table is dumped; prefix files: Loaded), `IPv4 prefixes: N, IPv6 prefixes: N`, "
+    "`Announced: N, Withdrawn: N, Flushed: N` (flushed: routes dropped when a BGP session went down or its "
+    "speaker exited), `Errors: N, Last update: TIME` and, when there was one, `Last error: TEXT`. XML/JSON: "
+    "`route-source-information` {`source-name`, `source-type`, `source-state`, `ipv4-prefixes`, "
+    "`ipv6-prefixes`, `announced`, `withdrawn`, `flushed`, `errors`, `last-update`, `last-error`}.")
 SIZE_RANGES_NOTE: Final = ("Only ranges that hold packets are printed. flowd's fixed ranges of IP packet length "
                            "in bytes (both ends inclusive): 0-63, 64-96, 97-128, 129-256, 257-512, 513-1024, "
                            "1025-1518, 1519-9192, 9193-65535.")
@@ -96,10 +124,13 @@ MEMORY_NOTE: Final = (
 STATUS_NOTE: Final = (
     "Linux analogues: Interface state is `Monitoring` while an input feeds the probe, `Idle` after a replay "
     "ended; Export interval is the smallest flow-active-timeout; Export format, Protocol, Engine type and "
-    "Engine ID come from the configuration; Route record count is the number of routes in the kernel's IPv4 and "
-    "IPv6 tables (/proc/net/route, /proc/net/ipv6_route); IFL to SNMP index count is the number of interfaces "
-    "with an ifindex; AS count is the number of distinct AS numbers among cached flows (without a BGP feed "
-    "every flow is AS 0, so 1 while flows are cached); the `set` flags say whether each of those is known. "
+    "Engine ID come from the configuration; with `flowd routing` configured, Route record count is the number "
+    "of prefixes in every route source's tables (both families) and AS count the number of distinct origin AS "
+    "numbers among them; without it, Route record count is the number of routes in the kernel's IPv4 and IPv6 "
+    "tables (/proc/net/route, /proc/net/ipv6_route) and AS count the number of distinct AS numbers among "
+    "cached flows (every flow is AS 0, so 1 while flows are cached); IFL to SNMP index count is the number of "
+    "`flowd routing snmp-index` entries, else of interfaces with an ifindex; the `set` flags say whether each "
+    "of those is known. "
     "After the seed's lines, each captured interface gets `Capture interface: ge-2/3/0 (eth1), State: up, SNMP "
     "index: 12` (the state is up, down or detached: REASON; the SNMP index is the Linux ifindex its flows "
     "carry), one `Worker N: P kernel packets, D kernel drops` line per capture worker, and its newest ten "
@@ -140,6 +171,11 @@ COMMANDS: Final = (
     Command("show services accounting aggregation template", "Show flows of a version 9 or IPFIX template",
             xml_rpc="get-service-accounting-aggregation-template-information", rpc="accounting.aggregation_template", options=AGGREGATION_TEMPLATE_OPTIONS,
             notes=AGGREGATION_TEMPLATE_NOTE),
+    *(Command(f"show services accounting aggregation {kind}", AGGREGATION_HELP[kind], rpc=aggregation_method(kind),
+              options=(FLOW_DETAIL_LEVEL, *options(aggregation_method(kind), INDEX_AS)), notes=AGGREGATION_NOTE)
+      for kind in AGGREGATION_FILTERS),
+    Command("show services accounting routing", "Show route sources (flowd extension)",
+            rpc="accounting.routing", options=(NAME,), notes=ROUTING_NOTE),
     Command("show services accounting errors", "Show accounting error statistics",
             xml_rpc="get-service-accounting-errors-information", rpc="accounting.errors", options=(NAME,), notes=ERRORS_NOTE),
     Command("show services accounting flow", "Show flow statistics",

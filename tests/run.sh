@@ -2,7 +2,8 @@
 # Install what the test suite needs, then run it: `bash tests/run.sh [pytest args]`.
 #  - Debian tools the tests use as independent decoders, collectors and peers (needs root or sudo;
 #    skipped when they are already there): tshark, nfdump (nfcapd), pmacct (nfacctd), softflowd, tcpreplay; and
-#    systemd-analyze (systemd) and strace, which check the systemd unit.
+#    systemd-analyze (systemd) and strace, which check the systemd unit; ExaBGP (flowd's BGP speaker)
+#    and BIRD (the test's second BGP speaker).
 #  - flowd itself with its test extras, in ./.venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."

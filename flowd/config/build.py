@@ -16,7 +16,9 @@ from flowd.config.checker import (
     dotted,
 )
 from flowd.config.firewall import as_list, read_firewall
+from flowd.config.routing import read_aggregation, read_routing
 from flowd.config.schema import (
+    RoutingConfig,
     DIRECTIONS,
     FAMILIES,
     MAX_FLOW_SERVERS,
@@ -54,9 +56,13 @@ def build_config(tree: Any, source: str, lines: Mapping[KeyPath, int]) -> Config
     sampling, families = _forwarding(c, top.get("forwarding-options"), templates)
     inputs, outputs = _interfaces(c, top["interfaces"], ("interfaces",), filters) if "interfaces" in top else ((), ())
     interface_map, flow_table, control, capture, services = _flowd(c, top.get("flowd"), ("flowd",))
+    flowd = top.get("flowd")
+    routing = RoutingConfig()
+    if isinstance(flowd, Mapping) and "routing" in flowd:
+        routing = read_routing(c, flowd["routing"], ("flowd", "routing"))
     return Config(sampling=sampling, families=families, filters=filters, inputs=inputs,
                   interface_map=interface_map, flow_table=flow_table, control=control, templates=templates,
-                  source=source, tree=tree, outputs=outputs, capture=capture, **services)
+                  source=source, tree=tree, outputs=outputs, capture=capture, routing=routing, **services)
 
 
 def _forwarding(c: Checker, node: Any, templates: Mapping[str, TemplateConfig]
@@ -103,8 +109,8 @@ def _output(c: Checker, node: Any, path: KeyPath, family: str, inp: SamplingInpu
             templates: Mapping[str, TemplateConfig]) -> FamilyOutput:
     if node is None:
         return FamilyOutput(family, inp)
-    block = c.block(node, path, ("flow-server", "flow-active-timeout", "flow-inactive-timeout", "interface"),
-                    flag_ok=True)
+    block = c.block(node, path, ("flow-server", "flow-active-timeout", "flow-inactive-timeout", "interface",
+                                 "aggregate-export-interval"), flag_ok=True)
     values = c.read_leaves(FamilyOutput, block, path)
     servers: tuple[FlowServer, ...] = ()
     if "flow-server" in block:
@@ -149,7 +155,8 @@ def _servers(c: Checker, node: Any, path: KeyPath, family: str,
         if any(s.address == address for s in out):
             c.fail(here, f"flow server {address} is configured twice")
         block = c.block(body, here, ("port", "version", "version9", "version-ipfix", "source-address", "dscp",
-                                     "transport"), flag_ok=True)
+                                     "transport", "aggregation", "autonomous-system-type", "local-dump",
+                                     "no-local-dump"), flag_ok=True)
         if "port" not in block:
             c.fail(here + ("port",), "missing: a flow server needs a port")
         values = c.read_leaves(FlowServer, block, here)
@@ -159,12 +166,46 @@ def _servers(c: Checker, node: Any, path: KeyPath, family: str,
             c.fail(here + ("source-address",),
                    f"source-address {source} and flow server {address} are of different address families")
         transport = _transport(c, block, here, version)
-        out.append(FlowServer(address, version=version, template=template, transport=transport, **values))
+        extra = _cflowd(c, block, here, version)
+        out.append(FlowServer(address, version=version, template=template, transport=transport, **values, **extra))
         keys.append(name)
     for server, key in zip(out, keys, strict=True):
-        if (server.version == "5") != (out[0].version == "5"):
-            c.fail(path + (key,), "version 5 and version 9/IPFIX flow servers cannot be mixed in one output")
+        if (server.version in ("5", "8")) != (out[0].version in ("5", "8")):
+            c.fail(path + (key,), "version 5/8 and version 9/IPFIX flow servers cannot be mixed in one output")
+    v8 = [(s, k) for s, k in zip(out, keys, strict=True) if s.version == "8"]
+    for server, key in v8[1:]:
+        if (server.aggregation, server.caida_compliant) != (v8[0][0].aggregation, v8[0][0].caida_compliant):
+            c.fail(path + (key, "aggregation"), "every version 8 flow server must use the same aggregation")
+    v5 = [(s, k) for s, k in zip(out, keys, strict=True) if s.version == "5"]
+    for server, key in v5[1:]:
+        if server.autonomous_system_type != v5[0][0].autonomous_system_type:
+            c.fail(path + (key, "autonomous-system-type"),
+                   "version 5 flow servers share one export: they must use the same autonomous-system-type")
     return tuple(out)
+
+
+def _cflowd(c: Checker, block: Mapping[Key, Any], path: KeyPath, version: str) -> dict[str, Any]:
+    """aggregation (version 8 only, and required there), autonomous-system-type, (no-)local-dump."""
+    out: dict[str, Any] = {}
+    if "aggregation" in block:
+        if version != "8":
+            c.fail(path + ("aggregation",), "aggregation needs version 8")
+        out["aggregation"], out["caida_compliant"] = read_aggregation(c, block["aggregation"],
+                                                                      path + ("aggregation",))
+    elif version == "8":
+        c.fail(path + ("aggregation",), "missing: a version 8 flow server needs aggregation { ... }")
+    if "autonomous-system-type" in block:
+        value = block["autonomous-system-type"]
+        if value not in ("origin", "peer"):
+            c.fail(path + ("autonomous-system-type",), f"expected origin or peer, got {describe(value)}")
+        out["autonomous_system_type"] = value
+    if "local-dump" in block and "no-local-dump" in block:
+        c.fail(path + ("no-local-dump",), "local-dump and no-local-dump are mutually exclusive")
+    for key in ("local-dump", "no-local-dump"):
+        if key in block:
+            c.flag(block[key], path + (key,))
+    out["local_dump"] = "local-dump" in block
+    return out
 
 
 def _transport(c: Checker, block: Mapping[Key, Any], path: KeyPath, version: str) -> str:
@@ -185,15 +226,16 @@ def _version(c: Checker, block: Mapping[Key, Any], path: KeyPath, family: str,
     if not given or given[0] == "version":
         if given:
             value = block["version"]
-            if value in (8, 500) and not isinstance(value, bool):
+            if value == 500 and not isinstance(value, bool):
                 c.fail(path + ("version",), f"version {value} is not supported "
-                                            "(flowd exports version 5, version9 and version-ipfix)")
-            if value != 5 or isinstance(value, bool):
-                c.fail(path + ("version",), f"expected 5, got {describe(value)}")
+                                            "(flowd exports versions 5 and 8, version9 and version-ipfix)")
+            if value not in (5, 8) or isinstance(value, bool):
+                c.fail(path + ("version",), f"expected 5 or 8, got {describe(value)}")
+        number = str(block.get("version", 5))
         if family == "inet6":
-            c.fail(path + ("version",), "version 5 carries IPv4 flows only; family inet6 needs "
+            c.fail(path + ("version",), f"version {number} carries IPv4 flows only; family inet6 needs "
                                         "version9 or version-ipfix")
-        return "5", None
+        return number, None
     key = given[0]
     fmt = "9" if key == "version9" else "ipfix"
     vpath = path + (key,)
@@ -309,7 +351,7 @@ def _flowd(c: Checker, node: Any, path: KeyPath
            ) -> tuple[dict[str, str], FlowTableConfig, ControlConfig, CaptureConfig, dict[str, Any]]:
     if node is None:
         return {}, FlowTableConfig(), ControlConfig(), CaptureConfig(), {}
-    block = c.block(node, path, ("interface-map", "flow-table", "control", "capture", "metrics", "netconf"))
+    block = c.block(node, path, ("interface-map", "flow-table", "control", "capture", "metrics", "netconf", "routing"))
     mapping: dict[str, str] = {}
     if "interface-map" in block:
         mpath = path + ("interface-map",)

@@ -174,6 +174,12 @@ def _read_group(c: Checker, node: Any, path: KeyPath, meta: Mapping[str, Any]) -
     return node
 
 
+def _read_text(c: Checker, node: Any, path: KeyPath, meta: Mapping[str, Any]) -> str:
+    if not isinstance(node, str) or not node.strip() or "\0" in node:
+        c.fail(path, f"expected a non-empty string, got {describe(node)}")
+    return node
+
+
 _READERS: Final[Mapping[str, Callable[[Checker, Any, KeyPath, Mapping[str, Any]], Any]]] = {
     "integer": lambda c, node, path, meta: c.integer(node, path, meta["range"]),
     "duration": lambda c, node, path, meta: c.duration(node, path, meta["range"]),
@@ -181,4 +187,5 @@ _READERS: Final[Mapping[str, Callable[[Checker, Any, KeyPath, Mapping[str, Any]]
     "socket": _read_socket,
     "group": _read_group,
     "path": _read_path,
+    "text": _read_text,
 }

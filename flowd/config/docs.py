@@ -11,6 +11,9 @@ from typing import Any, Final
 from flowd.config.diagnosis import MAX_ERRORS, check_config_main
 from flowd.config.schema import (
     MAX_TEMPLATES,
+    BgpNeighbor,
+    PrefixFileConfig,
+    RoutingConfig,
     CaptureConfig,
     ControlConfig,
     FamilyOutput,
@@ -31,7 +34,7 @@ from flowd.config.schema import (
 _KIND_TEXT: Final = {
     "integer": "integer", "duration": "duration (s)", "address": "IP address", "name": "name", "flag": "flag",
     "choice": "choice", "block": "block", "socket": "path", "path": "path", "group": "group name", "prefixes": "prefix list",
-    "protocols": "protocol list", "ports": "port list", "integers": "integer list",
+    "protocols": "protocol list", "ports": "port list", "integers": "integer list", "text": "text",
 }
 
 
@@ -113,6 +116,17 @@ _DOC_SECTIONS: Final[tuple[tuple[str, str, Sequence[_DocRow]], ...]] = (
     ("flowd interface-map", "flowd's own statement: router interface names to Linux interfaces.", _MAP_ROWS),
     ("flowd flow-table", "flowd's own statement: the flow cache.", _rows(FlowTableConfig)),
     ("flowd control", "flowd's own statement: the control socket for flowcli.", _rows(ControlConfig)),
+    ("flowd routing", "flowd's own statement (no Junos equivalent: a router has its routing tables): where the "
+     "route lookups at export get AS numbers, prefix lengths, next hops, BGP next hops and output interfaces. "
+     "Any combination of sources; each is reloaded by SIGHUP (prefix files are read again, BGP sessions "
+     "whose settings changed are restarted). Per address the longest matching prefix of any source wins; "
+     "`precedence` breaks ties between sources. See docs/routing.md.", _rows(RoutingConfig)),
+    ("flowd routing bgp neighbor ADDRESS", "One BGP session to the router flowd watches, run by ExaBGP as a "
+     "supervised child process (Debian `exabgp` or PyPI `exabgp`). IPv4 and IPv6 unicast; origin AS is the "
+     "last AS of the path, peer AS the first; the session's routes are flushed when it goes down.",
+     _rows(BgpNeighbor)),
+    ("flowd routing prefix-file PATH", "A route file, read at start and on SIGHUP; a malformed line is an error "
+     "naming the file and line, and the routes already loaded stay.", _rows(PrefixFileConfig)),
     ("flowd capture", "flowd's own statement: how the daemon reads the Linux interfaces that feed sampling "
      "(AF_PACKET TPACKET_V3 rings, needing CAP_NET_RAW only). Changes take effect at the next start; a "
      "reload (SIGHUP) keeps the running rings and workers.", _rows(CaptureConfig)),
@@ -174,10 +188,13 @@ in the binding; the map works on interface names.
 
 * A filter named by `interfaces ... filter input NAME` must exist in the same family (the error points
   at the interface's line).
-* A flow server needs `port`; at most 8 flow servers per family; version 5 and version 9/IPFIX servers
-  cannot be mixed in one output; version 5 cannot serve family inet6; a flow server's `source-address`
-  must be of the server's address family. The output interface's `source-address` is used by the flow
+* A flow server needs `port`; at most 8 flow servers per family; version 5/8 and version 9/IPFIX
+  servers cannot be mixed in one output; versions 5 and 8 cannot serve family inet6; a flow server's
+  `source-address` must be of the server's address family. The output interface's `source-address` is used by the flow
   servers of its address family only; the others use one the kernel picks.
+* A version 8 server needs `aggregation`, and `aggregation` needs version 8; every version 8 server of
+  an output uses the same aggregation; version 5 servers of an output use the same
+  `autonomous-system-type` (they share one export).
 * A file with no statements at all (empty, or only comments) is refused, at start and on reload
   (SIGHUP keeps the running configuration): it is most likely a file emptied by mistake.
 * `version9 { template NAME; }` / `version-ipfix { template NAME; }` must name a template defined under

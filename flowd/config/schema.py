@@ -108,10 +108,11 @@ class FlowServer:
     address: str = _opt(syntax=None, kind="address", help="The collector's IPv4 or IPv6 address (the entry's name).")
     port: int = _leaf(key="port", arg="N", kind="integer", range=(1, 65535), shown="required",
                       help="UDP port of the collector (2055 is usual for v5/v9, 4739 for IPFIX).")
-    version: str = _opt("5", syntax="version 5 | version9 { template NAME; } | version-ipfix { template NAME; }",
+    version: str = _opt("5", syntax="version (5 | 8) | version9 { template NAME; } | version-ipfix { template NAME; }",
                         kind="choice", shown="version 5",
-                        help="Export format: cflowd/NetFlow v5, NetFlow v9 or IPFIX. Version 5 carries IPv4 only "
-                             "and cannot be mixed with v9/IPFIX servers in one output. `version9;` without a "
+                        help="Export format: cflowd/NetFlow v5, v8 aggregates (see `aggregation`), NetFlow v9 or "
+                             "IPFIX. Versions 5 and 8 carry IPv4 only and cannot be mixed with v9/IPFIX servers in "
+                             "one output (a version 5 and a version 8 server can). `version9;` without a "
                              "template (a flowd extension) uses the built-in template of the family.")
     source_address: str | None = _leaf(None, key="source-address", arg="ADDRESS", kind="address",
                                        shown="the output interface's if of the server's address family, else chosen by the kernel",
@@ -121,6 +122,20 @@ class FlowServer:
     transport: str = _opt("udp", syntax="transport (udp | tcp)", kind="choice",
                           help="Export transport (a flowd extension): udp, or tcp for version-ipfix "
                                "(RFC 7011 section 10.4: reconnects with backoff, a bounded backlog).")
+    aggregation: tuple[str, ...] = _opt((), syntax="aggregation { autonomous-system; protocol-port; source-prefix; "
+                                        "destination-prefix; source-destination-prefix { caida-compliant; } }",
+                                        kind="choice", shown="none",
+                                        help="Version 8 only, and required there: the aggregation methods; each "
+                                             "is exported every `aggregate-export-interval` in its own datagrams.")
+    caida_compliant: bool = _opt(False, syntax=None, kind="flag",
+                                 help="source-destination-prefix records put the source mask before the "
+                                      "destination mask (CAIDA cflowd 2.1b1 order).")
+    autonomous_system_type: str = _opt("origin", syntax="autonomous-system-type (origin | peer)", kind="choice",
+                                       help="AS numbers exported: the route's origin AS or the peer (neighbour) "
+                                            "AS; needs a route source (`flowd routing`).")
+    local_dump: bool = _opt(False, syntax="local-dump | no-local-dump", kind="flag",
+                            help="Also write one line per exported record (or v8 aggregate) to the local dump "
+                                 "file before export (see `flowd routing local-dump`).")
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +170,70 @@ class FamilyOutput:
                                     help="Export a flow that has seen no packet for this long.")
     interface: ServiceInterface | None = _opt(None, syntax="output interface NAME { ... }", shown="none",
                                               help="At most one services interface per output.")
+    aggregate_export_interval: float = _leaf(90.0, key="aggregate-export-interval", arg="SECONDS", kind="duration",
+                                             within="output", range=(90, 1800), shown="90",
+                                             help="How often version 8 servers get the aggregates of the flows "
+                                                  "that ended since the last export.")
+
+
+@dataclass(frozen=True, slots=True)
+class BgpNeighbor:
+    """`flowd routing bgp neighbor ADDRESS { ... }`: one BGP session, run by ExaBGP."""
+
+    address: str = _opt(syntax=None, kind="address", help="The router's address (the entry's name).")
+    peer_as: int = _leaf(key="peer-as", arg="N", kind="integer", range=(1, 4294967295), shown="required",
+                         help="The router's AS.")
+    local_as: int = _leaf(key="local-as", arg="N", kind="integer", range=(1, 4294967295), shown="required",
+                          help="flowd's AS (the router's peer-as for flowd; equal to peer-as for iBGP).")
+    local_address: str = _leaf(key="local-address", arg="ADDRESS", kind="address", shown="required",
+                               help="flowd's address for the session.")
+    router_id: str = _leaf(key="router-id", arg="ADDRESS", kind="address", shown="required",
+                           help="flowd's BGP identifier (an IPv4 address).")
+    passive: bool = _opt(True, syntax="passive | active", kind="choice", shown="passive",
+                         help="passive: wait for the router to connect; active: connect to it.")
+    port: int = _leaf(179, key="port", arg="N", kind="integer", range=(1, 65535),
+                      help="TCP port flowd listens on (passive) or connects to (active).")
+    speaker: str = _leaf("exabgp", key="speaker", arg="COMMAND", kind="text",
+                         help="The ExaBGP command (program and arguments, split at spaces).")
+
+
+@dataclass(frozen=True, slots=True)
+class PrefixFileConfig:
+    """`flowd routing prefix-file PATH { format ...; }`."""
+
+    path: str = _opt(syntax=None, kind="name", help="The file (the entry's name); reloaded on SIGHUP.")
+    format: str = _opt("flowd", syntax="format (flowd | ip2asn)", kind="choice",
+                       help="flowd: `PREFIX ORIGIN-AS [NEXT-HOP]` per line; ip2asn: the iptoasn.com TSV layout.")
+
+
+ROUTE_SOURCES: Final = ("bgp", "kernel", "prefix-file")
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingConfig:
+    """`flowd routing { ... }`: where AS numbers, masks, next hops and output interfaces come from."""
+
+    bgp: tuple[BgpNeighbor, ...] = _opt((), syntax="bgp { neighbor ADDRESS { ... } }", shown="none",
+                                        help="BGP sessions to the router flowd watches (ExaBGP, supervised).")
+    kernel: bool = _opt(False, syntax="kernel", kind="flag",
+                        help="Follow this host's routing table (netlink): next hop, output interface, mask.")
+    prefix_files: tuple[PrefixFileConfig, ...] = _opt((), syntax="prefix-file PATH { format (flowd | ip2asn); }",
+                                                      shown="none", help="Static route files.")
+    precedence: tuple[str, ...] = _opt(ROUTE_SOURCES, syntax="precedence [ bgp kernel prefix-file ]",
+                                       kind="choice", shown="bgp kernel prefix-file",
+                                       help="Which source wins when several match an address with the same "
+                                            "prefix length (the longest match wins first); each attribute "
+                                            "the winner lacks is taken from the next match that has it.")
+    snmp_index: tuple[tuple[str, int], ...] = _opt((), syntax="snmp-index { LINUX-NAME N; }",
+                                         kind="integers", shown="the Linux ifindex",
+                                         help="SNMP index to export for an interface (input and output).")
+    local_dump: str = _leaf("/var/log/flowd/cflowd-dump", key="local-dump", arg="PATH", kind="text",
+                            help="Where `flow-server ... local-dump` writes (rotated at 1 MB, 3 old files kept "
+                                 "as PATH.0 .. PATH.2).")
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.bgp or self.kernel or self.prefix_files)
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,6 +461,7 @@ class Config:
     capture: CaptureConfig = CaptureConfig()
     metrics: MetricsConfig | None = None
     netconf: NetconfConfig | None = None
+    routing: RoutingConfig = RoutingConfig()
 
     def live_interfaces(self) -> tuple[tuple[str, str], ...]:
         """(name as configured, Linux name) of every interface with an input binding, each once, in order.

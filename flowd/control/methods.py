@@ -20,6 +20,7 @@ from typing import Any, Final
 import numpy as np
 
 from flowd import __version__
+from flowd.control import aggregation
 from flowd.control.protocol import EXPORT_FORMATS
 from flowd.control.rpcs import RPCS, BadParam
 from flowd.control.streamed import Streamed
@@ -31,6 +32,7 @@ from flowd.model.flowkey import (
     FlowKey,
     is_ipv4,
 )
+from flowd.model.routes import FlowRoutes
 from flowd.runtime import host
 from flowd.runtime.probe import Probe
 from flowd.runtime.shard import (
@@ -60,6 +62,7 @@ class Method:
     handler: Callable[[Probe, Mapping[str, Any], float], Result]
     query: QueryKind | None = None  # what every capture worker does (and reports) before the handler runs
     check: Callable[[Mapping[str, Any]], None] | None = None  # params checked before the workers are asked
+    worker_params: bool = True  # a FLOWS query passes the params (flow filters) on to the workers
 
 
 # -- shared pieces ---------------------------------------------------------------------------------
@@ -194,10 +197,13 @@ def show_status(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str
     cfg = probe.cfg
     versions = sorted({s.version for out in cfg.families.values() for s in out.flow_servers})
     iface = next((o.interface for o in cfg.families.values() if o.interface is not None), None)
-    routes = host.count_routes()
-    ifl = len(socket.if_nameindex())
     reports = probe.reports(now)
-    as_numbers = 1 if any(f.active for f in family_reports(reports)) else 0  # no BGP feed: every flow is AS 0
+    if probe.routes.cfg.configured:  # the route sources' tables
+        routes, as_numbers = aggregation.route_counts(probe)
+    else:  # no route source: the kernel's table, and every flow is AS 0
+        routes = host.count_routes()
+        as_numbers = 1 if any(f.active for f in family_reports(reports)) else 0
+    ifl = len(probe.cfg.routing.snmp_index) or len(socket.if_nameindex())
     active = [o.active_timeout for o in cfg.families.values()]
     return block(
         probe, params,
@@ -247,9 +253,11 @@ def flow_objects(probe: Probe, records: FlowRecords, rows: list[int], now: float
     """The flow objects (docs/control-protocol.md) of the given rows of ``records``, in that order."""
     names = {v: k for k, v in probe.cfg.interface_map.items()}
     boot = probe.exporter.boot
+    routed = probe.routes.lookup(records.take(np.array(rows, np.intp)))
+    routes = routed.routes
     flows = []
     ifnames: dict[int, str] = {}  # one kernel lookup per interface, not per flow
-    for i in rows:
+    for n, i in enumerate(rows):
         key = FlowKey.unpack(records.key[i])
         first, last = float(records.first[i]), float(records.last[i])
         ifname = ifnames.get(key.ifindex)
@@ -263,12 +271,24 @@ def flow_objects(probe: Probe, records: FlowRecords, rows: list[int], now: float
             "input_snmp_interface_index": key.ifindex, "output_snmp_interface_index": 0,
             "input_interface": names.get(ifname, ifname), "output_interface": "",
             "source_as": 0, "destination_as": 0,
+            **(_routed(routes, n, key) if routes is not None else {}),
             "start_time": max(int((first - boot) * 1000), 0), "end_time": max(int((last - boot) * 1000), 0),
             "packets": int(records.packets[i]), "bytes": int(records.bytes[i]),
             "time_since_last_active_timeout": max(int(now - first), 0),
             "last_active_timeout_packets": 0, "last_active_timeout_bytes": 0,
         })
     return flows
+
+
+def _routed(routes: FlowRoutes, n: int, key: FlowKey) -> dict[str, Any]:
+    """A flow object's route fields from its lookup (`flowd routing`)."""
+    out_if = int(routes.output_if[n])
+    name = host.interface_name_of(out_if) if out_if else ""
+    return {"source_prefix_length": int(routes.src_mask[n]) or key.src.max_prefixlen,
+            "destination_prefix_length": int(routes.dst_mask[n]) or key.dst.max_prefixlen,
+            "input_snmp_interface_index": int(routes.input_if[n]), "output_snmp_interface_index": out_if,
+            "output_interface": name, "source_as": int(routes.src_origin_as[n]),
+            "destination_as": int(routes.dst_origin_as[n])}
 
 
 LABEL_SHIFT: Final = 4  # a label stack entry is label (20 bits) << 4 | exp (3 bits) << 1 | bottom-of-stack (1 bit)
@@ -303,6 +323,21 @@ def show_aggregation_template(probe: Probe, params: Mapping[str, Any], now: floa
     head = block(probe, params, template={"name": template.name, "type": template.template_type,
                                           "format": template.format}, flows=[])
     return Streamed(head, RPCS["accounting.aggregation_template"].streamed, (template_flows(rows) for rows in batches_of(ranked)))
+
+
+def _aggregation_method(kind: str) -> Method:
+    def check(params: Mapping[str, Any]) -> None:
+        check_name(params)
+        aggregation.check_params(kind, params)
+
+    def handler(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
+        return block(probe, params, **aggregation.aggregation(kind, probe, params))
+
+    return Method(handler, query=FLOWS, check=check, worker_params=False)
+
+
+def show_routing(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
+    return block(probe, params, routing=aggregation.routing(probe))
 
 
 def clear_statistics(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
@@ -363,6 +398,8 @@ METHODS: Final[Mapping[str, Method]] = {
     "accounting.usage": Method(show_usage, query=REPORT, check=check_name),
     "accounting.flow_detail": Method(show_flow_detail, query=FLOWS, check=check_name),
     "accounting.aggregation_template": Method(show_aggregation_template, query=FLOWS, check=check_name),
+    **{f"accounting.aggregation_{kind.replace('-', '_')}": _aggregation_method(kind) for kind in aggregation.TYPES},
+    "accounting.routing": Method(show_routing, check=check_name),
     "accounting.clear_statistics": Method(clear_statistics, query=QueryKind.CLEAR_STATISTICS),
     "accounting.clear_flows": Method(clear_flows, query=QueryKind.CLEAR_FLOWS),
     "system.version": Method(system_version),
@@ -385,7 +422,8 @@ async def call(probe: Probe, method: str, params: Mapping[str, Any], now: Callab
         if spec.check is not None:
             spec.check(params)
         if spec.query is not None:
-            await probe.gather(Query(spec.query, dict(params) if spec.query is QueryKind.FLOWS else {}))
+            forward = spec.query is QueryKind.FLOWS and spec.worker_params
+            await probe.gather(Query(spec.query, dict(params) if forward else {}))
         return spec.handler(probe, params, now())
     except BadParam as exc:
         raise BadParams(str(exc)) from None

@@ -43,7 +43,7 @@ _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 SOCKET_NAME: Final = "flowd.sock"
 SYSTEMD_RUNTIME_DIR: Final = Path("/run/flowd")  # systemd's RuntimeDirectory=flowd
 # Export formats as `show services accounting status` names them (Junos's words), by flowd's version code.
-EXPORT_FORMATS: Final = {"5": "cflowd v5", "9": "Version 9", "ipfix": "IP-FIX"}
+EXPORT_FORMATS: Final = {"5": "cflowd v5", "8": "cflowd v8", "9": "Version 9", "ipfix": "IP-FIX"}
 # Words of drop-counter names printed in capitals (`bad-ip-header` -> `bad IP header`).
 _ACRONYMS: Final = {"ip": "IP", "ipv4": "IPv4", "ipv6": "IPv6", "tcp": "TCP", "udp": "UDP", "icmp": "ICMP"}
 

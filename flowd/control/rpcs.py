@@ -148,6 +148,31 @@ STATUS_FIELDS: Final = (
     "ifl_snmp_map_set", "flow_servers", "captures")
 USAGE_FIELDS: Final = ("uptime_ms", "interrupt_time_us", "load_5s", "load_1m")
 
+# `show services accounting aggregation TYPE`: each type's filters (junos-reference.md §1.9), in FLOW_QUERY's
+# declarations; the method is accounting.aggregation_TYPE (with '_' for '-').
+AGGREGATION_FILTERS: Final[Mapping[str, tuple[str, ...]]] = {
+    "as": ("source_as", "destination_as", "input_snmp_interface_index", "output_snmp_interface_index"),
+    "protocol-port": ("proto", "source_port", "destination_port"),
+    "source-prefix": ("source_prefix", "source_as", "input_snmp_interface_index"),
+    "destination-prefix": ("destination_prefix", "destination_as", "output_snmp_interface_index"),
+    "source-destination-prefix": ("source_prefix", "destination_prefix", "source_as", "destination_as",
+                                  "input_snmp_interface_index", "output_snmp_interface_index"),
+}
+AGGREGATION_FIELDS: Final = ("aggregation_type", "aggregation_source", "entries")
+
+
+def aggregation_method(kind: str) -> str:
+    return f"accounting.aggregation_{kind.replace('-', '_')}"
+
+
+def _aggregation_rpc(kind: str, filters: tuple[str, ...]) -> Rpc:
+    by_name = {p.name: p for p in FLOW_QUERY}
+    return Rpc(aggregation_method(kind), f"{kind} aggregates (cflowd v8), largest first", (
+        NAME, Param("limit", Kind.INTEGER, "Maximum number of aggregates to display", 1, MAX_LIMIT),
+        Param("order", Kind.CHOICE, "Order of the aggregates", choices=("bytes", "packets")),
+        *(by_name[f] for f in filters)), AGGREGATION_FIELDS)
+
+
 RPCS: Final[Mapping[str, Rpc]] = {rpc.method: rpc for rpc in (
     Rpc("accounting.errors", "accounting error counters", (NAME,), ERRORS_FIELDS),
     Rpc("accounting.flow", "flow statistics", (NAME,), FLOW_FIELDS),
@@ -160,6 +185,8 @@ RPCS: Final[Mapping[str, Rpc]] = {rpc.method: rpc for rpc in (
     Rpc("accounting.aggregation_template", "the cached flows of a version 9 or IPFIX template",
         (Param("template_name", Kind.NAME, "Name of the version 9 or IPFIX template", required=True), NAME, LIMIT),
         ("template", "flows"), streamed=FLOWS_LIST),
+    *(_aggregation_rpc(kind, filters) for kind, filters in AGGREGATION_FILTERS.items()),
+    Rpc("accounting.routing", "the route sources and their tables (flowd extension)", (NAME,), ("routing",)),
     Rpc("accounting.clear_statistics", "reset every counter", admin=True),
     Rpc("accounting.clear_flows", "end and export every cached flow", result=("flows_cleared",), admin=True),
     Rpc("system.version", "software version", result=("hostname", "model", "version", "python", "packages")),

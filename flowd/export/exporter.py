@@ -20,7 +20,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from flowd.config.schema import Config, FamilyOutput, FlowServer
+from flowd.export.aggregation import V8Export
 from flowd.export.ipfix import MAX_MESSAGE, IpfixFraming, encode_ipfix
+from flowd.export.localdump import DumpFile, aggregate_lines, record_lines
 from flowd.export.sequence import ExportState
 from flowd.export.tcp import BacklogLimit, Backoff, TcpSender
 from flowd.export.templates import ExportPlan, plan_for
@@ -70,9 +72,14 @@ class FamilyExport:
     v5: UdpSender | None = None  # every v5 server of the family
     v5_sequence: int = 0
     servers: list[ServerExport] = field(default_factory=list)
+    v8: V8Export | None = None  # every v8 server of the family
 
     def senders(self) -> list[UdpSender | TcpSender]:
-        return ([self.v5] if self.v5 is not None else []) + [s.sender for s in self.servers]
+        return ([self.v5] if self.v5 is not None else []) + [s.sender for s in self.servers] + (
+            [self.v8.sender] if self.v8 is not None else [])
+
+    def v5_servers(self) -> list[FlowServer]:
+        return [s for s in self.output.flow_servers if s.version == "5"]
 
 
 @dataclass(slots=True)
@@ -85,6 +92,7 @@ class Exporter:
     wall: Callable[[], float] = time.time
     counters: ExportCounters = field(default_factory=ExportCounters)
     families: dict[str, FamilyExport] = field(default_factory=dict)
+    dump: DumpFile | None = None  # `local-dump` lines, when a server asks for them
 
     def __post_init__(self) -> None:
         self.reconfigure(self.cfg)
@@ -108,9 +116,20 @@ class Exporter:
                 elif dests:
                     fam.v5 = self.udp_factory(dests)
                     opened.append(fam.v5)
+                v8_dests = [destination(out, s) for s in out.flow_servers if s.version == "8"]
+                if v8_dests:
+                    if prev.v8 is not None and prev.v8.sender.destinations == tuple(v8_dests):
+                        fam.v8 = V8Export.for_output(out, prev.v8.sender)
+                        if fam.v8.signature() == prev.v8.signature():
+                            fam.v8 = prev.v8  # same servers: keep the cache and the sequence
+                        else:
+                            fam.v8.sequence = prev.v8.sequence
+                    else:
+                        fam.v8 = V8Export.for_output(out, self.udp_factory(v8_dests))
+                        opened.append(fam.v8.sender)
                 old = {s.signature: s for s in prev.servers}
                 for server in out.flow_servers:
-                    if server.version == "5":
+                    if server.version in ("5", "8"):
                         continue
                     sig = self._signature(cfg, out, server)
                     kept = old.get(sig)
@@ -130,6 +149,11 @@ class Exporter:
                     sender.close()
         self.families = plan
         self.cfg = cfg
+        dumping = any(s.local_dump for out in cfg.families.values() for s in out.flow_servers)
+        if not dumping:
+            self.dump = None
+        elif self.dump is None or str(self.dump.path) != cfg.routing.local_dump:
+            self.dump = DumpFile(cfg.routing.local_dump)
 
     @staticmethod
     def _signature(cfg: Config, out: FamilyOutput, server: FlowServer) -> tuple[object, ...]:
@@ -175,15 +199,24 @@ class Exporter:
             header = V5Header(engine_type=iface.engine_type if iface else 0,
                               engine_id=iface.engine_id if iface else 0,
                               sampling_interval=fam.output.input.rate)
-            datagrams = encode_v5(records, now=now, boot=self.boot, sequence=fam.v5_sequence, header=header)
+            first = fam.v5_servers()[0]
+            rows = _as_type(records, first)
+            datagrams = encode_v5(rows, now=now, boot=self.boot, sequence=fam.v5_sequence, header=header)
+            self._dump(rows, [s for s in fam.v5_servers() if s.local_dump])
             fam.v5_sequence = (fam.v5_sequence + len(records)) & 0xFFFFFFFF
             fam.v5.send(datagrams)
             self.counters.datagrams += len(datagrams)
             carried = len(records)
         wall = self.wall()
+        if fam.v8 is not None:
+            fam.v8.add(records, now)
+            carried = len(records)
         for srv in fam.servers:
             before = srv.state.not_carried
-            messages = srv.encode(records, now, self.boot)
+            rows = _as_type(records, srv.server)
+            if srv.server.local_dump:
+                self._dump(rows, [srv.server])
+            messages = srv.encode(rows, now, self.boot)
             srv.send(messages, wall)
             self.counters.datagrams += len(messages)
             carried = max(carried, len(records) - (srv.state.not_carried - before))
@@ -196,7 +229,8 @@ class Exporter:
             self.counters.not_exportable += len(records)
 
     def tick(self, now: float) -> None:
-        """Periodic work: template/options refresh by time, TCP reconnects and backlog writes."""
+        """Periodic work: v8 aggregate export, template/options refresh by time, TCP reconnects and backlog."""
+        self.tick_aggregates(now)
         wall = self.wall()
         for fam in self.families.values():
             for srv in fam.servers:
@@ -204,6 +238,36 @@ class Exporter:
                     srv.send(srv.encode(FlowRecords.empty(), now, self.boot), wall)
                 if isinstance(srv.sender, TcpSender):
                     srv.sender.poll(wall)
+
+    def tick_aggregates(self, now: float) -> None:
+        """Send the v8 aggregates whose `aggregate-export-interval` has passed."""
+        for fam in self.families.values():
+            if fam.v8 is not None and fam.v8.due(now):
+                self._send_v8(fam.v8, now)
+
+    def flush_aggregates(self, now: float) -> None:
+        """Send every pending v8 aggregate now (the final flush)."""
+        for fam in self.families.values():
+            if fam.v8 is not None:
+                self._send_v8(fam.v8, now)
+
+    def _send_v8(self, v8: V8Export, now: float) -> None:
+        for aggs, datagrams in v8.take(now, self.boot):
+            dumping = [s for s in v8.servers if s.local_dump]
+            if dumping and self.dump is not None:
+                wall = self.wall()
+                for server in dumping:
+                    self.dump.write(aggregate_lines(aggs, server=f"{server.address}:{server.port}", wall=wall))
+            v8.sender.send(datagrams)
+            self.counters.datagrams += len(datagrams)
+
+    def _dump(self, records: FlowRecords, servers: Sequence[FlowServer]) -> None:
+        if self.dump is None or not servers:
+            return
+        wall = self.wall()
+        for server in servers:
+            self.dump.write(record_lines(records, server=f"{server.address}:{server.port}",
+                                         version=server.version, wall=wall))
 
     # -- reporting and teardown ----------------------------------------------------------------
 
@@ -215,6 +279,9 @@ class Exporter:
             if fam.v5 is not None:
                 rows.extend({"family": family, "format": "5", "transport": "udp", **row}
                             for row in fam.v5.stats_rows())
+            if fam.v8 is not None:
+                rows.extend({"family": family, "format": "8", "transport": "udp", **row}
+                            for row in fam.v8.sender.stats_rows())
             for srv in fam.servers:
                 rows.extend({"family": family, "format": srv.server.version, "transport": srv.server.transport, **row}
                             for row in srv.sender.stats_rows())
@@ -222,8 +289,8 @@ class Exporter:
 
     def clear_server_stats(self) -> None:
         for fam in self.families.values():
-            if fam.v5 is not None:
-                fam.v5.stats = tuple(DestinationStats() for _ in fam.v5.destinations)
+            for udp in ([fam.v5] if fam.v5 is not None else []) + ([fam.v8.sender] if fam.v8 is not None else []):
+                udp.stats = tuple(DestinationStats() for _ in udp.destinations)
             for srv in fam.servers:
                 if isinstance(srv.sender, UdpSender):
                     srv.sender.stats = tuple(DestinationStats() for _ in srv.sender.destinations)
@@ -233,11 +300,20 @@ class Exporter:
         for fam in self.families.values():
             if fam.v5 is not None:
                 fam.v5.close()
+            if fam.v8 is not None:
+                fam.v8.sender.close()
             for srv in fam.servers:
                 if isinstance(srv.sender, TcpSender):
                     srv.sender.close(self.wall(), timeout=drain)
                 else:
                     srv.sender.close()
+
+
+def _as_type(records: FlowRecords, server: FlowServer) -> FlowRecords:
+    """The records with the AS numbers this server exports (`autonomous-system-type`)."""
+    if records.routes is None or server.autonomous_system_type != "peer":
+        return records
+    return records.with_routes(records.routes.as_type(True))
 
 
 def destination(out: FamilyOutput, server: FlowServer) -> Destination:

@@ -2,8 +2,11 @@
 
 A template is a tuple of ``(IE name, source)`` rows, optionally ``(IE name, source, length)`` for a
 reduced-size encoding. ``source`` names a function in ``SOURCES`` that turns a FlowRecords batch
-into one column; ``ZERO`` marks an element flowd has no value for (no route lookup: next hops, AS
-numbers, prefix lengths and the output interface are 0, as in v5). ``Template.compile()`` turns
+into one column; ``ZERO`` marks an element flowd has no value for. AS numbers, prefix lengths, next
+hops, BGP next hops and the input and output interfaces come from the batch's route columns
+(``FlowRecords.routes``, filled by flowd.routing at export; 0 where no route matched or no route
+source is configured, and the input interface is then the capture interface of the flow key). The
+AS columns hold the origin or the peer AS as the flow server's ``autonomous-system-type`` says. ``Template.compile()`` turns
 the rows into one big-endian numpy structured dtype (so a whole batch is encoded with one column
 assignment per element, as flowd.export.v5 does) and into the template record that describes that
 same layout, so the two can never drift apart.
@@ -72,7 +75,7 @@ import numpy.typing as npt
 from flowd.export.ie import IE, V9ScopeType, field_dtype, lookup
 from flowd.export.timebase import boot_ms, epoch_ms, sysuptime_ms
 from flowd.model.batch import FlowRecords
-from flowd.model.flowkey import DPORT, IFINDEX, PROTO, SPORT, TOS, is_ipv4, u16_column
+from flowd.model.flowkey import DPORT, PROTO, SPORT, TOS, is_ipv4, u16_column
 
 if TYPE_CHECKING:
     from flowd.config.schema import TemplateConfig
@@ -133,18 +136,18 @@ IPV4_FIELDS: Final[tuple[Row, ...]] = (
     ("icmpTypeCodeIPv4", "icmp_type_code"),
     ("ingressInterface", "ingress_interface"),
     ("vlanId", "vlan"),
-    ("sourceIPv4PrefixLength", ZERO),
-    ("destinationIPv4PrefixLength", ZERO),
-    ("bgpSourceAsNumber", ZERO),
-    ("bgpDestinationAsNumber", ZERO),
-    ("ipNextHopIPv4Address", ZERO),
+    ("sourceIPv4PrefixLength", "src_mask"),
+    ("destinationIPv4PrefixLength", "dst_mask"),
+    ("bgpSourceAsNumber", "src_as"),
+    ("bgpDestinationAsNumber", "dst_as"),
+    ("ipNextHopIPv4Address", "next_hop_ipv4"),
     ("tcpControlBits", "tcp_flags"),
-    ("egressInterface", ZERO),
+    ("egressInterface", "egress_interface"),
     ("minimumTTL", "ttl_min"),
     ("maximumTTL", "ttl_max"),
     ("flowEndReason", "end_reason"),
     ("ipVersion", "ip_version"),
-    ("bgpNextHopIPv4Address", ZERO),
+    ("bgpNextHopIPv4Address", "bgp_next_hop_ipv4"),
     ("flowDirection", ZERO),  # 0 = ingress
     ("dot1qVlanId", "vlan"),
     ("dot1qCustomerVlanId", "inner_vlan"),
@@ -165,18 +168,18 @@ IPV6_FIELDS: Final[tuple[Row, ...]] = (
     ("icmpTypeCodeIPv6", "icmp_type_code"),
     ("ingressInterface", "ingress_interface"),
     ("vlanId", "vlan"),
-    ("sourceIPv6PrefixLength", ZERO),
-    ("destinationIPv6PrefixLength", ZERO),
-    ("bgpSourceAsNumber", ZERO),
-    ("bgpDestinationAsNumber", ZERO),
-    ("ipNextHopIPv6Address", ZERO),
+    ("sourceIPv6PrefixLength", "src_mask"),
+    ("destinationIPv6PrefixLength", "dst_mask"),
+    ("bgpSourceAsNumber", "src_as"),
+    ("bgpDestinationAsNumber", "dst_as"),
+    ("ipNextHopIPv6Address", "next_hop_ipv6"),
     ("tcpControlBits", "tcp_flags"),
-    ("egressInterface", ZERO),
+    ("egressInterface", "egress_interface"),
     ("minimumTTL", "ttl_min"),
     ("maximumTTL", "ttl_max"),
     ("flowEndReason", "end_reason"),
     ("ipVersion", "ip_version"),
-    ("bgpNextHopIPv6Address", ZERO),
+    ("bgpNextHopIPv6Address", "bgp_next_hop_ipv6"),
     ("flowDirection", ZERO),
     ("ipv6ExtensionHeaders", ZERO),  # the flow key does not keep the extension chain
     ("dot1qVlanId", "vlan"),
@@ -190,7 +193,7 @@ IPV6_FIELDS: Final[tuple[Row, ...]] = (
 MPLS_FIELDS: Final[tuple[Row, ...]] = (
     *MPLS_LABELS,
     ("ingressInterface", "ingress_interface"),
-    ("egressInterface", ZERO),
+    ("egressInterface", "egress_interface"),
     ("flowEndReason", "end_reason"),
     ("flowDirection", ZERO),
     ("octetDeltaCount", "octets"),
@@ -212,7 +215,7 @@ BRIDGE_FIELDS: Final[tuple[Row, ...]] = (
     ("vlanId", "vlan"),
     ("dot1qVlanId", "vlan"),
     ("ingressInterface", "ingress_interface"),
-    ("egressInterface", ZERO),
+    ("egressInterface", "egress_interface"),
     ("flowEndReason", "end_reason"),
     ("flowDirection", ZERO),
     ("octetDeltaCount", "octets"),
@@ -224,8 +227,8 @@ BRIDGE_FIELDS: Final[tuple[Row, ...]] = (
 PEER_AS_BILLING_FIELDS: Final[tuple[Row, ...]] = (
     ("ipClassOfService", "tos"),
     ("ingressInterface", "ingress_interface"),
-    ("bgpNextAdjacentAsNumber", ZERO),  # destination peer AS
-    ("bgpNextHopIPv4Address", ZERO),
+    ("bgpNextAdjacentAsNumber", "dst_peer_as"),  # destination peer AS
+    ("bgpNextHopIPv4Address", "bgp_next_hop_ipv4"),
     ("octetDeltaCount", "octets"),
     ("packetDeltaCount", "packets"),
     ("flowStartMilliseconds", "start_ms"),
@@ -310,7 +313,17 @@ SOURCES: Final[Mapping[str, Source]] = {
     "src_port": lambda r, boot: np.where(_icmp(r), 0, u16_column(r.key, SPORT)),
     "dst_port": lambda r, boot: u16_column(r.key, DPORT),  # ICMP: type * 256 + code, as in v5
     "icmp_type_code": lambda r, boot: np.where(_icmp(r), u16_column(r.key, DPORT), 0),
-    "ingress_interface": lambda r, boot: u16_column(r.key, IFINDEX),
+    "ingress_interface": lambda r, boot: r.route_columns().input_if,
+    "egress_interface": lambda r, boot: r.route_columns().output_if,
+    "src_mask": lambda r, boot: r.route_columns().src_mask,
+    "dst_mask": lambda r, boot: r.route_columns().dst_mask,
+    "src_as": lambda r, boot: r.route_columns().src_origin_as,  # the server's AS type (FlowRoutes.as_type)
+    "dst_as": lambda r, boot: r.route_columns().dst_origin_as,
+    "dst_peer_as": lambda r, boot: r.route_columns().dst_peer_as,
+    "next_hop_ipv4": lambda r, boot: r.route_columns().next_hop[:, 12:16],
+    "next_hop_ipv6": lambda r, boot: r.route_columns().next_hop,
+    "bgp_next_hop_ipv4": lambda r, boot: r.route_columns().bgp_next_hop[:, 12:16],
+    "bgp_next_hop_ipv6": lambda r, boot: r.route_columns().bgp_next_hop,
     "tcp_flags": lambda r, boot: r.tcp_flags,
     "ttl_min": lambda r, boot: r.ttl_min,
     "ttl_max": lambda r, boot: r.ttl_max,

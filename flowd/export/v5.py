@@ -30,9 +30,11 @@ Header fields, as flowd fills them:
   is accounted. A collector that needs an exact rate above 16383 gets it from v9/IPFIX option data.
 
 Record fields: source/destination address and ports, IP protocol and ToS come from the flow key
-(ICMP type*256 + code is already in the destination port, as Juniper documents for v5); input
-ifIndex is the key's interface index; next hop, output ifIndex, source/destination AS and prefix
-lengths are 0 (flowd does no route lookup). ``dPkts`` / ``dOctets`` are 32-bit: a flow whose counts
+(ICMP type*256 + code is already in the destination port, as Juniper documents for v5); next hop,
+input and output ifIndex, source/destination AS and prefix lengths come from the route columns
+(``FlowRecords.routes``, flowd.routing; without a route source: the key's interface index as
+input and 0 for the rest). An AS above 65535 is sent as AS_TRANS (23456, RFC 6793), an interface
+index above 65535 as 0; the AS is the origin or the peer AS per ``autonomous-system-type``. ``dPkts`` / ``dOctets`` are 32-bit: a flow whose counts
 exceed 2**32 - 1 is sent with 2**32 - 1 (saturated), never wrapped, so a collector sees "at least
 this much" rather than a small wrong number; it happens only when one flow moves more than 4 GiB
 (or 2**32 packets) within one active timeout. ``First`` / ``Last`` are sysUptime (ms) at the flow's first and last packet, clamped at 0
@@ -51,7 +53,7 @@ import numpy.typing as npt
 
 from flowd.export.timebase import instant_ms, sysuptime_ms
 from flowd.model.batch import FlowRecords
-from flowd.model.flowkey import DPORT, IFINDEX, PROTO, SPORT, TOS, is_ipv4, u16_column
+from flowd.model.flowkey import DPORT, PROTO, SPORT, TOS, is_ipv4, u16_column
 
 VERSION: Final = 5
 V5_HEADER: Final = struct.Struct("!HHIIIIBBH")
@@ -93,6 +95,7 @@ V5_RECORD_DTYPE: Final = np.dtype([
 MAX_RECORDS: Final = 30  # records per datagram: 24 + 30 * 48 = 1464 bytes, below a 1500-byte MTU
 U32_MAX: Final = 0xFFFFFFFF
 SAMPLING_INTERVAL_MAX: Final = 0x3FFF  # low 14 bits of the header's sampling field
+AS_TRANS: Final = 23456  # RFC 6793: a 4-byte AS number in a 2-byte field
 
 
 class SamplingMode(IntEnum):
@@ -157,13 +160,26 @@ def encode_v5(records: FlowRecords, *, now: float, boot: float, sequence: int,
     return out
 
 
+def u16_field(values: npt.NDArray[np.integer], over: int) -> npt.NDArray[np.uint16]:
+    """A 32-bit value in a 16-bit field: ``over`` when it does not fit (AS_TRANS for AS numbers)."""
+    v = values.astype(np.uint64)
+    return np.where(v > 0xFFFF, over, v).astype(np.uint16)
+
+
 def _records(rows: FlowRecords, boot: float) -> npt.NDArray[np.void]:
     """IPv4 flow rows → a V5_RECORD_DTYPE array (zeros where flowd has nothing to say)."""
     key = rows.key
+    routes = rows.route_columns()
     recs = np.zeros(len(rows), V5_RECORD_DTYPE)
     recs["srcaddr"] = key[:, 12:16]
     recs["dstaddr"] = key[:, 28:32]
-    recs["input"] = u16_column(key, IFINDEX)
+    recs["nexthop"] = routes.next_hop[:, 12:16]
+    recs["input"] = u16_field(routes.input_if, 0)
+    recs["output"] = u16_field(routes.output_if, 0)
+    recs["src_as"] = u16_field(routes.src_origin_as, AS_TRANS)
+    recs["dst_as"] = u16_field(routes.dst_origin_as, AS_TRANS)
+    recs["src_mask"] = routes.src_mask
+    recs["dst_mask"] = routes.dst_mask
     recs["dpkts"] = np.minimum(rows.packets, U32_MAX)
     recs["doctets"] = np.minimum(rows.bytes, U32_MAX)
     recs["first"] = sysuptime_ms(rows.first, boot)

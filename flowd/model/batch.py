@@ -6,12 +6,13 @@ Every stage works on whole batches (numpy columns), never on single packets; see
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
 
 from flowd.model.flowkey import KEY_BYTES
+from flowd.model.routes import FlowRoutes
 
 U8 = npt.NDArray[np.uint8]
 U16 = npt.NDArray[np.uint16]
@@ -120,6 +121,7 @@ class FlowRecords:
     inner_vlan: U16
     mpls: U32  # shape (n, 3)
     end_reason: U8  # flowd.model.expiry.ExpiryReason values
+    routes: FlowRoutes | None = None  # what the route lookup found (set at export), None: no lookup
 
     def __len__(self) -> int:
         return int(self.packets.shape[0])
@@ -132,7 +134,18 @@ class FlowRecords:
             ttl_min=self.ttl_min[index], ttl_max=self.ttl_max[index], vlan=self.vlan[index],
             inner_vlan=self.inner_vlan[index], mpls=self.mpls[index],
             end_reason=self.end_reason[index],
+            routes=None if self.routes is None else self.routes.take(index),
         )
+
+    def with_routes(self, routes: FlowRoutes | None) -> FlowRecords:
+        """The same rows carrying these route columns."""
+        return replace(self, routes=routes)
+
+    def route_columns(self) -> FlowRoutes:
+        """The route columns, or "no route" rows (input interface from the flow key) without a lookup."""
+        if self.routes is not None:
+            return self.routes
+        return FlowRoutes.for_keys(self.key)
 
     @staticmethod
     def empty() -> FlowRecords:
@@ -152,5 +165,8 @@ class FlowRecords:
             return FlowRecords.empty()
         if len(parts) == 1:
             return parts[0]
-        return FlowRecords(*(np.concatenate([getattr(p, f) for p in parts])
-                             for f in FlowRecords.__slots__))
+        routes = None
+        if all(p.routes is not None for p in parts):
+            routes = FlowRoutes.concat([p.routes for p in parts if p.routes is not None])
+        columns = {f: np.concatenate([getattr(p, f) for p in parts]) for f in FlowRecords.__slots__ if f != "routes"}
+        return FlowRecords(**columns, routes=routes)

@@ -19,6 +19,8 @@ from flowd.config.schema import Config
 from flowd.core.decode import Decoded, decode
 from flowd.core.pipeline import Pipeline
 from flowd.export.exporter import Exporter
+from flowd.routing.prefixfile import PrefixFileError
+from flowd.runtime.routes import RouteSources
 from flowd.export.udp import ExportSocketError
 from flowd.model.batch import FrameBatch
 from flowd.model.drops import DropReason
@@ -73,7 +75,8 @@ def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: i
     try:
         reader = open_capture(path)
         exporter = Exporter(cfg, boot=0.0)  # fail fast on a flow server that cannot be set up
-    except (CaptureError, ExportSocketError) as exc:
+        routes = RouteSources(cfg.routing, time)  # prefix files only: BGP and kernel need the daemon
+    except (CaptureError, ExportSocketError, PrefixFileError) as exc:
         print(f"flowd: {exc}", file=sys.stderr)
         if isinstance(exc, CaptureUnreadable):
             return ExitStatus.NOINPUT
@@ -90,11 +93,13 @@ def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: i
                 exporter.start_uptime(float(frames.ts.min()))
                 first_batch = False
             for family, records in pipeline.account(decoded, len(frames), now).items():
-                exporter.export(family, records, now)
+                exporter.export(family, routes.lookup(records), now)
             for family, records in pipeline.expire(now).items():
-                exporter.export(family, records, now)
+                exporter.export(family, routes.lookup(records), now)
+            exporter.tick_aggregates(now)
     for family, records in pipeline.flush(now).items():
-        exporter.export(family, records, now)
+        exporter.export(family, routes.lookup(records), now)
+    exporter.flush_aggregates(now)
     exporter.close()
     st = pipeline.stats
     tables = [p.table.counters for p in pipeline.paths.values()]

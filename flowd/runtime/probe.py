@@ -10,6 +10,7 @@ flowd/control/methods.py reads it.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from functools import partial
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ from flowd.export.exporter import ExportCounters, Exporter
 from flowd.export.udp import UdpSender
 from flowd.model.batch import FlowRecords, FrameBatch
 from flowd.model.expiry import ExpiryReason
+from flowd.runtime.routes import RouteSources
 from flowd.runtime.shard import (
     RATE_WINDOW,
     Meters,
@@ -40,8 +42,10 @@ log = logging.getLogger(__name__)
 class Probe:
     """Everything the daemon runs, behind one object."""
 
-    def __init__(self, cfg: Config, *, now: float, exporter: Exporter | None = None) -> None:
+    def __init__(self, cfg: Config, *, now: float, exporter: Exporter | None = None,
+                 routes: RouteSources | None = None) -> None:
         self.cfg = cfg
+        self.routes = routes if routes is not None else RouteSources(cfg.routing, time)
         self.started = now
         self.configured_at = now
         self.shard = Shard(cfg)
@@ -77,7 +81,7 @@ class Probe:
     def export(self, ended: Mapping[str, FlowRecords], now: float) -> None:
         """Export flows that ended, here or in a capture worker."""
         for family, records in ended.items():
-            self.exporter.export(family, records, now)
+            self.exporter.export(family, self.routes.lookup(records), now)
 
     def next_deadline(self) -> float | None:
         return self.shard.next_deadline()

@@ -8,6 +8,7 @@ from typing import Any, Final
 
 from shell.render import (
     accounting,
+    aggregation,
     aggregation_template,
     configuration,
     flow_detail,
@@ -49,6 +50,11 @@ RENDERERS: Final[Mapping[str, Renderer]] = {
     "accounting.aggregation_template": _tree(
         aggregation_template.render_aggregation_template, aggregation_template.aggregation_template_tree,
         f"{ROOT}/flow-aggregate-template-detail/flow-aggregate-template-detail-TYPE/detail-entry"),
+    **{f"accounting.aggregation_{kind.replace('-', '_')}": _tree(
+        aggregation.render_aggregation, aggregation.aggregation_tree,
+        f"{ROOT}/flow-aggregate-{kind}-detail/detail-entry") for kind in aggregation.LAYOUTS},
+    "accounting.routing": _tree(aggregation.render_routing, aggregation.routing_tree,
+                                f"{ROOT}/route-information/route-source-information"),
     "accounting.memory": _tree(accounting.render_memory, accounting.memory_tree, f"{ROOT}/memory-information"),
     "accounting.packet_size_distribution": _tree(
         accounting.render_packet_size_distribution, accounting.packet_size_distribution_tree,

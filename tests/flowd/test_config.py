@@ -375,15 +375,25 @@ BAD: list[tuple[str, str, str]] = [
         f"            127.0.0.{i}: {{port: 2055}}\n" for i in range(1, 10)),
      "t.yaml:15: forwarding-options.sampling.family.inet.output.flow-server.127.0.0.9: at most 8 flow servers "
      "are allowed per family (this is number 9)"),
+    ("yaml", OUTPUT + "          flow-server:\n            127.0.0.1: {port: 2055, version: 500}\n",
+     "t.yaml:7: forwarding-options.sampling.family.inet.output.flow-server.127.0.0.1.version: version 500 is not "
+     "supported (flowd exports versions 5 and 8, version9 and version-ipfix)"),
     ("yaml", OUTPUT + "          flow-server:\n            127.0.0.1: {port: 2055, version: 8}\n",
-     "t.yaml:7: forwarding-options.sampling.family.inet.output.flow-server.127.0.0.1.version: version 8 is not "
-     "supported (flowd exports version 5, version9 and version-ipfix)"),
+     "t.yaml:7: forwarding-options.sampling.family.inet.output.flow-server.127.0.0.1.aggregation: missing: a "
+     "version 8 flow server needs aggregation { ... }"),
+    ("yaml", OUTPUT + "          flow-server:\n            127.0.0.1: {port: 2055, aggregation: {protocol-port: true}}\n",
+     "t.yaml:7: forwarding-options.sampling.family.inet.output.flow-server.127.0.0.1.aggregation: aggregation "
+     "needs version 8"),
+    ("yaml", OUTPUT + "          flow-server:\n            127.0.0.1: {port: 2055, version: 8, aggregation: "
+                      "{protocol-port: true}}\n            127.0.0.2: {port: 2055, version9: true}\n",
+     "t.yaml:8: forwarding-options.sampling.family.inet.output.flow-server.127.0.0.2: version 5/8 and version "
+     "9/IPFIX flow servers cannot be mixed in one output"),
     ("yaml", OUTPUT + "          flow-server:\n            127.0.0.1: {port: 70000}\n",
      "t.yaml:7: forwarding-options.sampling.family.inet.output.flow-server.127.0.0.1.port: expected 1..65535, "
      "got 70000"),
     ("yaml", OUTPUT + "          flow-server:\n            127.0.0.1: {port: 2055}\n"
                       "            127.0.0.2: {port: 2055, version9: true}\n",
-     "t.yaml:8: forwarding-options.sampling.family.inet.output.flow-server.127.0.0.2: version 5 and version "
+     "t.yaml:8: forwarding-options.sampling.family.inet.output.flow-server.127.0.0.2: version 5/8 and version "
      "9/IPFIX flow servers cannot be mixed in one output"),
     ("yaml", OUTPUT + "          flow-server:\n            127.0.0.1: {port: 2055, version9: {template: t1}}\n",
      "t.yaml:7: forwarding-options.sampling.family.inet.output.flow-server.127.0.0.1.version9.template: template "

@@ -122,3 +122,49 @@ SEED_CONFIG: Final[dict[str, Any]] = {
         "then": {"sample": True, "count": "counter1", "accept": True}}}}}}}},
 }
 SEED_RESULTS["system.configuration"] = {"config": SEED_CONFIG}
+
+
+def _aggregate(**fields: Any) -> dict[str, Any]:
+    return {**fields, "start_time": 79167425, "end_time": 79170430}
+
+
+AGGREGATION_RESULTS: Final[dict[str, Any]] = {  # two aggregates of each type, and the route sources
+    "accounting.aggregation_as": _iface(
+        468, aggregation_type="as", aggregation_source="export-interval", entries=[
+            _aggregate(source_as=64501, destination_as=23456, input_snmp_interface_index=501,
+                       output_snmp_interface_index=502, flow_count=12, packet_count=4329, byte_count=3386035),
+            _aggregate(source_as=0, destination_as=64502, input_snmp_interface_index=501,
+                       output_snmp_interface_index=0, flow_count=1, packet_count=1, byte_count=1494)]),
+    "accounting.aggregation_protocol_port": _iface(
+        468, aggregation_type="protocol-port", aggregation_source="flow-cache", entries=[
+            _aggregate(protocol=17, source_port=53, destination_port=53, flow_count=2, packet_count=4329,
+                       byte_count=3386035),
+            _aggregate(protocol=6, source_port=20, destination_port=20, flow_count=6, packet_count=6,
+                       byte_count=5978)]),
+    "accounting.aggregation_source_prefix": _iface(
+        468, aggregation_type="source-prefix", aggregation_source="flow-cache", entries=[
+            _aggregate(source_prefix="10.1.0.0", source_prefix_length=16, source_as=64501,
+                       input_snmp_interface_index=501, flow_count=10, packet_count=18660, byte_count=14545737)]),
+    "accounting.aggregation_destination_prefix": _iface(
+        468, aggregation_type="destination-prefix", aggregation_source="flow-cache", entries=[
+            _aggregate(destination_prefix="10.0.0.0", destination_prefix_length=22, destination_as=64502,
+                       output_snmp_interface_index=502, flow_count=3, packet_count=13644, byte_count=10625458),
+            _aggregate(destination_prefix="0.0.0.0", destination_prefix_length=0, destination_as=0,
+                       output_snmp_interface_index=0, flow_count=7, packet_count=5016, byte_count=3920745)]),
+    "accounting.aggregation_source_destination_prefix": _iface(
+        468, aggregation_type="source-destination-prefix", aggregation_source="export-interval", entries=[
+            _aggregate(source_prefix="10.1.0.0", source_prefix_length=16, destination_prefix="10.0.0.0",
+                       destination_prefix_length=22, source_as=64501, destination_as=64502,
+                       input_snmp_interface_index=501, output_snmp_interface_index=502, flow_count=3,
+                       packet_count=13644, byte_count=10625458)]),
+    "accounting.routing": _iface(
+        468, routing={"precedence": ["bgp", "kernel", "prefix-file"], "sources": [
+            {"source_name": "bgp 192.0.2.2", "source_type": "bgp", "state": "Established", "ipv4_prefixes": 902244,
+             "ipv6_prefixes": 201433, "announced": 1150231, "withdrawn": 46554, "flushed": 0, "errors": 0,
+             "last_error": "", "last_update": "2026-12-03 12:00:01 UTC"},
+            {"source_name": "/etc/flowd/routes.txt", "source_type": "prefix-file", "state": "Loaded",
+             "ipv4_prefixes": 2, "ipv6_prefixes": 0, "announced": 2, "withdrawn": 0, "flushed": 0, "errors": 1,
+             "last_error": "/etc/flowd/routes.txt:3: bad prefix '10.0.0.1/8'",
+             "last_update": "2026-12-03 11:58:00 UTC"}]}),
+}
+SEED_RESULTS.update(AGGREGATION_RESULTS)

@@ -133,7 +133,7 @@ ERRORS = [
      60, ""),
     ("show services accounting aggregation template | count", "syntax error, expecting <template-name>.", 46, "|"),
     ("show services accounting aggregation", "syntax error, expecting <command>.", 37, ""),
-    ("show services accounting aggregation as", "syntax error, expecting <command>.", 37, "as"),
+    ("show services accounting aggregation bogus", "syntax error, expecting <command>.", 37, "bogus"),
     ("show services accounting aggregation template template-name x template-name y",
      "syntax error, expecting <command>.", 62, "template-name"),
 ]
@@ -217,9 +217,10 @@ HELP_WORDS = [
     ("show ", ["configuration", "passive-monitoring", "services", "system", "version"]),
     ("show s", ["services", "system"]),
     ("show services accounting ", ["aggregation", "errors", "flow", "flow-detail", "memory",
-                                   "packet-size-distribution", "status", "usage"]),
+                                   "packet-size-distribution", "routing", "status", "usage"]),
     ("show services accounting a", ["aggregation"]),
-    ("show services accounting aggregation ", ["template"]),
+    ("show services accounting aggregation ", ["as", "destination-prefix", "protocol-port", "source-destination-prefix",
+                                               "source-prefix", "template"]),
     # no <[Enter]> and no | until the required template-name is given
     ("show services accounting aggregation template ", ["detail", "extensive", "limit", "name", "template-name",
                                                         "terse"]),

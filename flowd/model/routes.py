@@ -1,0 +1,59 @@
+"""Route columns of a batch of flows: what the route lookup found for each row, as the encoders read it.
+
+Filled by flowd.routing.resolve (the runtime wires the two); read by the v5, v8, v9 and IPFIX
+encoders and the shows. Addresses are 16-byte rows, IPv4 as IPv4-mapped IPv6 like the flow key;
+0 everywhere means "no route".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass(slots=True)
+class FlowRoutes:
+    """Per flow row; addresses are 16-byte rows (IPv4 as IPv4-mapped IPv6, like the flow key)."""
+
+    src_origin_as: npt.NDArray[np.uint32]
+    src_peer_as: npt.NDArray[np.uint32]
+    dst_origin_as: npt.NDArray[np.uint32]
+    dst_peer_as: npt.NDArray[np.uint32]
+    src_mask: npt.NDArray[np.uint8]
+    dst_mask: npt.NDArray[np.uint8]
+    next_hop: npt.NDArray[np.uint8]
+    bgp_next_hop: npt.NDArray[np.uint8]
+    output_if: npt.NDArray[np.uint32]
+    input_if: npt.NDArray[np.uint32]
+
+    @staticmethod
+    def empty(n: int) -> FlowRoutes:
+        z32 = np.zeros(n, np.uint32)
+        return FlowRoutes(z32, z32.copy(), z32.copy(), z32.copy(), np.zeros(n, np.uint8), np.zeros(n, np.uint8),
+                          np.zeros((n, 16), np.uint8), np.zeros((n, 16), np.uint8), z32.copy(), z32.copy())
+
+    @staticmethod
+    def for_keys(keys: npt.NDArray[np.uint8]) -> FlowRoutes:
+        """No route for any row; the input interface is the flow key's."""
+        out = FlowRoutes.empty(len(keys))
+        out.input_if = ((keys[:, 38].astype(np.uint32) << 8) | keys[:, 39]).astype(np.uint32)
+        return out
+
+    @staticmethod
+    def concat(parts: list[FlowRoutes]) -> FlowRoutes:
+        return FlowRoutes(*(np.concatenate([getattr(p, f) for p in parts]) for f in FlowRoutes.__slots__))
+
+    def as_type(self, peer: bool) -> FlowRoutes:
+        """These routes with the origin AS columns holding the AS the flow server asked for
+        (`autonomous-system-type peer`: the neighbour's AS); the encoders read the origin columns."""
+        if not peer:
+            return self
+        return replace(self, src_origin_as=self.src_peer_as, dst_origin_as=self.dst_peer_as)
+
+    def take(self, index: npt.NDArray[np.intp] | npt.NDArray[np.bool_]) -> FlowRoutes:
+        """The rows selected by an index array or a boolean mask."""
+        if index.dtype == np.bool_:
+            index = np.flatnonzero(index)
+        return FlowRoutes(*(np.take(getattr(self, f), index, axis=0) for f in FlowRoutes.__slots__))
