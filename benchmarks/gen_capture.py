@@ -32,7 +32,7 @@ def describe(truth: GroundTruth, out: Path, elapsed: float) -> list[str]:
         f"wrote {out} ({size / 1e6:.1f} MB, snaplen {spec.snaplen}) and {sidecar_path(out)} in {elapsed:.1f} s",
         (f"frames: {truth.frames}: {len(truth.packets)} accountable IP packets, {truth.non_ip} ARP, "
          f"{truth.damaged} damaged ({truth.header_too_small} header-too-small, "
-         f"{truth.bad_ip_header} bad-ip-header)"),
+         f"{truth.bad_ip_header} bad-ip-header, {truth.truncated} truncated)"),
         (f"conversations: {spec.flows}, distinct keys: {len(truth.packets.keys)}, seed {spec.seed}, "
          f"{spec.duration:g} s from {spec.start:.0f}"),
         (f"flows at active {truth.active_timeout:g} s / inactive {truth.inactive_timeout:g} s: "

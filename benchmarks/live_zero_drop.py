@@ -326,7 +326,9 @@ def main(argv: list[str] | None = None) -> int:
         if capture is None:
             capture = workdir / "synth.pcap"
             # No IPv4 fragments: PACKET_FANOUT_FLAG_DEFRAG cannot reassemble a snaplen-cut replay of them.
-            write_capture(SynthSpec(packets=args.packets, flows=args.flows, fragment_share=0), capture)
+            # Whole frames: a replayed snaplen cut is a truncated frame on the wire, which flowd drops unread.
+            write_capture(SynthSpec(packets=args.packets, flows=args.flows, fragment_share=0, snaplen=65_535),
+                          capture)
             print(f"generated {capture} ({args.packets} frames, {args.flows} conversations)")
         rounds: list[list[Step]] = []
         workers = 0

@@ -40,6 +40,9 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _serial = itertools.count()
 
 
+WHOLE_FRAMES_MTU = 1600  # above flowd.testing.synth.MAX_WIRE - 14 - 4: see add_veth
+
+
 class NetnsError(Exception):
     """An ip(8) command failed; the message is its one-line stderr."""
 
@@ -131,9 +134,16 @@ def namespaces(count: int) -> Iterator[list[Namespace]]:
                 _ip("netns", "del", ns.name)
 
 
-def add_veth(a: Namespace, a_name: str, b: Namespace, b_name: str, *, up: bool = True) -> None:
-    """Create a veth pair with one end in each namespace (and bring both ends up)."""
+def add_veth(a: Namespace, a_name: str, b: Namespace, b_name: str, *, up: bool = True,
+             mtu: int = WHOLE_FRAMES_MTU) -> None:
+    """Create a veth pair with one end in each namespace (and bring both ends up).
+
+    The MTU lets a synthetic capture's longest frames through whole (QinQ or three MPLS labels on a
+    1500-byte IP packet): a replay must put every frame on the wire as it was captured.
+    """
     _ip("link", "add", a_name, "netns", a.name, "type", "veth", "peer", "name", b_name, "netns", b.name)
+    a.ip("link", "set", a_name, "mtu", str(mtu))
+    b.ip("link", "set", b_name, "mtu", str(mtu))
     if up:
         a.ip("link", "set", a_name, "up")
         b.ip("link", "set", b_name, "up")

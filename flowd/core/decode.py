@@ -2,7 +2,8 @@
 
 Wire references: IEEE 802.3 / 802.1Q / 802.1ad (Ethernet, VLAN tags), tcpdump.org LINKTYPE_LINUX_SLL and
 LINKTYPE_LINUX_SLL2, LINKTYPE_NULL / LINKTYPE_LOOP, RFC 3032 (MPLS label stack), RFC 4385 (pseudowire
-control word), RFC 791 (IPv4), RFC 8200 §4 (IPv6 extension headers), RFC 4302 (AH), RFC 2675 (jumbograms).
+control word), RFC 2516 (PPPoE), RFC 791 (IPv4), RFC 8200 §4 (IPv6 extension headers), RFC 4302 (AH),
+RFC 2675 (jumbograms), RFC 1812 §5.2.2 and RFC 1858 (truncated packets, tiny fragments).
 
 The rules
 ---------
@@ -17,7 +18,10 @@ Link layer (``FrameBatch.linktype``):
   skipped), then an optional MPLS label stack (0x8847/0x8848; the top three entries are kept as
   ``label<<4 | exp<<1 | s``), then IPv4 (0x0800) or IPv6 (0x86DD). After the bottom of an MPLS stack the
   first nibble guesses the payload: 4 IPv4, 6 IPv6, anything else (0 is a pseudowire control word, i.e.
-  Ethernet over MPLS) is not IP. Every other ethertype (ARP, LLDP, 802.3 length fields...) is NOT_IP.
+  Ethernet over MPLS) is not IP. Instead of MPLS or IP, a PPPoE session header (0x8864, 6 bytes, then
+  the 2-byte PPP protocol: 0x0021 IPv4, 0x0057 IPv6, anything else NOT_IP; all 8 bytes must be captured,
+  else HEADER_TOO_SMALL) may follow the tags. Every other ethertype (ARP, LLDP, PPPoE discovery, 802.3
+  length fields...) is NOT_IP.
 - 101, 12, 14 raw IP (the version nibble decides; neither 4 nor 6 is BAD_IP_HEADER), 228 raw IPv4,
   229 raw IPv6.
 - 0 BSD null (4-byte address family in the capturing host's byte order: both orders are accepted) and
@@ -37,16 +41,26 @@ IP layer:
   the bytes after it are the middle of the fragmented part). The bytes of an extension header that
   the walk reads (next header and length; the fragment offset) must be captured (else
   HEADER_TOO_SMALL), and a header must not run past the payload length (else BAD_IP_HEADER).
+- Truncated packets (after the checks above): when the IP total length (IPv6: payload length + 40, when
+  not 0) reaches past what the link carried on the wire (the wire length, or the caplen if larger,
+  minus the link headers: VLAN tags, MPLS stack and PPPoE included), the frame is TRUNCATED, as Linux
+  (ip_rcv: InTruncatedPkts) and a router (RFC 1812 §5.2.2) drop it. A snaplen is not damage: a frame
+  whose caplen is below its wire length is judged by its wire length. IPv6 is checked before the
+  extension walk (ipv6_rcv does the same).
 - ToS is the IPv4 ToS byte or the IPv6 traffic class; ``ttl`` is the TTL or hop limit.
 
 Ports (flowd.model.flowkey):
 - TCP (6), UDP (17), SCTP (132), UDP-Lite (136): source and destination port. ICMP (1) and ICMPv6 (58),
   in either IP version: source 0, destination type*256 + code. TCP flags: byte 13 of the TCP header.
 - Non-first fragments (IPv4 offset > 0, an IPv6 fragment header with offset > 0) have ports 0 and flags 0.
-- The transport fields are read only when the protocol's fixed header (TCP 20, UDP 8, UDP-Lite 8,
-  SCTP 12, ICMP/ICMPv6 4 bytes: type, code, checksum) lies inside both the capture and the IP packet.
-  When the snaplen cuts it the packet is still accounted, with ports 0 and flags 0: a probe with a small
-  snaplen must still count every packet and byte; only a cut IP header is HEADER_TOO_SMALL.
+- The transport's fixed header (TCP 20, UDP 8, UDP-Lite 8, SCTP 12, ICMP/ICMPv6 4 bytes: type, code,
+  checksum) of a packet that is not a non-first fragment must lie inside the IP packet (its total
+  length, or the IPv6 payload length): a packet that ends inside it is TRUNCATED (Linux drops it in
+  tcp_v4_rcv/udp_rcv; a first fragment that cuts the TCP header is a tiny fragment, RFC 1858 §3.2),
+  never exported with ports 0 as if it were whole. The transport fields are then read when the
+  header is also captured; when the snaplen cuts it the packet is still accounted, with ports 0 and
+  flags 0: a probe with a small snaplen must still count every packet and byte; only a cut IP header
+  is HEADER_TOO_SMALL.
 
 Counted bytes (``length``): the IPv4 total length; the IPv6 payload length + 40. An IPv6 payload length
 of 0 (a jumbogram, RFC 2675, or an offloaded super-packet) is counted as the frame's wire length minus
@@ -60,21 +74,24 @@ exactly one ``DropReason``.
 
 How it is fast (../shared/guide/performance.md)
 ----------------------------------------------
-``decode`` handles the common shapes for the whole batch with numpy: Ethernet, SLL and SLL2 with up to
-two VLAN tags and up to three MPLS labels, raw IP, BSD null/loop; IPv4 of any IHL; IPv6 without
-extension headers. Each stage gathers a fixed-width window of bytes per frame (a fancy index into a
-``sliding_window_view`` of the buffer: one small memcpy per row) and computes every field column-wise.
-Bytes a window holds beyond a frame's caplen belong to the next frame; no result depends on them,
-because a row whose needed bytes exceed its caplen is never accepted by the vectorised path. Rows it
-does not accept (deeper VLAN or MPLS stacks, IPv6 extension headers or payload length 0, short or
-damaged frames) go through ``decode_frame`` one by one, which also decides their drop reasons; the
-vectorised path itself only counts NOT_IP (a captured, non-IP ethertype or address family) and
-UNSUPPORTED_LINK_TYPE. About 6M frames/s on a mixed Ethernet batch (1 core, quiet machine).
+``decode_numpy`` handles the common shapes for the whole batch with numpy: Ethernet, SLL and SLL2 with up
+to two VLAN tags and then up to three MPLS labels or a PPPoE session header, raw IP, BSD null/loop; IPv4
+of any IHL; IPv6 without extension headers. Each stage gathers a fixed-width window of bytes per frame
+(a fancy index into a ``sliding_window_view`` of the buffer: one small memcpy per row) and computes every
+field column-wise. Bytes a window holds beyond a frame's caplen belong to the next frame; no result
+depends on them, because a row whose needed bytes exceed its caplen is never accepted by the vectorised
+path. Rows it does not accept (deeper VLAN or MPLS stacks, IPv6 extension headers or payload length 0,
+short, truncated or damaged frames) go through ``decode_frame`` one by one, which also decides their
+drop reasons; the vectorised path itself only counts NOT_IP (a captured, non-IP ethertype or address
+family) and UNSUPPORTED_LINK_TYPE. About 6M frames/s on a mixed Ethernet batch (1 core, quiet machine).
 
-When the optional extension ``flowd.native._fastpath`` is built (flowd/native/_fastpath.c, setup.py), ``decode`` hands
-the whole batch to its ``extract``, a C transcription of ``decode_frame`` that writes one key row, the
-columns and a status byte per frame; a row it leaves undecided (status _SLOW) goes through
-``decode_frame``. ``decode_numpy`` is the path without it, and FLOWD_NO_FASTPATH=1 makes ``decode`` use it.
+When the optional extension ``flowd.native._fastpath`` is built (flowd/native/_fastpath.c, setup.py),
+``decode`` hands the whole batch to its ``extract``, a C transcription of ``decode_frame`` that writes one
+key row, the columns and a status byte per frame. It decides every shape above itself (any VLAN depth,
+any MPLS depth, PPPoE, IPv6 extension chains, fragments, truncated and damaged frames): no frame of a
+well-formed batch reaches Python one by one. Only a row it leaves undecided (status _SLOW: a frame
+outside the buffer, which ``decode`` refuses before) would go through ``decode_frame``. ``decode_numpy``
+is the path without it, and FLOWD_NO_FASTPATH=1 makes ``decode`` use it.
 """
 
 from __future__ import annotations
@@ -126,6 +143,7 @@ class EtherType(IntEnum):
     QINQ_LEGACY = 0x9100  # pre-standard QinQ
     MPLS = 0x8847
     MPLS_MULTICAST = 0x8848
+    PPPOE_SESSION = 0x8864  # RFC 2516 session stage
 
 
 class Proto(IntEnum):
@@ -156,6 +174,9 @@ LINKTYPE_NULL: Final = 0
 LINKTYPE_LOOP: Final = 108
 ADDRESS_FAMILIES: Final = {2: 4, 24: 6, 28: 6, 30: 6}  # AF_INET, AF_INET6 on Net/OpenBSD, FreeBSD, Darwin
 
+PPPOE_HEADER: Final = 8  # RFC 2516: version/type, code, session id, length; then the 2-byte PPP protocol
+PPP_PROTOCOL_AT: Final = 6
+PPP_PROTOCOLS: Final = {0x0021: 4, 0x0057: 6}  # PPP protocol field -> IP version (RFC 1332, RFC 5072)
 MPLS_BOTTOM: Final = 0x100  # S bit of a label stack entry
 MPLS_KEPT: Final = 3  # label stack entries kept per packet (PacketBatch.mpls columns)
 
@@ -201,7 +222,7 @@ _OK: Final = 0
 _SLOW: Final = 255
 _IP: Final = 254
 _CODE: Final = {DropReason.NOT_IP: 1, DropReason.HEADER_TOO_SMALL: 2, DropReason.BAD_IP_HEADER: 3,
-                DropReason.UNSUPPORTED_LINK_TYPE: 4}
+                DropReason.UNSUPPORTED_LINK_TYPE: 4, DropReason.TRUNCATED: 5}
 
 
 # --- the per-frame decoder (slow path, and the rules' statement) ---------------------------------
@@ -212,7 +233,8 @@ def decode_frame(frame: bytes, linktype: int, wirelen: int | None = None, ifinde
     Args:
         frame: the captured bytes (its length is the caplen).
         linktype: LINKTYPE_* number of the capture.
-        wirelen: length of the frame on the wire (defaults to the caplen); used for IPv6 payload length 0.
+        wirelen: length of the frame on the wire (defaults to the caplen): the IP length must fit in it
+            (else TRUNCATED), and it gives the length of an IPv6 packet with payload length 0.
         ifindex: input interface index.
     """
     link = _link(frame, linktype)
@@ -251,6 +273,13 @@ def _link(frame: bytes, linktype: int) -> _LinkResult | DropReason:
             return pos, 4, vlans, []
         if ethertype == EtherType.IPV6:
             return pos, 6, vlans, []
+        if ethertype == EtherType.PPPOE_SESSION:
+            if caplen < pos + PPPOE_HEADER:
+                return DropReason.HEADER_TOO_SMALL
+            version = PPP_PROTOCOLS.get(U16_BE.unpack_from(frame, pos + PPP_PROTOCOL_AT)[0])
+            if version is None:  # LCP, IPCP, MPLS over PPP... (and the compressed 1-byte protocol field)
+                return DropReason.NOT_IP
+            return pos + PPPOE_HEADER, version, vlans, []
         if ethertype not in MPLS_TYPES:
             return DropReason.NOT_IP
         labels: list[int] = []
@@ -306,10 +335,12 @@ def _ip(frame: bytes, pos: int, version: int, wirelen: int) -> _IpResult | DropR
             return DropReason.BAD_IP_HEADER
         if caplen - pos < header:
             return DropReason.HEADER_TOO_SMALL
+        if pos + total > max(wirelen, caplen):
+            return DropReason.TRUNCATED
         first = frag & IPV4_OFFSET_MASK == 0
         addresses = V4_MAPPED_PREFIX + src + V4_MAPPED_PREFIX + dst
         upper = pos + header
-        end = min(caplen, pos + total)
+        packet_end = pos + total
         length = total
     else:
         if caplen - pos < IPV6_HEADER:
@@ -321,12 +352,13 @@ def _ip(frame: bytes, pos: int, version: int, wirelen: int) -> _IpResult | DropR
         addresses = src + dst
         upper = pos + IPV6_HEADER
         if plen:
-            payload_end = upper + plen
+            packet_end = upper + plen
             length = plen + IPV6_HEADER
+            if packet_end > max(wirelen, caplen):
+                return DropReason.TRUNCATED
         else:  # jumbogram or offloaded super-packet: the wire says how long it is
-            payload_end = max(wirelen, caplen)
+            packet_end = max(wirelen, caplen)
             length = max(IPV6_HEADER, wirelen - pos)
-        end = min(caplen, payload_end)
         while proto in IPV6_EXTENSIONS and first:  # after a later fragment's header: its middle, not headers
             if proto == Proto.FRAGMENT:
                 if caplen < upper + 4:
@@ -339,12 +371,14 @@ def _ip(frame: bytes, pos: int, version: int, wirelen: int) -> _IpResult | DropR
                     return DropReason.HEADER_TOO_SMALL
                 nxt, n = frame[upper], frame[upper + 1]
                 size = (n + 2) * 4 if proto == Proto.AH else (n + 1) * 8
-            if upper + size > payload_end:
+            if upper + size > packet_end:
                 return DropReason.BAD_IP_HEADER
             proto, upper = nxt, upper + size
     ports, flags = bytes(4), 0
     need = TRANSPORT_HEADER.get(proto, 0)
-    if first and need and end - upper >= need:
+    if first and need and packet_end - upper < need:  # the packet itself ends inside its transport header
+        return DropReason.TRUNCATED
+    if first and need and min(caplen, packet_end) - upper >= need:
         if proto in ICMP_PROTOS:
             ports = bytes((0, 0, frame[upper], frame[upper + 1]))
         else:
@@ -450,11 +484,13 @@ def decode_numpy(frames: FrameBatch) -> Decoded:
             nibble = buf[np.minimum(start, buf.shape[0] - 1)] >> 4
             nibble[room < 1] = 0
         announced = links.version[ip_rows]
+        # bytes the link carried on the wire from the IP header on (the caplen when larger)
+        wire = np.maximum(frames.wirelen[ip_rows].astype(np.int64), cap[ip_rows]) - links.l3[ip_rows]
         for ver, fast in ((4, _ipv4), (6, _ipv6)):
             sel = np.flatnonzero((nibble == ver) & ((announced == ver) | (announced == 0)))
             if sel.size:
                 rows = ip_rows[sel]
-                part = fast(buf, start[sel], room[sel], rows, frames.ifindex[rows])
+                part = fast(buf, start[sel], room[sel], wire[sel], rows, frames.ifindex[rows])
                 if part.rows.size:
                     status[part.rows] = _OK
                     parts.append(part)
@@ -539,12 +575,15 @@ def _ethertype_link(buf: U8, off: I64, cap: I64, type_at: int, header: int, link
     v4 = fits & (ethertype == EtherType.IPV4)
     v6 = fits & (ethertype == EtherType.IPV6)
     mpls = fits & ((ethertype == EtherType.MPLS) | (ethertype == EtherType.MPLS_MULTICAST))
+    pppoe = fits & (ethertype == EtherType.PPPOE_SESSION)
     group = np.full(off.shape[0], _SLOW, np.uint8)
     group[v4 | v6] = _IP
-    group[fits & ~(v4 | v6 | mpls)] = _CODE[DropReason.NOT_IP]
+    group[fits & ~(v4 | v6 | mpls | pppoe)] = _CODE[DropReason.NOT_IP]
     version = np.where(v4, 4, 6).astype(np.uint8)
     if mpls.any():
         _mpls(w, cap, ip_at, np.flatnonzero(mpls), group, version, links, rows)
+    if pppoe.any():
+        _pppoe(w, cap, ip_at, np.flatnonzero(pppoe), group, version)
     links.status[rows] = group
     links.l3[rows] = ip_at
     links.version[rows] = version
@@ -573,6 +612,21 @@ def _mpls(w: U8, cap: I64, ip_at: I64, sel: npt.NDArray[np.intp], group: U8, ver
     kept = np.where(np.arange(MPLS_KEPT) < depth[:, None], entries >> 8, 0).astype(np.uint32)
     target = np.arange(links.status.shape[0])[rows][sel]
     links.mpls[target] = kept
+
+
+def _pppoe(w: U8, cap: I64, ip_at: I64, sel: npt.NDArray[np.intp], group: U8, version: U8) -> None:
+    """PPPoE session headers followed by PPP IPv4 or IPv6; ``ip_at`` moves past them in place."""
+    at = ip_at[sel] + PPP_PROTOCOL_AT
+    protocol = (w[sel, at].astype(np.uint16) << np.uint16(8)) | w[sel, at + 1]
+    ver = np.zeros(sel.shape[0], np.uint8)
+    for number, ip_version in PPP_PROTOCOLS.items():
+        ver[protocol == number] = ip_version
+    captured = ip_at[sel] + PPPOE_HEADER <= cap[sel]  # else the slow path says HEADER_TOO_SMALL
+    group[sel[captured & (ver == 0)]] = _CODE[DropReason.NOT_IP]
+    ok = sel[captured & (ver != 0)]
+    group[ok] = _IP
+    version[ok] = ver[captured & (ver != 0)]
+    ip_at[ok] += PPPOE_HEADER
 
 
 def _null_link(buf: U8, off: I64, cap: I64, either_order: bool, links: _Links,
@@ -631,20 +685,22 @@ def _transport(key: U8, window: U8, at: int, proto: U8, has: npt.NDArray[np.bool
     return np.where(has & (proto == Proto.TCP), window[:, at + TCP_FLAGS_AT], 0).astype(np.uint8)
 
 
-def _ipv4(buf: U8, start: I64, room: I64, rows: npt.NDArray[np.intp], ifindex: U32) -> _Part:
-    """Fast path for IPv4 rows whose header (options included) is captured and consistent."""
+def _ipv4(buf: U8, start: I64, room: I64, wire: I64, rows: npt.NDArray[np.intp], ifindex: U32) -> _Part:
+    """Fast path for IPv4 rows whose header (options included) is captured and consistent, and whose
+    packet lies whole on the wire (truncated ones are left to the slow path)."""
     g = _gather(buf, start, IPV4_MIN_HEADER + 20)  # fixed header + a TCP header when IHL is 5
     header = (g[:, 0] & 0x0F).astype(np.int64) * 4
     total = _be16(g, 2).astype(np.int64)
-    ok = (room >= IPV4_MIN_HEADER) & (header >= IPV4_MIN_HEADER) & (total >= header) & (room >= header)
+    proto = g[:, 9]
+    first = (_be16(g, 6) & IPV4_OFFSET_MASK) == 0
+    whole = (total <= wire) & ~(first & (total - header < _NEED[proto]))
+    ok = (room >= IPV4_MIN_HEADER) & (header >= IPV4_MIN_HEADER) & (total >= header) & (room >= header) & whole
     if not ok.all():
-        g, header, total, room, start, rows, ifindex = (
-            g[ok], header[ok], total[ok], room[ok], start[ok], rows[ok], ifindex[ok])
+        g, header, total, room, start, rows, ifindex, proto, first = (
+            g[ok], header[ok], total[ok], room[ok], start[ok], rows[ok], ifindex[ok], proto[ok], first[ok])
     options = np.flatnonzero(header != IPV4_MIN_HEADER)
     if options.size:  # the transport header sits further on: fetch it into the same columns
         g[options, IPV4_MIN_HEADER:] = _gather(buf, start[options] + header[options], 20)
-    proto = g[:, 9]
-    first = (_be16(g, 6) & IPV4_OFFSET_MASK) == 0
     has = first & (np.minimum(room, total) - header >= _NEED[proto]) & (_NEED[proto] > 0)
     key = _new_keys(rows.shape[0], ifindex)
     key[:, 10:12] = 0xFF
@@ -657,12 +713,14 @@ def _ipv4(buf: U8, start: I64, room: I64, rows: npt.NDArray[np.intp], ifindex: U
     return _Part(rows=rows, key=key, length=total.astype(np.uint32), tcp_flags=flags, ttl=g[:, 8].copy())
 
 
-def _ipv6(buf: U8, start: I64, room: I64, rows: npt.NDArray[np.intp], ifindex: U32) -> _Part:
-    """Fast path for IPv6 rows with no extension header and a non-zero payload length."""
+def _ipv6(buf: U8, start: I64, room: I64, wire: I64, rows: npt.NDArray[np.intp], ifindex: U32) -> _Part:
+    """Fast path for IPv6 rows with no extension header and a non-zero payload length, whose packet
+    lies whole on the wire."""
     g = _gather(buf, start, IPV6_HEADER + 20)  # fixed header + a TCP header
     plen = _be16(g, 4).astype(np.int64)
     proto = g[:, 6]
-    ok = (room >= IPV6_HEADER) & (plen > 0) & ~_IS_EXTENSION[proto]
+    whole = (plen + IPV6_HEADER <= wire) & (plen >= _NEED[proto])
+    ok = (room >= IPV6_HEADER) & (plen > 0) & ~_IS_EXTENSION[proto] & whole
     if not ok.all():
         g, plen, proto, room, rows, ifindex = g[ok], plen[ok], proto[ok], room[ok], rows[ok], ifindex[ok]
     has = (np.minimum(room - IPV6_HEADER, plen) >= _NEED[proto]) & (_NEED[proto] > 0)

@@ -13,6 +13,9 @@ class DropReason(str, Enum):
     NOT_IPV6 = "not-ipv6"  # IPv4 packet while only family inet6 is sampled
     HEADER_TOO_SMALL = "header-too-small"  # frame ends inside a link, IP or transport header
     BAD_IP_HEADER = "bad-ip-header"  # IP version/IHL/total length inconsistent
+    # the IP length (IPv6: payload length + 40) claims more bytes than the frame carried on the wire, or
+    # the IP packet ends inside its transport header (Linux ip_rcv InTruncatedPkts; RFC 1812 §5.2.2)
+    TRUNCATED = "truncated"
     UNSUPPORTED_LINK_TYPE = "unsupported-link-type"  # capture link type flowd cannot decode
     NO_MEMORY = "no-memory"  # flow table full: packet of a new flow not accounted
     DISCARDED = "filter-discard"  # a firewall filter term said `discard`, or no term matched

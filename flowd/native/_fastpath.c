@@ -27,6 +27,7 @@ enum status {
     HEADER_TOO_SMALL = 2,
     BAD_IP_HEADER = 3,
     UNSUPPORTED_LINK_TYPE = 4,
+    TRUNCATED = 5,
     SLOW = 255, /* not decided here: the frame lies outside the buffer; decode_frame's business */
 };
 
@@ -49,8 +50,13 @@ enum walk_stop {
 #define IPV6_HEADER 40
 #define FRAGMENT_HEADER 8
 #define NULL_HEADER 4
+#define PPPOE_HEADER 8 /* RFC 2516 session header (6 bytes) and the 2-byte PPP protocol */
+#define PPP_PROTOCOL_AT 6
+#define PPP_IPV4 0x0021
+#define PPP_IPV6 0x0057
 #define TCP_FLAGS_AT 13
 #define PCAP_RECORD_HEADER 16
+#define PREFETCH_AHEAD 16 /* frames: extract reads a frame's headers while later ones are on their way */
 /* TPACKET_V3 (linux/if_packet.h): tpacket_block_desc is 48 bytes, its num_pkts, offset_to_first_pkt
  * and blk_len are at 12, 16 and 20; a tpacket3_hdr is 48 bytes, 8-aligned, tp_next_offset first. */
 #define BLOCK_DESC_LEN 48
@@ -61,7 +67,7 @@ enum walk_stop {
 enum tpacket_walk { TPACKET_OK = 0, TPACKET_BLOCK = 1, TPACKET_HEADER = 2, TPACKET_FULL = 3 };
 
 enum { ETH_IPV4 = 0x0800, ETH_IPV6 = 0x86DD, ETH_VLAN = 0x8100, ETH_QINQ = 0x88A8,
-       ETH_QINQ_LEGACY = 0x9100, ETH_MPLS = 0x8847, ETH_MPLS_MULTICAST = 0x8848 };
+       ETH_QINQ_LEGACY = 0x9100, ETH_MPLS = 0x8847, ETH_MPLS_MULTICAST = 0x8848, ETH_PPPOE_SESSION = 0x8864 };
 enum { P_HOP_BY_HOP = 0, P_ICMP = 1, P_TCP = 6, P_UDP = 17, P_ROUTING = 43, P_FRAGMENT = 44,
        P_AH = 51, P_ICMPV6 = 58, P_DEST_OPTIONS = 60, P_SCTP = 132, P_UDPLITE = 136 };
 enum { LINK_NULL = 0, LINK_ETHERNET = 1, LINK_RAW_DLT12 = 12, LINK_RAW_DLT14 = 14, LINK_RAW = 101,
@@ -114,7 +120,8 @@ typedef struct {
     uint32_t mpls[MPLS_KEPT];
 } packet;
 
-/* decode._link for the Ethernet-like links: VLAN tags, then IP or an MPLS stack then IP.
+/* decode._link for the Ethernet-like links: VLAN tags, then IP, a PPPoE session header then IP, or an
+ * MPLS stack then IP.
  * On success *pos is the IP header's offset and *version 4 or 6. */
 static int ethertype_link(const uint8_t *f, int64_t cap, int64_t type_at, int64_t *pos, int *version,
                           packet *p)
@@ -139,6 +146,16 @@ static int ethertype_link(const uint8_t *f, int64_t cap, int64_t type_at, int64_
     if (ethertype == ETH_IPV4 || ethertype == ETH_IPV6) {
         *pos = at;
         *version = ethertype == ETH_IPV4 ? 4 : 6;
+        return ACCOUNTED;
+    }
+    if (ethertype == ETH_PPPOE_SESSION) {
+        if (cap < at + PPPOE_HEADER)
+            return HEADER_TOO_SMALL;
+        unsigned protocol = be16(f + at + PPP_PROTOCOL_AT);
+        if (protocol != PPP_IPV4 && protocol != PPP_IPV6) /* LCP, IPCP, MPLS over PPP... */
+            return NOT_IP;
+        *pos = at + PPPOE_HEADER;
+        *version = protocol == PPP_IPV4 ? 4 : 6;
         return ACCOUNTED;
     }
     if (ethertype != ETH_MPLS && ethertype != ETH_MPLS_MULTICAST)
@@ -192,14 +209,16 @@ static int link_layer(const uint8_t *f, int64_t cap, unsigned linktype, int64_t 
     }
 }
 
-/* decode._ip: the IP header, the IPv6 extension walk and the transport ports, into the key. */
+/* decode._ip: the IP header, the truncation checks, the IPv6 extension walk and the transport ports,
+ * into the key. */
 static int ip_layer(const uint8_t *f, int64_t cap, int64_t pos, int version, int64_t wirelen,
                     packet *p)
 {
     uint8_t *key = p->key;
     unsigned proto;
     int first = 1;
-    int64_t upper, end;
+    int64_t upper, packet_end;
+    const int64_t wire = wirelen > cap ? wirelen : cap; /* a snaplen is not damage: judge by the wire */
     if (version == 0) { /* raw IP link: the version nibble decides */
         if (cap <= pos)
             return HEADER_TOO_SMALL;
@@ -216,6 +235,8 @@ static int ip_layer(const uint8_t *f, int64_t cap, int64_t pos, int version, int
             return BAD_IP_HEADER;
         if (cap - pos < header)
             return HEADER_TOO_SMALL;
+        if (pos + total > wire) /* Linux ip_rcv: InTruncatedPkts */
+            return TRUNCATED;
         first = (be16(h + 6) & IPV4_OFFSET_MASK) == 0;
         proto = h[9];
         key[10] = key[11] = key[26] = key[27] = 0xFF; /* ::ffff:a.b.c.d */
@@ -225,12 +246,12 @@ static int ip_layer(const uint8_t *f, int64_t cap, int64_t pos, int version, int
         p->ttl = h[8];
         p->length = (uint32_t)total;
         upper = pos + header;
-        end = cap < pos + total ? cap : pos + total;
+        packet_end = pos + total;
     } else {
         if (cap - pos < IPV6_HEADER)
             return HEADER_TOO_SMALL;
         uint32_t vtf = be32(h);
-        int64_t plen = be16(h + 4), payload_end;
+        int64_t plen = be16(h + 4);
         if (vtf >> 28 != 6)
             return BAD_IP_HEADER;
         proto = h[6];
@@ -239,13 +260,14 @@ static int ip_layer(const uint8_t *f, int64_t cap, int64_t pos, int version, int
         p->ttl = h[7];
         upper = pos + IPV6_HEADER;
         if (plen) {
-            payload_end = upper + plen;
+            packet_end = upper + plen;
             p->length = (uint32_t)(plen + IPV6_HEADER);
+            if (packet_end > wire) /* Linux ipv6_rcv: InTruncatedPkts, before the extension headers */
+                return TRUNCATED;
         } else { /* jumbogram or offloaded super-packet: the wire says how long it is */
-            payload_end = wirelen > cap ? wirelen : cap;
+            packet_end = wire;
             p->length = (uint32_t)(wirelen - pos > IPV6_HEADER ? wirelen - pos : IPV6_HEADER);
         }
-        end = cap < payload_end ? cap : payload_end;
         /* after a later fragment's header: the middle of the fragmented part, not headers */
         while (first && is_extension(proto)) {
             unsigned next;
@@ -262,14 +284,18 @@ static int ip_layer(const uint8_t *f, int64_t cap, int64_t pos, int version, int
                 next = f[upper];
                 size = proto == P_AH ? (f[upper + 1] + 2) * 4 : (f[upper + 1] + 1) * 8;
             }
-            if (upper + size > payload_end)
+            if (upper + size > packet_end)
                 return BAD_IP_HEADER;
             proto = next;
             upper += size;
         }
     }
-    /* ports only when the transport's fixed header lies inside both the capture and the packet */
+    /* a packet that ends inside its transport's fixed header is truncated (a tiny first fragment too);
+     * ports only when that header is also captured */
     int64_t need = transport_header(proto);
+    if (first && need && packet_end - upper < need)
+        return TRUNCATED;
+    int64_t end = cap < packet_end ? cap : packet_end;
     if (first && need && end - upper >= need) {
         if (proto == P_ICMP || proto == P_ICMPV6) { /* source 0, destination type*256 + code */
             key[34] = f[upper];
@@ -396,6 +422,14 @@ static PyObject *extract(PyObject *self, PyObject *args)
     for (Py_ssize_t i = 0; i < n; i++) {
         packet p;
         int64_t off = offsets[i], cap = caplens[i];
+        if (i + PREFETCH_AHEAD < n) { /* full frames lie far apart: fetch a later frame's headers now */
+            int64_t ahead = offsets[i + PREFETCH_AHEAD];
+            if (ahead >= 0 && ahead < buflen) {
+                __builtin_prefetch(buf + ahead);
+                if (ahead + 64 < buflen)
+                    __builtin_prefetch(buf + ahead + 64);
+            }
+        }
         if (off < 0 || off > buflen || cap > buflen - off) { /* decode() refuses such a batch */
             memset(&p, 0, sizeof p);
             status[i] = SLOW;
@@ -604,8 +638,9 @@ static int add_table(PyObject *m, const char *attr, const char *const *names, co
 PyMODINIT_FUNC PyInit__fastpath(void)
 {
     static const char *const drop_names[] = {"not-ip", "header-too-small", "bad-ip-header",
-                                             "unsupported-link-type"};
-    static const int drop_codes[] = {NOT_IP, HEADER_TOO_SMALL, BAD_IP_HEADER, UNSUPPORTED_LINK_TYPE};
+                                             "unsupported-link-type", "truncated"};
+    static const int drop_codes[] = {NOT_IP, HEADER_TOO_SMALL, BAD_IP_HEADER, UNSUPPORTED_LINK_TYPE,
+                                     TRUNCATED};
     static const char *const stop_names[] = {"FULL", "HEADER", "TOO_LONG", "DATA"};
     static const int stop_codes[] = {WALK_FULL, WALK_HEADER, WALK_TOO_LONG, WALK_DATA};
     static const char *const tpacket_names[] = {"OK", "BLOCK", "HEADER", "FULL"};
@@ -613,7 +648,7 @@ PyMODINIT_FUNC PyInit__fastpath(void)
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
-    if (add_table(m, "DROP_CODES", drop_names, drop_codes, 4) < 0
+    if (add_table(m, "DROP_CODES", drop_names, drop_codes, 5) < 0
         || add_table(m, "WALK_STOPS", stop_names, stop_codes, 4) < 0
         || add_table(m, "TPACKET_WALKS", tpacket_names, tpacket_codes, 4) < 0
         || PyModule_AddIntConstant(m, "SLOW", SLOW) < 0) {

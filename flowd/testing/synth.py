@@ -12,7 +12,8 @@ capped at 3% of the packets); 70/25/5 TCP/UDP/ICMP; IPv4 and IPv6; 802.1Q and Qi
 as a first fragment (ports present) plus a non-first fragment (no ports); TCP conversations that end
 with FIN or RST, some with a last ACK after the FIN; planted idle gaps longer than the inactive timeout;
 long conversations that cross the active timeout; ARP frames; damaged frames (cut inside the IP header,
-or IPv4 with an IHL below 5). Sources come from 198.18.0.0/16 and 2001:db8:0::/48, destinations from
+IPv4 with an IHL below 5, or truncated on the wire: a 60-byte frame whose IPv4 total length says 1500,
+or a runt that ends inside its TCP header). Sources come from 198.18.0.0/16 and 2001:db8:0::/48, destinations from
 198.19.0.0/16 and 2001:db8:1::/48 (RFC 2544 / RFC 3849 ranges; disjoint, so no conversation is the
 reverse of another). MAC addresses are 00:00:5e:00:53:xx (RFC 7042). Frames are in timestamp order.
 
@@ -112,7 +113,7 @@ PCAP_HEADER: Final = struct.Struct("<IHHiIII")  # magic, major, minor, thiszone,
 PCAP_MAGIC_USEC: Final = 0xA1B2C3D4
 LINKTYPE_ETHERNET: Final = 1
 CHUNK_BYTES: Final = 32 * 1024 * 1024  # frame matrix size per assembly step
-SIDECAR_FORMAT: Final = "flowd-synth-truth/1"
+SIDECAR_FORMAT: Final = "flowd-synth-truth/2"  # 2: the counts include truncated frames
 SIDECAR_SUFFIX: Final = ".truth.npz"
 
 
@@ -122,6 +123,7 @@ class FrameKind(IntEnum):
     ARP = 2
     CUT = 3  # damaged: the frame ends inside the IP header (header-too-small)
     BAD_IHL = 4  # damaged: IPv4 with IHL < 5 (bad-ip-header)
+    TRUNCATED = 5  # damaged: the IPv4 total length claims more than the wire carried (truncated)
 
 
 class Encap(IntEnum):
@@ -267,10 +269,11 @@ class GroundTruth:
 
     flows: list[TruthFlow]  # canonical order (see sort_key)
     frames: int
-    damaged: int  # header_too_small + bad_ip_header
+    damaged: int  # header_too_small + bad_ip_header + truncated
     non_ip: int  # ARP frames
     header_too_small: int
     bad_ip_header: int
+    truncated: int
     packets: TruthPackets
     active_timeout: float
     inactive_timeout: float
@@ -288,7 +291,7 @@ class GroundTruth:
             np.savez(
                 fh, format=np.array(SIDECAR_FORMAT), spec=np.array(json.dumps(asdict(self.spec))),
                 counts=np.array([self.frames, self.damaged, self.non_ip, self.header_too_small,
-                                 self.bad_ip_header], np.int64),
+                                 self.bad_ip_header, self.truncated], np.int64),
                 timeouts=np.array([self.active_timeout, self.inactive_timeout], np.float64),
                 pk_ts=p.ts, pk_key=p.key, pk_length=p.length, pk_flags=p.tcp_flags, pk_frame=p.frame,
                 key_src=k.src, key_dst=k.dst, key_sport=k.sport, key_dport=k.dport, key_proto=k.proto,
@@ -312,7 +315,7 @@ class GroundTruth:
                                  dport=z["key_dport"], proto=z["key_proto"], tos=z["key_tos"])
                 packets = TruthPackets(ts=z["pk_ts"], key=z["pk_key"], length=z["pk_length"],
                                        tcp_flags=z["pk_flags"], frame=z["pk_frame"], keys=keys)
-                frames, damaged, non_ip, too_small, bad = (int(v) for v in z["counts"])
+                frames, damaged, non_ip, too_small, bad, truncated = (int(v) for v in z["counts"])
                 active, inactive = (float(v) for v in z["timeouts"])
                 flows = _flow_objects(keys, z["fl_key"], z["fl_packets"], z["fl_bytes"], z["fl_flags"],
                                       z["fl_first"], z["fl_last"])
@@ -320,7 +323,7 @@ class GroundTruth:
         except (OSError, KeyError, ValueError, TypeError) as exc:
             raise ValueError(f"{path}: cannot read ground truth: {exc}") from None
         return cls(flows=flows, frames=frames, damaged=damaged, non_ip=non_ip,
-                   header_too_small=too_small, bad_ip_header=bad, packets=packets,
+                   header_too_small=too_small, bad_ip_header=bad, truncated=truncated, packets=packets,
                    active_timeout=active, inactive_timeout=inactive, spec=spec)
 
 
@@ -488,7 +491,7 @@ class _Frames:
     seq: I32  # index of the packet within its conversation
     tcp_seq: U32
     l4len: U16  # UDP length field
-    cut: U16  # CUT frames: bytes of the IP header kept
+    cut: U16  # CUT frames: bytes of the IP header kept; TRUNCATED frames: IP bytes on the wire
 
     def take(self, index: npt.NDArray[np.intp]) -> _Frames:
         return _Frames(*(getattr(self, f)[index] for f in _Frames.__slots__))
@@ -676,10 +679,10 @@ def _pseudo_rows(rng: np.random.Generator, n: int, v6: Bools) -> _Rows:
 
 
 def _other_frames(rng: np.random.Generator, spec: SynthSpec, first_row: int, n_arp: int,
-                  n_cut: int, n_bad: int) -> tuple[_Rows, _Frames]:
-    n = n_arp + n_cut + n_bad
-    kind = np.repeat(np.array([FrameKind.ARP, FrameKind.CUT, FrameKind.BAD_IHL], np.uint8),
-                     [n_arp, n_cut, n_bad])
+                  n_cut: int, n_bad: int, n_truncated: int) -> tuple[_Rows, _Frames]:
+    n = n_arp + n_cut + n_bad + n_truncated
+    kind = np.repeat(np.array([FrameKind.ARP, FrameKind.CUT, FrameKind.BAD_IHL, FrameKind.TRUNCATED], np.uint8),
+                     [n_arp, n_cut, n_bad, n_truncated])
     v6 = (kind == FrameKind.CUT) & (rng.random(n) < 0.3)
     rows = _pseudo_rows(rng, n, v6)
     cut = np.where(v6, rng.integers(1, 40, n), rng.integers(1, 20, n))
@@ -692,6 +695,12 @@ def _other_frames(rng: np.random.Generator, spec: SynthSpec, first_row: int, n_a
         ipid=rng.integers(0, 1 << 16, n).astype(np.uint16), seq=np.zeros(n, np.int32),
         tcp_seq=rows.isn.copy(),
         l4len=np.zeros(n, np.uint16), cut=np.where(kind == FrameKind.CUT, cut, 0).astype(np.uint16))
+    # truncated: half are 60-byte frames (46 IP bytes) whose total length says 1500, half runts whose
+    # total length says 40 (a bare TCP header) and that end 1-19 bytes into the TCP header
+    trunc = np.flatnonzero(kind == FrameKind.TRUNCATED)
+    long_claim = rng.random(trunc.size) < 0.5
+    frames.iplen[trunc] = np.where(long_claim, MTU, 40)
+    frames.cut[trunc] = np.where(long_claim, MIN_FRAME - 14, 20 + rng.integers(1, 20, trunc.size))
     return rows, frames
 
 
@@ -728,8 +737,10 @@ def write_capture(spec: SynthSpec, path: str | Path) -> GroundTruth:
         sizes[np.argmax(sizes)] += n_frag - udp4
         n_frag = udp4
     conv_frames, _ = _conversation_packets(rng, spec, rows, sizes, n_frag)
-    n_cut = (n_damaged + 1) // 2
-    extra_rows, extra_frames = _other_frames(rng, spec, spec.flows, n_arp, n_cut, n_damaged - n_cut)
+    n_cut = (n_damaged + 2) // 3
+    n_bad = (n_damaged + 1) // 3
+    n_truncated = n_damaged - n_cut - n_bad
+    extra_rows, extra_frames = _other_frames(rng, spec, spec.flows, n_arp, n_cut, n_bad, n_truncated)
     rows = rows.extend(extra_rows)
     frames = _Frames.concat([conv_frames, extra_frames])
     conv_keys = TruthKeys(src=rows.src[: spec.flows], dst=rows.dst[: spec.flows],
@@ -752,7 +763,7 @@ def write_capture(spec: SynthSpec, path: str | Path) -> GroundTruth:
     return GroundTruth(
         flows=truth_flows(packets, active=spec.active_timeout, inactive=spec.inactive_timeout),
         frames=len(frames.us), damaged=n_damaged, non_ip=n_arp, header_too_small=n_cut,
-        bad_ip_header=n_damaged - n_cut, packets=packets, active_timeout=spec.active_timeout,
+        bad_ip_header=n_bad, truncated=n_truncated, packets=packets, active_timeout=spec.active_timeout,
         inactive_timeout=spec.inactive_timeout, spec=spec)
 
 
@@ -898,10 +909,11 @@ def _records(fr: _Frames, rows: _Rows, sec: I64, usec: I64, snaplen: int, width:
     _put(f, r, c + 4, rows.isn[g[r]] & 0xFFFF, 2)  # identifier
     _put(f, r, c + 6, fr.seq[r] & 0xFFFF, 2)  # sequence number
 
-    # Lengths: pad short frames to the Ethernet minimum; damaged frames are runts cut in the IP header.
+    # Lengths: pad short frames to the Ethernet minimum; damaged frames are runts cut in the IP header,
+    # truncated ones carry fewer IP bytes than their total length says.
     wire = np.where(arp, 14 + 28, l3 + fr.iplen.astype(np.int64))
     wire = np.maximum(wire, MIN_FRAME)
-    cutf = kind == FrameKind.CUT
+    cutf = (kind == FrameKind.CUT) | (kind == FrameKind.TRUNCATED)
     wire = np.where(cutf, l3 + fr.cut, wire)
     caplen = np.minimum(wire, snaplen)
     head = np.empty((m, 4), "<u4")

@@ -68,6 +68,8 @@ from flowd.testing.synth import (
 TIMEOUT = 1800.0  # flow timeouts of CONFIG, and of the truth the live runs are held to
 GUARD = 30.0  # seconds a live test may wait for frames or events before it fails (never slept on)
 PPS = 50_000
+WHOLE = 65_535  # capture snaplen: replays put whole frames on the wire (a cut one would be truncated there)
+WHOLE_RING = 2048  # ring snaplen above the longest synthetic frame, where a test compares whole frames
 CONFIG = f"""
 forwarding-options:
   sampling:
@@ -205,14 +207,14 @@ def live(test: Callable[..., None]) -> Callable[..., None]:
 @pytest.fixture(scope="module")
 def capture(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, GroundTruth]:
     path = tmp_path_factory.mktemp("live") / "synth.pcap"
-    return path, write_capture(SynthSpec(packets=20_000, flows=2_000, damaged_share=0), path)
+    return path, write_capture(SynthSpec(packets=20_000, flows=2_000, damaged_share=0, snaplen=WHOLE), path)
 
 
 @pytest.fixture(scope="module")
 def unfragmented(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, GroundTruth]:
     """The same mix without IPv4 fragments, for fanout (see test_fanout_workers_split_flows_not_packets)."""
     path = tmp_path_factory.mktemp("live") / "synth-nofrag.pcap"
-    spec = SynthSpec(packets=20_000, flows=2_000, damaged_share=0, fragment_share=0, seed=2)
+    spec = SynthSpec(packets=20_000, flows=2_000, damaged_share=0, fragment_share=0, seed=2, snaplen=WHOLE)
     return path, write_capture(spec, path)
 
 
@@ -309,7 +311,7 @@ def test_capture_matches_ground_truth_under_uvloop(veth: tuple[Namespace, Namesp
         await stop(task)
         return collector, began, ended
 
-    with b.inside(), LiveCapture("vb", ring_blocks=16) as cap:
+    with b.inside(), LiveCapture("vb", ring_blocks=16, snaplen=WHOLE_RING) as cap:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             collector, began, ended = runner.run(run())
         assert cap.stats() == (truth.frames, 0)
@@ -345,7 +347,7 @@ def test_snaplen_and_direction(veth: tuple[Namespace, Namespace], capture: tuple
 
     with a.inside():  # the sender's end of the link
         sent_in = LiveCapture("va", ring_blocks=8)
-        sent_both = LiveCapture("va", ring_blocks=8, direction="both")
+        sent_both = LiveCapture("va", ring_blocks=8, direction="both", snaplen=WHOLE_RING)
     try:
         with b.inside(), LiveCapture("vb", ring_blocks=8, snaplen=64) as snap:
             collectors = asyncio.run(run())

@@ -53,6 +53,7 @@ def test_v5_export_collected_by_nfcapd_equals_ground_truth(capture: tuple[Path, 
     assert f"Packets read: {truth.frames}," in summary
     assert f"header too small {truth.header_too_small}" in summary
     assert f"bad IP header {truth.bad_ip_header}" in summary
+    assert truth.truncated and f"truncated {truth.truncated}" in summary
     assert f"exported: {sum(want.values())}" in summary
 
 

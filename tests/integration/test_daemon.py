@@ -132,13 +132,28 @@ def test_values_equal_the_ground_truth(finished: tuple[Daemon, GroundTruth]) -> 
     assert errors["header_too_small"] == truth.header_too_small
     assert errors["not_ip"] == truth.non_ip
     assert errors["not_ipv4"] == ipv6
-    assert errors["other_drops"] == {"bad-ip-header": truth.bad_ip_header}
+    assert errors["other_drops"] == {"bad-ip-header": truth.bad_ip_header, "truncated": truth.truncated}
     sizes = d.call("accounting.packet_size_distribution")["interfaces"][0]  # type: ignore[index]
     assert sum(r["packets"] for r in sizes["ranges"]) == packets
     memory = d.call("accounting.memory")["interfaces"][0]  # type: ignore[index]
     assert memory["allocation_count"] - memory["free_count"] == flow["active_flows"]
     text = d.cli("show services accounting flow").stdout
     assert f"Flow packets: {packets}, Flow bytes: {octets}" in text
+
+
+def test_truncated_frames_shown_in_errors(finished: tuple[Daemon, GroundTruth]) -> None:
+    """The drop reason of frames shorter than their IP length, in the shell's text, XML and JSON."""
+    d, truth = finished
+    assert truth.truncated > 0
+    text = d.cli("show services accounting errors").stdout
+    assert f"Packets dropped (truncated): {truth.truncated}" in text
+    xml = d.cli("show services accounting errors | display xml").stdout
+    assert re.search(r"<error-other-drop>\s*<drop-reason>truncated</drop-reason>\s*"
+                     rf"<drop-count>{truth.truncated}</drop-count>", xml), xml
+    tree = json.loads(d.cli("show services accounting errors | display json").stdout)
+    info = tree["services-accounting-information"][0]["error-information"][0]
+    drops = {e["drop-reason"][0]["data"]: e["drop-count"][0]["data"] for e in info["error-other-drop"]}
+    assert int(drops["truncated"]) == truth.truncated
 
 
 def test_flow_detail_lists_the_largest_cached_flows(finished: tuple[Daemon, GroundTruth]) -> None:

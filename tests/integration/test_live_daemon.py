@@ -58,7 +58,8 @@ Totals = collections.Counter[tuple[str, str, int, int, int, int, int, int, int]]
 @pytest.fixture(scope="module")
 def capture(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, GroundTruth]:
     path = tmp_path_factory.mktemp("live-daemon") / "synth.pcap"
-    spec = SynthSpec(packets=12_000, flows=1_500, damaged_share=0, fragment_share=0, seed=5)
+    # whole frames: a replayed snaplen cut would be a truncated frame on the wire (flowd drops those)
+    spec = SynthSpec(packets=12_000, flows=1_500, damaged_share=0, fragment_share=0, seed=5, snaplen=65_535)
     return path, write_capture(spec, path)
 
 
