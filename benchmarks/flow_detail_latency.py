@@ -7,6 +7,7 @@ top-N selection, the JSON reply and the shell's rendering (`shell.client` + `she
 process). It also times a whole `flowcli -c` process (interpreter start-up included) for reference.
 
     python benchmarks/flow_detail_latency.py --flows 1000000
+    python benchmarks/flow_detail_latency.py --flows 1000000 --without-limit   # every flow, streamed
 """
 
 from __future__ import annotations
@@ -45,6 +46,46 @@ async def measure(sock: str, runs: int) -> list[float]:
     return times
 
 
+def rss_mib(pid: int) -> tuple[float, float]:
+    """(resident, peak resident) of a process, in MiB."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+async def measure_without_limit(sock: str, pid: int) -> None:
+    """`flow-detail` without `limit` (every cached flow), read as the shell's client reads it, while a second
+    client asks `show version` every 10 ms: the daemon's memory and how long the second client waited."""
+    rss_before, _ = rss_mib(pid)
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # the daemon's peak starts again from here
+    waits: list[float] = []
+    done = asyncio.Event()
+
+    async def ping() -> None:
+        async with Client(sock) as other:
+            while not done.is_set():
+                t0 = time.perf_counter()
+                await other.call("system.version")
+                waits.append(time.perf_counter() - t0)
+                await asyncio.sleep(0.01)
+
+    pinger = asyncio.ensure_future(ping())
+    rows = chunks = 0
+    t0 = time.perf_counter()
+    async with Client(sock, timeout=120) as client:
+        async for part in client.parts("accounting.flow_detail", {}):
+            if isinstance(part, list):
+                rows += len(part)
+                chunks += 1
+    elapsed = time.perf_counter() - t0
+    done.set()
+    await pinger
+    _, peak = rss_mib(pid)
+    print(f"flow-detail without limit: {rows} flows in {chunks} chunks, {elapsed:.1f} s; daemon RSS "
+          f"{rss_before:.0f} MiB before, peak {peak:.0f} MiB during (+{peak - rss_before:.0f} MiB)")
+    print(f"`show version` from another client meanwhile: {len(waits)} answered, longest wait "
+          f"{max(waits) * 1000:.0f} ms, median {statistics.median(waits) * 1000:.1f} ms")
+
+
 async def cached_flows(sock: str) -> int:
     async with Client(sock) as client:
         result = await client.call("accounting.flow", {})
@@ -56,6 +97,8 @@ def main() -> None:
     ap.add_argument("--flows", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--capture", help="reuse this capture (default: benchmarks/out/flows-N.pcap)")
+    ap.add_argument("--without-limit", action="store_true",
+                    help="instead: stream every cached flow once; print the daemon's RSS and another client's waits")
     args = ap.parse_args()
     capture = Path(args.capture or REPO / "benchmarks" / "out" / f"flows-{args.flows}.pcap")
     if not capture.exists():
@@ -80,6 +123,9 @@ def main() -> None:
                 if flows == last:
                     break
                 last = flows
+            if args.without_limit:
+                asyncio.run(measure_without_limit(sock, daemon.pid))
+                return
             times = asyncio.run(measure(sock, args.runs))
             cli = []
             for _ in range(5):

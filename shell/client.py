@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import itertools
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Final, Self
 
@@ -79,6 +80,7 @@ class Client:
         self._read_task: asyncio.Task[None] | None = None
         self._pending: dict[int | str, asyncio.Future[Response]] = {}
         self._progress: dict[int | str, asyncio.Event] = {}  # set at each line of a streamed reply
+        self._sinks: dict[int | str, asyncio.Queue[Any]] = {}  # streamed results handed on, not assembled
         self._connecting = asyncio.Lock()  # concurrent first calls share one connection
 
     @property
@@ -99,10 +101,38 @@ class Client:
 
     async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
         """The method's result; raise a `ClientError` subclass when there is none."""
+        return await self._call(method, params, None)
+
+    async def parts(self, method: str, params: dict[str, Any] | None = None) -> AsyncIterator[Any]:
+        """The method's result as it arrives: first the result (a streamed one with its long list still empty),
+        then, for a streamed result, each chunk's rows (a list) in order; raise a `ClientError` subclass when
+        the result, or the rest of it, does not come. Nothing is assembled: the caller keeps what it needs."""
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        call = asyncio.ensure_future(self._call(method, params, queue))
+        try:
+            while True:
+                get = asyncio.ensure_future(queue.get())
+                await asyncio.wait((get, call), return_when=asyncio.FIRST_COMPLETED)
+                if get.done():
+                    yield get.result()
+                    continue
+                get.cancel()
+                while not queue.empty():
+                    yield queue.get_nowait()
+                result = call.result()  # raises the call's ClientError
+                if result is not _STREAMED:
+                    yield result
+                return
+        finally:
+            if not call.done():  # abandoned part way: the rest would still come, so the connection goes
+                call.cancel()
+                await self._drop()
+
+    async def _call(self, method: str, params: dict[str, Any] | None, sink: asyncio.Queue[Any] | None) -> Any:
         was_connected = self.connected
         await self.connect()
         try:
-            return await self._call_once(method, params or {})
+            return await self._call_once(method, params or {}, sink)
         except _WriteFailed:
             if not was_connected:
                 raise ConnectionLost("connection to flowd closed") from None
@@ -110,11 +140,11 @@ class Client:
             await self._drop()
             await self.connect()
             try:
-                return await self._call_once(method, params or {})
+                return await self._call_once(method, params or {}, sink)
             except _WriteFailed:
                 raise ConnectionLost("connection to flowd closed") from None
 
-    async def _call_once(self, method: str, params: dict[str, Any]) -> Any:
+    async def _call_once(self, method: str, params: dict[str, Any], sink: asyncio.Queue[Any] | None) -> Any:
         assert self._writer is not None
         request_id = next(self._ids)
         try:
@@ -123,6 +153,8 @@ class Client:
             raise RemoteError(exc.code.value, exc.message) from None
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
+        if sink is not None:
+            self._sinks[request_id] = sink
         try:
             try:
                 self._writer.write(data)
@@ -133,16 +165,19 @@ class Client:
         finally:
             self._pending.pop(request_id, None)
             self._progress.pop(request_id, None)
+            self._sinks.pop(request_id, None)
         if not response.ok:
             assert response.error is not None
             raise RemoteError(response.error.code, response.error.message)
         return response.result
 
     def _deliver(self, reply: Response | Chunk | End, streams: dict[RequestId, Assembly]) -> Response | None:
-        """The response a pending call gets for this line, if any (a stream's parts are assembled first)."""
+        """The response a pending call gets for this line, if any (a stream's parts are assembled first, or handed
+        on to the call's sink)."""
         if isinstance(reply, Response):
             if reply.more is not None and reply.id is not None:
-                streams[reply.id] = Assembly(reply)
+                sink = self._sinks.get(reply.id)
+                streams[reply.id] = Assembly(reply) if sink is None else _Forward(reply, sink)
                 return None
             if reply.id is not None:
                 streams.pop(reply.id, None)  # an error ended a stream early
@@ -234,6 +269,26 @@ class Client:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+_STREAMED: Final = object()  # what a call whose streamed result went to its sink returns
+
+
+class _Forward(Assembly):
+    """A streamed result handed on part by part to a queue (`Client.parts`) instead of assembled."""
+
+    def __init__(self, head: Response, sink: asyncio.Queue[Any]) -> None:
+        super().__init__(head)
+        self.sink = sink
+        sink.put_nowait(head.result)
+
+    def add(self, chunk: Chunk) -> None:
+        self.sink.put_nowait(chunk.rows)
+        self.count += len(chunk.rows)
+
+    def finish(self, end: End) -> Response:
+        super().finish(end)  # checks the count
+        return Response(end.id, True, _STREAMED)
 
 
 class _WriteFailed(Exception):

@@ -10,7 +10,13 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-from flowd.control.rpcs import AGGREGATION_FILTERS, RPCS, Kind, Param, aggregation_method
+from flowd.control.rpcs import (
+    AGGREGATION_FILTERS,
+    RPCS,
+    Kind,
+    Param,
+    aggregation_method,
+)
 from shell.parser import Command, Level, Local, Opt, Option, Parser, Pipe
 from shell.tokens import Choice, Filename, IntRange, Name, Prefix, Regex, ValueType
 
@@ -382,6 +388,9 @@ def render_docs(commands: Sequence[Command] = COMMANDS) -> str:
             "`count` prints `Count: N lines`; `save FILE` writes the output to FILE and prints",
             "`Wrote N lines of output to 'FILE'`; `no-more` turns the pager off. The pager (`---(more NN%)---`;",
             "Space: next page, Enter: next line, q: stop) runs only on a terminal, for output taller than it.",
+            "The flows of `flow-detail` and `aggregation template` arrive in chunks and are printed as they",
+            "arrive, with `| no-more`, `| match` or `| except` and in scripts (`flowcli -c`); the pager and the",
+            "other pipes take the whole output first.",
             ""]
     return "\n".join(out)
 

@@ -12,7 +12,7 @@ import re
 import sys
 import termios
 import tty
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,15 +84,18 @@ PIPE_STEPS: Final[dict[str, Callable[[list[str], Any], list[str]]]] = {
     "display": _unchanged,  # chose the renderer already
 }
 NO_PAGER: Final = frozenset({"no-more", "save"})
+LINE_BY_LINE: Final = frozenset({"match", "except", "no-more", "display"})  # pipes that need no later lines
 
 
 @dataclass(frozen=True, slots=True)
 class Output:
-    """Lines ready to print, and whether the pager may hold them."""
+    """Lines ready to print, and whether the pager may hold them; ``rest`` yields the lines of a streamed
+    result still to come (print them as they arrive)."""
 
     lines: list[str]
     pageable: bool = True
     hold: bool = False  # `| hold`: the pager stays at the end until q
+    rest: AsyncIterator[list[str]] | None = None
 
 
 def display_format(pipes: Sequence[PipeCall]) -> str | None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import getpass
 import os
 import shutil
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, TextIO
@@ -18,21 +19,21 @@ from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import DynamicCompleter
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 
-from shell.clisettings import SESSION
+from flowd.control.rpcs import RPCS
 from shell.client import Client, ClientError, DaemonUnavailable
-from shell.completer import GrammarCompleter
+from shell.clisettings import SESSION
 from shell.configmode import (
     DISCARD_QUESTION,
     EXIT_QUESTION,
     UNCOMMITTED,
     ConfigCommandError,
-    ConfigCompleter,
     ConfigSession,
     LeaveConfiguration,
 )
 from shell.grammar import PARSER
 from shell.keys import KeyContext, shell_bindings
 from shell.pager import (
+    LINE_BY_LINE,
     Output,
     PipeError,
     apply_pipes,
@@ -51,6 +52,7 @@ from shell.parser import (
     format_candidates,
 )
 from shell.render import ALL_ACCOUNTING, render, render_sections
+from shell.render.streamed import StreamedText
 
 HISTORY_FILE: Final = "~/.flowcli_history"
 
@@ -123,16 +125,57 @@ async def execute(match: Match, client: Client, parser: Parser = PARSER) -> Outp
     if command.local is not None:
         return await LOCAL_ACTIONS[command.local](match, client, parser)
     assert command.rpc is not None
+    display = display_format(match.pipes)
+    if RPCS[command.rpc].streamed and display is None:
+        return await _streamed(match, client)
     result = await client.call(command.rpc, match.params)
-    try:
-        lines = render(command.rpc, result, match.level, display_format(match.pipes))
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-        detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
-        raise CommandError(f"unexpected reply from flowd to {command.rpc} ({detail})") from None
+    with _unexpected(command.rpc):
+        lines = render(command.rpc, result, match.level, display)
+    return _piped(lines, match)
+
+
+async def _streamed(match: Match, client: Client) -> Output:
+    """A streamed result's text: printed as its rows arrive when every pipe works line by line, else whole."""
+    rpc = match.command.rpc
+    assert rpc is not None
+    text = StreamedText(lambda result: render(rpc, result, match.level), RPCS[rpc].streamed)
+    parts = client.parts(rpc, match.params)
+
+    async def lines() -> AsyncIterator[list[str]]:
+        async for part in parts:
+            with _unexpected(rpc):
+                if got := text.feed(part):
+                    yield got
+        yield text.finish()
+
+    if not all(p.keyword in LINE_BY_LINE for p in match.pipes):
+        return _piped([line async for batch in lines() for line in batch], match)
+    batches = lines()
+    first: list[str] = await anext(batches, [])  # the first rows (a request that fails, fails here)
+    output = _piped(first, match)
+
+    async def rest() -> AsyncIterator[list[str]]:
+        async for batch in batches:
+            yield _piped(batch, match).lines
+
+    return Output(output.lines, output.pageable, rest())
+
+
+def _piped(lines: list[str], match: Match) -> Output:
     try:
         return apply_pipes(lines, match.pipes)
     except PipeError as exc:
         raise CommandError(str(exc)) from None
+
+
+@contextlib.contextmanager
+def _unexpected(rpc: str) -> Iterator[None]:
+    """A reply the renderer cannot read becomes one error line."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise CommandError(f"unexpected reply from flowd to {rpc} ({detail})") from None
 
 
 def _write_lines(out: TextIO, lines: Iterable[str]) -> None:
@@ -211,8 +254,20 @@ async def run_batch(commands: Iterable[str], client: Client, out: TextIO, err: T
             _write_lines(err, [f"error: {exc}"])
             status = 1
             continue
-        _write_lines(out, output.lines)
+        try:
+            await _write_output(out, output)
+        except (ClientError, CommandError) as exc:
+            _write_lines(err, [f"error: {exc}"])
+            status = 1
     return status
+
+
+async def _write_output(out: TextIO, output: Output) -> None:
+    """Print the lines, and those of a streamed result as they arrive."""
+    _write_lines(out, output.lines)
+    if output.rest is not None:
+        async for lines in output.rest:
+            _write_lines(out, lines)
 
 
 @dataclass(slots=True)
@@ -237,6 +292,18 @@ class Terminal:
                 page(lines, write, read_key, self.rows() or len(lines) + 1, output.hold)
         else:
             _write_lines(self.out, lines)
+
+    async def present(self, output: Output) -> None:
+        """Show the output; a streamed one is printed as it arrives, or gathered first when it may be paged."""
+        if output.rest is not None and output.pageable and self.out.isatty():
+            lines = list(output.lines)
+            async for more in output.rest:
+                lines += more
+            output = Output(lines)
+        self.show(output)
+        if output.rest is not None:
+            async for more in output.rest:
+                _write_lines(self.out, more)
 
 
 def _history(path: Path) -> History:
@@ -338,7 +405,7 @@ async def run_interactive(client: Client, *, prompt: str | None = None, history:
             if refresh is not None:
                 await _refresh(result, client, parser, terminal, refresh)
                 continue
-            output = await execute(result, client, parser)
+            await terminal.present(await execute(result, client, parser))
         except ExitShell:
             return 0
         except (ClientError, CommandError) as exc:
@@ -352,7 +419,6 @@ async def run_interactive(client: Client, *, prompt: str | None = None, history:
             await client.close()
             mode.clear()  # the connection was the configuration-mode session
             continue
-        terminal.show(output)
 
 
 async def _refresh(match: Match, client: Client, parser: Parser, terminal: Terminal, seconds: int) -> None:
@@ -361,8 +427,12 @@ async def _refresh(match: Match, client: Client, parser: Parser, terminal: Termi
     try:
         while True:
             output = await execute(match, client, parser)
+            lines = list(output.lines)
+            if output.rest is not None:  # a streamed result: the whole of it, each time
+                async for more in output.rest:
+                    lines += more
             stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S %Z")
-            _write_lines(terminal.out, [f"---(refreshed at {stamp})---", *SESSION.wrap(output.lines)])
+            _write_lines(terminal.out, [f"---(refreshed at {stamp})---", *SESSION.wrap(lines)])
             await asyncio.sleep(seconds)
     except (asyncio.CancelledError, KeyboardInterrupt):
         task = asyncio.current_task()

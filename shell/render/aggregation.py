@@ -12,7 +12,16 @@ from typing import Any, Final
 
 from shell.render.accounting import ROOT
 from shell.render.aggregation_template import LEVELS, Detail, Field, Row, flow_block
-from shell.render.common import BODY_INDENT, Element, interface_header, interface_leaves, interfaces, leaf, node, pairs
+from shell.render.common import (
+    BODY_INDENT,
+    Element,
+    interface_header,
+    interface_leaves,
+    interfaces,
+    leaf,
+    node,
+    pairs,
+)
 
 
 def _f(label: str, name: str) -> Field:

@@ -5,6 +5,7 @@ meanwhile, the daemon's memory does not grow with the reply, and clients that ne
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import socket
@@ -20,6 +21,7 @@ from flowd.control.protocol import MAX_CHUNK
 from flowd.control.server import ControlServer
 from flowd.model.batch import FrameBatch
 from shell.client import Client
+from shell.repl import run_batch
 
 FLOWS = 60_000  # some 30 MB of JSON: enough for every bound to tell streaming from a reply built whole
 HEADER = bytes.fromhex(  # Ethernet, IPv4 (198.18.0.0 -> 198.19.0.1, UDP), UDP (port 0 -> 53), 8 payload bytes
@@ -192,3 +194,31 @@ def test_a_client_that_never_reads_a_stream_is_dropped(tmp_path: Path, caplog: p
         asyncio.run(scenario())
     assert [r.getMessage() for r in caplog.records] == [
         "dropped a control connection of root: it read no reply for 30 s"]
+
+
+class Written(io.StringIO):
+    """Standard output that counts how often the shell flushed what it had (once per batch it printed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
+def test_flowcli_prints_a_streamed_reply_as_it_arrives(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        clock = FakeClock()
+        async with filled(tmp_path, clock) as server:
+            async with Client(server.path) as client:
+                out, err = Written(), io.StringIO()
+                assert await run_batch(["show services accounting flow-detail | no-more"], client, out, err) == 0
+                lines = out.getvalue().splitlines()
+                assert err.getvalue() == "" and len(lines) == FLOWS + 4  # the interface header and table head
+                assert out.flushes > FLOWS // 1000  # printed batch by batch, not once at the end
+                out, err = Written(), io.StringIO()
+                assert await run_batch(["show services accounting flow-detail | count"], client, out, err) == 0
+                assert out.getvalue() == f"Count: {FLOWS + 4} lines\n"
+
+    asyncio.run(scenario())
