@@ -22,7 +22,7 @@ import struct
 import sys
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import IO
+from typing import IO, Final
 
 import numpy as np
 
@@ -72,6 +72,8 @@ from flowd.capture.walk import (
 )
 from flowd.model.batch import FrameBatch
 
+RELEASE_STEP: Final = 4 * 1024 * 1024  # bytes of a mapped file dropped from the resident set at a time
+
 # --- the reader -------------------------------------------------------------------------------
 
 
@@ -91,6 +93,7 @@ class CaptureReader:
         self._done = False  # every frame has been read, or the reader is closed
         self._closed = False
         self._view: memoryview | None = None  # the mapped file, shared by every batch
+        self._released = 0  # bytes of a mapped file before this are dropped from the resident set
         # pcap
         self._order = "<"
         self._units = 1_000_000
@@ -149,6 +152,21 @@ class CaptureReader:
     def _damage(self, offset: int, what: str) -> CaptureError:
         return CaptureError(offset, f"{self.name}: {what} at byte {offset}")
 
+    def _release_read(self) -> None:
+        """Drop the mapped pages before the next unread byte from the resident set.
+
+        Runs when the next batch is asked for, so the frames handed out before have been used. The
+        mapping is read-only and file-backed: a page touched again is read back from the page cache,
+        so this only keeps a large file from counting in full against the process's memory.
+        """
+        buf = self._feed.buf
+        if not isinstance(buf, mmap.mmap):
+            return
+        upto = self._pos - self._pos % mmap.PAGESIZE
+        if upto - self._released >= RELEASE_STEP:
+            buf.madvise(mmap.MADV_DONTNEED, self._released, upto - self._released)
+            self._released = upto
+
     def _batch_buffer(self) -> bytes | memoryview:
         buf = self._feed.buf
         if isinstance(buf, mmap.mmap):
@@ -177,6 +195,7 @@ class CaptureReader:
         feed = self._feed
         caplen_at = PCAP_CAPLEN_AT[self._order]
         while not self._closed:
+            self._release_read()
             walk = WALK_PCAP(feed.buf, self._pos, limit, self._order, self._units)
             self._pos = walk.end
             good = len(walk.offset)
@@ -212,6 +231,7 @@ class CaptureReader:
     def _pcapng_batches(self, limit: int) -> Iterator[FrameBatch]:
         feed = self._feed
         while not self._closed:
+            self._release_read()
             rows = NgRows()
             failure, full = self._walk_pcapng(rows, limit)
             if rows.count:

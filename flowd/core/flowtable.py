@@ -15,6 +15,10 @@ capture file processed in batch mode exports exactly what a live run would have 
 * ``flush(now, reason)`` ends everything (shutdown, ``clear services accounting flow``, end of file).
 * When the table holds ``max_flows`` flows, a packet that would start a new flow is not accounted: it
   counts in ``dropped_no_memory`` and ``memory_overload`` turns on. Cached flows are never evicted early.
+  The room is judged per batch: it is ``max_flows`` less the flows cached before the batch that are
+  still cached once their packets in it are accounted; the flows the batch starts (including those
+  that also end in it) are admitted earliest first (at equal times, the earlier first packet) while
+  there is room, and the packets of the others are dropped.
 
 How a batch is merged
 ---------------------
@@ -360,8 +364,8 @@ class FlowTable:
         new = np.flatnonzero(~merge)
         if new.size:
             room = self.max_flows - self._n
-            if new.size > room:
-                by_time = new[np.argsort(s_first[new], kind="stable")]
+            if new.size > room:  # the earliest first; at equal times, the earlier first packet
+                by_time = new[np.lexsort((src[new], s_first[new]))]
                 refused = by_time[max(room, 0):]
                 new = np.sort(by_time[: max(room, 0)])
                 self.counters.dropped_no_memory += int(s_packets[refused].sum())
@@ -469,12 +473,15 @@ class FlowTable:
         # Idle expiry needs `now - last` to exceed the timeout strictly.
         return min(float(np.nextafter(idle, np.inf)), active)
 
-    def flush(self, now: float, reason: ExpiryReason = ExpiryReason.FORCED_END) -> FlowRecords:
-        """End every cached flow now."""
+    def flush(self, now: float, reason: ExpiryReason = ExpiryReason.FORCED_END,
+              limit: int | None = None) -> FlowRecords:
+        """End every cached flow now, or at most ``limit`` of them (call again until it returns none)."""
         del now
         slots = self.live_slots()
         if slots.size == 0:
             return FlowRecords.empty()
+        if limit is not None and limit < slots.size:
+            return self._evict(slots[slots.size - limit:], np.full(limit, reason, np.uint8))
         records = self._evict(slots, np.full(slots.shape[0], reason, np.uint8))
         self._top = 0
         self._nfree = 0

@@ -6,11 +6,12 @@ time in the first and from the system clock in the second.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from flowd.config.schema import Config, Filter
+from flowd.core.compiled_table import FlowCache, new_flow_table
 from flowd.core.decode import Decoded, decode
-from flowd.core.flowtable import FlowTable
 from flowd.core.sampling import Sampler, merge_counters, select
 from flowd.core.stats import IngestStats
 from flowd.model.batch import FlowRecords, FrameBatch, PacketBatch
@@ -28,7 +29,7 @@ class FamilyPath:
     family: str
     filter: Filter | None
     sampler: Sampler
-    table: FlowTable
+    table: FlowCache
 
 
 class Pipeline:
@@ -45,7 +46,7 @@ class Pipeline:
         for family, out in cfg.families.items():
             old = self.paths.get(family)
             if old is None:
-                table = FlowTable(cfg.flow_table.max_flows, out.active_timeout, out.inactive_timeout)
+                table = new_flow_table(cfg.flow_table.max_flows, out.active_timeout, out.inactive_timeout)
                 sampler = Sampler.from_config(out.input)
             else:
                 table, sampler = old.table, old.sampler
@@ -122,6 +123,13 @@ class Pipeline:
 
     def flush(self, now: float, reason: ExpiryReason = ExpiryReason.FORCED_END) -> dict[str, FlowRecords]:
         return {f: r for f, p in self.paths.items() if len(r := p.table.flush(now, reason))}
+
+    def flush_chunks(self, now: float, size: int, reason: ExpiryReason = ExpiryReason.FORCED_END
+                     ) -> Iterator[tuple[str, FlowRecords]]:
+        """``flush`` in pieces of at most ``size`` flows, so a large cache is never copied out whole."""
+        for family, path in self.paths.items():
+            while len(records := path.table.flush(now, reason, size)):
+                yield family, records
 
     def next_deadline(self) -> float | None:
         deadlines = [d for p in self.paths.values() if (d := p.table.next_deadline()) is not None]

@@ -12,7 +12,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from flowd.core.flowtable import FlowTable
+from flowd.core.compiled_table import FlowCache
 from flowd.core.pipeline import Pipeline
 from flowd.core.sampling import match_prefixes
 from flowd.model.batch import FlowRecords
@@ -35,7 +35,7 @@ def shard_flows(pipeline: Pipeline, params: Mapping[str, Any]) -> FlowRecords:
                                for p in pipeline.paths.values()])
 
 
-def flow_mask(table: FlowTable, params: Mapping[str, Any]) -> np.ndarray | None:
+def flow_mask(table: FlowCache, params: Mapping[str, Any]) -> np.ndarray | None:
     """Boolean mask over the table's slots for the flow-detail filters (None = no filter)."""
     keys = table.keys
     mask: np.ndarray | None = None

@@ -1,4 +1,5 @@
-"""The optional compiled fast path (flowd.native._fastpath): whether it is built, enabled and made from our tables."""
+"""The optional compiled extensions (flowd.native._fastpath: decode; flowd.native._flowtable: the flow cache):
+whether each is built, enabled and made from our tables."""
 
 from __future__ import annotations
 
@@ -7,16 +8,16 @@ import os
 from typing import Any
 
 
-def compiled(function: str, **tables: object) -> Any | None:
-    """``flowd.native._fastpath.<function>``, or None when the extension is not built, ``FLOWD_NO_FASTPATH=1``
+def compiled(function: str, module: str = "flowd.native._fastpath", **tables: object) -> Any | None:
+    """``<module>.<function>`` (flowd.native._fastpath unless named), or None when the extension is not built, ``FLOWD_NO_FASTPATH=1``
     is set, or one of its code tables (``name=expected value``) differs from the caller's, so that its
     status codes would be misread."""
     if os.environ.get("FLOWD_NO_FASTPATH") == "1":
         return None
     try:
-        module = importlib.import_module("flowd.native._fastpath")
+        extension = importlib.import_module(module)
     except ImportError:
         return None
-    if any(getattr(module, name, None) != value for name, value in tables.items()):
+    if any(getattr(extension, name, None) != value for name, value in tables.items()):
         return None
-    return getattr(module, function, None)
+    return getattr(extension, function, None)

@@ -11,7 +11,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import time
 import types
 import zlib
 from collections.abc import Callable, Iterator
@@ -763,21 +762,12 @@ def write_synthetic_pcap(path: Path, count: int, seed: int = 1) -> int:
 
 
 @pytest.mark.slow
-def test_plain_pcap_reads_at_least_3m_frames_per_second(tmp_path: Path) -> None:
+def test_plain_pcap_of_two_million_frames(tmp_path: Path) -> None:
+    """Every frame of a large file (its speed: benchmarks/component_rates.py)."""
     path = tmp_path / "2m.pcap"
     count = write_synthetic_pcap(path, 2_000_000)
-    best_cpu, best_wall = math.inf, math.inf
-    for _ in range(3):
-        wall, cpu = time.perf_counter(), time.process_time()
-        with open_capture(str(path)) as reader:
-            frames = sum(len(b) for b in reader.batches())
-        best_wall = min(best_wall, time.perf_counter() - wall)
-        best_cpu = min(best_cpu, time.process_time() - cpu)
-        assert frames == count
-    rate = count / best_cpu
-    print(f"\nplain pcap: {count / best_wall / 1e6:.2f}M frames/s wall, "
-          f"{rate / 1e6:.2f}M frames/s CPU")
-    assert rate >= 3_000_000
+    with open_capture(str(path)) as reader:
+        assert sum(len(b) for b in reader.batches()) == count
 
 
 # --- the shared corpus --------------------------------------------------------------------------

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -349,7 +348,8 @@ def test_encode_rows_gives_each_row_to_the_template_that_carries_it() -> None:
     assert [(b.template.template_id, b.count, skipped) for b in blocks] == [(260, len(SAMPLE), 0)]
 
 
-def test_200k_flows_encode_well_under_a_second() -> None:
+def test_200k_flows_encode() -> None:
+    """200k rows at once (their speed: benchmarks/component_rates.py)."""
     n = 200_000
     rng = np.random.default_rng(3)
     base = records(numbered(1))
@@ -360,11 +360,8 @@ def test_200k_flows_encode_well_under_a_second() -> None:
         ttl_min=np.zeros(n, np.uint8), ttl_max=np.zeros(n, np.uint8), vlan=np.zeros(n, np.uint16),
         inner_vlan=np.zeros(n, np.uint16), mpls=np.zeros((n, 3), np.uint32), end_reason=np.ones(n, np.uint8))
     compiled = template_for("ipv4", ExportFormat.IPFIX).compile()
-    started = time.perf_counter()
     raw = compiled.encode(recs, BOOT)
-    elapsed = time.perf_counter() - started
     assert len(raw) == n * compiled.record_size
-    assert elapsed < 1.0, f"encoding 200k flows took {elapsed:.3f} s"
 
 
 # -- plans -------------------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -290,7 +289,8 @@ def test_header_rejects_out_of_range_values(kwargs: dict[str, int], message: str
     assert str(err.value) == message
 
 
-def test_200k_flows_encode_well_under_a_second() -> None:
+def test_200k_flows_encode() -> None:
+    """200k records at once (their speed: benchmarks/component_rates.py)."""
     n = 200_000
     rng = np.random.default_rng(1)
     base = records(numbered(1))
@@ -301,11 +301,8 @@ def test_200k_flows_encode_well_under_a_second() -> None:
         ttl_min=np.zeros(n, np.uint8), ttl_max=np.zeros(n, np.uint8), vlan=np.zeros(n, np.uint16),
         inner_vlan=np.zeros(n, np.uint16), mpls=np.zeros((n, 3), np.uint32),
         end_reason=np.zeros(n, np.uint8))
-    started = time.perf_counter()
     datagrams = encode_v5(recs, now=NOW, boot=BOOT, sequence=0, header=GOLDEN_HEADER)
-    elapsed = time.perf_counter() - started
     assert len(datagrams) == -(-n // MAX_RECORDS)
-    assert elapsed < 1.0, f"encoding 200k flows took {elapsed:.3f} s"
 
 
 # -- tshark as a second, independent decoder -----------------------------------------------------
