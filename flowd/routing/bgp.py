@@ -16,8 +16,9 @@ the FIFO line by line (``ExaBgpFeed``, pure) into the session's ``SourceRib``:
 
 Supervision (``BgpSpeaker``): when the speaker exits, the session's routes are flushed, its exit is
 recorded as the last error, and it is started again after ``RESTART_DELAY`` seconds (real time: it
-is a process restart, not a protocol timer). Stopping terminates it (SIGTERM, then SIGKILL after
-``STOP_TIMEOUT``) and removes the runtime directory.
+is a process restart, not a protocol timer). Stopping first stops reading the feed (so the routes
+stay for the daemon's final flush, though ExaBGP reports the session down as it exits), then
+terminates the speaker (SIGTERM, then SIGKILL after ``STOP_TIMEOUT``) and removes the runtime directory.
 """
 
 from __future__ import annotations
@@ -192,6 +193,7 @@ class BgpSpeaker:
         self._dir: Path | None = None
         self._task: asyncio.Task[None] | None = None
         self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
         self._stopping = False
 
     @property
@@ -212,7 +214,13 @@ class BgpSpeaker:
         self._task = asyncio.get_running_loop().create_task(self._supervise(fifo))
 
     async def stop(self) -> None:
+        """Stop reading first (ExaBGP reports the session down as it exits: the routes stay, for the
+        final flush), then terminate the speaker."""
         self._stopping = True
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
         await self._terminate()
         if self._task is not None:
             self._task.cancel()
@@ -232,7 +240,7 @@ class BgpSpeaker:
     async def _supervise(self, fifo: Path) -> None:
         assert self._dir is not None
         while not self._stopping:
-            reader = asyncio.get_running_loop().create_task(self._read(fifo))
+            reader = self._reader = asyncio.get_running_loop().create_task(self._read(fifo))
             log = self._dir / "exabgp.log"
             with open(self._dir / "exabgp.stderr", "ab") as stderr:
                 self._proc = await asyncio.create_subprocess_exec(
