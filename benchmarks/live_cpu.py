@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Final
 
 from live_zero_drop import SETTLE, Flowd, Receiver, Softflowd, cpu_of, send, sink
-
 from netns import Namespace, add_veth, namespaces, unavailable
 
-from flowd.testing.synth import SynthSpec, write_capture
+from flowd.testing.synth import write_capture
+from flowd.testing.truth import SynthSpec
 
 FULL: Final = "full"
 TOOLS: Final = ("flowd", "softflowd")

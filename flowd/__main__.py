@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import NoReturn
+from typing import NoReturn, cast
 
 from flowd import __version__
 from flowd.config.diagnosis import check_config_main
@@ -210,10 +210,12 @@ def run_daemon(args: argparse.Namespace, cfg: Config) -> int:
         if args.config:
             from flowd.config.loader import parse_config
             from flowd.control.database import open_database
+            from flowd.syntax.edit import Tree
 
+            active = cast(Tree, load_config(args.config).tree)  # a parsed tree is a plain dict
             app.database = open_database(
                 args.config, lambda text: overrides(args, parse_config(text, source="candidate", syntax="junos")),
-                app.reload, active=load_config(args.config).tree, rollback_dir=args.rollback_dir,
+                app.reload, active=active, rollback_dir=args.rollback_dir,
                 confirm_unit=args.confirm_unit)
         signals.attach(asyncio.get_running_loop(), stop=app.stop, reload=app.reload)
         try:

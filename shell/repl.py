@@ -158,14 +158,7 @@ async def _streamed(match: Match, client: Client) -> Output:
         async for batch in batches:
             yield _piped(batch, match).lines
 
-    return Output(output.lines, output.pageable, rest())
-
-
-def _piped(lines: list[str], match: Match) -> Output:
-    try:
-        return apply_pipes(lines, match.pipes)
-    except PipeError as exc:
-        raise CommandError(str(exc)) from None
+    return Output(output.lines, output.pageable, output.hold, rest())
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from flowd.control.database import Database, DatabaseError, path_of
+from flowd.control.database import Database, path_of
 from flowd.syntax.schema import StatementError
 
 

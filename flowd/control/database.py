@@ -31,12 +31,12 @@ from typing import Any, Final, Protocol
 
 import yaml
 
-from flowd.syntax import junos
 from flowd.config.loader import syntax_for
-from flowd.config.schema import Config, ConfigError
-from flowd.model.clock import Clock
 from flowd.config.rollback import Commit, RollbackStore, write_atomic
+from flowd.config.schema import Config, ConfigError
 from flowd.config.statements import statement_tree
+from flowd.model.clock import Clock
+from flowd.syntax import junos
 from flowd.syntax.compare import compare
 from flowd.syntax.edit import Tree, delete_statement, lookup, normalize, set_statement
 from flowd.syntax.schema import Key, StatementError, walk, word_value

@@ -20,7 +20,7 @@ from typing import Any, Final
 import numpy as np
 
 from flowd import __version__
-from flowd.control import aggregation
+from flowd.control import aggregation, firewall
 from flowd.control.protocol import EXPORT_FORMATS
 from flowd.control.rpcs import RPCS, BadParam
 from flowd.control.streamed import Streamed
@@ -32,7 +32,6 @@ from flowd.model.flowkey import (
     FlowKey,
     is_ipv4,
 )
-from flowd.control import firewall
 from flowd.model.routes import FlowRoutes
 from flowd.runtime import host
 from flowd.runtime.probe import Probe

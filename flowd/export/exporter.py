@@ -37,7 +37,8 @@ from flowd.export.tcp import BacklogLimit, Backoff, TcpSender
 from flowd.export.templates import ExportPlan, plan_for
 from flowd.export.udp import Destination, DestinationStats, UdpSender
 from flowd.export.v5 import MAX_RECORDS, V5Header, encode_v5
-from flowd.export.v9 import MAX_SIZE as V9_MAX, V9_HEADER, encode_v9
+from flowd.export.v9 import MAX_SIZE as V9_MAX
+from flowd.export.v9 import V9_HEADER, encode_v9
 from flowd.model.batch import FlowRecords
 
 UDP_MAX = 1400  # bytes per v9/IPFIX datagram: fits any path MTU a collector sits behind

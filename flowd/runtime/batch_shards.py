@@ -35,8 +35,8 @@ import numpy.typing as npt
 from flowd.capture.files import open_capture
 from flowd.capture.layouts import CaptureError
 from flowd.config.schema import Config
-from flowd.core.decode import Decoded
-from flowd.core.flowtable import hash_words
+from flowd.core.batch_groups import hash_words
+from flowd.core.frame_rules import Decoded
 from flowd.core.pipeline import Pipeline
 from flowd.core.stats import IngestStats
 from flowd.model.batch import FlowRecords, FrameBatch, PacketBatch

@@ -9,7 +9,8 @@ from typing import Final
 
 from flowd.capture.files import CaptureReader
 from flowd.capture.layouts import CaptureError
-from flowd.core.decode import Decoded, decode
+from flowd.core.decode import decode
+from flowd.core.frame_rules import Decoded
 from flowd.model.batch import FrameBatch
 
 READ_AHEAD: Final = 2  # decoded batches waiting for the flow cache

@@ -10,12 +10,18 @@ import pytest
 from seed_set import seed_set
 
 from flowd.config import loader as config
-from flowd.syntax import junos
 from flowd.config.rollback import RollbackStore
 from flowd.config.statements import statement_tree
+from flowd.syntax import junos
 from flowd.syntax.compare import compare
 from flowd.syntax.edit import delete_statement, normalize, set_statement
-from flowd.syntax.schema import MISSING_ARGUMENT, SYNTAX_ERROR, StatementError, candidates, walk
+from flowd.syntax.schema import (
+    MISSING_ARGUMENT,
+    SYNTAX_ERROR,
+    StatementError,
+    candidates,
+    walk,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = statement_tree()

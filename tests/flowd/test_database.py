@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+
 import pytest
 import yaml
-
 from fakes import FakeClock
 from seed_set import NEARLY_EMPTY
+
 from flowd.config import loader as config
-from flowd.syntax import junos
-from flowd.control.database import Database, DatabaseError, open_database, run_confirm_timer
 from flowd.config.rollback import RollbackStore
 from flowd.config.schema import Config
+from flowd.control.database import (
+    Database,
+    DatabaseError,
+    open_database,
+    run_confirm_timer,
+)
+from flowd.syntax import junos
 from flowd.syntax.schema import StatementError
 
 REPO = Path(__file__).resolve().parents[2]

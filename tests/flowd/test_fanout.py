@@ -18,9 +18,10 @@ import pytest
 from flowd.capture.fanout import SKF_LL_OFF, fanout_program
 from flowd.capture.files import open_capture
 from flowd.capture.layouts import LinkType
-from flowd.core.decode import decode_frame
+from flowd.core.frame_rules import decode_frame
 from flowd.model.drops import DropReason
-from flowd.testing.synth import SynthSpec, write_capture
+from flowd.testing.synth import write_capture
+from flowd.testing.truth import SynthSpec
 
 MASK = 0xFFFF_FFFF
 TPIDS = (b"\x81\x00", b"\x88\xa8", b"\x91\x00")

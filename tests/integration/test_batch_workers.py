@@ -21,7 +21,8 @@ from collectors import HAVE_NFDUMP, start_nfcapd
 from flowd.config.loader import load_config
 from flowd.config.overrides import with_overrides
 from flowd.runtime.batch_shards import workers_for
-from flowd.testing.synth import SynthSpec, write_capture
+from flowd.testing.synth import write_capture
+from flowd.testing.truth import SynthSpec
 
 REPO = Path(__file__).resolve().parents[2]
 

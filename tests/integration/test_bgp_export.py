@@ -12,7 +12,8 @@ import pytest
 from collectors import HAVE_NFDUMP, start_nfcapd
 from test_daemon import Daemon, wait_for
 
-from flowd.testing.synth import SynthSpec, write_capture
+from flowd.testing.synth import write_capture
+from flowd.testing.truth import SynthSpec
 from tests.netns import add_veth, namespaces, unavailable
 
 A4, B4, A6, B6 = "198.18.255.1", "198.18.255.2", "2001:db8:ffff::1", "2001:db8:ffff::2"

@@ -8,7 +8,6 @@ import json
 import re
 import select
 import socket
-import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
@@ -17,11 +16,12 @@ from pathlib import Path
 
 import dpkt
 import pytest
-
-from flowd.config.loader import load_config
-from flowd.testing.synth import GroundTruth, SynthSpec, write_capture
 from ptyshell import PtyShell
 from seed_set import NEARLY_EMPTY, seed_set
+
+from flowd.config.loader import load_config
+from flowd.testing.synth import write_capture
+from flowd.testing.truth import GroundTruth, SynthSpec
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).parent))

@@ -15,7 +15,8 @@ import pytest
 from nfacctd import NFACCTD, start_nfacctd
 from test_daemon import Daemon, wait_for
 
-from flowd.testing.synth import SynthSpec, write_capture
+from flowd.testing.synth import write_capture
+from flowd.testing.truth import SynthSpec
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(NFACCTD is None, reason="nfacctd (pmacct) is not installed")]
 
