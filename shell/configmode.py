@@ -23,15 +23,9 @@ from prompt_toolkit.document import Document
 
 from flowd.syntax.schema import Key, candidates, node_at, word_value
 from shell.client import Client, RemoteError
+from shell.commands import Candidate, Match, Word
 from shell.pager import Output, PipeError, apply_pipes, display_format
-from shell.parser import (
-    Candidate,
-    Match,
-    Word,
-    failure_text,
-    format_candidates,
-    split_words,
-)
+from shell.parser import failure_text, format_candidates, split_words
 from shell.render.configuration import to_curly, to_set
 
 VERBS: Final = (

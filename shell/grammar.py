@@ -17,7 +17,8 @@ from flowd.control.rpcs import (
     Param,
     aggregation_method,
 )
-from shell.parser import Command, Level, Local, Opt, Option, Parser, Pipe
+from shell.commands import Command, Level, Local, Opt, Option, Pipe
+from shell.parser import Parser
 from shell.tokens import Choice, Filename, IntRange, Name, Prefix, Regex, ValueType
 
 # Help for path keywords, shared by every command that passes through them (FRR's SHOW_STR).

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from shell.parser import PipeCall
+from shell.commands import PipeCall
 
 
 class PipeError(Exception):

@@ -22,6 +22,7 @@ from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from flowd.control.rpcs import RPCS
 from shell.client import Client, ClientError, DaemonUnavailable
 from shell.clisettings import SESSION
+from shell.commands import ENTER_WORD, Local, Match
 from shell.configmode import (
     DISCARD_QUESTION,
     EXIT_QUESTION,
@@ -42,15 +43,7 @@ from shell.pager import (
     page,
     terminal_keys,
 )
-from shell.parser import (
-    ENTER_WORD,
-    Local,
-    Match,
-    Parser,
-    failure_lines,
-    failure_text,
-    format_candidates,
-)
+from shell.parser import Parser, failure_lines, failure_text, format_candidates
 from shell.render import ALL_ACCOUNTING, render, render_sections
 from shell.render.streamed import StreamedText
 

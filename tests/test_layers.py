@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "architecture.md"
@@ -161,3 +162,11 @@ def test_no_import_circle() -> None:
         if v not in index:
             visit(v)
     assert not circles, f"import circles: {circles}"
+
+
+LONGEST_MODULE: Final = 530  # lines; "no module over ~500 lines" (split at the module's own sections)
+
+
+def test_no_module_is_too_long() -> None:
+    long = {name: n for name, p in modules().items() if (n := len(p.read_text().splitlines())) > LONGEST_MODULE}
+    assert not long, f"modules over {LONGEST_MODULE} lines (split them where their sections are): {long}"

@@ -53,7 +53,9 @@ from enum import IntEnum
 from types import TracebackType
 from typing import Final, Self
 
-from flowd.capture.ring import LiveCaptureError, PacketRing, RingOptions, concat_frames
+from flowd.capture.ring import PacketRing, RingOptions
+from flowd.capture.ring_layout import LiveCaptureError
+from flowd.capture.ring_walk import concat_frames
 from flowd.model.batch import FrameBatch
 
 __all__ = ["LinkEvent", "LinkMonitor", "LiveCapture", "LiveCaptureError", "parse_link_messages"]

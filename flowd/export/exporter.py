@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from flowd.config.schema import Config, FamilyOutput, FlowServer
 from flowd.export.aggregation import V8Export
 from flowd.export.ipfix import IPFIX_HEADER, MAX_MESSAGE, IpfixFraming, encode_ipfix
+from flowd.export.limits import DATAGRAM_SIZE
 from flowd.export.localdump import DumpFile, aggregate_lines, record_lines
 from flowd.export.outbox import STOP_LIMIT, Outbox, Pacer, records_per_packet
 from flowd.export.sequence import ExportState
@@ -41,7 +42,6 @@ from flowd.export.v9 import MAX_SIZE as V9_MAX
 from flowd.export.v9 import V9_HEADER, encode_v9
 from flowd.model.batch import FlowRecords
 
-UDP_MAX = 1400  # bytes per v9/IPFIX datagram: fits any path MTU a collector sits behind
 DRAIN_TIMEOUT = 5.0  # seconds a TCP collector gets, at shutdown, to take the backlog
 
 
@@ -68,7 +68,7 @@ class ServerExport:
     def max_size(self) -> int:
         if self.server.version == "9":
             return V9_MAX
-        return MAX_MESSAGE if isinstance(self.sender, TcpSender) else UDP_MAX
+        return MAX_MESSAGE if isinstance(self.sender, TcpSender) else DATAGRAM_SIZE
 
     def per_packet(self) -> int:
         """Flow records one data-only export packet holds."""

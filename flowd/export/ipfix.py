@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final
 
+from flowd.export.limits import DATAGRAM_SIZE, U32_MAX
 from flowd.export.sequence import U32_MODULUS, ExportState
 from flowd.export.template_fields import SET_HEADER, ExportFormat
 from flowd.export.templates import ExportPlan, make_set, packets, template_sets
@@ -47,9 +48,8 @@ IPFIX_HEADER: Final = struct.Struct("!HHIII")
 #   I sequence (data records before this message)   I observation_domain_id
 _SEQUENCE: Final = struct.Struct("!I")
 _SEQUENCE_AT: Final = 8  # offset of the sequence number in the header
-MAX_SIZE: Final = 1400  # default over UDP: below a 1500-byte MTU with IPv6 + UDP headers
+MAX_SIZE: Final = DATAGRAM_SIZE  # default over UDP
 MAX_MESSAGE: Final = 0xFFFF  # the length field's limit; a sensible max_size over TCP
-U32_MAX: Final = 0xFFFFFFFF
 
 
 class SetId(IntEnum):

@@ -58,7 +58,6 @@ TEMPLATE_HEADER: Final = struct.Struct("!HH")  # template id, field count
 IPFIX_OPTIONS_HEADER: Final = struct.Struct("!HHH")  # template id, field count, scope field count
 V9_OPTIONS_HEADER: Final = struct.Struct("!HHH")  # template id, scope length, option length (octets)
 MIN_TEMPLATE_ID: Final = 256  # ids below are set ids (RFC 7011 §3.3.2, RFC 3954 §5.2)
-U32_MAX: Final = 0xFFFFFFFF
 
 # -- the templates (IPFIX flavour) ---------------------------------------------------------------
 

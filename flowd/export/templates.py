@@ -71,6 +71,7 @@ import numpy as np
 import numpy.typing as npt
 
 from flowd.export.ie import IE, field_dtype, lookup
+from flowd.export.limits import U32_MAX
 from flowd.export.template_fields import (
     DEFAULT_DOMAIN,
     DEFAULT_KIND,
@@ -84,7 +85,6 @@ from flowd.export.template_fields import (
     SOURCES,
     SPECS,
     TEMPLATE_HEADER,
-    U32_MAX,
     V9_OPTIONS_HEADER,
     V9_SCOPES,
     V9_SUBSTITUTES,

@@ -10,14 +10,11 @@ fractional boot time to round one way in the header and the other way in the rec
 
 from __future__ import annotations
 
-from typing import Final
-
 import numpy as np
 import numpy.typing as npt
 
+from flowd.export.limits import U32_MAX
 from flowd.model.batch import F64
-
-U32_MAX: Final = 0xFFFFFFFF
 
 
 def epoch_ms(times: F64) -> npt.NDArray[np.uint64]:

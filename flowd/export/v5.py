@@ -51,6 +51,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from flowd.export.limits import U32_MAX
 from flowd.export.timebase import instant_ms, sysuptime_ms
 from flowd.model.batch import FlowRecords
 from flowd.model.flowkey import DPORT, PROTO, SPORT, TOS, is_ipv4, u16_column
@@ -93,7 +94,6 @@ V5_RECORD_DTYPE: Final = np.dtype([
 ])
 
 MAX_RECORDS: Final = 30  # records per datagram: 24 + 30 * 48 = 1464 bytes, below a 1500-byte MTU
-U32_MAX: Final = 0xFFFFFFFF
 SAMPLING_INTERVAL_MAX: Final = 0x3FFF  # low 14 bits of the header's sampling field
 AS_TRANS: Final = 23456  # RFC 6793: a 4-byte AS number in a 2-byte field
 

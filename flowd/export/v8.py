@@ -45,8 +45,9 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from flowd.export.limits import U32_MAX
 from flowd.export.timebase import instant_ms, sysuptime_ms
-from flowd.export.v5 import AS_TRANS, U32_MAX, u16_field
+from flowd.export.v5 import AS_TRANS, u16_field
 from flowd.model.batch import FlowRecords
 from flowd.model.flowkey import DPORT, PROTO, SPORT, is_ipv4, u16_column
 

@@ -32,6 +32,7 @@ from typing import Final
 
 import numpy as np
 
+from flowd.export.limits import DATAGRAM_SIZE, U32_MAX
 from flowd.export.sequence import ExportState
 from flowd.export.template_fields import ExportFormat
 from flowd.export.templates import ExportPlan, packets
@@ -42,9 +43,8 @@ VERSION: Final = 9
 V9_HEADER: Final = struct.Struct("!HHIIII")
 #   H version (9)   H count (records in this packet)   I sys_uptime (ms)   I unix_secs
 #   I sequence (export packets before this one)   I source_id
-MAX_SIZE: Final = 1400  # default datagram size: below a 1500-byte MTU with IPv6 + UDP headers
+MAX_SIZE: Final = DATAGRAM_SIZE  # default over UDP
 MAX_UDP: Final = 65507  # the largest UDP payload over IPv4
-U32_MAX: Final = 0xFFFFFFFF
 
 
 class FlowSetId(IntEnum):

@@ -20,8 +20,8 @@ from typing import Any, Final
 from xml.sax.saxutils import escape, quoteattr
 
 from shell.client import ClientError, RemoteError
+from shell.commands import Command, Level, Match, Opt
 from shell.grammar import COMMANDS, PARSER
-from shell.parser import Command, Level, Match, Opt
 from shell.render import RENDERERS
 from shell.render.common import Element
 from shell.render.configuration import render_configuration, render_configuration_set

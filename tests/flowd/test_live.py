@@ -42,14 +42,9 @@ from flowd.capture.live import (
     LiveCaptureError,
     parse_link_messages,
 )
-from flowd.capture.ring import (
-    BLOCK_DESC,
-    RingError,
-    RingOptions,
-    TpStatus,
-    concat_frames,
-    frames_of,
-)
+from flowd.capture.ring import RingOptions
+from flowd.capture.ring_layout import BLOCK_DESC, RingError, TpStatus
+from flowd.capture.ring_walk import concat_frames, frames_of
 from flowd.config.loader import parse_config
 from flowd.core.decode import decode
 from flowd.core.pipeline import Pipeline

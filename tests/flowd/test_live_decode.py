@@ -21,7 +21,7 @@ from test_live import Collector, file_frames, live, replay, stop, veth, wait_unt
 
 from flowd.capture.files import open_capture
 from flowd.capture.live import LiveCapture
-from flowd.capture.ring import concat_frames
+from flowd.capture.ring_walk import concat_frames
 from flowd.core.decode import decode
 from flowd.core.frame_rules import Decoded, Packet
 from flowd.model.batch import FrameBatch

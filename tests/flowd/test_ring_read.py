@@ -15,14 +15,8 @@ import pytest
 from test_live import frame_bytes, ring_block, udp_frame
 
 from flowd.capture.layouts import LinkType
-from flowd.capture.ring import (
-    BLOCK_DESC,
-    BLOCK_STATUS_AT,
-    PacketRing,
-    RingError,
-    RingOptions,
-    TpStatus,
-)
+from flowd.capture.ring import PacketRing, RingOptions
+from flowd.capture.ring_layout import BLOCK_DESC, BLOCK_STATUS_AT, RingError, TpStatus
 from flowd.native import compiled
 
 BLOCK = 8192

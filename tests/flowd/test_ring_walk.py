@@ -15,10 +15,8 @@ import numpy as np
 import pytest
 from test_live import ring_block, udp_frame
 
-from flowd.capture.ring import (
-    BLOCK_DESC,
-    RingError,
-    TpStatus,
+from flowd.capture.ring_layout import BLOCK_DESC, RingError, TpStatus
+from flowd.capture.ring_walk import (
     _compiled_tpacket_walk,
     packet_offsets,
     packet_offsets_python,

@@ -7,8 +7,7 @@ from typing import Any
 import pytest
 from shell_golden import check_golden
 
-from shell.grammar import COMMANDS, KEYWORD_HELP, PARSER, PIPES
-from shell.parser import (
+from shell.commands import (
     Ambiguous,
     Command,
     GrammarError,
@@ -17,8 +16,11 @@ from shell.parser import (
     Local,
     Match,
     Opt,
-    Parser,
     PipeCall,
+)
+from shell.grammar import COMMANDS, KEYWORD_HELP, PARSER, PIPES
+from shell.parser import (
+    Parser,
     failure_lines,
     failure_text,
     split_commands,

@@ -20,9 +20,9 @@ from shell_seed import SEED_RESULTS
 
 from shell import repl
 from shell.clisettings import CliSession
+from shell.commands import Match
 from shell.grammar import PARSER
 from shell.pager import PAGER_HELP, apply_pipes, page
-from shell.parser import Match
 from shell.render import ALL_ACCOUNTING, render, render_sections
 
 SECTIONS = [(method, SEED_RESULTS[method]) for method in ALL_ACCOUNTING]

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from shell_seed import SEED_RESULTS
 
+from shell.commands import Match
 from shell.grammar import PARSER
 from shell.pager import PipeError, apply_pipes, display_format, needs_pager, page
-from shell.parser import Match
 from shell.render import render
 
 FLOWS = render("accounting.flow_detail", SEED_RESULTS["accounting.flow_detail"], "terse")
