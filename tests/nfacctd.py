@@ -57,8 +57,8 @@ class Nfacctd:
         if not self.output.exists():
             return []
         text = self.output.read_text()
-        complete = text[: text.rfind("\n") + 1]  # nfacctd may be writing the last line right now
-        return [_normalise(json.loads(line)) for line in complete.splitlines() if line.strip()]
+        whole = text[:text.rfind("\n") + 1]  # nfacctd may be writing the last line right now
+        return [_normalise(json.loads(line)) for line in whole.splitlines() if line.strip()]
 
     def wait_flows(self, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
         """The flows once at least ``count`` have been printed (nfacctd purges once a second)."""

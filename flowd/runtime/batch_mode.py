@@ -1,7 +1,9 @@
 """Batch mode (`flowd --read FILE`): a capture file through the pipeline as fast as it goes, then a summary.
 
 Time is packet time throughout, so the export equals what a live run over the same packets would
-have sent; at the end of the file every cached flow is flushed.
+have sent; at the end of the file every cached flow is flushed. Export is gathered into full
+datagrams and paced at the `flow-export-rate` as in the daemon (flowd.export.outbox), so the end of a
+big file waits for the last records to leave at that rate rather than overrunning the collector.
 """
 
 from __future__ import annotations
@@ -102,6 +104,7 @@ def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: i
     for family, records in pipeline.flush_chunks(now, FLUSH_CHUNK):
         exporter.export(family, routes.lookup(records), now)
     exporter.flush_aggregates(now)
+    exporter.flush()  # every held record, at the flow-export-rate: waits as long as that takes
     exporter.close()
     st = pipeline.stats
     tables = [p.table.counters for p in pipeline.paths.values()]

@@ -234,10 +234,12 @@ def event_time(iso: str) -> str:
 def _status_extras(block: Mapping[str, Any]) -> list[str]:
     """flowd's lines after the seed's: where each family exports; live captures (state, kernel statistics per
     worker, latest events)."""
-    lines = [pairs([("Flow server", s["flow_server"]), ("Family", s["family"]), ("Export format", s["export_format"]),
-                    ("Transport", str(s["transport"]).upper()),
-                    ("Source address", s["source_address"] or "chosen by the kernel")], HEADER_INDENT)
-             for s in block.get("flow_servers", [])]
+    lines: list[str] = []
+    for s in block.get("flow_servers", []):
+        lines.append(pairs([("Flow server", s["flow_server"]), ("Family", s["family"]),
+                            ("Export format", s["export_format"]), ("Transport", str(s["transport"]).upper()),
+                            ("Source address", s["source_address"] or "chosen by the kernel")], HEADER_INDENT))
+        lines += _connection_lines(s.get("connection"))
     for c in block.get("captures", []):
         label = capture_label(c["interface"], c["linux_interface"])
         index = c["ifindex"] if c["ifindex"] is not None else "none"
@@ -247,6 +249,25 @@ def _status_extras(block: Mapping[str, Any]) -> list[str]:
                   for w in c["workers"]]
         lines += [f"{BODY_INDENT}{event_time(e['time'])} {label}: {e['message']}" for e in c["events"]]
     return lines
+
+
+def _connection_lines(c: Mapping[str, Any] | None) -> list[str]:
+    """A TCP flow server's connection: state, since when, reconnects, backlog, drops, last export."""
+    if c is None:
+        return []
+    since = event_time(c["connected_since"]) if c["connected_since"] else "never"
+    last = event_time(c["last_export"]) if c["last_export"] else "never"
+    return [pairs([("Connection", c["state"]), ("Connected since", since if c["state"] == "up" else "not connected"),
+                   ("Reconnects", c["reconnects"])]),
+            pairs([("Backlog records", c["backlog_records"]), ("Backlog bytes", c["backlog_bytes"]),
+                   ("Records dropped", c["records_dropped"])]),
+            pairs([("Last successful export", last)])]
+
+
+_CONNECTION_TAGS: Final = (
+    ("connection-state", "state"), ("connected-since", "connected_since"), ("reconnects", "reconnects"),
+    ("backlog-records", "backlog_records"), ("backlog-bytes", "backlog_bytes"),
+    ("records-dropped", "records_dropped"), ("last-export", "last_export"))
 
 
 _STATUS_TAGS: Final = (
@@ -274,7 +295,8 @@ def _capture_tree(c: Mapping[str, Any]) -> Element:
 def _flow_server_tree(s: Mapping[str, Any]) -> Element:
     return node("flow-server-information", [
         leaf("flow-server", s["flow_server"]), leaf("family", s["family"]), leaf("export-format", s["export_format"]),
-        leaf("transport", s["transport"]), leaf("source-address", s["source_address"] or "")])
+        leaf("transport", s["transport"]), leaf("source-address", s["source_address"] or ""),
+        *(leaf(tag, s["connection"][key] or "") for tag, key in (_CONNECTION_TAGS if s.get("connection") else ()))])
 
 
 def status_tree(result: Mapping[str, Any]) -> Element:
