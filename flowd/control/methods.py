@@ -154,7 +154,7 @@ def show_errors(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str
         pps_overload=any(r.pps_overload for r in reports),
         bps_overload=False,  # no byte-rate limit exists, and flowd's receive cost is per packet, not per byte
         other_drops={r.value: n for r, n in drops.items() if r not in SEED_DROPS and n},
-        export_failures=[{"flow_server": row["flow_server"], "failures": row["failures"]}
+        export_failures=[{"flow_server": row["flow_server"], "family": row["family"], "failures": row["failures"]}
                          for row in probe.exporter.server_stats()],
         kernel_statistics=kernel_statistics(reports))
 

@@ -50,8 +50,11 @@ def capture_label(interface: str, linux: str) -> str:
 def _error_extras(block: Mapping[str, Any]) -> list[str]:
     """flowd's counters beyond the seed's: other drop reasons, export failures per flow server, kernel capture."""
     drops = [(_drop_label(str(name)), count) for name, count in block.get("other_drops", {}).items()]
-    exports = [(f"Export packet failures ({item['flow_server']})", item["failures"])
-               for item in block.get("export_failures", [])]
+    items = block.get("export_failures", [])
+    twice = {i["flow_server"] for i in items if sum(j["flow_server"] == i["flow_server"] for j in items) > 1}
+    exports = [(f"Export packet failures ({item['flow_server']}"
+                + (f", {item['family']})" if item["flow_server"] in twice else ")"), item["failures"])
+               for item in items]
     kernel = [f"{BODY_INDENT}Kernel capture {capture_label(k['interface'], k['linux_interface'])}, "
               f"worker {k['worker']}: {k['packets']} packets, {k['drops']} drops"
               for k in block.get("kernel_statistics", [])]
@@ -95,6 +98,7 @@ def errors_tree(result: Mapping[str, Any]) -> Element:
         children += [node("error-other-drop", [leaf("drop-reason", name), leaf("drop-count", count)])
                      for name, count in b.get("other_drops", {}).items()]
         children += [node("error-export-failure", [leaf("flow-server", item["flow_server"]),
+                                                   *([leaf("family", item["family"])] if "family" in item else []),
                                                    leaf("export-packet-failures", item["failures"])])
                      for item in b.get("export_failures", [])]
         children += [node("error-kernel-capture", [
