@@ -76,15 +76,25 @@ class Step:
 
 
 def cpu_of(pids: list[int]) -> float:
-    """User + system CPU seconds of these processes so far."""
-    total = 0
+    """CPU seconds these processes (all their threads) have run so far.
+
+    From /proc/PID/task/TID/schedstat (nanoseconds on the CPU), which the kernel keeps with the
+    scheduler's precision; /proc/PID/stat's utime + stime come in clock ticks (10 ms), too coarse for a
+    receiver that spends a few milliseconds a second. A process whose schedstat cannot be read counts
+    its stat ticks instead.
+    """
+    total = 0.0
     for pid in pids:
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / CLOCK_TICKS
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+            total += sum(int((t / "schedstat").read_text().split()[0]) for t in tasks) / 1e9
+        except (OSError, ValueError, IndexError):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14 and 15)
+    return total
 
 
 def children(pid: int) -> list[int]:
@@ -119,10 +129,13 @@ class Receiver(Protocol):
 class Flowd:
     tool = "flowd"
 
-    def __init__(self, ns: Namespace, workdir: Path, port: int, workers: int | None) -> None:
+    def __init__(self, ns: Namespace, workdir: Path, port: int, workers: int | None,
+                 block_timeout: int | None = None) -> None:
         self.socket = str(workdir / "flowd.sock")
         config = workdir / "flowd.yaml"
-        config.write_text("flowd:\n  capture: {" + (f"workers: {workers}" if workers else "") + "}\n")
+        capture = [f"workers: {workers}"] if workers else []
+        capture += [f"block-timeout: {block_timeout}"] if block_timeout else []
+        config.write_text("flowd:\n  capture: {" + ", ".join(capture) + "}\n")
         self.log = open(workdir / "flowd.runtime.log", "w")
         self.proc = subprocess.Popen(
             ns.exec_args(sys.executable, "-m", "flowd", "--socket", self.socket, "--config", str(config),
@@ -220,11 +233,14 @@ class Softflowd:
         self.log.close()
 
 
-def send(a: Namespace, capture: Path, rate: int, count: int) -> float:
-    """tcpreplay ``count`` frames at ``rate`` pps into va (the file preloaded and looped); the achieved pps."""
+def send(a: Namespace, capture: Path, rate: int | None, count: int) -> float:
+    """tcpreplay ``count`` frames at ``rate`` pps (None: as fast as it goes) into va (the file preloaded and
+    looped); the achieved pps."""
+    pace = ["--topspeed"] if rate is None else ["--pps", str(rate)]
     done = subprocess.run(a.exec_args("tcpreplay", "-q", "-i", "va", "-K", "--loop", "0", "--limit", str(count),
-                                      "--pps", str(rate), str(capture)),
-                          capture_output=True, text=True, timeout=max(60, 10 * count // max(rate, 1)), check=False)
+                                      *pace, str(capture)),
+                          capture_output=True, text=True, timeout=max(60, 10 * count // max(rate or 100_000, 1)),
+                          check=False)
     if done.returncode != 0:
         raise RuntimeError(f"tcpreplay: {(done.stderr.strip().splitlines() or ['failed'])[-1]}")
     found = re.search(r"Rated: [\d.]+ Bps, [\d.]+ Mbps, ([\d.]+) pps", done.stdout)
@@ -325,10 +341,8 @@ def main(argv: list[str] | None = None) -> int:
         capture = args.capture
         if capture is None:
             capture = workdir / "synth.pcap"
-            # No IPv4 fragments: PACKET_FANOUT_FLAG_DEFRAG cannot reassemble a snaplen-cut replay of them.
             # Whole frames: a replayed snaplen cut is a truncated frame on the wire, which flowd drops unread.
-            write_capture(SynthSpec(packets=args.packets, flows=args.flows, fragment_share=0, snaplen=65_535),
-                          capture)
+            write_capture(SynthSpec(packets=args.packets, flows=args.flows, snaplen=65_535), capture)
             print(f"generated {capture} ({args.packets} frames, {args.flows} conversations)")
         rounds: list[list[Step]] = []
         workers = 0

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from time import perf_counter
 from typing import Final
@@ -93,9 +93,18 @@ class Run:
     sent: int  # datagrams the tool says it sent
 
 
-def flowd_command(capture: Path, port: int) -> list[str]:
+def mixed(spec: SynthSpec) -> SynthSpec:
+    """The mixed full-frame capture of the performance issue: whole frames (no snaplen), about 25% IPv6 of
+    which a tenth carry a hop-by-hop header, 5% IPv4 fragments, 802.1Q, QinQ and MPLS, 1% damaged frames
+    (the generator makes no IPv6 fragments)."""
+    return replace(spec, snaplen=65535, ipv6_share=0.25, hop_by_hop_share=0.1, fragment_share=0.05,
+                   vlan_share=0.1, qinq_share=0.05, mpls_share=0.05, damaged_share=0.01)
+
+
+def flowd_command(capture: Path, port: int, workers: int | None = None) -> list[str]:
     return [sys.executable, "-m", "flowd", "--read", str(capture), "--flow-server", f"127.0.0.1:{port}",
-            "--active-timeout", str(TIMEOUT), "--inactive-timeout", str(TIMEOUT)]
+            "--active-timeout", str(TIMEOUT), "--inactive-timeout", str(TIMEOUT),
+            *(("--workers", str(workers)) if workers else ())]
 
 
 def softflowd_command(capture: Path, port: int, workdir: Path) -> list[str]:
@@ -113,10 +122,10 @@ def number(pattern: str, text: str) -> int:
     return int(found.group(1).replace(",", "")) if found else -1
 
 
-def measure(tool: str, capture: Path, workdir: Path) -> Run:
-    """One timed run of one tool with a fresh sink."""
+def measure(tool: str, capture: Path, workdir: Path, workers: int | None = None) -> Run:
+    """One timed run of one tool with a fresh sink (flowd with ``--workers`` when given)."""
     sink = Sink()
-    cmd = (flowd_command(capture, sink.port) if tool == "flowd"
+    cmd = (flowd_command(capture, sink.port, workers) if tool == "flowd"
            else softflowd_command(capture, sink.port, workdir))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH")))))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -179,6 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flows", type=int, default=200_000)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--runs", type=int, default=3, help="rounds; medians are reported (default 3)")
+    p.add_argument("--mixed", action="store_true",
+                   help="generate the mixed full-frame capture: whole frames, 25%% IPv6 (a tenth with hop-by-hop), "
+                   "5%% IPv4 fragments, 802.1Q, QinQ, MPLS, 1%% damaged")
+    p.add_argument("--workers", type=int, default=None,
+                   help="flowd --read --workers N (default: flowd's own default, one per CPU)")
     p.add_argument("--capture", type=Path, metavar="FILE",
                    help="use this capture (its FILE.truth.npz, if present, for the check); "
                    "generate it there first if it does not exist")
@@ -201,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
                 warm(capture)
             else:
                 spec = SynthSpec(packets=args.packets, flows=args.flows, seed=args.seed)
+                if args.mixed:
+                    spec = mixed(spec)
                 truth, elapsed = generate(spec, capture)
                 print("\n".join(describe(truth, capture, elapsed)))
             frames = truth.frames if truth else count_frames(capture)
@@ -213,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             for i in range(args.runs):
                 order = ("flowd", "softflowd") if i % 2 == 0 else ("softflowd", "flowd")
                 for tool in order:
-                    runs.append(measure(tool, capture, workdir))
+                    runs.append(measure(tool, capture, workdir, args.workers))
                     print(f"  round {i + 1}: {tool} {runs[-1].wall:.3f} s", flush=True)
         except (ValueError, OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
             print(f"vs_softflowd: {exc}", file=sys.stderr)

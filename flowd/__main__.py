@@ -42,6 +42,12 @@ def host_port(text: str) -> tuple[str, int]:
 MAX_SPEED = 0.0  # `--replay-speed max`: flowd.capture.replay.MAX_SPEED, not imported to keep batch mode light
 
 
+def positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
 def replay_speed(text: str) -> float:
     if text == "max":
         return MAX_SPEED
@@ -68,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--read", metavar="FILE",
                    help="batch mode: process a pcap/pcapng(.gz) file ('-' = stdin) as fast as possible, "
                    "export every flow, print a summary and exit")
+    p.add_argument("--workers", metavar="N", type=positive, default=None,
+                   help="with --read: processes sharing the flow cache, split by flow key (default: one per "
+                   "CPU; 1 when reading stdin or when sampling is not 1-in-1); the export is the same flows "
+                   "with the same sequence numbers as with 1")
     d = p.add_argument_group("daemon (the default when --read is not given)")
     d.add_argument("--socket", metavar="PATH",
                    help="control socket (default: $FLOWD_SOCKET, /run/flowd/flowd.sock under systemd, "
@@ -158,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.read:
         from flowd.runtime.batch_mode import run_batch
 
-        return run_batch(args.read, cfg)
+        return run_batch(args.read, cfg, workers=args.workers or len(os.sched_getaffinity(0)))
     return run_daemon(args, cfg)
 
 

@@ -30,6 +30,7 @@ from flowd.config.schema import Config, ConfigError
 from flowd.control.database import Database, run_confirm_timer
 from flowd.control.metrics import MetricsServer
 from flowd.control.server import ControlServer
+from flowd.export.outbox import STOP_LIMIT
 from flowd.export.udp import ExportSocketError
 from flowd.model.clock import Clock
 from flowd.runtime.clock import SystemClock
@@ -120,6 +121,8 @@ class App:
                                                               self.clock.time))
             if self.probe.cfg.netconf is not None:
                 await stack.enter_async_context(NetconfProcess(self.probe.cfg.netconf, self.socket_path))
+            pacing = self._start(self._pace(), "export pacing")
+            stack.push_async_callback(_cancel, pacing)
             stack.push_async_callback(self._final_flush)
             await self.probe.routes.start()  # BGP sessions and the kernel table; prefix files are loaded
             stack.push_async_callback(self.probe.routes.stop)
@@ -234,12 +237,32 @@ class App:
                 f"{active} active flows, "
                 f"{self.probe.exporter.counters.flows_exported} flows exported")
 
+    async def _pace(self) -> None:
+        """Send export records as the flow-export-rate lets them go (real time: the collector's)."""
+        while True:
+            wait = self.probe.exporter.pump(self.clock.time())
+            if wait is None:
+                self.probe.paced.clear()
+                await self.probe.paced.wait()
+            else:
+                await asyncio.sleep(wait)
+
     async def _final_flush(self) -> None:
+        """Export every cached flow, paced, within STOP_LIMIT seconds (the unit's TimeoutStopSec allows it)."""
         flushed = self.probe.flush(self.clock.time())
         if self.probe.workers is not None:
             flushed += self.probe.workers.flushed_at_stop
         self.probe.exporter.flush_aggregates(self.clock.time())
-        self.probe.exporter.close()
+        exporter = self.probe.exporter
+        held = exporter.held()
+        deadline = time.monotonic() + STOP_LIMIT + 1.0  # the drain's own bound, plus a safety margin
+        wait = exporter.drain(STOP_LIMIT)
+        while wait is not None and time.monotonic() < deadline:
+            await asyncio.sleep(wait)
+            wait = exporter.pump()
+        if held:
+            log.info("sent %d held export records, paced, in the final export", held)
+        exporter.close()
         frames = sum(r.state.frames for r in self.replays)
         if self.live:  # every frame read, from the rings and the replays, in every shard
             frames = sum(r.ingest.frames for r in self.probe.reports(self.clock.time()))

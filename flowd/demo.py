@@ -29,6 +29,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Final, TextIO
 
+from flowd.runtime.exit_status import ExitStatus
 from flowd.testing.synth import SynthSpec, write_capture
 
 SAMPLE = SynthSpec(packets=40_000, flows=2_000, seed=2, duration=120.0, damaged_share=0.0005)
@@ -141,7 +142,7 @@ def run_demo(config: str | None, *, out: TextIO = sys.stdout) -> int:
                 preexec_fn=_die_with_parent)
         if not _wait_ready(daemon, sock, sink):
             print(f"flowd: the demo daemon did not start:\n{log_path.read_text()}", file=sys.stderr)
-            return 70  # EX_SOFTWARE
+            return ExitStatus.SOFTWARE
         print(banner(sock, sink), file=out, flush=True)
         shell = subprocess.Popen([sys.executable, "-m", "shell", "--socket", sock], preexec_fn=_die_with_parent)
         status = _serve(shell, daemon, sink)

@@ -56,7 +56,9 @@ class Nfacctd:
         first_ms, last_ms, exporter; ``nfacctd`` holds the printed record."""
         if not self.output.exists():
             return []
-        return [_normalise(json.loads(line)) for line in self.output.read_text().splitlines() if line.strip()]
+        text = self.output.read_text()
+        whole = text[:text.rfind("\n") + 1]  # nfacctd may be writing the last line right now
+        return [_normalise(json.loads(line)) for line in whole.splitlines() if line.strip()]
 
     def wait_flows(self, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
         """The flows once at least ``count`` have been printed (nfacctd purges once a second)."""

@@ -209,8 +209,9 @@ class LiveCapture:
         promiscuous: put the interface into promiscuous mode while the capture is open.
         direction: "in" receives only frames arriving on the interface (PACKET_IGNORE_OUTGOING);
             "both" also those it sends.
-        fanout_group: join this PACKET_FANOUT group (hash of the flow, IPv4 fragments reassembled
-            first), so that several captures on the interface share its flows.
+        fanout_group: join this PACKET_FANOUT group (flowd.capture.fanout's program hashes each frame's
+            addresses; fragments are not reassembled), so that several captures on the interface
+            share its flows, every packet of a flow key going to the same capture.
         snaplen: bytes kept of each frame.
     """
 

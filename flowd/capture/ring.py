@@ -38,7 +38,13 @@ Snaplen and start-up
 --------------------
 A one-instruction classic BPF program (``ret #snaplen``) cuts every frame to ``snaplen`` bytes in the
 kernel, before it is copied into the ring. Until the socket is bound and has joined its fanout group,
-the program is ``ret #0``, so the ring never holds a frame that the group's hash did not give it.
+the program is ``ret #0``, so the ring never holds a frame that the group's program did not give it.
+
+Fan-out
+-------
+Rings of several workers on one interface join one PACKET_FANOUT group in PACKET_FANOUT_CBPF mode: the
+group's classic-BPF program (flowd.capture.fanout) hashes each frame's addresses, so every packet of a
+flow key reaches the same worker, IPv4 and IPv6 fragments included, and nothing is reassembled.
 """
 
 from __future__ import annotations
@@ -54,12 +60,13 @@ import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
-from typing import Final, NoReturn
+from typing import Any, Final, NoReturn
 
 import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
+from flowd.capture.fanout import fanout_program
 from flowd.capture.layouts import LinkType
 from flowd.model.batch import I64, U8, U32, FrameBatch
 from flowd.native import compiled
@@ -86,6 +93,7 @@ class PacketOption(IntEnum):
     STATISTICS = 6
     VERSION = 10
     FANOUT = 18
+    FANOUT_DATA = 22
     IGNORE_OUTGOING = 23
 
 
@@ -107,6 +115,7 @@ class FanoutMode(IntEnum):
     """PACKET_FANOUT type and flag bits (the argument's upper 16 bits)."""
 
     HASH = 0
+    CBPF = 6  # the group's classic-BPF program returns the member (modulo the member count)
     FLAG_DEFRAG = 0x8000
 
 
@@ -278,6 +287,25 @@ def _compiled_tpacket_walk() -> Callable[..., tuple[int, int, int, int]] | None:
     return walk
 
 
+class _RingRead(IntEnum):
+    """What flowd.native._ring.read_ring found wrong with a block; the same numbers as its enum ring_status."""
+
+    OK = 0
+    BLOCK_LENGTH_OR_FIRST_PACKET_OUT_OF_BOUNDS = 1
+    PACKET_HEADER_PAST_THE_BLOCK_END_OR_MISALIGNED = 2
+    FRAME_PAST_THE_BLOCK_END = 3
+
+
+def _compiled_ring_read() -> Callable[..., tuple[Any, ...]] | None:
+    """flowd.native._ring.read_ring, unless it is not built, FLOWD_NO_FASTPATH=1, or its codes differ."""
+    read: Callable[..., tuple[Any, ...]] | None = compiled(
+        "read_ring", module="flowd.native._ring", RING_OK=_RingRead.OK,
+        RING_BLOCK=_RingRead.BLOCK_LENGTH_OR_FIRST_PACKET_OUT_OF_BOUNDS,
+        RING_HEADER=_RingRead.PACKET_HEADER_PAST_THE_BLOCK_END_OR_MISALIGNED,
+        RING_FRAME=_RingRead.FRAME_PAST_THE_BLOCK_END)
+    return read
+
+
 def packet_offsets_python(buf: bytes, starts: Sequence[int]) -> tuple[I64, I64]:
     """``packet_offsets`` in Python: the statement of the walk, and the oracle of the compiled one.
 
@@ -416,11 +444,16 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
 
 
+def _set_program(sock: socket.socket, level: int, option: int, program: Sequence[tuple[int, int, int, int]]) -> None:
+    """Hand a classic-BPF program (code, jt, jf, k per instruction) to a socket option taking a sock_fprog."""
+    insns = (_SockFilter * len(program))(*(_SockFilter(*insn) for insn in program))
+    fprog = _SockFprog(len(program), ctypes.cast(insns, ctypes.POINTER(_SockFilter)))
+    sock.setsockopt(level, option, bytes(fprog))  # the kernel copies `insns` before this returns
+
+
 def _attach_snap_filter(sock: socket.socket, snaplen: int) -> None:
     """Install ``ret #snaplen`` (0 drops every packet) as the socket's filter."""
-    program = (_SockFilter * 1)(_SockFilter(BPF_RET_K, 0, 0, snaplen))
-    fprog = _SockFprog(1, ctypes.cast(program, ctypes.POINTER(_SockFilter)))
-    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, bytes(fprog))  # the kernel copies `program`
+    _set_program(sock, socket.SOL_SOCKET, SO_ATTACH_FILTER, [(BPF_RET_K, 0, 0, snaplen)])
 
 
 def _bind(sock: socket.socket, ifindex: int) -> None:
@@ -457,6 +490,7 @@ class PacketRing:
         self.drops = 0
         self._next = 0  # the block the next read looks at first
         self._map: mmap.mmap | None = None
+        self._read_ring = _compiled_ring_read()
         try:
             self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)  # protocol 0: no frames yet
         except PermissionError:
@@ -487,30 +521,54 @@ class PacketRing:
                                   mmap.PROT_READ | mmap.PROT_WRITE)
         with _step(name, f"binding to ifindex {self.ifindex}"):
             _bind(sock, self.ifindex)
-        if o.fanout_group is not None:
-            arg = o.fanout_group | (FanoutMode.HASH | FanoutMode.FLAG_DEFRAG) << 16  # above INT_MAX
-            with _step(name, f"joining PACKET_FANOUT group {o.fanout_group}",
-                       "the group is held by sockets on another interface (an old one that went away, "
-                       "until they close) or with other fanout settings"):
-                sock.setsockopt(SOL_PACKET, PacketOption.FANOUT, FANOUT_ARG.pack(arg))
-        if o.promiscuous:
-            with _step(name, "PACKET_ADD_MEMBERSHIP promiscuous"):
-                sock.setsockopt(SOL_PACKET, PacketOption.ADD_MEMBERSHIP,
-                                PACKET_MREQ.pack(self.ifindex, PACKET_MR_PROMISC, 0, b""))
-        with _step(name, "SO_ATTACH_FILTER"):
-            _attach_snap_filter(sock, o.snaplen)
         with _step(name, "reading the link type"):
             self.arphrd = int(sock.getsockname()[3])
         linktype = LINKTYPE_OF_ARPHRD.get(self.arphrd)
         if linktype is None:
             raise LiveCaptureError(f"{name}: unsupported link type (ARPHRD {self.arphrd})")
         self.linktype = linktype
+        if o.fanout_group is not None:
+            arg = o.fanout_group | FanoutMode.CBPF << 16
+            with _step(name, f"joining PACKET_FANOUT group {o.fanout_group}",
+                       "the group is held by sockets on another interface (an old one that went away, "
+                       "until they close) or with other fanout settings"):
+                sock.setsockopt(SOL_PACKET, PacketOption.FANOUT, FANOUT_ARG.pack(arg))
+            with _step(name, "PACKET_FANOUT_DATA (the fanout program)"):
+                _set_program(sock, SOL_PACKET, PacketOption.FANOUT_DATA, fanout_program(linktype))
+        if o.promiscuous:
+            with _step(name, "PACKET_ADD_MEMBERSHIP promiscuous"):
+                sock.setsockopt(SOL_PACKET, PacketOption.ADD_MEMBERSHIP,
+                                PACKET_MREQ.pack(self.ifindex, PACKET_MR_PROMISC, 0, b""))
+        with _step(name, "SO_ATTACH_FILTER"):
+            _attach_snap_filter(sock, o.snaplen)
 
     def fileno(self) -> int:
         return self._sock.fileno()
 
     def read(self) -> FrameBatch | None:
-        """Copy out every ready block, give them back to the kernel, and return their frames."""
+        """Copy out every ready block, give them back to the kernel, and return their frames.
+
+        flowd.native._ring does it in one call when it is built; ``read_python`` is the same read in
+        Python and numpy (and the oracle the compiled one is tested against).
+        """
+        read_ring = self._read_ring
+        mm = self._map
+        if read_ring is None or mm is None:
+            return self.read_python()
+        size, count = self.options.block_size, self.options.ring_blocks
+        status, at, blocks, n, buf, offset, caplen, wirelen, ts = read_ring(
+            mm, self._next, size, count, self.linktype == LinkType.ETHERNET)
+        if status != _RingRead.OK:
+            raise RingError(f"{self.interface}: ring block {at}: {_RingRead(status).name.lower().replace('_', ' ')}")
+        if not blocks:
+            return None
+        self._next = at
+        return FrameBatch(buf=buf, offset=np.frombuffer(offset, np.int64), caplen=np.frombuffer(caplen, np.uint32),
+                          wirelen=np.frombuffer(wirelen, np.uint32), ts=np.frombuffer(ts, np.float64),
+                          linktype=np.full(n, self.linktype, np.uint16), ifindex=np.full(n, self.ifindex, np.uint32))
+
+    def read_python(self) -> FrameBatch | None:
+        """``read`` without the compiled extension."""
         mm = self._map
         if mm is None:
             return None

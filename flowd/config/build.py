@@ -110,8 +110,11 @@ def _output(c: Checker, node: Any, path: KeyPath, family: str, inp: SamplingInpu
     if node is None:
         return FamilyOutput(family, inp)
     block = c.block(node, path, ("flow-server", "flow-active-timeout", "flow-inactive-timeout", "interface",
-                                 "aggregate-export-interval"), flag_ok=True)
+                                 "aggregate-export-interval", "inline-jflow"), flag_ok=True)
     values = c.read_leaves(FamilyOutput, block, path)
+    if "inline-jflow" in block:
+        jpath = path + ("inline-jflow",)
+        values |= c.read_leaves(FamilyOutput, c.block(block["inline-jflow"], jpath, ("flow-export-rate",)), jpath)
     servers: tuple[FlowServer, ...] = ()
     if "flow-server" in block:
         servers = _servers(c, block["flow-server"], path + ("flow-server",), family, templates)

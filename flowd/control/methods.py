@@ -155,7 +155,7 @@ def show_errors(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str
         pps_overload=any(r.pps_overload for r in reports),
         bps_overload=False,  # no byte-rate limit exists, and flowd's receive cost is per packet, not per byte
         other_drops={r.value: n for r, n in drops.items() if r not in SEED_DROPS and n},
-        export_failures=[{"flow_server": row["flow_server"], "failures": row["failures"]}
+        export_failures=[{"flow_server": row["flow_server"], "family": row["family"], "failures": row["failures"]}
                          for row in probe.exporter.server_stats()],
         kernel_statistics=kernel_statistics(reports))
 
@@ -217,8 +217,24 @@ def show_status(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str
         time_set=True, configuration_set=True, route_record_set=routes > 0, ifl_snmp_map_set=ifl > 0,
         flow_servers=[{"flow_server": row["flow_server"], "family": row["family"],
                        "export_format": EXPORT_FORMATS[str(row["format"])], "transport": row["transport"],
-                       "source_address": row["source_address"]} for row in probe.exporter.server_stats()],
+                       "source_address": row["source_address"], **connection(row)}
+                      for row in probe.exporter.server_stats()],
         captures=captures(reports))
+
+
+def connection(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A TCP flow server's connection facts (issue 10 item 27); nothing for UDP ones."""
+    if row["transport"] != "tcp":
+        return {}
+    return {"connection": {
+        "state": row["state"], "connected_since": iso_time(row["connected_since"]),
+        "reconnects": row["reconnects"], "backlog_records": row["backlog_records"],
+        "backlog_bytes": row["backlog_bytes"], "records_dropped": row["records_dropped"],
+        "last_export": iso_time(row["last_export"])}}
+
+
+def iso_time(when: float | None) -> str | None:
+    return None if when is None else dt.datetime.fromtimestamp(when, dt.UTC).isoformat(timespec="seconds")
 
 
 def show_usage(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:

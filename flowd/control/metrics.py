@@ -116,9 +116,9 @@ def families(results: Mapping[str, Any]) -> Iterator[Metric]:
         overload.add_metric([kind], int(bool(errors[field])))
     yield overload
     failures = CounterMetricFamily("flowd_export_failures", "Export datagrams or messages that could not be sent",
-                                   labels=["flow_server"])
+                                   labels=["flow_server", "family"])  # one server may serve both families
     for row in errors["export_failures"]:
-        failures.add_metric([row["flow_server"]], row["failures"])
+        failures.add_metric([row["flow_server"], row["family"]], row["failures"])
     yield failures
     kernel_packets = CounterMetricFamily("flowd_capture_kernel_packets", "Frames the kernel offered a capture ring",
                                          labels=["interface", "linux_interface", "worker"])

@@ -7,28 +7,37 @@ template-refresh state, and the counts `show services accounting flow | errors` 
 - Each v9 or IPFIX server has its own template plan, sequence numbers and refresh schedule, and its own
   socket (UDP, or TCP for IPFIX with a bounded backlog and reconnects).
 
-Two clocks meet here: ``now`` passed to ``export`` is the flow cache's time (packet time in batch mode)
-and stamps the records; ``wall`` (a callable) times TCP reconnects and drains, which must follow the
-real clock even when a capture file is read faster than it was recorded.
+Records do not leave at once: each v5, v9 and IPFIX flow server has an ``Outbox``
+(flowd.export.outbox) that gathers them into full datagrams within a short delay and paces UDP
+datagrams at the family's `flow-export-rate`. ``export`` and ``tick`` send what is due; ``pump``
+sends what pacing lets go and says how long until more may; ``drain`` makes everything due
+(shutdown, end of a capture file), finishing within a bound; ``flush`` does it blocking, for batch
+mode. (v8 aggregates have their own export interval, flowd.export.aggregation.)
+
+Three clocks meet here: ``now`` passed to ``export`` is the flow cache's time (packet time in batch
+mode), stamps the records and times the gathering delay; ``wall`` (a callable) times TCP reconnects
+and drains, and ``clock`` (monotonic) paces datagrams: both must follow the real clock even when a
+capture file is read faster than it was recorded.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from flowd.config.schema import Config, FamilyOutput, FlowServer
 from flowd.export.aggregation import V8Export
-from flowd.export.ipfix import MAX_MESSAGE, IpfixFraming, encode_ipfix
+from flowd.export.ipfix import IPFIX_HEADER, MAX_MESSAGE, IpfixFraming, encode_ipfix
 from flowd.export.localdump import DumpFile, aggregate_lines, record_lines
+from flowd.export.outbox import STOP_LIMIT, Outbox, Pacer, records_per_packet
 from flowd.export.sequence import ExportState
 from flowd.export.tcp import BacklogLimit, Backoff, TcpSender
 from flowd.export.templates import ExportPlan, plan_for
 from flowd.export.udp import Destination, DestinationStats, UdpSender
-from flowd.export.v5 import V5Header, encode_v5
-from flowd.export.v9 import encode_v9
+from flowd.export.v5 import MAX_RECORDS, V5Header, encode_v5
+from flowd.export.v9 import MAX_SIZE as V9_MAX, V9_HEADER, encode_v9
 from flowd.model.batch import FlowRecords
 
 UDP_MAX = 1400  # bytes per v9/IPFIX datagram: fits any path MTU a collector sits behind
@@ -52,12 +61,23 @@ class ServerExport:
     plan: ExportPlan
     state: ExportState
     sender: UdpSender | TcpSender
+    outbox: Outbox
+
+    @property
+    def max_size(self) -> int:
+        if self.server.version == "9":
+            return V9_MAX
+        return MAX_MESSAGE if isinstance(self.sender, TcpSender) else UDP_MAX
+
+    def per_packet(self) -> int:
+        """Flow records one data-only export packet holds."""
+        header = V9_HEADER.size if self.server.version == "9" else IPFIX_HEADER.size
+        return records_per_packet(self.max_size - header, max(t.record_size for t in self.plan.data))
 
     def encode(self, records: FlowRecords, now: float, boot: float) -> list[bytes]:
         if self.server.version == "9":
             return encode_v9(records, now=now, boot=boot, state=self.state, plan=self.plan)
-        size = MAX_MESSAGE if isinstance(self.sender, TcpSender) else UDP_MAX
-        return encode_ipfix(records, now=now, boot=boot, state=self.state, plan=self.plan, max_size=size)
+        return encode_ipfix(records, now=now, boot=boot, state=self.state, plan=self.plan, max_size=self.max_size)
 
     def send(self, messages: Sequence[bytes], wall: float) -> None:
         if isinstance(self.sender, TcpSender):
@@ -71,12 +91,27 @@ class FamilyExport:
     output: FamilyOutput
     v5: UdpSender | None = None  # every v5 server of the family
     v5_sequence: int = 0
+    v5_outbox: Outbox | None = None
     servers: list[ServerExport] = field(default_factory=list)
     v8: V8Export | None = None  # every v8 server of the family
 
+    def channels(self) -> list[tuple[UdpSender | TcpSender, Outbox]]:
+        """Each v5, v9 and IPFIX socket of the family with the outbox feeding it."""
+        v5 = [(self.v5, self.v5_outbox)] if self.v5 is not None and self.v5_outbox is not None else []
+        return v5 + [(s.sender, s.outbox) for s in self.servers]
+
     def senders(self) -> list[UdpSender | TcpSender]:
-        return ([self.v5] if self.v5 is not None else []) + [s.sender for s in self.servers] + (
-            [self.v8.sender] if self.v8 is not None else [])
+        return [sender for sender, _ in self.channels()] + ([self.v8.sender] if self.v8 is not None else [])
+
+    def outboxes(self) -> list[Outbox]:
+        return [box for _, box in self.channels()]
+
+    def pace(self) -> None:
+        """Every UDP outbox of the family at the family's flow-export-rate."""
+        rate = self.output.export_rate * 1000.0
+        for box in self.outboxes():
+            if box.pacer is not None:
+                box.pacer.rate = rate
 
     def v5_servers(self) -> list[FlowServer]:
         return [s for s in self.output.flow_servers if s.version == "5"]
@@ -90,9 +125,11 @@ class Exporter:
     boot: float  # time-base origin for sysUptime (first packet in file mode, start in the daemon)
     udp_factory: Callable[[Sequence[Destination]], UdpSender] = UdpSender
     wall: Callable[[], float] = time.time
+    clock: Callable[[], float] = time.monotonic  # paces datagrams
     counters: ExportCounters = field(default_factory=ExportCounters)
     families: dict[str, FamilyExport] = field(default_factory=dict)
     dump: DumpFile | None = None  # `local-dump` lines, when a server asks for them
+    last_now: float = 0.0  # the latest flow-cache time seen
 
     def __post_init__(self) -> None:
         self.reconfigure(self.cfg)
@@ -112,9 +149,10 @@ class Exporter:
                 fam = FamilyExport(out, v5_sequence=prev.v5_sequence)
                 dests = [destination(out, s) for s in out.flow_servers if s.version == "5"]
                 if prev.v5 is not None and prev.v5.destinations == tuple(dests):
-                    fam.v5 = prev.v5
+                    fam.v5, fam.v5_outbox = prev.v5, prev.v5_outbox
                 elif dests:
                     fam.v5 = self.udp_factory(dests)
+                    fam.v5_outbox = Outbox(MAX_RECORDS, Pacer(out.export_rate * 1000.0))
                     opened.append(fam.v5)
                 v8_dests = [destination(out, s) for s in out.flow_servers if s.version == "8"]
                 if v8_dests:
@@ -137,6 +175,7 @@ class Exporter:
                         kept = self._open(cfg, family, out, server, sig)
                         opened.append(kept.sender)
                     fam.servers.append(kept)
+                fam.pace()
                 plan[family] = fam
         except BaseException:
             for sender in opened:
@@ -144,6 +183,11 @@ class Exporter:
             raise
         kept_ids = {id(s) for f in plan.values() for s in f.senders()}
         for fam in self.families.values():
+            gone = [(sender, box) for sender, box in fam.channels() if id(sender) not in kept_ids]
+            for _, box in gone:  # what a removed flow server still holds leaves now
+                box.pacer = None
+                box.finish_by(0.0)
+            self._send(fam, self.last_now, lambda sender: id(sender) not in kept_ids)
             for sender in fam.senders():
                 if id(sender) not in kept_ids:
                     sender.close()
@@ -176,7 +220,9 @@ class Exporter:
             sender.poll(self.wall())
         else:
             sender = self.udp_factory([dest])
-        return ServerExport(server, sig, plan, state, sender)
+        srv = ServerExport(server, sig, plan, state, sender, Outbox(1))
+        srv.outbox = Outbox(srv.per_packet(), None if tcp else Pacer(out.export_rate * 1000.0))
+        return srv
 
     def start_uptime(self, boot: float) -> None:
         """Set the time sysUptime counts from (batch mode: the first packet's time)."""
@@ -189,55 +235,101 @@ class Exporter:
     # -- exporting -----------------------------------------------------------------------------
 
     def export(self, family: str, records: FlowRecords, now: float) -> None:
-        """Encode and send finished flows of one family to each of its flow servers."""
+        """Hand finished flows of one family to each of its flow servers; send what is due."""
         fam = self.families.get(family)
+        self.last_now = max(self.last_now, now)
         if fam is None or not len(records):
             return
-        carried = 0
-        if fam.v5 is not None:  # v5 serves family inet only (the configuration checks it): all IPv4
-            iface = fam.output.interface
-            header = V5Header(engine_type=iface.engine_type if iface else 0,
-                              engine_id=iface.engine_id if iface else 0,
-                              sampling_interval=fam.output.input.rate)
-            first = fam.v5_servers()[0]
-            rows = _as_type(records, first)
-            datagrams = encode_v5(rows, now=now, boot=self.boot, sequence=fam.v5_sequence, header=header)
-            self._dump(rows, [s for s in fam.v5_servers() if s.local_dump])
-            fam.v5_sequence = (fam.v5_sequence + len(records)) & 0xFFFFFFFF
-            fam.v5.send(datagrams)
-            self.counters.datagrams += len(datagrams)
-            carried = len(records)
-        wall = self.wall()
+        # A family's records are all of one IP version, and each of its servers carries that version
+        # (the configuration checks it): so they are exported when the family has a flow server.
+        if not fam.outboxes() and fam.v8 is None:
+            self.counters.not_exportable += len(records)
+            return
+        self.counters.flows_exported += len(records)
+        self.counters.flow_packets_exported += int(records.packets.sum())
         if fam.v8 is not None:
             fam.v8.add(records, now)
-            carried = len(records)
+        for box in fam.outboxes():
+            box.add(records, now)
+        self._send(fam, now)
+
+    def _send(self, fam: FamilyExport, now: float,
+              which: Callable[[UdpSender | TcpSender], bool] = lambda sender: True) -> None:
+        """Encode and send what each outbox lets go now (due, and paced)."""
+        real, wall = self.clock(), self.wall()
+        if fam.v5 is not None and fam.v5_outbox is not None and which(fam.v5):
+            records = fam.v5_outbox.take(now, real)
+            if records is not None:  # v5 serves family inet only (the configuration checks it)
+                iface = fam.output.interface
+                header = V5Header(engine_type=iface.engine_type if iface else 0,
+                                  engine_id=iface.engine_id if iface else 0,
+                                  sampling_interval=fam.output.input.rate)
+                rows = _as_type(records, fam.v5_servers()[0])
+                datagrams = encode_v5(rows, now=now, boot=self.boot, sequence=fam.v5_sequence, header=header)
+                self._dump(rows, [s for s in fam.v5_servers() if s.local_dump])
+                fam.v5_sequence = (fam.v5_sequence + len(records)) & 0xFFFFFFFF
+                fam.v5.send(datagrams)
+                fam.v5_outbox.sent(len(datagrams), real)
+                self.counters.datagrams += len(datagrams)
         for srv in fam.servers:
-            before = srv.state.not_carried
-            rows = _as_type(records, srv.server)
-            if srv.server.local_dump:
-                self._dump(rows, [srv.server])
-            messages = srv.encode(rows, now, self.boot)
-            srv.send(messages, wall)
-            self.counters.datagrams += len(messages)
-            carried = max(carried, len(records) - (srv.state.not_carried - before))
-        # A family's records are all of one IP version, and a server's template carries that version
-        # (the configuration checks it): so a server carries all of them or none.
-        if carried:
-            self.counters.flows_exported += len(records)
-            self.counters.flow_packets_exported += int(records.packets.sum())
-        else:
-            self.counters.not_exportable += len(records)
+            records = srv.outbox.take(now, real) if which(srv.sender) else None
+            if records is not None:
+                rows = _as_type(records, srv.server)
+                if srv.server.local_dump:
+                    self._dump(rows, [srv.server])
+                messages = srv.encode(rows, now, self.boot)
+                srv.send(messages, wall)
+                srv.outbox.sent(len(messages), real)
+                self.counters.datagrams += len(messages)
 
     def tick(self, now: float) -> None:
-        """Periodic work: v8 aggregate export, template/options refresh by time, TCP reconnects and backlog."""
+        """Periodic work: what waited long enough, v8 aggregates, template/options refresh by time, TCP."""
+        self.last_now = max(self.last_now, now)
         self.tick_aggregates(now)
         wall = self.wall()
         for fam in self.families.values():
+            self._send(fam, now)
             for srv in fam.servers:
                 if now >= srv.state.next_deadline():
                     srv.send(srv.encode(FlowRecords.empty(), now, self.boot), wall)
                 if isinstance(srv.sender, TcpSender):
                     srv.sender.poll(wall)
+
+    def _outboxes(self) -> Iterator[Outbox]:
+        for fam in self.families.values():
+            yield from fam.outboxes()
+
+    def next_deadline(self) -> float | None:
+        """Flow-cache time at which held records become due by age (None: nothing waits for age)."""
+        deadlines = [d for box in self._outboxes() if (d := box.deadline()) is not None]
+        return min(deadlines, default=None)
+
+    def pump(self, now: float | None = None) -> float | None:
+        """Send what pacing lets go; return real seconds until more may go, or None when nothing due waits."""
+        now = self.last_now if now is None else now
+        for fam in self.families.values():
+            self._send(fam, now)
+        real = self.clock()
+        waits = [w for box in self._outboxes() if (w := box.paced_wait(now, real)) is not None]
+        return min(waits, default=None)
+
+    def drain(self, within: float = STOP_LIMIT) -> float | None:
+        """Make every held record due, paced so that all of it can leave within ``within`` seconds; send
+        what may go now. Returns as ``pump`` does: call ``pump`` again after that many seconds."""
+        for box in self._outboxes():
+            box.finish_by(within)
+        return self.pump()
+
+    def flush(self, sleep: Callable[[float], None] = time.sleep, within: float | None = None) -> None:
+        """Send everything held, paced, blocking (batch mode); ``within`` bounds it as ``drain`` does."""
+        wait = self.drain(float("inf") if within is None else within)
+        while wait is not None:
+            sleep(wait)
+            wait = self.pump()
+
+    def held(self) -> int:
+        """Flow records waiting in the outboxes (each flow server counts its own)."""
+        return sum(box.count for box in self._outboxes())
 
     def tick_aggregates(self, now: float) -> None:
         """Send the v8 aggregates whose `aggregate-export-interval` has passed."""
@@ -294,9 +386,17 @@ class Exporter:
             for srv in fam.servers:
                 if isinstance(srv.sender, UdpSender):
                     srv.sender.stats = tuple(DestinationStats() for _ in srv.sender.destinations)
+                else:
+                    srv.sender.stats = srv.sender.stats.cleared()
 
     def close(self, drain: float = DRAIN_TIMEOUT) -> None:
-        """Close every socket; a TCP collector first gets up to ``drain`` seconds to take its backlog."""
+        """Send what is still held, unpaced; close every socket; a TCP collector first gets up to
+        ``drain`` seconds to take its backlog."""
+        for box in self._outboxes():
+            box.pacer = None
+            box.finish_by(0.0)
+        for fam in self.families.values():
+            self._send(fam, self.last_now)
         for fam in self.families.values():
             if fam.v5 is not None:
                 fam.v5.close()

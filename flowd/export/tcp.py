@@ -138,6 +138,12 @@ class TcpStats:
     connect_failures: int = 0
     disconnects: int = 0
     last_error: str = ""
+    connected_since: float | None = None  # wall time the current connection came up (None: not up)
+    last_export: float | None = None  # wall time the collector last acknowledged a whole message
+
+    def cleared(self) -> TcpStats:
+        """`clear services accounting statistics`: counters to zero, the connection's facts kept."""
+        return TcpStats(connected_since=self.connected_since, last_export=self.last_export)
 
 
 @dataclass(slots=True)
@@ -206,7 +212,7 @@ class TcpSender:
                 return
             self._write(now)
             if self.state is LinkState.UP:
-                self._release(self._unacked())
+                self._release(self._unacked(), now)
 
     def next_deadline(self) -> float | None:
         """When ``poll()`` has timed work to do (a reconnect, a connect timeout); None when up."""
@@ -246,14 +252,22 @@ class TcpSender:
             select.select([self._sock], writable, [self._sock], min(remaining, 0.01))
 
     def stats_rows(self) -> list[dict[str, object]]:
-        """One plain dict for this collector (the control protocol's shape, as UdpSender's rows)."""
+        """One plain dict for this collector (the control protocol's shape, as UdpSender's rows).
+
+        ``failures`` counts what went wrong with this collector: connection attempts refused or timed
+        out, connections lost, and messages dropped from the backlog, so it grows while the collector
+        is down even before the backlog overflows.
+        """
         dest, st = self.destination, self.stats
+        held = sum(e.flow_records for e in (*self._inflight, *self._pending) if not e.greeting)
         return [{
             "flow_server": str(dest), "host": dest.host, "port": dest.port, "transport": "tcp",
             "source_address": dest.source_address, "state": self.state.value,
+            "connected_since": st.connected_since, "reconnects": max(0, st.connects - 1),
+            "last_export": st.last_export, "backlog_records": held,
             "messages_sent": st.messages_sent, "greetings_sent": st.greetings_sent, "bytes_sent": st.bytes_sent,
-            "messages_acked": st.messages_acked,
-            "messages_resent": st.messages_resent, "failures": st.messages_dropped,
+            "messages_acked": st.messages_acked, "messages_resent": st.messages_resent,
+            "failures": st.messages_dropped + st.connect_failures + st.disconnects,
             "messages_dropped": st.messages_dropped, "records_dropped": st.records_dropped,
             "bytes_dropped": st.bytes_dropped, "backlog_messages": self._count, "backlog_bytes": self._octets,
             "connects": st.connects, "connect_failures": st.connect_failures, "disconnects": st.disconnects,
@@ -267,7 +281,7 @@ class TcpSender:
         if timeout > 0 and now is not None:
             self.flush(now, timeout)
         if self._sock is not None:
-            self._release(self._unacked())
+            self._release(self._unacked(), now)
         for entry in (*self._inflight, *self._pending):
             if not entry.greeting:
                 self._count_drop(entry)
@@ -319,6 +333,7 @@ class TcpSender:
         """A new connection (a new transport session): the greeting goes before its first message."""
         self.state = LinkState.UP
         self.stats.connects += 1
+        self.stats.connected_since = now
         self._failures = 0
         self._written = self._released = 0
         self._offset = 0
@@ -392,7 +407,7 @@ class TcpSender:
             return self._written - self._released  # unknown: assume nothing more was acknowledged
         return int(struct.unpack("i", raw)[0])
 
-    def _release(self, unacked: int) -> None:
+    def _release(self, unacked: int, now: float | None) -> None:
         """Forget messages whose every octet the collector acknowledged."""
         acked = self._written - max(0, unacked)
         while self._inflight and self._released + len(self._inflight[0].data) <= acked:
@@ -402,10 +417,12 @@ class TcpSender:
                 self._octets -= len(entry.data)
                 self._count -= 1
                 self.stats.messages_acked += 1
+                if now is not None:
+                    self.stats.last_export = now
 
     def _lost(self, now: float, exc: OSError) -> None:
         """The connection died: keep what was acknowledged, resend the rest on the next one."""
-        self._release(self._unacked())
+        self._release(self._unacked(), now)
         resend = [e for e in self._inflight if not e.greeting]
         self.stats.messages_resent += len(resend)
         rest = [e for e in self._pending if not e.greeting]
@@ -419,6 +436,7 @@ class TcpSender:
         if connecting:
             self.stats.connect_failures += 1
         self.stats.last_error = _describe(exc)
+        self.stats.connected_since = None
         self._drop_socket()
         self.state = LinkState.DOWN
         self._failures += 1

@@ -33,7 +33,7 @@ MEANING: Final[dict[ExitStatus, str]] = {
     ExitStatus.UNAVAILABLE: "a flow server's socket cannot be set up, or (--read) every export to a flow server "
                             "failed",
     ExitStatus.SOFTWARE: "the daemon stopped because one of its tasks or capture workers failed (the cached flows "
-                         "were still exported)",
+                         "were still exported), or the --demo daemon did not start",
     ExitStatus.OSERR: "the control socket, a live capture or the service installation could not be set up",
     ExitStatus.NOPERM: "permission denied (the control socket's directory, a file to install)",
     ExitStatus.CONFIG: "the configuration is invalid or cannot be read (--check-config prints every error)",

@@ -61,6 +61,9 @@ ExecStart=@FLOWD@ --config /etc/flowd/flowd.yaml
 ExecReload=/bin/kill -HUP $MAINPID
 Restart=on-failure
 RestartSec=5s
+# Stopping exports the whole flow cache, paced at flow-export-rate: at most 20 s (the rate rises if
+# needed), then up to 5 s for TCP collectors to take their backlog, plus the capture workers' stop.
+TimeoutStopSec=40s
 
 # Identity: the control socket is /run/flowd/flowd.sock, mode 0660 in a 0750 directory, both group
 # flowd, so members of flowd (and flowd-admin members, who are put in both) can reach it.

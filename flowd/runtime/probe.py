@@ -9,6 +9,7 @@ flowd/control/methods.py reads it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -56,6 +57,7 @@ class Probe:
         self.workers: WorkerPool | None = None  # the capture workers, when there are any
         self.answers: list[ShardReport] = []  # the workers' answers to the latest query
         self.firewall_cleared: dict[str, tuple[int, int]] = {}  # `clear firewall` baselines (flowd.control.firewall)
+        self.paced = asyncio.Event()  # set when export records wait for pacing (flowd/app.py pumps them)
 
     @property
     def pipeline(self) -> Pipeline:
@@ -84,9 +86,13 @@ class Probe:
         """Export flows that ended, here or in a capture worker."""
         for family, records in ended.items():
             self.exporter.export(family, self.routes.lookup(records), now)
+        if ended and self.exporter.pump(now) is not None:
+            self.paced.set()
 
     def next_deadline(self) -> float | None:
-        return self.shard.next_deadline()
+        """When the flow cache or the exporter (records gathering into datagrams) has timed work."""
+        deadlines = [d for d in (self.shard.next_deadline(), self.exporter.next_deadline()) if d is not None]
+        return min(deadlines, default=None)
 
     # -- every shard ---------------------------------------------------------------------------
 
@@ -115,6 +121,8 @@ class Probe:
         """Feed the rate meters (called about once a second)."""
         self.shard.tick(now)
         self.exporter.tick(now)
+        if self.exporter.pump(now) is not None:
+            self.paced.set()
 
     def clear_statistics(self) -> None:
         """`clear services accounting statistics` here (the workers clear on their own query)."""

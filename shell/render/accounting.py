@@ -50,8 +50,11 @@ def capture_label(interface: str, linux: str) -> str:
 def _error_extras(block: Mapping[str, Any]) -> list[str]:
     """flowd's counters beyond the seed's: other drop reasons, export failures per flow server, kernel capture."""
     drops = [(_drop_label(str(name)), count) for name, count in block.get("other_drops", {}).items()]
-    exports = [(f"Export packet failures ({item['flow_server']})", item["failures"])
-               for item in block.get("export_failures", [])]
+    items = block.get("export_failures", [])
+    twice = {i["flow_server"] for i in items if sum(j["flow_server"] == i["flow_server"] for j in items) > 1}
+    exports = [(f"Export packet failures ({item['flow_server']}"
+                + (f", {item['family']})" if item["flow_server"] in twice else ")"), item["failures"])
+               for item in items]
     kernel = [f"{BODY_INDENT}Kernel capture {capture_label(k['interface'], k['linux_interface'])}, "
               f"worker {k['worker']}: {k['packets']} packets, {k['drops']} drops"
               for k in block.get("kernel_statistics", [])]
@@ -95,6 +98,7 @@ def errors_tree(result: Mapping[str, Any]) -> Element:
         children += [node("error-other-drop", [leaf("drop-reason", name), leaf("drop-count", count)])
                      for name, count in b.get("other_drops", {}).items()]
         children += [node("error-export-failure", [leaf("flow-server", item["flow_server"]),
+                                                   *([leaf("family", item["family"])] if "family" in item else []),
                                                    leaf("export-packet-failures", item["failures"])])
                      for item in b.get("export_failures", [])]
         children += [node("error-kernel-capture", [
@@ -230,10 +234,12 @@ def event_time(iso: str) -> str:
 def _status_extras(block: Mapping[str, Any]) -> list[str]:
     """flowd's lines after the seed's: where each family exports; live captures (state, kernel statistics per
     worker, latest events)."""
-    lines = [pairs([("Flow server", s["flow_server"]), ("Family", s["family"]), ("Export format", s["export_format"]),
-                    ("Transport", str(s["transport"]).upper()),
-                    ("Source address", s["source_address"] or "chosen by the kernel")], HEADER_INDENT)
-             for s in block.get("flow_servers", [])]
+    lines: list[str] = []
+    for s in block.get("flow_servers", []):
+        lines.append(pairs([("Flow server", s["flow_server"]), ("Family", s["family"]),
+                            ("Export format", s["export_format"]), ("Transport", str(s["transport"]).upper()),
+                            ("Source address", s["source_address"] or "chosen by the kernel")], HEADER_INDENT))
+        lines += _connection_lines(s.get("connection"))
     for c in block.get("captures", []):
         label = capture_label(c["interface"], c["linux_interface"])
         index = c["ifindex"] if c["ifindex"] is not None else "none"
@@ -243,6 +249,25 @@ def _status_extras(block: Mapping[str, Any]) -> list[str]:
                   for w in c["workers"]]
         lines += [f"{BODY_INDENT}{event_time(e['time'])} {label}: {e['message']}" for e in c["events"]]
     return lines
+
+
+def _connection_lines(c: Mapping[str, Any] | None) -> list[str]:
+    """A TCP flow server's connection: state, since when, reconnects, backlog, drops, last export."""
+    if c is None:
+        return []
+    since = event_time(c["connected_since"]) if c["connected_since"] else "never"
+    last = event_time(c["last_export"]) if c["last_export"] else "never"
+    return [pairs([("Connection", c["state"]), ("Connected since", since if c["state"] == "up" else "not connected"),
+                   ("Reconnects", c["reconnects"])]),
+            pairs([("Backlog records", c["backlog_records"]), ("Backlog bytes", c["backlog_bytes"]),
+                   ("Records dropped", c["records_dropped"])]),
+            pairs([("Last successful export", last)])]
+
+
+_CONNECTION_TAGS: Final = (
+    ("connection-state", "state"), ("connected-since", "connected_since"), ("reconnects", "reconnects"),
+    ("backlog-records", "backlog_records"), ("backlog-bytes", "backlog_bytes"),
+    ("records-dropped", "records_dropped"), ("last-export", "last_export"))
 
 
 _STATUS_TAGS: Final = (
@@ -270,7 +295,8 @@ def _capture_tree(c: Mapping[str, Any]) -> Element:
 def _flow_server_tree(s: Mapping[str, Any]) -> Element:
     return node("flow-server-information", [
         leaf("flow-server", s["flow_server"]), leaf("family", s["family"]), leaf("export-format", s["export_format"]),
-        leaf("transport", s["transport"]), leaf("source-address", s["source_address"] or "")])
+        leaf("transport", s["transport"]), leaf("source-address", s["source_address"] or ""),
+        *(leaf(tag, s["connection"][key] or "") for tag, key in (_CONNECTION_TAGS if s.get("connection") else ()))])
 
 
 def status_tree(result: Mapping[str, Any]) -> Element:

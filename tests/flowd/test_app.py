@@ -15,6 +15,7 @@ from fakes import FakeClock
 from flowd.app import App
 from flowd.config.loader import load_config
 from flowd.config.overrides import with_overrides
+from flowd.export.outbox import GATHER_DELAY
 from flowd.model.batch import FrameBatch
 
 
@@ -66,7 +67,10 @@ async def scenario(tmp_path: Path, collector: socket.socket) -> None:
     clock.advance(15.0)  # inactive timeout 15 s: not yet (needs more than 15)
     await settle()
     assert received(collector) == []
-    clock.advance(1.0)
+    clock.advance(1.0)  # expired now, and waiting up to GATHER_DELAY for others to fill its datagram
+    await settle()
+    assert received(collector) == []
+    clock.advance(GATHER_DELAY)
     await settle()
     [datagram] = received(collector)
     assert [(r.pkts_sent, r.bytes_sent) for r in datagram.data] == [(3, 3 * 48)]

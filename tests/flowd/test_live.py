@@ -211,10 +211,11 @@ def capture(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, GroundTruth
 
 
 @pytest.fixture(scope="module")
-def unfragmented(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, GroundTruth]:
-    """The same mix without IPv4 fragments, for fanout (see test_fanout_workers_split_flows_not_packets)."""
-    path = tmp_path_factory.mktemp("live") / "synth-nofrag.pcap"
-    spec = SynthSpec(packets=20_000, flows=2_000, damaged_share=0, fragment_share=0, seed=2, snaplen=WHOLE)
+def fragmented(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, GroundTruth]:
+    """Whole frames (no snaplen cut), 5% of them IPv4 fragments, for fanout (test_fanout_workers_split_flows_not_packets)."""
+    path = tmp_path_factory.mktemp("live") / "synth-frag.pcap"
+    spec = SynthSpec(packets=20_000, flows=2_000, damaged_share=0, fragment_share=0.05, qinq_share=0.05,
+                     mpls_share=0.05, snaplen=WHOLE, seed=2)
     return path, write_capture(spec, path)
 
 
@@ -369,15 +370,14 @@ def test_snaplen_and_direction(veth: tuple[Namespace, Namespace], capture: tuple
 
 @live
 def test_fanout_workers_split_flows_not_packets(veth: tuple[Namespace, Namespace],
-                                                unfragmented: tuple[Path, GroundTruth]) -> None:
-    """Two workers in one PACKET_FANOUT hash group, beside a capture that sees everything.
+                                                fragmented: tuple[Path, GroundTruth]) -> None:
+    """Two workers in one PACKET_FANOUT group, beside a capture that sees everything.
 
-    The capture has no IPv4 fragments: the kernel hashes a first fragment on its addresses only (its
-    ports are not parsed), unlike the unfragmented packets of the same flow, so fragments are what
-    PACKET_FANOUT_FLAG_DEFRAG reassembles first; a replay of a snaplen-cut capture cannot be reassembled.
+    Every fragment counts as a packet, as in file mode: the group's program (flowd.capture.fanout)
+    sends the fragments of a datagram to the worker of their addresses, and nothing reassembles them.
     """
     a, b = veth
-    path, truth = unfragmented
+    path, truth = fragmented
 
     async def run() -> tuple[Collector, Collector, Collector]:
         progress = asyncio.Condition()

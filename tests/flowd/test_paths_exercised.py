@@ -77,6 +77,6 @@ def test_decode_uses_the_path_the_run_asked_for(plain: FrameBatch, per_frame_cal
 def test_ci_builds_every_extension() -> None:
     if os.environ.get("CI") != "true":
         pytest.skip("only CI insists on the compiled extensions")
-    for module in ("flowd.native._fastpath", "flowd.native._flowtable"):
+    for module in ("flowd.native._fastpath", "flowd.native._flowtable", "flowd.native._ring"):
         __import__(module)
     assert Path(decoding.__file__).parent.parent.joinpath("native").is_dir()

@@ -332,8 +332,11 @@ def test_overflow_drops_the_oldest_and_counts_exactly(limit: BacklogLimit, kept:
     dropped = messages[:len(messages) - kept]
     counts = flow_counts(messages)
     row = sender.stats_rows()[0]
-    assert (row["messages_dropped"], row["failures"]) == (len(dropped), len(dropped))
+    # failures: the refused connect counts too, so a collector that is down shows before the backlog overflows
+    assert (row["messages_dropped"], row["failures"]) == (len(dropped), len(dropped) + 1)
     assert row["records_dropped"] == sum(counts[:len(dropped)])
+    assert row["backlog_records"] == sum(counts[len(dropped):])
+    assert (row["connected_since"], row["last_export"], row["reconnects"]) == (None, None, 0)
     assert row["bytes_dropped"] == sum(map(len, dropped))
     assert (row["backlog_messages"], row["backlog_bytes"]) == (kept, sum(map(len, messages[len(dropped):])))
     assert row["state"] == "down" and row["connect_failures"] == 1

@@ -54,7 +54,7 @@ MANY_ERRORS = [
     "port",
     "12: forwarding-options.sampling.family.inet.output.flow-active-timeout: expected 60..1800, got 5",
     "13: forwarding-options.sampling.family.inet.output.bogus: unknown statement (expected one of: flow-server, "
-    "flow-active-timeout, flow-inactive-timeout, interface, aggregate-export-interval)",
+    "flow-active-timeout, flow-inactive-timeout, interface, aggregate-export-interval, inline-jflow)",
     "20: interfaces.ge-2/3/0.unit.0.family.inet.filter.input: filter nope is not defined under firewall family inet "
     "filter",
     "28: firewall.family.inet.filter.f1.term.t.then.sample: expected a flag (true; delete the statement to turn it "

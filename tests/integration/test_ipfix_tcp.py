@@ -38,13 +38,17 @@ pytestmark = pytest.mark.integration
 class StreamCollector:
     """Accepts connections on 127.0.0.1 and keeps each one's bytes until the exporter closes it."""
 
-    def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
+    def __init__(self, port: int = 0) -> None:
+        self.listener = socket.create_server(("127.0.0.1", port))
         self.port = self.listener.getsockname()[1]
         self.streams: list[bytearray] = []
         self.closed = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
+
+    @classmethod
+    def on(cls, port: int) -> StreamCollector:
+        return cls(port)
 
     def _run(self) -> None:
         conn, _ = self.listener.accept()
@@ -128,3 +132,41 @@ def test_daemon_session_starts_at_0(capture: Path, tmp_path: Path) -> None:
     messages = decode(bytes(stream))
     assert messages[0].header["sequence"] == 0 and messages[0].templates
     assert sum(len(m.records) for m in messages) > 300
+
+
+def test_daemon_shows_the_tcp_connection_and_counts_failures_while_down(capture: Path, tmp_path: Path) -> None:
+    """Issue 10 item 27: a collector that is down shows in `errors` and in the status's connection lines."""
+    with socket.socket() as probe:  # a port nobody listens on (yet)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    d = Daemon(tmp_path, "--replay", str(capture), "--replay-speed", "max", "--source-address", "127.0.0.1",
+               "--flow-server", f"127.0.0.1:{port}", "--export-version", "ipfix", "--transport", "tcp")
+    collector: StreamCollector | None = None
+
+    def server() -> dict[str, object]:
+        return d.call("accounting.status")["interfaces"][0]["flow_servers"][0]  # type: ignore[index,no-any-return]
+
+    def failures() -> int:
+        return int(d.call("accounting.errors")["interfaces"][0]["export_failures"][0]["failures"])  # type: ignore[index]
+
+    try:
+        wait_for(lambda: server()["connection"]["backlog_records"] > 0 and failures() >= 2)  # type: ignore[index]
+        down = server()["connection"]
+        assert down["state"] in ("down", "connecting") and down["connected_since"] is None  # type: ignore[index]
+        assert "Connected since: not connected" in d.cli("show services accounting status").stdout
+        before = failures()
+        assert d.cli("clear services accounting statistics").returncode == 0
+        assert failures() < before  # the TCP counters are cleared too
+
+        collector = StreamCollector.on(port)
+        wait_for(lambda: server()["connection"]["state"] == "up", timeout=60)  # type: ignore[index]
+        wait_for(lambda: server()["connection"]["backlog_records"] == 0)  # type: ignore[index]
+        up = server()["connection"]
+        assert up["connected_since"] and up["last_export"] and up["records_dropped"] == 0  # type: ignore[index]
+        text = d.cli("show services accounting status").stdout
+        assert "Connection: up" in text and "Backlog records: 0" in text
+    finally:
+        status, log = d.stop()
+        if collector is not None:
+            collector.stop()
+    assert status == 0, log

@@ -2,8 +2,8 @@
 
 Namespace a holds the sender's end (``va``), namespace b the daemon's (``vb``), its loopback, and the
 collector: a UDP socket on b's 127.0.0.1 that decodes the v5 datagrams with dpkt. A synthetic
-capture with ground truth (no IPv4 fragments: the fanout hash of a fragment differs from its flow's,
-see tests/flowd/test_live.py) is replayed into ``va`` at a moderate rate; the show commands are
+capture with ground truth (whole frames, 5% of them IPv4 fragments, each counted as a packet as file
+mode counts it, with one or two capture workers) is replayed into ``va`` at a moderate rate; the show commands are
 asked over the control socket (a path, so it is reachable from outside the namespace); then SIGTERM,
 and the exported flows are compared with the truth flow by flow. Timeouts are 1800 s, so flows end
 only on FIN/RST and at the final flush, whatever the pace of the replay.
@@ -59,7 +59,7 @@ Totals = collections.Counter[tuple[str, str, int, int, int, int, int, int, int]]
 def capture(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, GroundTruth]:
     path = tmp_path_factory.mktemp("live-daemon") / "synth.pcap"
     # whole frames: a replayed snaplen cut would be a truncated frame on the wire (flowd drops those)
-    spec = SynthSpec(packets=12_000, flows=1_500, damaged_share=0, fragment_share=0, seed=5, snaplen=65_535)
+    spec = SynthSpec(packets=12_000, flows=1_500, damaged_share=0, fragment_share=0.05, snaplen=65_535, seed=5)
     return path, write_capture(spec, path)
 
 

@@ -131,8 +131,8 @@ def test_errors_extras_follow_the_seed_lines(update_golden: bool) -> None:
     result = copy.deepcopy(SEED_RESULTS["accounting.errors"])
     block = result["interfaces"][0]
     block["other_drops"] = {"not-ipv6": 3, "bad-ip-header": 7, "unsupported-link-type": 0}
-    block["export_failures"] = [{"flow_server": "127.0.0.1:2055", "failures": 2},
-                                {"flow_server": "[::1]:9995", "failures": 0}]
+    block["export_failures"] = [{"flow_server": "127.0.0.1:2055", "family": "inet", "failures": 2},
+                                {"flow_server": "[::1]:9995", "family": "inet", "failures": 0}]
     lines = render("accounting.errors", result)
     assert lines[:8] == render("accounting.errors", SEED_RESULTS["accounting.errors"])
     assert lines[8:] == [
@@ -378,3 +378,11 @@ def test_flows_of_a_type_without_a_layout_are_an_error() -> None:
     assert render(AGGREGATION, template_result("bridge", []))[2:] == []
     with pytest.raises(ValueError, match="bridge-template"):
         render(AGGREGATION, template_result("bridge", [TEMPLATE_FLOWS["ipv4"]]))
+
+
+def test_a_flow_server_of_both_families_is_told_apart_in_errors() -> None:
+    result = copy.deepcopy(SEED_RESULTS["accounting.errors"])
+    result["interfaces"][0]["export_failures"] = [{"flow_server": "127.0.0.1:4739", "family": "inet", "failures": 0},
+                                                  {"flow_server": "127.0.0.1:4739", "family": "inet6", "failures": 3}]
+    assert render("accounting.errors", result)[-1] == (
+        "    Export packet failures (127.0.0.1:4739, inet): 0, Export packet failures (127.0.0.1:4739, inet6): 3")

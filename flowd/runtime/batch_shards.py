@@ -1,0 +1,189 @@
+"""Batch mode on several cores: the flow cache split by flow key across worker processes, one exporter.
+
+``flowd --read FILE --workers N`` forks N-1 shard processes beside the main one. Every process reads
+and decodes the whole file in the same batches (a read from the page cache and the compiled decode
+cost little next to the flow cache), keeps the packets whose flow-key hash (``shard_of``) is its own,
+and runs its own Pipeline on them with the same ``now`` (packet time) as a single cache would. For
+every batch each shard returns the flows that batch ended and the flows ``expire(now)`` ended; the
+main process joins the shards' flows of each kind, family by family, and exports them in one call,
+as the one-process run does. So the export holds the same flows, in export calls of the same sizes,
+hence datagrams of the same sizes with the same sequence numbers; what may differ is the order of
+the records inside one export call (and so which of them share a datagram): the main shard's come
+first, then each other shard's, each in its own table's order. The end-of-file flush is exported in
+chunks of ``chunk`` flows per family, as the one-process run does.
+
+Frames, decode drops and the statistics of the frames themselves are counted by the main process;
+each shard counts what its own packets did (sampled, filtered, flows), and the summary sums them.
+
+When it is not used (``workers_for``): reading standard input (one reader only), and sampling that
+depends on the order of all packets (1-in-N with N > 1, run-length, a packets-per-second cap), whose
+decisions a shard seeing only its own packets could not repeat. The flow cache's max-flows is split
+between the shards, as with capture workers, so a full cache can evict differently.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.connection
+import traceback
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from flowd.capture.files import open_capture
+from flowd.capture.layouts import CaptureError
+from flowd.config.schema import Config
+from flowd.core.decode import Decoded
+from flowd.core.flowtable import hash_words
+from flowd.core.pipeline import Pipeline
+from flowd.core.stats import IngestStats
+from flowd.model.batch import FlowRecords, FrameBatch, PacketBatch
+from flowd.model.flowkey import KEY_BYTES
+from flowd.runtime.read_ahead import decoded_batches
+from flowd.runtime.shard import merge_ingest, shard_config
+
+Flows = dict[str, FlowRecords]
+
+
+def workers_for(path: str, cfg: Config, asked: int) -> int:
+    """How many processes ``--read PATH --workers ASKED`` runs (1 where sharding cannot repeat one cache)."""
+    if asked <= 1 or path == "-":
+        return 1
+    for family in cfg.families.values():
+        sampling = family.input
+        if sampling.rate != 1 or sampling.run_length or sampling.max_packets_per_second is not None:
+            return 1
+    return asked
+
+
+def shard_of(packets: PacketBatch, shards: int) -> npt.NDArray[np.int64]:
+    """Each packet's shard: a hash of its whole flow key, modulo the number of shards."""
+    words = np.ascontiguousarray(packets.key).view(np.uint64).reshape(-1, KEY_BYTES // 8)
+    return (hash_words(words) % np.uint64(shards)).astype(np.int64)
+
+
+def _mine(decoded: Decoded, index: int, shards: int) -> PacketBatch:
+    return decoded.packets.take(shard_of(decoded.packets, shards) == index)
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    ended: Flows  # flows the batch's packets ended
+    expired: Flows  # flows expire(now) ended after it
+
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    flushed: Flows
+    stats: IngestStats
+    flows_created: int
+
+
+def _serve(path: str, cfg: Config, index: int, shards: int, batch_size: int,
+           conn: multiprocessing.connection.Connection) -> None:
+    """A shard process: its share of every batch through its own pipeline, results to the main process."""
+    try:
+        pipeline = Pipeline(shard_config(cfg, shards))
+        now = 0.0
+        with open_capture(path) as reader:
+            for item in decoded_batches(reader, batch_size):
+                if isinstance(item, CaptureError):
+                    break  # the main process reads the same file and reports the error
+                frames, decoded = item
+                now = max(now, float(frames.ts.max()))
+                ended = pipeline.account(Decoded(_mine(decoded, index, shards), {}), 0, now)
+                conn.send(_Batch(ended, pipeline.expire(now)))
+        flows_created = sum(p.table.counters.flows_created for p in pipeline.paths.values())
+        conn.send(_Done(pipeline.flush(now), pipeline.stats, flows_created))
+    except BaseException:  # the main process must hear of it, not wait forever
+        conn.send(traceback.format_exc())
+    finally:
+        conn.close()
+
+
+class ShardError(Exception):
+    """A shard process failed; ``str()`` holds its traceback."""
+
+
+class Shards:
+    """The main process's own shard (index 0) and N-1 forked shard processes (see the module docstring)."""
+
+    def __init__(self, path: str, cfg: Config, shards: int, batch_size: int) -> None:
+        self.shards = shards
+        self.pipeline = Pipeline(shard_config(cfg, shards))
+        context = multiprocessing.get_context("fork")
+        self._conns: list[multiprocessing.connection.Connection] = []
+        self._procs: list[multiprocessing.process.BaseProcess] = []
+        for index in range(1, shards):
+            ours, theirs = context.Pipe(duplex=False)
+            proc = context.Process(target=_serve, args=(path, cfg, index, shards, batch_size, theirs),
+                                   name=f"flowd-shard-{index}", daemon=True)
+            proc.start()
+            theirs.close()
+            self._conns.append(ours)
+            self._procs.append(proc)
+        self.stats = IngestStats()
+        self.flows_created = 0
+
+    def _receive(self, conn: multiprocessing.connection.Connection) -> object:
+        try:
+            message: object = conn.recv()
+        except EOFError:
+            raise ShardError("a shard process exited without its results") from None
+        if isinstance(message, str):
+            raise ShardError(message)
+        return message
+
+    def batch(self, frames: FrameBatch, decoded: Decoded, now: float) -> Iterator[tuple[str, FlowRecords]]:
+        """Account one batch in every shard; the flows it ended, then the flows expired, joined by family."""
+        mine = Decoded(_mine(decoded, 0, self.shards), decoded.drops)
+        ended = [self.pipeline.account(mine, len(frames), now)]
+        expired = [self.pipeline.expire(now)]
+        for conn in self._conns:
+            reply = self._receive(conn)
+            assert isinstance(reply, _Batch)
+            ended.append(reply.ended)
+            expired.append(reply.expired)
+        yield from _joined(ended, ("inet", "inet6"))
+        yield from _joined(expired, self.pipeline.paths)
+
+    def finish(self, now: float, chunk: int) -> Iterator[tuple[str, FlowRecords]]:
+        """Flush every shard; the flows in chunks of ``chunk`` per family, as one cache's flush gives them."""
+        flushed = [self.pipeline.flush(now)]
+        stats = [self.pipeline.stats]
+        self.flows_created = sum(p.table.counters.flows_created for p in self.pipeline.paths.values())
+        for conn in self._conns:
+            reply = self._receive(conn)
+            while isinstance(reply, _Batch):  # the main process stopped early (damaged file): skip the rest
+                reply = self._receive(conn)
+            assert isinstance(reply, _Done)
+            flushed.append(reply.flushed)
+            stats.append(reply.stats)
+            self.flows_created += reply.flows_created
+        self.stats = merge_ingest(stats)
+        yield from chunked(_joined(flushed, self.pipeline.paths), chunk)
+
+    def close(self) -> None:
+        for conn in self._conns:
+            conn.close()
+        for proc in self._procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+
+
+def chunked(flows: Iterable[tuple[str, FlowRecords]], chunk: int) -> Iterator[tuple[str, FlowRecords]]:
+    """Each family's flows in exports of ``chunk`` flows (the last one shorter)."""
+    for family, records in flows:
+        for start in range(0, len(records), chunk):
+            yield family, records.take(np.arange(start, min(start + chunk, len(records))))
+
+
+def _joined(parts: list[Flows], order: Mapping[str, object] | tuple[str, ...]) -> Iterator[tuple[str, FlowRecords]]:
+    for family in order:
+        records = FlowRecords.concat([p[family] for p in parts if family in p])
+        if len(records):
+            yield family, records

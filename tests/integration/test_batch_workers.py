@@ -1,0 +1,101 @@
+"""`flowd --read FILE --workers N`: the flow cache split across processes exports what one process exports.
+
+Both runs go to real collectors: nfcapd (its records read back with nfdump) and a UDP socket whose v5
+datagrams dpkt decodes, so the sequence numbers are compared datagram by datagram. The capture has both
+families, fragments, VLAN/QinQ/MPLS and damaged frames, and timeouts short enough that flows end in the
+middle of the file (by timeout, by FIN/RST) as well as at the end.
+"""
+
+from __future__ import annotations
+
+import collections
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import dpkt
+import pytest
+from collectors import HAVE_NFDUMP, start_nfcapd
+
+from flowd.config.loader import load_config
+from flowd.config.overrides import with_overrides
+from flowd.runtime.batch_shards import workers_for
+from flowd.testing.synth import SynthSpec, write_capture
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("workers") / "mixed.pcap"
+    # 150k frames: three batches of the reader, so flows end between batches as well as at the end
+    write_capture(SynthSpec(packets=150_000, flows=12_000, seed=11, duration=240.0, fragment_share=0.05,
+                            qinq_share=0.05, mpls_share=0.05, ipv6_share=0.25, damaged_share=0.01), path)
+    return path
+
+
+def read(path: Path, port: int, workers: int) -> str:
+    done = subprocess.run([sys.executable, "-m", "flowd", "--read", str(path), "--workers", str(workers),
+                           "--flow-server", f"127.0.0.1:{port}", "--source-address", "127.0.0.1",
+                           "--active-timeout", "60", "--inactive-timeout", "15"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    summary = done.stdout.replace(f"127.0.0.1:{port}", "SERVER")  # each run has its own collector port
+    return "\n".join(line for line in summary.splitlines() if not line.startswith("Elapsed"))
+
+
+def v5_datagrams(path: Path, workers: int) -> tuple[str, list[tuple[int, int]], collections.Counter[tuple[int, ...]]]:
+    """The summary, (flow_sequence, record count) of every datagram in order, and every record's fields."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 << 20)
+        sock.bind(("127.0.0.1", 0))
+        summary = read(path, sock.getsockname()[1], workers)
+        sock.setblocking(False)
+        headers: list[tuple[int, int]] = []
+        records: collections.Counter[tuple[int, ...]] = collections.Counter()
+        while True:
+            try:
+                data = sock.recv(65535)
+            except BlockingIOError:
+                break
+            message = dpkt.netflow.Netflow5(data)
+            headers.append((message.flow_sequence, message.count))
+            records.update((r.src_addr, r.dst_addr, r.src_port, r.dst_port, r.ip_proto, r.tos, r.pkts_sent,
+                            r.bytes_sent, r.tcp_flags, r.start_time, r.end_time, r.input_iface)
+                           for r in message.data)
+    return summary, headers, records
+
+
+def test_sharded_export_has_the_same_records_and_sequence_numbers(capture: Path) -> None:
+    one = v5_datagrams(capture, 1)
+    for workers in (2, 3):
+        summary, headers, records = v5_datagrams(capture, workers)
+        assert summary == one[0]
+        assert headers == one[1], f"{workers} workers: datagram sizes or sequence numbers differ"
+        assert records == one[2], f"{workers} workers: {len(records - one[2])} records differ"
+    assert len(one[1]) > 100 and sum(one[2].values()) > 5_000
+
+
+@pytest.mark.skipif(not HAVE_NFDUMP, reason="nfcapd/nfdump not installed")
+def test_nfcapd_reads_the_same_flows_from_one_and_two_workers(capture: Path, tmp_path: Path) -> None:
+    flows = []
+    for workers in (1, 2):
+        with start_nfcapd(tmp_path / f"nfcapd-{workers}") as collector:
+            read(capture, collector.port, workers)
+            collector.wait_idle()
+        flows.append(collections.Counter(
+            (f["src"], f["dst"], f["sport"], f["dport"], f["proto"], f["tos"], f["packets"], f["bytes"],
+             f["tcp_flags"], f["first_ms"], f["last_ms"], f["input"]) for f in collector.flows()))
+    assert sum(flows[0].values()) > 5_000
+    assert flows[1] == flows[0]
+
+
+def test_one_process_where_shards_could_not_repeat_one_cache() -> None:
+    cfg = load_config(None)
+    assert workers_for("x.pcap", cfg, 4) == 4
+    assert workers_for("-", cfg, 4) == 1  # standard input has one reader
+    assert workers_for("x.pcap", cfg, 1) == 1
+    assert workers_for("x.pcap", with_overrides(cfg, sampling_rate=10), 4) == 1  # 1-in-N counts every packet
