@@ -100,8 +100,11 @@ def _family_body() -> Node:
                                 choices=[("udp", "UDP (default)"), ("tcp", "TCP (version-ipfix only)")])),
     })
     service = container("Interfaces used to send monitored information", field_leaves(schema.ServiceInterface))
+    leaves = field_leaves(schema.FamilyOutput)
+    jflow = {k: leaves.pop(k) for k in list(leaves) if k == "flow-export-rate"}  # read under `inline-jflow`
     output = container("Configure output options for packet sampling", {
-        **field_leaves(schema.FamilyOutput),
+        **leaves,
+        "inline-jflow": container("Inline processing of sampled packets", jflow),
         "flow-server": keyed("Configure sending traffic aggregates in cflowd format",
                              value("address", "<hostname>", "Name of host collecting cflowd packets"), server),
         "interface": keyed("Interfaces used to send monitored information",
