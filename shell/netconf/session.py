@@ -121,6 +121,7 @@ class Session:
         self.user = user
         self.call = call
         self.kill = kill
+        self.configuring = False  # this session has a candidate (after <lock/> or <load-configuration>)
 
     async def answer(self, message: bytes) -> Reply:
         """The reply to one framed message (an `<rpc>`)."""
@@ -153,6 +154,8 @@ class Session:
             return await self._command(op)
         if name == "get-configuration":
             return await self._configuration(op.get("format", "xml"))
+        if name in CONFIG_OPERATIONS:
+            return await CONFIG_OPERATIONS[name](self, op)
         command = XML_RPCS.get(name)
         if command is None or command.rpc is None:
             raise RpcError("operation-not-supported", f"syntax error, expecting <rpc> operation: {name}",
@@ -226,6 +229,66 @@ class Session:
         if self.kill is None or not self.kill(number):
             raise RpcError("invalid-value", f"no session {number} of user {self.user}", bad="session-id")
         return "<ok/>"
+
+
+async def _lock(session: Session, op: ET.Element) -> str:
+    """`<lock><target><candidate/></target></lock>`: configure exclusive (others are told about the lock)."""
+    await session._daemon("config.enter", {"mode": "exclusive"})
+    session.configuring = True
+    return "<ok/>"
+
+
+async def _unlock(session: Session, op: ET.Element) -> str:
+    """`<unlock>`: leave configuration mode; uncommitted changes are discarded."""
+    await session._daemon("config.exit", {})
+    session.configuring = False
+    return "<ok/>"
+
+
+LOAD_MODES: Final = {"merge": "merge", "override": "override", "replace": "replace", "set": "merge"}
+
+
+async def _load(session: Session, op: ET.Element) -> str:
+    """`<load-configuration action="merge|override|replace|set" format="text|set">` into the candidate."""
+    action = op.get("action", "merge")
+    if action not in LOAD_MODES:
+        raise RpcError("invalid-value", f"action: expected merge, override, replace or set, got {action}",
+                       bad="action")
+    body = next((c for c in op if local(c.tag) in ("configuration-text", "configuration-set")), None)
+    if body is None or not (body.text or "").strip():
+        raise RpcError("missing-element", "load-configuration needs <configuration-text> or <configuration-set>",
+                       bad="configuration-text")
+    if not session.configuring:
+        await session._daemon("config.enter", {"mode": "private"})
+        session.configuring = True
+    await session._daemon("config.load", {"mode": LOAD_MODES[action], "text": body.text})
+    return "<load-configuration-results><ok/></load-configuration-results>"
+
+
+async def _commit(session: Session, op: ET.Element) -> str:
+    """`<commit-configuration>` with `<check/>`, `<log>COMMENT</log>`, `<confirmed/><confirm-timeout>N`."""
+    children = {local(c.tag): (c.text or "").strip() for c in op}
+    params: dict[str, Any] = {}
+    if "check" in children:
+        params["check"] = True
+    if children.get("log"):
+        params["comment"] = children["log"]
+    if "confirmed" in children:
+        timeout = children.get("confirm-timeout") or "10"
+        if not timeout.isdigit():
+            raise RpcError("invalid-value", f"confirm-timeout: expected minutes, got {timeout}", bad="confirm-timeout")
+        params["confirmed"] = int(timeout)
+    if not session.configuring:
+        await session._daemon("config.enter", {"mode": "private"})
+        session.configuring = True
+    await session._daemon("config.commit", params)
+    done = "<commit-check-success/>" if params.get("check") else "<commit-success/>"
+    return f"<commit-results><routing-engine><name>re0</name>{done}</routing-engine></commit-results>"
+
+
+CONFIG_OPERATIONS: Final[Mapping[str, Callable[[Session, ET.Element], Awaitable[str]]]] = {
+    "lock": _lock, "unlock": _unlock, "load-configuration": _load, "commit-configuration": _commit,
+}
 
 
 def _match(command: Command, op: ET.Element) -> Match:

@@ -290,3 +290,39 @@ def test_an_oversized_message_ends_the_session(netconf: Netconf) -> None:
 
     received = asyncio.run(run())
     assert received.startswith(b"<hello") and received.count(b"]]>]]>") == 1  # the hello, then the end
+
+
+def test_configuration_over_netconf_lock_load_commit_unlock(netconf: Netconf) -> None:
+    """Junos's edit cycle: <lock>, <load-configuration action="set">, <commit-configuration>, <unlock>."""
+    from ncclient.xml_ import to_ele
+
+    with ncclient_session(netconf, netconf.reader_key, netconf.reader, False) as m:  # type: ignore[attr-defined]
+        refused = None
+        try:
+            m.dispatch(to_ele("<lock><target><candidate/></target></lock>"))
+        except Exception as exc:
+            refused = exc
+        assert refused is not None and "permission denied" in str(refused)
+    with ncclient_session(netconf, netconf.root_key, "root", False) as m:  # type: ignore[attr-defined]
+        assert m.dispatch(to_ele("<lock><target><candidate/></target></lock>")).ok
+        bad = None
+        try:
+            m.dispatch(to_ele('<load-configuration action="set" format="text"><configuration-set>'
+                              "set forwarding-options sampling input rate 0</configuration-set>"
+                              "</load-configuration>"))
+            m.dispatch(to_ele("<commit-configuration/>"))
+        except Exception as exc:  # rate 0 is out of range: refused at load or at commit
+            bad = exc
+        assert bad is not None
+        assert m.dispatch(to_ele("<unlock><target><candidate/></target></unlock>")).ok
+        assert m.dispatch(to_ele("<lock><target><candidate/></target></lock>")).ok
+        load = m.dispatch(to_ele('<load-configuration action="set" format="text"><configuration-set>'
+                                 "set forwarding-options sampling input rate 7</configuration-set>"
+                                 "</load-configuration>"))
+        assert "load-configuration-results" in load.xml
+        commit = m.dispatch(to_ele("<commit-configuration><log>from netconf</log></commit-configuration>"))
+        assert "commit-success" in commit.xml
+        assert m.dispatch(to_ele("<unlock><target><candidate/></target></unlock>")).ok
+    assert "set forwarding-options sampling input rate 7" in cli(netconf.socket, "show configuration | display set")
+    history = cli(netconf.socket, "show system commit")
+    assert "from netconf" in history
