@@ -50,13 +50,16 @@ class Collector:
     def pending(self) -> bool:
         return bool(select.select([self.sock], [], [], 0)[0])
 
-    def drain(self, first: float = 5.0, limit: float = 10.0) -> None:
-        """Read datagrams until none came for 0.5 s (`first` s for the first one), for at most `limit` s."""
+    def drain(self, first: float = 5.0, limit: float = 10.0, quiet: float = 1.5) -> None:
+        """Read datagrams until none came for `quiet` s (`first` s for the first one), for at most `limit` s.
+
+        `quiet` is longer than the exporter's gathering delay (records wait up to 1 s to fill a datagram).
+        """
         deadline = time.monotonic() + limit
         wait = first
         while time.monotonic() < deadline and select.select([self.sock], [], [], wait)[0]:
             self.datagrams.append(dpkt.netflow.Netflow5(self.sock.recv(65535)))
-            wait = 0.5
+            wait = quiet
 
     def keys(self) -> set[tuple[str, str, int, int, int]]:
         return {(socket.inet_ntoa(r.src_addr.to_bytes(4, "big")), socket.inet_ntoa(r.dst_addr.to_bytes(4, "big")),
@@ -151,7 +154,7 @@ def test_seed_typed_with_set_exports_like_the_seed_file(tmp_path: Path, capture:
     deadline = time.monotonic() + 60
     while not want <= collector.keys() and time.monotonic() < deadline:
         assert d.cli("clear services accounting flow").returncode == 0
-        collector.drain(first=1.0, limit=2.0)
+        collector.drain(first=1.0, limit=3.0)
     assert collector.keys() == want
     assert {(x.version, x.engine_type, x.engine_id) for x in collector.datagrams} == {(5, 55, 5)}
 
