@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from collectors import free_udp_port
+from replayed_daemon import call, free_tcp_port, replayed_daemon
 
 from flowd.testing.synth import write_capture
 from flowd.testing.truth import GroundTruth, SynthSpec
@@ -22,13 +20,6 @@ REPO = Path(__file__).resolve().parents[2]
 HAVE_PROMTOOL = shutil.which("promtool") is not None
 
 pytestmark = pytest.mark.integration
-
-
-def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def http(port: int, request: bytes, timeout: float = 10.0) -> bytes:
@@ -65,38 +56,15 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int,
     port = free_tcp_port()
     text = (REPO / "flowd" / "data" / "default.yaml").read_text()
     (tmp / "routes.txt").write_text("198.18.0.0/16 64501 192.0.2.1\n2001:db8::/32 64502\n198.19.0.0/16 64503\n")
-    (tmp / "flowd.yaml").write_text(text + f"  metrics:\n    listen: 127.0.0.1\n    port: {port}\n"
+    config = (text + f"  metrics:\n    listen: 127.0.0.1\n    port: {port}\n"
                                     f"  routing:\n    prefix-file:\n      {tmp / 'routes.txt'}: {{format: flowd}}\n")
-    sock = str(tmp / "flowd.sock")
-    log = open(tmp / "flowd.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "flowd", "--config", str(tmp / "flowd.yaml"), "--socket", sock,
-                             "--replay", str(tmp / "t.pcap"), "--replay-speed", "max",
-                             "--flow-server", f"127.0.0.1:{free_udp_port()}", "--active-timeout", "1800",
-                             "--inactive-timeout", "1800"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=log)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, (tmp / "flowd.log").read_text()
-            assert time.monotonic() < deadline, "the replay did not finish"
-            try:
-                if show(sock, "accounting.status")["interface_state"] == "Idle":
-                    break
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.1)
+    with replayed_daemon(tmp, config, tmp / "t.pcap") as sock:
         yield sock, port, truth
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
 
 
-def show(sock: str, method: str) -> dict[str, object]:
-    with socket.socket(socket.AF_UNIX) as s:
-        s.connect(sock)
-        s.sendall(json.dumps({"id": 1, "method": method, "params": {}}).encode() + b"\n")
-        reply = json.loads(s.makefile("rb").readline())
-    assert reply["ok"], reply
-    return reply["result"]["interfaces"][0]  # type: ignore[no-any-return]
+def show(sock: str, method: str) -> dict[str, Any]:
+    block: dict[str, Any] = call(sock, method)["interfaces"][0]
+    return block
 
 
 def test_values_equal_the_shows(daemon: tuple[str, int, GroundTruth]) -> None:

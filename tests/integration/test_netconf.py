@@ -13,7 +13,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import asyncssh
 import pytest
-from collectors import free_udp_port
+from replayed_daemon import free_tcp_port, replayed_daemon
 
 from flowd.testing.synth import write_capture
 from flowd.testing.truth import SynthSpec
@@ -42,27 +41,11 @@ class Netconf:
     stranger_key: Path
 
 
-def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def write_key(path: Path) -> asyncssh.SSHKey:
     key = asyncssh.generate_private_key("ssh-ed25519")
     path.write_bytes(key.export_private_key())
     path.chmod(0o600)
     return key
-
-
-def show(sock: str, method: str, params: dict[str, object] | None = None) -> dict[str, object]:
-    with socket.socket(socket.AF_UNIX) as s:
-        s.connect(sock)
-        s.sendall(json.dumps({"id": 1, "method": method, "params": params or {}}).encode() + b"\n")
-        reply = json.loads(s.makefile("rb").readline())
-    assert reply["ok"], reply
-    return reply["result"]  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="module")
@@ -86,31 +69,15 @@ def netconf(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Netconf]:
     text += (f"  control:\n    read-group: {group}\n"
              f"  netconf:\n    listen: 127.0.0.1\n    port: {port}\n    authorized-keys: {keys}/%u.keys\n"
              f"    host-key: {tmp}/host.key\n    max-sessions: 4\n")
-    (tmp / "flowd.yaml").write_text(text)
-    sock = str(tmp / "flowd.sock")
-    log = open(tmp / "flowd.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "flowd", "--config", str(tmp / "flowd.yaml"), "--socket", sock,
-                             "--replay", str(tmp / "t.pcap"), "--replay-speed", "max",
-                             "--flow-server", f"127.0.0.1:{free_udp_port()}", "--active-timeout", "1800",
-                             "--inactive-timeout", "1800"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=log)
+
+    def listening() -> bool:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp / "flowd.log").read_text()
-            assert time.monotonic() < deadline, (tmp / "flowd.log").read_text()
-            try:
-                idle = show(sock, "accounting.status")["interfaces"][0]["interface_state"] == "Idle"  # type: ignore[index]
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    pass
-                if idle:
-                    break
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.1)
-        yield Netconf(port, sock, root_key, reader, reader_key, stranger_key)
+        with replayed_daemon(tmp, text, tmp / "t.pcap", ready=listening) as sock:
+            yield Netconf(port, sock, root_key, reader, reader_key, stranger_key)
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
         subprocess.run(["userdel", reader], capture_output=True)
         subprocess.run(["groupdel", group], capture_output=True)
 
