@@ -91,8 +91,12 @@ class DemoEnded(Exception):
         self.signum = signum
 
 
+_CLEANING: list[bool] = []  # set once the cleanup has begun: later signals must not cut it short
+
+
 def _end(signum: int, frame: FrameType | None) -> None:
-    raise DemoEnded(signum)
+    if not _CLEANING:
+        raise DemoEnded(signum)
 
 
 def _ignore(signum: int, frame: FrameType | None) -> None:
@@ -154,12 +158,21 @@ def run_demo(config: str | None, *, out: TextIO = sys.stdout) -> int:
     except DemoEnded as ended:
         return 128 + ended.signum
     finally:
-        for sig in _ENDING_SIGNALS:  # one more signal must not cut the cleanup short
-            signal.signal(sig, signal.SIG_IGN)
-        _stop(shell, signal.SIGHUP)
-        _stop(daemon, signal.SIGTERM)
-        sink.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+        # Closing a terminal sends SIGHUP more than once (to the shell's jobs and to the foreground
+        # group): a signal that lands as the cleanup starts must not cut it short, so it starts again.
+        while True:
+            try:
+                _CLEANING.append(True)
+                for sig in _ENDING_SIGNALS:
+                    signal.signal(sig, signal.SIG_IGN)
+                _stop(shell, signal.SIGHUP)
+                _stop(daemon, signal.SIGTERM)
+                sink.close()
+                shutil.rmtree(tmp, ignore_errors=True)
+                break
+            except DemoEnded:
+                continue
+        _CLEANING.clear()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
