@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 missing=()
 for tool in tshark:tshark nfcapd:nfdump nfacctd:pmacct softflowd:softflowd tcpreplay:tcpreplay ip:iproute2 \
-        systemd-analyze:systemd strace:strace promtool:prometheus; do
+        systemd-analyze:systemd strace:strace promtool:prometheus bird:bird2 exabgp:exabgp; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
 # the compiled extensions (flowd/native/*.c) need a C compiler and the headers of the Python that builds them
