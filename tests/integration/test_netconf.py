@@ -141,11 +141,7 @@ def test_ncclient_raw_rpcs_in_both_framings(netconf: Netconf, base10_only: bool)
         assert "system-uptime-information" in uptime.xml
         config = m.dispatch(to_ele('<get-configuration format="set"/>'))
         assert "set forwarding-options sampling input rate 1" in config.xml
-        bad = None
-        try:
-            m.dispatch(to_ele("<get-no-such-information/>"))
-        except Exception as exc:  # ncclient raises RPCError for an rpc-error reply
-            bad = exc
+        bad = rpc_error(m, "<get-no-such-information/>")
         assert bad is not None and "get-no-such-information" in str(bad)
 
 
@@ -159,16 +155,23 @@ def test_a_wrong_key_is_refused(netconf: Netconf) -> None:
         asyncio.run(attempt())
 
 
+def rpc_error(manager: object, rpc: str) -> Exception | None:
+    """The error an RPC's <rpc-error> reply raises in ncclient, or None when the RPC succeeded."""
+    from ncclient.xml_ import to_ele
+
+    try:
+        manager.dispatch(to_ele(rpc))  # type: ignore[attr-defined]
+    except Exception as exc:  # ncclient raises RPCError for an rpc-error reply
+        return exc
+    return None
+
+
 def test_read_class_user_cannot_clear(netconf: Netconf) -> None:
     from ncclient.xml_ import to_ele
 
     with ncclient_session(netconf, netconf.reader_key, netconf.reader, False) as m:  # type: ignore[attr-defined]
         assert m.dispatch(to_ele("<get-service-accounting-flow-information/>")).ok
-        refused = None
-        try:
-            m.dispatch(to_ele("<clear-service-accounting-statistics/>"))
-        except Exception as exc:
-            refused = exc
+        refused = rpc_error(m, "<clear-service-accounting-statistics/>")
         assert refused is not None and "permission denied" in str(refused)
     with ncclient_session(netconf, netconf.root_key, "root", False) as m:  # type: ignore[attr-defined]
         assert m.dispatch(to_ele("<clear-service-accounting-statistics/>")).ok
@@ -264,11 +267,7 @@ def test_configuration_over_netconf_lock_load_commit_unlock(netconf: Netconf) ->
     from ncclient.xml_ import to_ele
 
     with ncclient_session(netconf, netconf.reader_key, netconf.reader, False) as m:  # type: ignore[attr-defined]
-        refused = None
-        try:
-            m.dispatch(to_ele("<lock><target><candidate/></target></lock>"))
-        except Exception as exc:
-            refused = exc
+        refused = rpc_error(m, "<lock><target><candidate/></target></lock>")
         assert refused is not None and "permission denied" in str(refused)
     with ncclient_session(netconf, netconf.root_key, "root", False) as m:  # type: ignore[attr-defined]
         assert m.dispatch(to_ele("<lock><target><candidate/></target></lock>")).ok
