@@ -7,10 +7,30 @@ aggregation formats; all big-endian. Header, 28 bytes:
     B engine_type  B engine_id  B aggregation (method, below)  B agg_version (2)  I reserved (0)
 
 ``flow_sequence`` counts the aggregate records this exporter sent before the datagram (per
-datagram, as in v5). Juniper's and Cisco's tables both call the last four bytes "Reserved", and
-Wireshark dissects them as reserved: the v8 header has no sampling field, so flowd writes 0 there
-and the counts are the sampled counts, as Junos exports them; the rate reaches collectors through
-the v5 and v9/IPFIX exports of the same service.
+datagram, as in v5). ``engine_type`` / ``engine_id`` are the output's ``interface`` ``engine-type`` /
+``engine-id`` (0 without one), ``aggregation`` the method below, ``agg_version`` 2.
+
+The last four bytes stay 0: no decoder or vendor document defines a sampling interval (or anything
+else) there, so flowd invents no layout for them. The evidence:
+
+* Juniper, "Flow Monitoring Version 8 Format Output Fields": Reserved, "Empty field reserved for
+  future usage" (https://www.juniper.net/documentation/us/en/software/junos/flow-monitoring/topics/concept/flowmonitoring-output-formats-version8-solutions.html).
+* Cisco, "NetFlow Export Datagram Formats" (CNS NetFlow Collection Engine guide, versions 1, 5, 7
+  and 8): engine type, engine id, aggregation, aggregation version, then reserved
+  (http://www.cisco.com/en/US/docs/net_mgmt/netflow_collection_engine/4.0/installation/guide/format.html).
+* Wireshark, epan/dissectors/packet-cflow.c (https://github.com/wireshark/wireshark): for versions 7
+  and 8 it dissects the 4 bytes as ``cflow.reserved``; SamplingMode / SampleRate
+  (``cflow.samplingmode``, ``cflow.samplerate``) exist for version 5 only. tshark 4.0 shows the same
+  (tests/routing/test_v8.py).
+* flow-tools, lib/ftlib.h ``struct ftpdu_v8_gen`` (https://github.com/adsr/flow-tools):
+  ``u_int32 reserved`` after ``agg_version``; pmacct, src/nfacctd.h ``struct struct_header_v8``
+  (https://github.com/pmacct/pmacct): ``u_int32_t reserved``. Huawei's NetStream v8 header
+  documents no sampling field either.
+
+So the aggregate counts are the sampled counts, as Junos exports them, and the 1-in-N reaches
+collectors where the formats carry it: the v5 header (bytes 22-23, mode 01 and N, flowd.export.v5)
+of the version 5 server that Junos allows beside a version 8 server in the same output, and the
+v9/IPFIX options data (samplingInterval, IE 34) of the other outputs. docs/routing.md says the same.
 
 Aggregation methods (``aggregation { ... }`` in a ``version 8`` flow-server) and their records; each
 starts with ``I flows  I dPkts  I dOctets  I First  I Last`` (First/Last: sysUptime ms of the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
+import socket
 import struct
 from collections import defaultdict
 from pathlib import Path
@@ -11,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from flowd.config.loader import parse_config
+from flowd.export.exporter import Exporter
 from flowd.export.v8 import (
     AS_TRANS,
     MAX_RECORDS,
@@ -177,3 +180,91 @@ def test_method_mismatch_is_refused() -> None:
     with pytest.raises(ValueError, match="method AS for a PREFIX server"):
         encode_v8(aggregate(recs.with_routes(routes), Aggregation.AS), now=NOW, boot=BOOT, sequence=0,
                   header=V8Header(Aggregation.PREFIX))
+
+
+GOLDEN = Path(__file__).resolve().parents[1] / "data" / "export" / "v8_protocol_port.bin"
+GOLDEN_NOTE = """\
+v8_protocol_port.bin: one cflowd/NetFlow v8 datagram (28 + 3 * 28 = 112 bytes) written by
+tests/routing/test_v8.py (`pytest tests/routing/test_v8.py --update-golden`); never edit by hand.
+Header: version 8, count 3, sysUptime 600500 ms, unix_secs 1700000600, unix_nsecs 500000000,
+flow_sequence 41, engine_type 3, engine_id 9, aggregation 2 (protocol-port), agg_version 2,
+reserved 0 (bytes 24-27: no sampling field in v8; see flowd/export/v8.py).
+Records (flows, packets, bytes, First/Last ms, protocol, ports), from three flows of ground_truth(3, seed=7).
+"""
+# bytes 20-27 of the golden header: engine type 3, engine id 9, protocol-port (2), aggregation version 2, reserved
+HEADER_TAIL = bytes((3, 9, 2, 2, 0, 0, 0, 0))
+
+
+def golden_datagram() -> bytes:
+    recs, routes, _ = ground_truth(3, seed=7)
+    aggs = aggregate(recs.with_routes(routes), Aggregation.PROTOCOL_PORT)
+    assert len(aggs) == 3
+    (datagram,) = encode_v8(aggs, now=NOW, boot=BOOT, sequence=41,
+                            header=V8Header(Aggregation.PROTOCOL_PORT, engine_type=3, engine_id=9))
+    return datagram
+
+
+def test_golden(update_golden: bool) -> None:
+    datagram = golden_datagram()
+    if update_golden:
+        GOLDEN.write_bytes(datagram)
+        GOLDEN.with_suffix(".txt").write_text(GOLDEN_NOTE)
+    assert GOLDEN.exists(), f"{GOLDEN} is missing: run pytest {__file__} --update-golden"
+    assert datagram == GOLDEN.read_bytes()
+    head = datagram[:28]  # every header field, byte for byte
+    assert head[:4] == b"\x00\x08\x00\x03"  # version 8, count 3
+    assert head[4:8] == (600_500).to_bytes(4, "big")  # sysUptime ms
+    assert head[8:16] == int(NOW).to_bytes(4, "big") + (500_000_000).to_bytes(4, "big")
+    assert head[16:20] == (41).to_bytes(4, "big")  # flow_sequence
+    assert head[20:28] == HEADER_TAIL
+
+
+@pytest.mark.skipif(TSHARK is None, reason="tshark is not installed")
+def test_tshark_reads_the_header_fields(tmp_path: Path) -> None:
+    """Wireshark's dissector names bytes 24-27 of a v8 header Reserved and reads no sampling fields there."""
+    pcap = tmp_path / "v8.pcap"
+    write_udp_pcap(pcap, [GOLDEN.read_bytes()], dport=PORT)
+    assert tshark_problems(pcap, [PORT]) == ""
+    fields = ("cflow.version", "cflow.count", "cflow.sequence", "cflow.engine_type", "cflow.engine_id",
+              "cflow.aggmethod", "cflow.aggversion", "cflow.reserved", "cflow.samplingmode", "cflow.samplerate")
+    out = tshark("-r", str(pcap), "-d", f"udp.port=={PORT},cflow", "-T", "fields", "-E", "separator=;", "-E", "occurrence=f",
+                 *(a for f in fields for a in ("-e", f)))
+    assert out.strip().split(";") == ["8", "3", "41", "3", "9", "2", "2", "00000000", "", ""]  # first Reserved: the header's
+
+
+V5_BESIDE_V8 = """
+forwarding-options:
+  sampling:
+    input: {{rate: 100}}
+    family:
+      inet:
+        output:
+          aggregate-export-interval: 90
+          flow-server:
+            127.0.0.1: {{port: {v5}, version: 5}}
+            127.0.0.2: {{port: {v8}, version: 8, aggregation: {{protocol-port: true}}}}
+"""
+
+
+def test_the_sampling_rate_of_a_v8_output_rides_in_the_v5_header() -> None:
+    """v8 has no sampling field; the v5 server of the same output carries the 1-in-N (mode 01, N)."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+    for sock, host in zip(sockets, ("127.0.0.1", "127.0.0.2"), strict=True):
+        sock.bind((host, 0))
+        sock.settimeout(5)
+    v5, v8 = sockets
+    cfg = parse_config(V5_BESIDE_V8.format(v5=v5.getsockname()[1], v8=v8.getsockname()[1]), source="test",
+                       syntax="yaml")
+    ex = Exporter(cfg, boot=BOOT)
+    try:
+        recs, routes, _ = ground_truth(40, seed=8)
+        ex.export("inet", recs.with_routes(routes), NOW)
+        ex.flush()
+        ex.flush_aggregates(NOW + 1)
+        head5, head8 = v5.recv(65536)[:24], v8.recv(65536)[:28]
+    finally:
+        ex.close()
+        for sock in sockets:
+            sock.close()
+    assert struct.unpack_from("!H", head5, 22)[0] == 0x4000 | 100  # v5: mode 01 (1-in-N), interval 100
+    assert head8[:2] == b"\x00\x08" and head8[24:28] == bytes(4)
