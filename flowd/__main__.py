@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "export every flow, print a summary and exit")
     p.add_argument("--workers", metavar="N", type=positive, default=None,
                    help="with --read: processes sharing the flow cache, split by flow key (default: one per "
-                   "CPU; 1 when reading stdin or when sampling is not 1-in-1); the export is the same flows "
+                   "CPU, one for a file under 16 MiB; 1 when reading stdin or when sampling is not 1-in-1); the export is the same flows "
                    "with the same sequence numbers as with 1")
     d = p.add_argument_group("daemon (the default when --read is not given)")
     d.add_argument("--socket", metavar="PATH",
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.read:
         from flowd.runtime.batch_mode import run_batch
 
-        return run_batch(args.read, cfg, workers=args.workers or len(os.sched_getaffinity(0)))
+        return run_batch(args.read, cfg, workers=args.workers)
     return run_daemon(args, cfg)
 
 

@@ -34,11 +34,11 @@ FLUSH_CHUNK = 8192  # flows ended and exported at a time by the end-of-file flus
 
 
 def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: int = BATCH,
-              workers: int = 1) -> int:
+              workers: int | None = 1) -> int:
     """Process one capture file; print the summary; return the exit status.
 
-    With ``workers`` above 1 the flow cache is split across that many processes
-    (flowd.runtime.batch_shards, which says when it falls back to one).
+    With ``workers`` above 1 the flow cache is split across that many processes; ``None`` lets
+    flowd.runtime.batch_shards choose (it also says when it falls back to one).
     """
     started = time.perf_counter()
     error: str | None = None

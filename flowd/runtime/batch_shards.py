@@ -15,7 +15,8 @@ chunks of ``chunk`` flows per family, as the one-process run does.
 Frames, decode drops and the statistics of the frames themselves are counted by the main process;
 each shard counts what its own packets did (sampled, filtered, flows), and the summary sums them.
 
-When it is not used (``workers_for``): reading standard input (one reader only), and sampling that
+When it is not used (``workers_for``): a file under SPLIT_MIN_BYTES when ``--workers`` is not given,
+reading standard input (one reader only), and sampling that
 depends on the order of all packets (1-in-N with N > 1, run-length, a packets-per-second cap), whose
 decisions a shard seeing only its own packets could not repeat. The flow cache's max-flows is split
 between the shards, as with capture workers, so a full cache can evict differently.
@@ -23,11 +24,11 @@ between the shards, as with capture workers, so a full cache can evict different
 
 from __future__ import annotations
 
-import multiprocessing
-import multiprocessing.connection
+import os
 import traceback
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -44,11 +45,29 @@ from flowd.model.flowkey import KEY_BYTES
 from flowd.runtime.read_ahead import decoded_batches
 from flowd.runtime.shard import merge_ingest, shard_config
 
+if TYPE_CHECKING:  # multiprocessing is imported when shards start: a one-process run does without it
+    import multiprocessing.connection
+    import multiprocessing.process
+
+# Below this size a file is read by one process: forking and feeding shards costs more than it saves
+# (a 16 MiB capture is some 25,000 full-size frames, a few tens of milliseconds in one process).
+SPLIT_MIN_BYTES: Final = 16 << 20
+
 Flows = dict[str, FlowRecords]
 
 
-def workers_for(path: str, cfg: Config, asked: int) -> int:
-    """How many processes ``--read PATH --workers ASKED`` runs (1 where sharding cannot repeat one cache)."""
+def workers_for(path: str, cfg: Config, asked: int | None) -> int:
+    """How many processes ``--read PATH [--workers ASKED]`` runs (1 where sharding cannot repeat one cache).
+
+    Without ``--workers`` (``None``): one per CPU this process may run on, but one for a file under
+    SPLIT_MIN_BYTES, where starting and feeding shards would cost more than it saves.
+    """
+    if asked is None:
+        try:
+            small = os.stat(path).st_size < SPLIT_MIN_BYTES
+        except OSError:
+            small = False  # opening it reports the error
+        asked = 1 if small else len(os.sched_getaffinity(0))
     if asked <= 1 or path == "-":
         return 1
     for family in cfg.families.values():
@@ -112,6 +131,7 @@ class Shards:
 
     def __init__(self, path: str, cfg: Config, shards: int, batch_size: int) -> None:
         self.shards = shards
+        import multiprocessing
         self.pipeline = Pipeline(shard_config(cfg, shards))
         context = multiprocessing.get_context("fork")
         self._conns: list[multiprocessing.connection.Connection] = []

@@ -15,22 +15,25 @@ from __future__ import annotations
 import logging
 import shlex
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from flowd.config.schema import BgpNeighbor, RoutingConfig
 from flowd.model.batch import FlowRecords
-from flowd.routing.bgp import BgpSession, BgpSpeaker
-from flowd.routing.kernel import KernelRoutes
 from flowd.routing.prefixfile import PrefixFileError, read_prefix_file
 from flowd.routing.resolve import RouteSet
 from flowd.routing.rib import SourceRib
+
+if TYPE_CHECKING:  # imported where a session or the kernel table is started: batch mode needs neither
+    from flowd.routing.bgp import BgpSession, BgpSpeaker
+    from flowd.routing.kernel import KernelRoutes
 
 log = logging.getLogger(__name__)
 
 
 def session_for(neighbor: BgpNeighbor) -> BgpSession:
+    from flowd.routing.bgp import BgpSession
     return BgpSession(neighbor=neighbor.address, peer_as=neighbor.peer_as, local_as=neighbor.local_as,
                       local_address=neighbor.local_address, router_id=neighbor.router_id,
                       passive=neighbor.passive, port=neighbor.port, speaker=tuple(shlex.split(neighbor.speaker)))
@@ -143,12 +146,14 @@ class RouteSources:
         self._rebuild()
 
     async def _start_bgp(self, neighbor: BgpNeighbor) -> None:
+        from flowd.routing.bgp import BgpSpeaker
         rib = SourceRib(f"bgp {neighbor.address}")
         speaker = BgpSpeaker(session_for(neighbor), rib, self.clock)
         await speaker.start()
         self.bgp[neighbor] = (rib, speaker)
 
     async def _start_kernel(self) -> None:
+        from flowd.routing.kernel import KernelRoutes
         rib = SourceRib("kernel")
         follower = KernelRoutes(rib, self.clock)
         await follower.start()

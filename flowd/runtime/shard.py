@@ -15,11 +15,10 @@ import resource
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
-from flowd.capture.live import LiveCapture
 from flowd.config.schema import Config
 from flowd.core.flowtable import TableCounters
 from flowd.core.pipeline import Pipeline
@@ -27,6 +26,9 @@ from flowd.core.stats import IngestStats, RateMeter
 from flowd.model.batch import FlowRecords, FrameBatch
 from flowd.model.expiry import ExpiryReason
 from flowd.runtime.budget import SharedBudget
+
+if TYPE_CHECKING:  # batch mode never captures live: it need not import the capture (nor asyncio)
+    from flowd.capture.live import LiveCapture
 
 RATE_WINDOW: Final = 10.0  # seconds behind "10-second rate" and the per-second memory rates
 OVERLOAD_HOLD: Final = 10.0  # seconds PPS overload stays on after the last refused or dropped packet

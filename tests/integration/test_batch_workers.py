@@ -9,6 +9,7 @@ middle of the file (by timeout, by FIN/RST) as well as at the end.
 from __future__ import annotations
 
 import collections
+import os
 import socket
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from collectors import HAVE_NFDUMP, start_nfcapd
 
 from flowd.config.loader import load_config
 from flowd.config.overrides import with_overrides
-from flowd.runtime.batch_shards import workers_for
+from flowd.runtime.batch_shards import SPLIT_MIN_BYTES, workers_for
 from flowd.testing.synth import write_capture
 from flowd.testing.truth import SynthSpec
 
@@ -100,3 +101,14 @@ def test_one_process_where_shards_could_not_repeat_one_cache() -> None:
     assert workers_for("-", cfg, 4) == 1  # standard input has one reader
     assert workers_for("x.pcap", cfg, 1) == 1
     assert workers_for("x.pcap", with_overrides(cfg, sampling_rate=10), 4) == 1  # 1-in-N counts every packet
+
+
+def test_without_workers_a_small_file_is_read_by_one_process_a_large_one_by_every_cpu(tmp_path: Path) -> None:
+    cfg = load_config(None)
+    small, large = tmp_path / "small.pcap", tmp_path / "large.pcap"
+    small.write_bytes(b"\0" * 1024)
+    with large.open("wb") as f:
+        f.truncate(SPLIT_MIN_BYTES)  # sparse: the size is what counts
+    assert workers_for(str(small), cfg, None) == 1
+    assert workers_for(str(large), cfg, None) == len(os.sched_getaffinity(0))
+    assert workers_for(str(small), cfg, 2) == 2  # asked for: honoured
