@@ -95,10 +95,11 @@ class Run:
 
 def mixed(spec: SynthSpec) -> SynthSpec:
     """The mixed full-frame capture of the performance issue: whole frames (no snaplen), about 25% IPv6 of
-    which a tenth carry a hop-by-hop header, 5% IPv4 fragments, 802.1Q, QinQ and MPLS, 1% damaged frames
-    (the generator makes no IPv6 fragments)."""
-    return replace(spec, snaplen=65535, ipv6_share=0.25, hop_by_hop_share=0.1, fragment_share=0.05,
-                   vlan_share=0.1, qinq_share=0.05, mpls_share=0.05, damaged_share=0.01)
+    which a tenth carry a hop-by-hop header, 5% of the frames IPv4 fragments and 5% IPv6 fragments (first
+    and non-first halves of UDP datagrams), 802.1Q, QinQ and MPLS, 1% damaged frames."""
+    return replace(spec, snaplen=65535, ipv6_share=0.25, hop_by_hop_share=0.1, fragment_share=0.025,
+                   ipv6_fragment_share=0.025, vlan_share=0.1, qinq_share=0.05, mpls_share=0.05,
+                   damaged_share=0.01)
 
 
 def flowd_command(capture: Path, port: int, workers: int | None = None) -> list[str]:

@@ -21,8 +21,10 @@ from flowd.testing.layout import (
     ETHERTYPE_QINQ,
     ETHERTYPE_VLAN,
     FRAGMENT_PAYLOAD,
+    FRAGMENT_PAYLOAD_V6,
     HOP_BY_HOP,
     HOP_BY_HOP_BODY,
+    IPV6_FRAGMENT,
     I32,
     ICMP,
     ICMPV6,
@@ -195,26 +197,34 @@ def _records(fr: Frames, rows: Rows, sec: I64, usec: I64, snaplen: int, width: i
     s = (s & 0xFFFF) + (s >> 16)
     _put(f, r4, c + 10, ~s & 0xFFFF, 2)
 
-    # IPv6 header and the hop-by-hop extension header.
+    # IPv6 header, the hop-by-hop extension header, then the fragment header (RFC 8200 §4.1 order).
     r6 = np.flatnonzero(ip & (version == 6))
     c = l3[r6]
     hbh6 = rows.hbh[g[r6]]
+    frag6 = fr.frag[r6]
+    after_hbh = np.where(frag6 != 0, IPV6_FRAGMENT, proto[r6])
     tos6 = rows.tos[g[r6]].astype(np.int64)
     _put(f, r6, c, 0x60 | tos6 >> 4, 1)
     _put(f, r6, c + 1, (tos6 & 0x0F) << 4, 1)
     _put(f, r6, c + 4, fr.iplen[r6].astype(np.int64) - 40, 2)
-    _put(f, r6, c + 6, np.where(hbh6, HOP_BY_HOP, proto[r6]), 1)
+    _put(f, r6, c + 6, np.where(hbh6, HOP_BY_HOP, after_hbh), 1)
     _put(f, r6, c + 7, rows.ttl[g[r6]], 1)
     _put_bytes(f, r6, c + 8, rows.src[g[r6]])
     _put_bytes(f, r6, c + 24, rows.dst[g[r6]])
     h = np.flatnonzero(hbh6)
     if h.size:
-        _put(f, r6[h], c[h] + 40, proto[r6[h]], 1)
+        _put(f, r6[h], c[h] + 40, after_hbh[h], 1)
         _put_bytes(f, r6[h], c[h] + 41, np.tile(np.frombuffer(HOP_BY_HOP_BODY, np.uint8), (h.size, 1)))
+    fh = np.flatnonzero(frag6 != 0)
+    if fh.size:  # next header, reserved, offset (8-byte units) << 3 | M, identification
+        rf, cf = r6[fh], c[fh] + 40 + 8 * hbh6[fh].astype(np.int64)
+        _put(f, rf, cf, proto[rf], 1)
+        _put(f, rf, cf + 2, np.where(frag6[fh] == 1, 1, FRAGMENT_PAYLOAD_V6), 2)
+        _put(f, rf, cf + 4, fr.ipid[rf], 4)
 
     # Transport headers (none in non-first fragments).
     l4 = l3 + np.where(version == 4, 4 * np.maximum(fr.ihl.astype(np.int64), 5),
-                       40 + 8 * rows.hbh[g].astype(np.int64))
+                       40 + 8 * rows.hbh[g].astype(np.int64) + 8 * (fr.frag != 0))
     has_l4 = ip & (kind != FrameKind.FRAGMENT)
     r = np.flatnonzero(has_l4 & (proto == TCP))
     c = l4[r]

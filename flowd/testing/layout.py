@@ -29,6 +29,7 @@ FIN_SHARE_OF_ENDINGS: Final = 0.8  # the rest of the closing TCP conversations e
 MTU: Final = 1500
 MIN_FRAME: Final = 60  # Ethernet minimum without FCS: shorter frames are zero-padded
 FRAGMENT_PAYLOAD: Final = 1480  # IP payload of a first fragment (total length 1500, IHL 5)
+FRAGMENT_PAYLOAD_V6: Final = 1440  # fragmentable part of an IPv6 first fragment (a multiple of 8)
 # Longest header stack written: Ethernet 14 + QinQ 8 + 3 MPLS labels 12 + IPv4 with 40 bytes of
 # options 60 + TCP 20. A snap length below this would cut accountable packets inside a header.
 MAX_HEADER: Final = 114
@@ -47,6 +48,7 @@ IPV4_MF: Final = 0x2000
 ROUTER_ALERT: Final = bytes((0x94, 0x04, 0x00, 0x00))  # IPv4 option, RFC 2113
 IPV4_NOP: Final = 0x01
 HOP_BY_HOP: Final = 0
+IPV6_FRAGMENT: Final = 44  # the fragment extension header (8 bytes: next header, 0, offset|M, identification)
 HOP_BY_HOP_BODY: Final = bytes((0, 0x05, 0x02, 0x00, 0x00, 0x01, 0x00))  # len 0, Router Alert, PadN
 
 V4_SRC_BASE: Final = 0xC6120000  # 198.18.0.0/16

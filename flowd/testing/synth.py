@@ -8,8 +8,9 @@ What is in it
 -------------
 Conversations (``SynthSpec.flows`` of them) with heavy-tailed sizes (Pareto shape 1.1, the largest
 capped at 3% of the packets); 70/25/5 TCP/UDP/ICMP; IPv4 and IPv6; 802.1Q and QinQ tags; MPLS stacks of
-1-3 labels over IPv4 and IPv6; IPv4 with options; IPv6 with a hop-by-hop header; IPv4 UDP datagrams sent
-as a first fragment (ports present) plus a non-first fragment (no ports); TCP conversations that end
+1-3 labels over IPv4 and IPv6; IPv4 with options; IPv6 with a hop-by-hop header; IPv4 and IPv6 UDP
+datagrams sent as a first fragment (ports present) plus a non-first fragment (no ports; IPv6 ones carry
+a fragment header after any hop-by-hop header, as RFC 8200 orders them); TCP conversations that end
 with FIN or RST, some with a last ACK after the FIN; planted idle gaps longer than the inactive timeout;
 long conversations that cross the active timeout; ARP frames; damaged frames (cut inside the IP header,
 IPv4 with an IHL below 5, or truncated on the wire: a 60-byte frame whose IPv4 total length says 1500,
@@ -53,6 +54,7 @@ from flowd.testing.layout import (
     FIN,
     FIN_SHARE_OF_ENDINGS,
     FRAGMENT_PAYLOAD,
+    FRAGMENT_PAYLOAD_V6,
     ICMP,
     ICMP_TYPES,
     ICMPV6,
@@ -172,8 +174,15 @@ def _conversations(rng: np.random.Generator, spec: SynthSpec, sizes: I64) -> Row
     raise ValueError("too many flows for the address ranges")
 
 
+def _carriers(rng: np.random.Generator, candidates: I64, n: int) -> I64:
+    """``n`` packets (at most every candidate) that become first fragments, in order."""
+    if n == 0:  # no draw: a spec without them generates the same bytes as before they existed
+        return np.zeros(0, np.int64)
+    return np.sort(rng.choice(candidates, size=min(n, candidates.size), replace=False))
+
+
 def _conversation_packets(rng: np.random.Generator, spec: SynthSpec, rows: Rows, sizes: I64,
-                          n_frag: int) -> tuple[Frames, I64]:
+                          n_frag: int, n_frag6: int) -> tuple[Frames, I64]:
     """The packets of every conversation; returns them and the indices of first fragments."""
     c = int(sizes.shape[0])
     total = int(sizes.sum())
@@ -214,9 +223,11 @@ def _conversation_packets(rng: np.random.Generator, spec: SynthSpec, rows: Rows,
     flags[last_idx[rst]] = np.where(rng.random(int(rst.sum())) < 0.5, RST, RST | ACK)
     flags[~tcp] = 0
 
-    # First fragments among the IPv4 UDP packets; IPv4 options on a share of the other IPv4 packets.
-    candidates = np.flatnonzero(v4 & (rows.proto[conv] == UDP))
-    carriers = np.sort(rng.choice(candidates, size=min(n_frag, candidates.size), replace=False))
+    # First fragments among the IPv4 and IPv6 UDP packets; IPv4 options on a share of the other IPv4 packets.
+    udp = rows.proto[conv] == UDP
+    carriers4 = _carriers(rng, np.flatnonzero(v4 & udp), n_frag)
+    carriers6 = _carriers(rng, np.flatnonzero(~v4 & udp), n_frag6)
+    carriers = np.sort(np.concatenate([carriers4, carriers6]))
     frag = np.zeros(total, np.uint8)
     frag[carriers] = 1
     ihl = np.where(v4, 5, 0).astype(np.uint8)
@@ -224,7 +235,7 @@ def _conversation_packets(rng: np.random.Generator, spec: SynthSpec, rows: Rows,
     ihl[options] = rng.integers(6, 16, int(options.sum()))
 
     # Lengths: headers plus a payload typical of each protocol.
-    l3 = np.where(v4, 4 * ihl.astype(np.int64), 40 + 8 * rows.hbh[conv])
+    l3 = np.where(v4, 4 * ihl.astype(np.int64), 40 + 8 * rows.hbh[conv] + 8 * (frag != 0))
     proto = rows.proto[conv]
     l4 = np.where(proto == TCP, 20, 8)
     least = l3 + l4
@@ -236,10 +247,15 @@ def _conversation_packets(rng: np.random.Generator, spec: SynthSpec, rows: Rows,
     udp_len = np.exp(rng.uniform(math.log(28), math.log(MTU), total)).astype(np.int64)
     icmp_len = l3 + 8 + 56  # ping-sized
     iplen = np.maximum(np.where(proto == TCP, tcp_len, np.where(proto == UDP, udp_len, icmp_len)), least)
-    iplen[carriers] = MTU
+    # A first fragment carries FRAGMENT_PAYLOAD(_V6) bytes of the datagram, its tail the rest.
+    part = np.where(v4[carriers], FRAGMENT_PAYLOAD, FRAGMENT_PAYLOAD_V6)
+    iplen[carriers] = l3[carriers] + part
     l4len = iplen - l3
     rest = rng.integers(8, FRAGMENT_PAYLOAD + 1, carriers.size)
-    l4len[carriers] = FRAGMENT_PAYLOAD + rest
+    six = np.flatnonzero(~v4[carriers])
+    if six.size:
+        rest[six] = rng.integers(8, FRAGMENT_PAYLOAD_V6 + 1, six.size)
+    l4len[carriers] = part + rest
     # TCP sequence numbers advance by the payload (and by 1 for the SYN), as a reader expects.
     advance = np.where(proto == TCP, l4len - 20, 0) + (flags == SYN)
     ends_at = np.cumsum(advance)
@@ -254,7 +270,7 @@ def _conversation_packets(rng: np.random.Generator, spec: SynthSpec, rows: Rows,
     tail = frames.take(carriers)
     tail.kind[:] = FrameKind.FRAGMENT
     tail.us = tail.us + rng.integers(1, 50, carriers.size)
-    tail.iplen = (20 + rest).astype(np.uint16)
+    tail.iplen = (l3[carriers] + rest).astype(np.uint16)
     tail.frag[:] = 2
     tail.flags[:] = 0
     return Frames.concat([frames, tail]), carriers
@@ -319,18 +335,24 @@ def write_capture(spec: SynthSpec, path: str | Path) -> GroundTruth:
     n_arp = round(spec.arp_share * spec.packets)
     n_damaged = round(spec.damaged_share * spec.packets)
     n_frag = round(spec.fragment_share * spec.packets)
-    budget = spec.packets - n_arp - n_damaged - n_frag
+    n_frag6 = round(spec.ipv6_fragment_share * spec.packets)
+    budget = spec.packets - n_arp - n_damaged - n_frag - n_frag6
     if budget < spec.flows:
         raise ValueError(f"{spec.packets} packets leave {budget} for conversations after ARP, damaged "
                          f"and fragment frames: fewer than the {spec.flows} flows")
     sizes = _flow_sizes(rng, spec.flows, budget)
     rows = _conversations(rng, spec, sizes)
-    # Fragments need IPv4 UDP packets to carry them; any shortfall goes to the largest conversation.
+    # Fragments need UDP packets of their version to carry them; any shortfall goes to the largest
+    # conversation.
     udp4 = int(sizes[(rows.proto == UDP) & (rows.version == 4)].sum())
+    udp6 = int(sizes[(rows.proto == UDP) & (rows.version == 6)].sum())
     if udp4 < n_frag:
         sizes[np.argmax(sizes)] += n_frag - udp4
         n_frag = udp4
-    conv_frames, _ = _conversation_packets(rng, spec, rows, sizes, n_frag)
+    if udp6 < n_frag6:
+        sizes[np.argmax(sizes)] += n_frag6 - udp6
+        n_frag6 = udp6
+    conv_frames, _ = _conversation_packets(rng, spec, rows, sizes, n_frag, n_frag6)
     n_cut = (n_damaged + 2) // 3
     n_bad = (n_damaged + 1) // 3
     n_truncated = n_damaged - n_cut - n_bad

@@ -57,6 +57,7 @@ class SynthSpec:
     qinq_share: float = 0.01  # of conversations, two tags
     mpls_share: float = 0.02  # of conversations, 1-3 labels (with or without tags)
     fragment_share: float = 0.003  # of frames: non-first IPv4 fragments (each with its first fragment)
+    ipv6_fragment_share: float = 0.0  # of frames: non-first IPv6 fragments (each with its first fragment)
     ipv4_options_share: float = 0.005  # of IPv4 packets
     damaged_share: float = 0.001  # of frames
     fin_rst_share: float = 0.3  # of TCP conversations with 2+ packets: end with FIN (80%) or RST

@@ -20,6 +20,8 @@ import dpkt  # type: ignore[import-untyped]
 import numpy as np
 import pytest
 
+from flowd.capture.files import open_capture
+from flowd.core.decode import decode
 from flowd.core.flowtable import FlowTable
 from flowd.model.batch import FlowRecords, PacketBatch
 from flowd.testing.synth import write_capture
@@ -43,7 +45,7 @@ V6_RANGE = ipaddress.ip_network("2001:db8::/32")
 SMALL = SynthSpec(packets=20_000, flows=2_000, seed=7)
 # The same size with the rarer features turned up, so their shares can be measured on few flows.
 TWEAKED = replace(SMALL, seed=11, ipv6_share=0.4, vlan_share=0.2, qinq_share=0.1, mpls_share=0.15,
-                  hop_by_hop_share=0.3, ipv4_options_share=0.05, fragment_share=0.01,
+                  hop_by_hop_share=0.3, ipv4_options_share=0.05, fragment_share=0.01, ipv6_fragment_share=0.01,
                   damaged_share=0.005, arp_share=0.002)
 
 
@@ -88,8 +90,10 @@ def parse_frame(ts: float, frame: bytes, wirelen: int) -> Parsed:
         frag = 2 if ip.offset else 1 if ip.mf else 0
         proto, tos, length, opts, hbh = ip.p, ip.tos, ip.len, bool(ip.opts), False
     elif isinstance(ip, dpkt.ip6.IP6):
-        frag, proto, tos, length, opts = 0, ip.p, ip.fc, ip.plen + 40, False
+        proto, tos, length, opts = ip.p, ip.fc, ip.plen + 40, False
         hbh = ip.nxt == 0
+        fragment = (ip.extension_hdrs or {}).get(dpkt.ip.IP_PROTO_FRAGMENT)
+        frag = 0 if fragment is None else 2 if fragment.frag_off else 1
     else:
         return Parsed("damaged", ts)
     if 14 + 4 * tags + 4 * labels + length > wirelen:
@@ -234,9 +238,11 @@ def test_mix_matches_the_spec(name: str, request: pytest.FixtureRequest) -> None
     assert {f.mpls for f in first} == {0, 1, 2, 3}
     assert within(sum(f.hop_by_hop for f in v6), len(v6), spec.hop_by_hop_share)
     # Packet shares: non-first fragments exactly (each after its first fragment), options roughly.
-    nonfirst = sum(f.fragment == 2 for f in ip)
-    assert nonfirst == round(spec.fragment_share * spec.packets)
-    assert sum(f.fragment == 1 for f in ip) == nonfirst
+    for version, share in ((4, spec.fragment_share), (6, spec.ipv6_fragment_share)):
+        of_version = [f for f in ip if (":" in f.key[0]) == (version == 6)]  # type: ignore[index]
+        nonfirst = sum(f.fragment == 2 for f in of_version)
+        assert nonfirst == round(share * spec.packets), version
+        assert sum(f.fragment == 1 for f in of_version) == nonfirst, version
     assert all(f.key is not None and f.key[2:4] == (0, 0) for f in ip if f.fragment == 2)
     v4 = [f for f in ip if "." in f.key[0] and f.fragment == 0]  # type: ignore[index]
     assert within(sum(f.options for f in v4), len(v4), spec.ipv4_options_share)
@@ -310,6 +316,26 @@ def test_flowd_flow_table_reproduces_the_truth(small: Capture) -> None:
         now = float(batch.ts.max())
         out += [table.add(batch, now), table.expire(now)]
     out.append(table.flush(now))
+    assert flows_from_records(FlowRecords.concat(out)) == t.flows
+
+
+@pytest.mark.parametrize("name", ["small", "tweaked"])
+def test_flowd_decodes_the_file_into_the_truth(name: str, request: pytest.FixtureRequest) -> None:
+    """The capture file through flowd's decode (every shape: tags, MPLS, options, hop-by-hop, IPv4 and
+    IPv6 fragments, damaged frames) and flow table gives exactly the truth's flows and drops."""
+    cap: Capture = request.getfixturevalue(name)
+    t = cap.truth
+    table = FlowTable(1_000_000, t.active_timeout, t.inactive_timeout)
+    out: list[FlowRecords] = []
+    dropped = now = 0
+    with open_capture(str(cap.path)) as reader:
+        for frames in reader.batches(4096):
+            decoded = decode(frames)
+            dropped += sum(decoded.drops.values())
+            now = max(now, float(frames.ts.max()))
+            out += [table.add(decoded.packets, now), table.expire(now)]
+    out.append(table.flush(now))
+    assert dropped == t.damaged + t.non_ip
     assert flows_from_records(FlowRecords.concat(out)) == t.flows
 
 
