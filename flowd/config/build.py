@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import fields, replace
-from typing import Any, Final
+from dataclasses import replace
+from typing import Any
 
 from flowd.config.checker import (
     IFNAME_RE,
@@ -18,13 +18,17 @@ from flowd.config.checker import (
 from flowd.config.firewall import as_list, read_firewall
 from flowd.config.routing import read_aggregation, read_routing
 from flowd.config.schema import (
+    AS_TYPES,
     DIRECTIONS,
     FAMILIES,
     MAX_FLOW_SERVERS,
     MAX_TEMPLATES,
     PAGE_SIZE,
     SNAP_HEADROOM,
+    TEMPLATE_TYPES,
     TEMPLATE_TYPES_FOR,
+    TRANSPORTS,
+    VERSIONS,
     CaptureConfig,
     Config,
     ControlConfig,
@@ -42,15 +46,16 @@ from flowd.config.schema import (
     TemplateConfig,
     field_range,
 )
+from flowd.config.statements import statement_tree
 from flowd.syntax.junos import Key, KeyPath
 
 
 def build_config(tree: Any, source: str, lines: Mapping[KeyPath, int]) -> Config:
     """Validate a parsed tree (YAML or curly) into a `Config`."""
-    c = Checker(source, lines)
+    c = Checker(source, lines, statement_tree())
     if tree is None:
         tree = {}
-    top = c.block(tree, (), ("interfaces", "forwarding-options", "firewall", "services", "flowd"))
+    top = c.block(tree, ())
     templates = _services(c, top["services"], ("services",)) if "services" in top else {}
     filters = read_firewall(c, top["firewall"], ("firewall",)) if "firewall" in top else {}
     sampling, families = _forwarding(c, top.get("forwarding-options"), templates)
@@ -71,11 +76,11 @@ def _forwarding(c: Checker, node: Any, templates: Mapping[str, TemplateConfig]
     base = SamplingInput()
     if node is None:
         return base, {}
-    fo = c.block(node, path, ("sampling", "family"))
+    fo = c.block(node, path)
     places: list[tuple[KeyPath, Any]] = []
     if "sampling" in fo:
         sp = path + ("sampling",)
-        sampling = c.block(fo["sampling"], sp, ("input", "family"), flag_ok=True)
+        sampling = c.block(fo["sampling"], sp, flag_ok=True)
         if "input" in sampling:
             base = _input(c, sampling["input"], sp + ("input",), base)
         if "family" in sampling:
@@ -93,7 +98,7 @@ def _forwarding(c: Checker, node: Any, templates: Mapping[str, TemplateConfig]
             assert isinstance(fam, str)
             if fam in families:
                 c.fail(here, f"family {fam} is also configured at {dotted(where[fam])}")
-            block = c.block(body, here, ("input", "output"), flag_ok=True)
+            block = c.block(body, here, flag_ok=True)
             inp = _input(c, block["input"], here + ("input",), base) if "input" in block else base
             families[fam] = _output(c, block.get("output"), here + ("output",), fam, inp, templates)
             where[fam] = here
@@ -101,20 +106,18 @@ def _forwarding(c: Checker, node: Any, templates: Mapping[str, TemplateConfig]
 
 
 def _input(c: Checker, node: Any, path: KeyPath, base: SamplingInput) -> SamplingInput:
-    keys = [f.metadata["key"] for f in fields(SamplingInput)]
-    return replace(base, **c.read_leaves(SamplingInput, c.block(node, path, keys, flag_ok=True), path))
+    return replace(base, **c.read_leaves(SamplingInput, c.block(node, path, flag_ok=True), path))
 
 
 def _output(c: Checker, node: Any, path: KeyPath, family: str, inp: SamplingInput,
             templates: Mapping[str, TemplateConfig]) -> FamilyOutput:
     if node is None:
         return FamilyOutput(family, inp)
-    block = c.block(node, path, ("flow-server", "flow-active-timeout", "flow-inactive-timeout", "interface",
-                                 "aggregate-export-interval", "inline-jflow"), flag_ok=True)
+    block = c.block(node, path, flag_ok=True)
     values = c.read_leaves(FamilyOutput, block, path)
     if "inline-jflow" in block:
         jpath = path + ("inline-jflow",)
-        values |= c.read_leaves(FamilyOutput, c.block(block["inline-jflow"], jpath, ("flow-export-rate",)), jpath)
+        values |= c.read_leaves(FamilyOutput, c.block(block["inline-jflow"], jpath), jpath)
     servers: tuple[FlowServer, ...] = ()
     if "flow-server" in block:
         servers = _servers(c, block["flow-server"], path + ("flow-server",), family, templates)
@@ -157,9 +160,7 @@ def _servers(c: Checker, node: Any, path: KeyPath, family: str,
         address = c.address(name, here)
         if any(s.address == address for s in out):
             c.fail(here, f"flow server {address} is configured twice")
-        block = c.block(body, here, ("port", "version", "version9", "version-ipfix", "source-address", "dscp",
-                                     "transport", "aggregation", "autonomous-system-type", "local-dump",
-                                     "no-local-dump"), flag_ok=True)
+        block = c.block(body, here, flag_ok=True)
         if "port" not in block:
             c.fail(here + ("port",), "missing: a flow server needs a port")
         values = c.read_leaves(FlowServer, block, here)
@@ -199,8 +200,8 @@ def _cflowd(c: Checker, block: Mapping[Key, Any], path: KeyPath, version: str) -
         c.fail(path + ("aggregation",), "missing: a version 8 flow server needs aggregation { ... }")
     if "autonomous-system-type" in block:
         value = block["autonomous-system-type"]
-        if value not in ("origin", "peer"):
-            c.fail(path + ("autonomous-system-type",), f"expected origin or peer, got {describe(value)}")
+        if value not in AS_TYPES:
+            c.fail(path + ("autonomous-system-type",), f"expected {' or '.join(AS_TYPES)}, got {describe(value)}")
         out["autonomous_system_type"] = value
     if "local-dump" in block and "no-local-dump" in block:
         c.fail(path + ("no-local-dump",), "local-dump and no-local-dump are mutually exclusive")
@@ -214,8 +215,8 @@ def _cflowd(c: Checker, block: Mapping[Key, Any], path: KeyPath, version: str) -
 def _transport(c: Checker, block: Mapping[Key, Any], path: KeyPath, version: str) -> str:
     """`transport (udp | tcp)`, a flowd extension: IPFIX may go over TCP (RFC 7011 section 10.4)."""
     value = block.get("transport", "udp")
-    if value not in ("udp", "tcp"):
-        c.fail(path + ("transport",), f"expected udp or tcp, got {describe(value)}")
+    if value not in TRANSPORTS:
+        c.fail(path + ("transport",), f"expected {' or '.join(TRANSPORTS)}, got {describe(value)}")
     if value == "tcp" and version != "ipfix":
         c.fail(path + ("transport",), "transport tcp needs version-ipfix (v5 and v9 are UDP only)")
     return str(value)
@@ -232,8 +233,8 @@ def _version(c: Checker, block: Mapping[Key, Any], path: KeyPath, family: str,
             if value == 500 and not isinstance(value, bool):
                 c.fail(path + ("version",), f"version {value} is not supported "
                                             "(flowd exports versions 5 and 8, version9 and version-ipfix)")
-            if value not in (5, 8) or isinstance(value, bool):
-                c.fail(path + ("version",), f"expected 5 or 8, got {describe(value)}")
+            if value not in VERSIONS or isinstance(value, bool):
+                c.fail(path + ("version",), f"expected {' or '.join(map(str, VERSIONS))}, got {describe(value)}")
         number = str(block.get("version", 5))
         if family == "inet6":
             c.fail(path + ("version",), f"version {number} carries IPv4 flows only; family inet6 needs "
@@ -242,7 +243,7 @@ def _version(c: Checker, block: Mapping[Key, Any], path: KeyPath, family: str,
     key = given[0]
     fmt = "9" if key == "version9" else "ipfix"
     vpath = path + (key,)
-    body = c.block(block[key], vpath, ("template",), flag_ok=True)
+    body = c.block(block[key], vpath, flag_ok=True)
     if "template" not in body:
         return fmt, None
     name = c.name(body["template"], vpath + ("template",), "template")
@@ -267,37 +268,37 @@ def _service_interface(c: Checker, node: Any, path: KeyPath) -> ServiceInterface
     if not isinstance(name, str) or not SERVICE_IF_RE.fullmatch(name):
         c.fail(here, f"expected a services interface name (sp-, ms- or mo-FPC/PIC/PORT, such as sp-2/0/0), "
                      f"got {describe(name)}")
-    block = c.block(body, here, ("engine-id", "engine-type", "source-address"), flag_ok=True)
+    block = c.block(body, here, flag_ok=True)
     return ServiceInterface(name, **c.read_leaves(ServiceInterface, block, here))
 
 
 def _interfaces(c: Checker, node: Any, path: KeyPath, filters: Mapping[str, Filter]
                 ) -> tuple[tuple[InputBinding, ...], tuple[InputBinding, ...]]:
     bindings: dict[str, list[InputBinding]] = {"input": [], "output": []}
-    for ifname, body in c.block(node, path, None).items():
+    for ifname, body in c.block(node, path).items():
         ipath = path + (ifname,)
         if not isinstance(ifname, str) or not IFNAME_RE.fullmatch(ifname):
             c.fail(ipath, f"expected an interface name such as ge-2/3/0, got {describe(ifname)}")
-        iblock = c.block(body, ipath, ("unit", "description"), flag_ok=True)
+        iblock = c.block(body, ipath, flag_ok=True)
         _description(c, iblock, ipath)
         for ukey, ubody in c.entries(iblock.get("unit", {}), ipath + ("unit",)):
             upath = ipath + ("unit", ukey)
             unit = c.integer(int(ukey) if isinstance(ukey, str) and ukey.isdigit() else ukey, upath, (0, 16385))
-            ublock = c.block(ubody, upath, ("family", "description"), flag_ok=True)
+            ublock = c.block(ubody, upath, flag_ok=True)
             _description(c, ublock, upath)
             for fam, fbody in c.entries(ublock.get("family", {}), upath + ("family",)):
                 fpath = upath + ("family", fam)
                 if fam not in FAMILIES:
                     c.fail(fpath, "unsupported family (expected inet or inet6)")
                 assert isinstance(fam, str)
-                fblock = c.block(fbody, fpath, ("filter", "sampling", "address"), flag_ok=True)
+                fblock = c.block(fbody, fpath, flag_ok=True)
                 if "address" in fblock:
                     _interface_addresses(c, fblock["address"], fpath + ("address",), fam)
-                flt = c.block(fblock["filter"], fpath + ("filter",), ("input", "output")) if "filter" in fblock else {}
+                flt = c.block(fblock["filter"], fpath + ("filter",)) if "filter" in fblock else {}
                 smp = fblock.get("sampling", {})
                 if smp in ("input", "output"):  # one-line form: `sampling input;`
                     smp = {smp: True}
-                smp = c.block(smp, fpath + ("sampling",), ("input", "output"), flag_ok=True)
+                smp = c.block(smp, fpath + ("sampling",), flag_ok=True)
                 for direction, found in bindings.items():
                     fname = None
                     if direction in flt:
@@ -343,7 +344,7 @@ def _interface_addresses(c: Checker, node: Any, path: KeyPath, family: str) -> N
             c.fail(where, f"expected an interface address such as 10.1.1.1/20, got {describe(value)}")
         if iface.version != version:
             c.fail(where, f"expected an IPv{version} address (family {family}), got {value}")
-        block = c.block(body, where, ("destination",), flag_ok=True)
+        block = c.block(body, where, flag_ok=True)
         if "destination" in block:
             dest = c.address(block["destination"], where + ("destination",))
             if ipaddress.ip_address(dest).version != version:
@@ -354,11 +355,11 @@ def _flowd(c: Checker, node: Any, path: KeyPath
            ) -> tuple[dict[str, str], FlowTableConfig, ControlConfig, CaptureConfig, dict[str, Any]]:
     if node is None:
         return {}, FlowTableConfig(), ControlConfig(), CaptureConfig(), {}
-    block = c.block(node, path, ("interface-map", "flow-table", "control", "capture", "metrics", "netconf", "routing"))
+    block = c.block(node, path)
     mapping: dict[str, str] = {}
     if "interface-map" in block:
         mpath = path + ("interface-map",)
-        for key, value in c.block(block["interface-map"], mpath, None).items():
+        for key, value in c.block(block["interface-map"], mpath).items():
             here = mpath + (key,)
             if not isinstance(key, str) or not IFNAME_RE.fullmatch(key):
                 c.fail(here, f"expected a Junos interface name such as ge-2/3/0, got {describe(key)}")
@@ -369,8 +370,7 @@ def _flowd(c: Checker, node: Any, path: KeyPath
     tables = []
     for key, cls in (("flow-table", FlowTableConfig), ("control", ControlConfig)):
         spath = path + (key,)
-        keys = [f.metadata["key"] for f in fields(cls)]
-        sub = c.block(block[key], spath, keys, flag_ok=True) if key in block else {}
+        sub = c.block(block[key], spath, flag_ok=True) if key in block else {}
         tables.append(cls(**c.read_leaves(cls, sub, spath)))
     flow_table, control = tables
     assert isinstance(flow_table, FlowTableConfig) and isinstance(control, ControlConfig)
@@ -379,21 +379,19 @@ def _flowd(c: Checker, node: Any, path: KeyPath
     for key, service in (("metrics", MetricsConfig), ("netconf", NetconfConfig)):
         if key in block:
             spath = path + (key,)
-            keys = [f.metadata["key"] for f in fields(service)]
-            services[key] = service(**c.read_leaves(service, c.block(block[key], spath, keys, flag_ok=True), spath))
+            services[key] = service(**c.read_leaves(service, c.block(block[key], spath, flag_ok=True), spath))
     return mapping, flow_table, control, capture, services
 
 
 def _capture(c: Checker, node: Any, path: KeyPath) -> CaptureConfig:
-    keys = [k for f in fields(CaptureConfig) if (k := f.metadata.get("key"))]
-    block = c.block(node, path, [*keys, "promiscuous", "direction"], flag_ok=True)
+    block = c.block(node, path, flag_ok=True)
     values = c.read_leaves(CaptureConfig, block, path)
     if "promiscuous" in block:
         values["promiscuous"] = c.flag(block["promiscuous"], path + ("promiscuous",))
     if "direction" in block:
         direction = block["direction"]
         if direction not in DIRECTIONS:
-            c.fail(path + ("direction",), f"expected in or both, got {describe(direction)}")
+            c.fail(path + ("direction",), f"expected {' or '.join(DIRECTIONS)}, got {describe(direction)}")
         values["direction"] = direction
     size = values.get("block_size", CaptureConfig().block_size)
     if size % PAGE_SIZE:
@@ -405,23 +403,18 @@ def _capture(c: Checker, node: Any, path: KeyPath) -> CaptureConfig:
     return CaptureConfig(**values)
 
 
-_TEMPLATE_COMMON: Final = ("flow-active-timeout", "flow-inactive-timeout", "template-id", "options-template-id",
-                           "template-refresh-rate", "option-refresh-rate")
-_TEMPLATE_TYPES: Final = ("ipv4", "ipv6", "mpls", "mpls-ipv4", "bridge")
-
-
 def _services(c: Checker, node: Any, path: KeyPath) -> dict[str, TemplateConfig]:
-    services = c.block(node, path, ("flow-monitoring",))
+    services = c.block(node, path)
     out: dict[str, TemplateConfig] = {}
     if "flow-monitoring" not in services:
         return out
     fpath = path + ("flow-monitoring",)
-    monitoring = c.block(services["flow-monitoring"], fpath, ("version9", "version-ipfix"))
+    monitoring = c.block(services["flow-monitoring"], fpath)
     for key, fmt in (("version9", "9"), ("version-ipfix", "ipfix")):
         if key not in monitoring:
             continue
         vpath = fpath + (key,)
-        vblock = c.block(monitoring[key], vpath, ("template",), flag_ok=True)
+        vblock = c.block(monitoring[key], vpath, flag_ok=True)
         ids: dict[int, str] = {}
         for i, (tkey, tbody) in enumerate(c.entries(vblock.get("template", {}), vpath + ("template",))):
             here = vpath + ("template", tkey)
@@ -437,16 +430,15 @@ def _services(c: Checker, node: Any, path: KeyPath) -> dict[str, TemplateConfig]
 
 
 def _template(c: Checker, node: Any, path: KeyPath, name: str, fmt: str, ids: dict[int, str]) -> TemplateConfig:
-    types = [*_TEMPLATE_TYPES, "peer-as-billing"] if fmt == "9" else list(_TEMPLATE_TYPES)
-    type_keys = [f"{t}-template" for t in types]
+    type_keys = [f"{t}-template" for t in TEMPLATE_TYPES[fmt]]
     domain_key = "source-id" if fmt == "9" else "observation-domain-id"
-    block = c.block(node, path, [*_TEMPLATE_COMMON, domain_key, *type_keys])
+    block = c.block(node, path)
     values = c.read_leaves(TemplateConfig, block, path)
     if domain_key in block:
         values["domain_id"] = c.integer(block[domain_key], path + (domain_key,), field_range(TemplateConfig, "domain_id"))
     for key, attr in (("template-refresh-rate", "template_refresh"), ("option-refresh-rate", "option_refresh")):
         if key in block:
-            sub = c.block(block[key], path + (key,), ("packets", "seconds"))
+            sub = c.block(block[key], path + (key,))
             values[attr] = RefreshRate(**c.read_leaves(RefreshRate, sub, path + (key,)))
     for key in ("template-id", "options-template-id"):
         if key in block:
@@ -462,11 +454,11 @@ def _template(c: Checker, node: Any, path: KeyPath, name: str, fmt: str, ids: di
     tkey = chosen[0]
     tpath = path + (tkey,)
     if tkey in ("mpls-template", "mpls-ipv4-template"):
-        tblock = c.block(block[tkey], tpath, ("label-position",), flag_ok=True)
+        tblock = c.block(block[tkey], tpath, flag_ok=True)
         if "label-position" in tblock:
             values["label_positions"] = _label_positions(c, tblock["label-position"], tpath + ("label-position",))
     else:
-        c.block(block[tkey], tpath, (), flag_ok=True)
+        c.block(block[tkey], tpath, flag_ok=True)
     return TemplateConfig(name, fmt, tkey.removesuffix("-template"), **values)
 
 

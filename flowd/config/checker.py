@@ -10,6 +10,7 @@ from typing import Any, Final, NoReturn
 
 from flowd.config.schema import PATH_MAX, SOCKET_PATH_MAX, ConfigError, Prefix
 from flowd.syntax.junos import Key, KeyPath
+from flowd.syntax.schema import Node, node_at
 
 NAME_RE: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}")
 IFNAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}")
@@ -43,11 +44,15 @@ def dotted(path: KeyPath) -> str:
 
 
 class Checker:
-    """Reads values out of the tree; every failure becomes a `ConfigError` at the path's line."""
+    """Reads values out of the tree; every failure becomes a `ConfigError` at the path's line.
 
-    def __init__(self, source: str, lines: Mapping[KeyPath, int]) -> None:
+    ``statements`` is the statement tree (flowd.config.statements): the statements each block allows.
+    """
+
+    def __init__(self, source: str, lines: Mapping[KeyPath, int], statements: Node) -> None:
         self.source = source
         self.lines = lines
+        self.statements = statements
 
     def line(self, path: KeyPath) -> int | None:
         for end in range(len(path), 0, -1):
@@ -59,14 +64,20 @@ class Checker:
     def fail(self, path: KeyPath, message: str) -> NoReturn:
         raise ConfigError(self.source, self.line(path), path, message)
 
-    def block(self, node: Any, path: KeyPath, allowed: Sequence[str] | None, *,
-              flag_ok: bool = False) -> Mapping[Key, Any]:
-        """A block of statements; unknown statements are errors (``allowed=None``: any names)."""
+    def keywords(self, path: KeyPath) -> list[str] | None:
+        """The statements the tree allows in the block at ``path``; None for a list's entries (any names)."""
+        node = node_at(self.statements, path)
+        return None if node["kind"] == "list" else list(node.get("children", ()))
+
+    def block(self, node: Any, path: KeyPath, *, flag_ok: bool = False, omit: Sequence[str] = ()) -> Mapping[Key, Any]:
+        """A block of statements; statements the tree does not allow there (or ``omit``) are errors."""
         if node is True and flag_ok:
             return {}
         if not isinstance(node, Mapping):
             self.fail(path, f"expected a block of statements, got {describe(node)}")
+        allowed = self.keywords(path)
         if allowed is not None:
+            allowed = [k for k in allowed if k not in omit]
             for key in node:
                 if key not in allowed:
                     hint = f"expected one of: {', '.join(allowed)}" if allowed else "this block takes no statements"

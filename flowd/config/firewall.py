@@ -20,14 +20,14 @@ from flowd.syntax.junos import Key, KeyPath
 
 
 def read_firewall(c: Checker, node: Any, path: KeyPath) -> dict[str, Filter]:
-    fw = c.block(node, path, ("family",))
+    fw = c.block(node, path)
     filters: dict[str, Filter] = {}
     for fam, body in c.entries(fw.get("family", {}), path + ("family",)):
         fpath = path + ("family", fam)
         if fam not in FAMILIES:
             c.fail(fpath, "unsupported family (expected inet or inet6)")
         assert isinstance(fam, str)
-        block = c.block(body, fpath, ("filter",), flag_ok=True)
+        block = c.block(body, fpath, flag_ok=True)
         for fname, fbody in c.entries(block.get("filter", {}), fpath + ("filter",)):
             here = fpath + ("filter", fname)
             name = c.name(fname, here, "filter")
@@ -35,7 +35,7 @@ def read_firewall(c: Checker, node: Any, path: KeyPath) -> dict[str, Filter]:
                 other = filters[name].family
                 c.fail(here, f"filter {name} is defined twice" if other == fam else
                        f"filter {name} is also defined in family {other}; flowd needs unique filter names")
-            fblock = c.block(fbody, here, ("term",), flag_ok=True)
+            fblock = c.block(fbody, here, flag_ok=True)
             terms: list[Term] = []
             for tname, tbody in c.entries(fblock.get("term", {}), here + ("term",)):
                 terms.append(_term(c, tname, tbody, here + ("term", tname), fam, terms))
@@ -47,18 +47,14 @@ def _term(c: Checker, key: Key, node: Any, path: KeyPath, family: str, earlier: 
     name = c.name(key, path, "term")
     if any(t.name == name for t in earlier):
         c.fail(path, f"term {name} is defined twice")
-    block = c.block(node, path, ("from", "then"), flag_ok=True)
+    block = c.block(node, path, flag_ok=True)
     match = _match(c, block["from"], path + ("from",), family) if "from" in block else TermMatch()
     sample, count, action = _then(c, block["then"], path + ("then",)) if "then" in block else (False, None, None)
     return Term(name, match, sample, count, action)
 
 
 def _match(c: Checker, node: Any, path: KeyPath, family: str) -> TermMatch:
-    allowed = ["source-address", "destination-address", "address", "protocol",
-               "source-port", "destination-port", "port"]
-    if family == "inet6":
-        allowed.insert(4, "next-header")
-    block = c.block(node, path, allowed, flag_ok=True)
+    block = c.block(node, path, flag_ok=True, omit=() if family == "inet6" else ("next-header",))
     if "protocol" in block and "next-header" in block:
         c.fail(path + ("next-header",), "protocol and next-header are the same condition; give one of them")
     values: dict[str, Any] = {}
@@ -158,7 +154,7 @@ def _ports(c: Checker, node: Any, path: KeyPath) -> tuple[tuple[int, int], ...]:
 def _then(c: Checker, node: Any, path: KeyPath) -> tuple[bool, str | None, str | None]:
     if node in ("accept", "discard", "sample"):  # one-line form: `then accept;`
         node = {node: True}
-    block = c.block(node, path, ("sample", "count", "accept", "discard"))
+    block = c.block(node, path)
     sample = c.flag(block["sample"], path + ("sample",)) if "sample" in block else False
     count = c.name(block["count"], path + ("count",), "counter") if "count" in block else None
     action: str | None = None

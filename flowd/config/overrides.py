@@ -18,6 +18,7 @@ from flowd.config.schema import (
     SamplingInput,
     field_range,
 )
+from flowd.config.statements import statement_tree
 from flowd.syntax.junos import Key
 
 # --- command-line overrides -----------------------------------------------------------------------------
@@ -100,7 +101,7 @@ def override(cfg: Config, flow_servers: list[tuple[str, int]] | None, export_ver
     if (flow_servers is None and export_version is None and active is None and inactive is None and rate is None
             and source_addresses is None and transport is None):
         return cfg
-    c = Checker(COMMAND_LINE, {})
+    c = Checker(COMMAND_LINE, {}, statement_tree())
     servers: list[tuple[str, int]] = []
     for host, port in flow_servers or ():
         address = c.address(host, ("--flow-server",))
@@ -178,7 +179,7 @@ def override(cfg: Config, flow_servers: list[tuple[str, int]] | None, export_ver
 
 def override_interfaces(cfg: Config, names: list[str]) -> Config:
     """`--interface NAME ...`: these interfaces, and only these, feed sampling, every packet of them."""
-    c = Checker(COMMAND_LINE, {})
+    c = Checker(COMMAND_LINE, {}, statement_tree())
     chosen: list[str] = []
     for name in names:
         if not isinstance(name, str) or not (name in cfg.interface_map or LINUX_IF_RE.fullmatch(name)) \

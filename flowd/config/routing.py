@@ -2,32 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
-from typing import Any, Final
+from typing import Any
 
 from flowd.config.checker import Checker, describe
 from flowd.config.schema import (
+    AGGREGATIONS,
+    PREFIX_FORMATS,
     ROUTE_SOURCES,
     BgpNeighbor,
     PrefixFileConfig,
     RoutingConfig,
+    field_range,
 )
 from flowd.syntax.junos import Key, KeyPath
 
-AGGREGATIONS: Final = ("autonomous-system", "protocol-port", "source-prefix", "destination-prefix",
-                       "source-destination-prefix")
-PREFIX_FORMATS: Final = ("flowd", "ip2asn")
 
 
 def read_routing(c: Checker, node: Any, path: KeyPath) -> RoutingConfig:
-    block = c.block(node, path, ("bgp", "kernel", "prefix-file", "precedence", "snmp-index", "local-dump"),
-                    flag_ok=True)
+    block = c.block(node, path, flag_ok=True)
     values = c.read_leaves(RoutingConfig, block, path)
     if "kernel" in block:
         values["kernel"] = c.flag(block["kernel"], path + ("kernel",))
     if "bgp" in block:
         bpath = path + ("bgp",)
-        sessions = c.block(block["bgp"], bpath, ("neighbor",))
+        sessions = c.block(block["bgp"], bpath)
         values["bgp"] = tuple(_neighbor(c, name, body, bpath + ("neighbor", name))
                               for name, body in c.entries(sessions.get("neighbor"), bpath + ("neighbor",)))
     if "prefix-file" in block:
@@ -39,18 +37,17 @@ def read_routing(c: Checker, node: Any, path: KeyPath) -> RoutingConfig:
     if "snmp-index" in block:
         spath = path + ("snmp-index",)
         pairs = []
-        for name, value in c.block(block["snmp-index"], spath, None).items():
+        for name, value in c.block(block["snmp-index"], spath).items():
             if not isinstance(name, str) or not name or "/" in name or len(name) > 15:
                 c.fail(spath + (name,), f"expected a Linux interface name, got {describe(name)}")
-            pairs.append((name, c.integer(value, spath + (name,), (0, 4294967295))))
+            pairs.append((name, c.integer(value, spath + (name,), field_range(RoutingConfig, "snmp_index"))))
         values["snmp_index"] = tuple(pairs)
     return RoutingConfig(**values)
 
 
 def _neighbor(c: Checker, name: Key, body: Any, path: KeyPath) -> BgpNeighbor:
     address = c.address(name, path)
-    keys = [k for f in fields(BgpNeighbor) if (k := f.metadata.get("key"))]
-    block = c.block(body, path, [*keys, "passive", "active"], flag_ok=True)
+    block = c.block(body, path, flag_ok=True)
     for key in ("peer-as", "local-as", "local-address", "router-id"):
         if key not in block:
             c.fail(path + (key,), f"missing: a BGP neighbor needs {key}")
@@ -69,10 +66,10 @@ def _neighbor(c: Checker, name: Key, body: Any, path: KeyPath) -> BgpNeighbor:
 def _prefix_file(c: Checker, name: Key, body: Any, path: KeyPath) -> PrefixFileConfig:
     if not isinstance(name, str) or not name or "\0" in name:
         c.fail(path, f"expected a file path, got {describe(name)}")
-    block = c.block(body, path, ("format",), flag_ok=True) if body is not True else {}
+    block = c.block(body, path, flag_ok=True) if body is not True else {}
     fmt = block.get("format", "flowd")
     if fmt not in PREFIX_FORMATS:
-        c.fail(path + ("format",), f"expected flowd or ip2asn, got {describe(fmt)}")
+        c.fail(path + ("format",), f"expected {' or '.join(PREFIX_FORMATS)}, got {describe(fmt)}")
     return PrefixFileConfig(name, str(fmt))
 
 
@@ -85,13 +82,13 @@ def _precedence(c: Checker, node: Any, path: KeyPath) -> tuple[str, ...]:
 
 def read_aggregation(c: Checker, node: Any, path: KeyPath) -> tuple[tuple[str, ...], bool]:
     """A version 8 server's `aggregation { ... }`: the methods in order, and caida-compliant."""
-    block = c.block(node, path, AGGREGATIONS, flag_ok=True)
+    block = c.block(node, path, flag_ok=True)
     if not block:
         c.fail(path, f"expected at least one of {', '.join(AGGREGATIONS)}")
     caida = False
     for key, value in block.items():
         if key == "source-destination-prefix" and value is not True:
-            inner = c.block(value, path + (key,), ("caida-compliant",), flag_ok=True)
+            inner = c.block(value, path + (key,), flag_ok=True)
             if "caida-compliant" in inner:
                 caida = c.flag(inner["caida-compliant"], path + (key, "caida-compliant"))
         elif value is not True:

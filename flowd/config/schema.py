@@ -30,6 +30,26 @@ TEMPLATE_TYPES_FOR: Final[Mapping[str, tuple[str, ...]]] = {
     "inet": ("ipv4", "mpls-ipv4", "peer-as-billing"),
     "inet6": ("ipv6",),
 }
+# The template types of each format (`TYPE-template;`, exactly one per template).
+TEMPLATE_TYPES: Final[Mapping[str, tuple[str, ...]]] = {
+    "9": ("ipv4", "ipv6", "mpls", "mpls-ipv4", "bridge", "peer-as-billing"),
+    "ipfix": ("ipv4", "ipv6", "mpls", "mpls-ipv4", "bridge"),
+}
+
+# The words of the statements that take one of a fixed set, each with its `?` help (reference §2.2).
+VERSIONS: Final[Mapping[int, str]] = {5: "cflowd/NetFlow version 5", 8: "cflowd version 8 aggregates (see aggregation)"}
+TRANSPORTS: Final[Mapping[str, str]] = {"udp": "UDP (default)", "tcp": "TCP (version-ipfix only)"}
+AS_TYPES: Final[Mapping[str, str]] = {"origin": "Export the origin AS of each route",
+                                      "peer": "Export the peer (neighbour) AS of each route"}
+AGGREGATIONS: Final[Mapping[str, str]] = {
+    "autonomous-system": "Aggregate by autonomous system number",
+    "protocol-port": "Aggregate by protocol and port number",
+    "source-prefix": "Aggregate by source prefix",
+    "destination-prefix": "Aggregate by destination prefix",
+    "source-destination-prefix": "Aggregate by source and destination prefix",
+}
+PREFIX_FORMATS: Final[Mapping[str, str]] = {"flowd": "PREFIX ORIGIN-AS [NEXT-HOP] per line",
+                                            "ip2asn": "The iptoasn.com TSV layout"}
 
 # IP protocol names Junos accepts in `from protocol` (IANA numbers).
 PROTOCOLS: Final[Mapping[str, int]] = {
@@ -233,7 +253,7 @@ class RoutingConfig:
                                             "prefix length (the longest match wins first); each attribute "
                                             "the winner lacks is taken from the next match that has it.")
     snmp_index: tuple[tuple[str, int], ...] = _opt((), syntax="snmp-index { LINUX-NAME N; }",
-                                         kind="integers", shown="the Linux ifindex",
+                                         kind="integers", range=(0, 4294967295), shown="the Linux ifindex",
                                          help="SNMP index to export for an interface (input and output).")
     local_dump: str = _leaf("/var/log/flowd/cflowd-dump", key="local-dump", arg="PATH", kind="text",
                             help="Where `flow-server ... local-dump` writes (rotated at 1 MB, 3 old files kept "
@@ -323,7 +343,7 @@ class ControlConfig:
                                     help="Group also allowed to run clear commands.")
 
 
-DIRECTIONS: Final = ("in", "both")
+DIRECTIONS: Final[Mapping[str, str]] = {"in": "Packets arriving on the interface", "both": "Packets arriving and leaving"}
 PAGE_SIZE: Final = 4096  # block-size must be a multiple of the page size (x86-64, arm64 with 4k pages)
 SNAP_HEADROOM: Final = 256  # bytes of a block the kernel needs beside one frame (headers and alignment)
 

@@ -1,10 +1,12 @@
-"""The configuration statement tree (flowd.syntax.schema data) built from the schema's declarations.
+"""The configuration statement tree (flowd.syntax.schema data): which statements exist where, declared once.
 
-Leaves take their value type, range and help from the dataclass field metadata in flowd.config, the
-same metadata the validator reads its ranges from and docs/config.md is generated from; names,
-protocols, ports, families and template types come from the validator's own tables. The daemon serves
-this tree (`config.schema`); configuration mode walks it for `set`, Tab and `?`. A test checks that
-every statement of the tree is one the validator accepts.
+The tree is the one declaration of the statements' structure. The validator (flowd.config.build and
+its helpers) takes the statements each block allows from it (`Checker.block`), so an unknown-statement
+error lists exactly this tree's children, in this order; configuration mode walks the same tree for
+`set`, Tab and `?` (the daemon serves it as `config.schema`). Leaves take their value type, range and
+help from the dataclass field metadata in flowd.config.schema, the same metadata the validator reads
+its ranges from and docs/config.md is generated from; names, protocols, ports, families, template
+types and the fixed word sets (versions, aggregations, ...) come from the validator's own tables.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from flowd.config import checker, schema
 Node = dict[str, Any]
 
 _KIND_TYPE: Final = {"integer": "integer", "duration": "duration", "address": "address", "socket": "text",
-                     "group": "name", "path": "text"}
+                     "group": "name", "path": "text", "text": "text"}
 
 
 def value(kind: str, placeholder: str, help: str, *, range: Sequence[int] | None = None,
@@ -72,9 +74,21 @@ def _field(cls: type, name: str) -> Mapping[str, Any]:
     return next(f.metadata for f in fields(cls) if f.name == name)
 
 
+def _help(cls: type, name: str) -> str:
+    return _first(_field(cls, name)["help"])
+
+
+def _choice(placeholder: str, help: str, words: Mapping[Any, str]) -> dict[str, Any]:
+    return value("choice", placeholder, help, choices=[(str(w), h) for w, h in words.items()])
+
+
+def _pick(nodes: Mapping[str, Node], *keys: str) -> dict[str, Node]:
+    """``nodes`` in the order ``keys`` gives (the order an unknown-statement error lists them in)."""
+    return {k: nodes[k] for k in keys}
+
+
 _NAME_PATTERN: Final = checker.NAME_RE.pattern
-FAMILY: Final = value("choice", "<family>", "Protocol family",
-                      choices=[("inet", "IPv4 parameters"), ("inet6", "IPv6 parameters")])
+FAMILY: Final = _choice("<family>", "Protocol family", {"inet": "IPv4 parameters", "inet6": "IPv6 parameters"})
 
 
 def _name(placeholder: str, help: str) -> dict[str, Any]:
@@ -85,32 +99,46 @@ def _sampling_input() -> Node:
     return container("Settings for sampling of input packets", field_leaves(schema.SamplingInput))
 
 
-def _family_body() -> Node:
-    server = container("Configure sending traffic aggregates in cflowd format", {
+def _aggregation() -> Node:
+    methods = {k: flag(h) for k, h in schema.AGGREGATIONS.items()}
+    methods["source-destination-prefix"] = container(schema.AGGREGATIONS["source-destination-prefix"], {
+        "caida-compliant": flag(_help(schema.FlowServer, "caida_compliant"))})
+    return container("Aggregations of version 8 exports", methods)
+
+
+def _flow_server() -> Node:
+    template = {"template": leaf("Template configuration", _name("<template>", "Template name"))}
+    return container("Configure sending traffic aggregates in cflowd format", _pick({
         **field_leaves(schema.FlowServer),
         "version": leaf("Format of exported cflowd aggregates",
-                        value("choice", "<version>", "Format of exported cflowd aggregates",
-                              choices=[("5", "cflowd/NetFlow version 5")])),
-        "version9": container("Export data in version 9 format",
-                              {"template": leaf("Template configuration", _name("<template>", "Template name"))}),
-        "version-ipfix": container("Export data in IPFIX format",
-                                   {"template": leaf("Template configuration", _name("<template>", "Template name"))}),
+                        _choice("<version>", "Format of exported cflowd aggregates", schema.VERSIONS)),
+        "version9": container("Export data in version 9 format", template),
+        "version-ipfix": container("Export data in IPFIX format", template),
         "transport": leaf("Export transport (flowd extension)",
-                          value("choice", "<transport>", "Export transport",
-                                choices=[("udp", "UDP (default)"), ("tcp", "TCP (version-ipfix only)")])),
-    })
+                          _choice("<transport>", "Export transport", schema.TRANSPORTS)),
+        "aggregation": _aggregation(),
+        "autonomous-system-type": leaf("Type of autonomous system number to export",
+                                       _choice("<type>", _help(schema.FlowServer, "autonomous_system_type"),
+                                               schema.AS_TYPES)),
+        "local-dump": flag("Dump cflowd records to log file before exporting"),
+        "no-local-dump": flag("Don't dump cflowd records to log file before exporting"),
+    }, "port", "version", "version9", "version-ipfix", "source-address", "dscp", "transport", "aggregation",
+        "autonomous-system-type", "local-dump", "no-local-dump"))
+
+
+def _family_body() -> Node:
     service = container("Interfaces used to send monitored information", field_leaves(schema.ServiceInterface))
     leaves = field_leaves(schema.FamilyOutput)
-    jflow = {k: leaves.pop(k) for k in list(leaves) if k == "flow-export-rate"}  # read under `inline-jflow`
-    output = container("Configure output options for packet sampling", {
+    output = container("Configure output options for packet sampling", _pick({
         **leaves,
-        "inline-jflow": container("Inline processing of sampled packets", jflow),
+        "inline-jflow": container("Inline processing of sampled packets", _pick(leaves, "flow-export-rate")),
         "flow-server": keyed("Configure sending traffic aggregates in cflowd format",
-                             value("address", "<hostname>", "Name of host collecting cflowd packets"), server),
+                             value("address", "<hostname>", "Name of host collecting cflowd packets"), _flow_server()),
         "interface": keyed("Interfaces used to send monitored information",
                            value("name", "<interface-name>", "Name of interface",
                                  pattern=checker.SERVICE_IF_RE.pattern), service),
-    })
+    }, "flow-server", "flow-active-timeout", "flow-inactive-timeout", "interface", "aggregate-export-interval",
+        "inline-jflow"))
     return container("Sampling parameters for this family", {"input": _sampling_input(), "output": output})
 
 
@@ -123,7 +151,7 @@ def _forwarding_options() -> Node:
 
 
 def _firewall() -> Node:
-    prefixes = {key: keyed(_first(_field(schema.TermMatch, key.replace("-", "_"))["help"]),
+    prefixes = {key: keyed(_help(schema.TermMatch, key.replace("-", "_")),
                            value("prefix", "<prefix>", "Prefix to match"), None)
                 for key in ("source-address", "destination-address", "address")}
     protocol = value("protocol", "<protocol>", "Protocol name, number or range", range=(0, 255),
@@ -159,16 +187,16 @@ def _template(fmt: str) -> Node:
                                     value("integer", "<label-position>", "Label position",
                                           range=_field(schema.TemplateConfig, "label_positions")["range"]))})
     domain = "source-id" if fmt == "9" else "observation-domain-id"
-    types = {f"{t}-template": flag(f"{t} template") for t in ("ipv4", "ipv6", "bridge")}
-    types.update({"mpls-template": labels, "mpls-ipv4-template": labels})
-    if fmt == "9":
-        types["peer-as-billing-template"] = flag("peer-as-billing template")
+    types = {f"{t}-template": labels if t.startswith("mpls") else flag(f"{t} template")
+             for t in schema.TEMPLATE_TYPES[fmt]}
     meta = _field(schema.TemplateConfig, "domain_id")
+    leaves = field_leaves(schema.TemplateConfig)
     return container("One or more templates", {
-        **field_leaves(schema.TemplateConfig),
+        **_pick(leaves, "flow-active-timeout", "flow-inactive-timeout", "template-id", "options-template-id"),
+        "template-refresh-rate": refresh, "option-refresh-rate": refresh,
         domain: leaf(_first(meta["help"]), value("integer", f"<{domain}>", _first(meta["help"]),
                                                  range=meta["range"])),
-        "template-refresh-rate": refresh, "option-refresh-rate": refresh, **types,
+        **types,
     })
 
 
@@ -208,36 +236,61 @@ def _interfaces() -> Node:
                                                   pattern=checker.IFNAME_RE.pattern), interface)
 
 
+def _linux_name(help: str) -> dict[str, Any]:
+    return value("name", "<linux-interface>", help, pattern=checker.LINUX_IF_RE.pattern)
+
+
+def _routing() -> Node:
+    neighbor = container("One BGP session", {
+        **field_leaves(schema.BgpNeighbor),
+        "passive": flag("Wait for the router to connect (default)"),
+        "active": flag("Connect to the router"),
+    })
+    prefix_file = container("A route file", {"format": leaf(
+        "Format of the file", _choice("<format>", _help(schema.PrefixFileConfig, "format"), schema.PREFIX_FORMATS))})
+    snmp = _field(schema.RoutingConfig, "snmp_index")
+    return container("Route sources for AS numbers, masks and next hops (flowd extension)", {
+        "bgp": container(_help(schema.RoutingConfig, "bgp"), {"neighbor": keyed(
+            "BGP neighbor", value("address", "<address>", _help(schema.BgpNeighbor, "address")), neighbor)}),
+        "kernel": flag(_help(schema.RoutingConfig, "kernel")),
+        "prefix-file": keyed(_help(schema.RoutingConfig, "prefix_files"),
+                             value("text", "<path>", _help(schema.PrefixFileConfig, "path")), prefix_file),
+        "precedence": leaf_list("Order of the route sources when prefixes tie",
+                                _choice("<source>", "Route source", {s: f"{s} routes" for s in schema.ROUTE_SOURCES})),
+        "snmp-index": keyed(_help(schema.RoutingConfig, "snmp_index"), _linux_name("Linux interface name"),
+                            leaf("SNMP index", value("integer", "<snmp-index>", "SNMP index", range=snmp["range"]))),
+        **field_leaves(schema.RoutingConfig),
+    })
+
+
 def _flowd() -> Node:
     capture = container("How live interfaces are read", {
         **field_leaves(schema.CaptureConfig),
-        "promiscuous": flag(_first(_field(schema.CaptureConfig, "promiscuous")["help"])),
+        "promiscuous": flag(_help(schema.CaptureConfig, "promiscuous")),
         "direction": leaf("Which packets of an interface are captured",
-                          value("choice", "<direction>", "Capture direction",
-                                choices=[("in", "Packets arriving on the interface"),
-                                         ("both", "Packets arriving and leaving")])),
+                          _choice("<direction>", "Capture direction", schema.DIRECTIONS)),
     })
-    linux = value("name", "<linux-interface>", "Linux interface name", pattern=checker.LINUX_IF_RE.pattern)
     return container("flowd's own settings", {
         "interface-map": keyed("Router interface names to Linux interfaces",
                                value("name", "<interface-name>", "Junos interface name",
                                      pattern=checker.IFNAME_RE.pattern),
-                               leaf("Linux interface", linux)),
+                               leaf("Linux interface", _linux_name("Linux interface name"))),
         "flow-table": container("The flow cache", field_leaves(schema.FlowTableConfig)),
         "control": container("The control socket", field_leaves(schema.ControlConfig)),
         "capture": capture,
         "metrics": container("The OpenMetrics endpoint (off unless present)", field_leaves(schema.MetricsConfig)),
         "netconf": container("NETCONF over SSH (off unless present)", field_leaves(schema.NetconfConfig)),
+        "routing": _routing(),
     })
 
 
 @cache
 def statement_tree() -> Node:
-    """The whole statement tree (a JSON-able dict)."""
+    """The whole statement tree (a JSON-able dict), children in the order the validator lists them."""
     return container("Configuration", {
-        "firewall": _firewall(),
-        "flowd": _flowd(),
-        "forwarding-options": _forwarding_options(),
         "interfaces": _interfaces(),
+        "forwarding-options": _forwarding_options(),
+        "firewall": _firewall(),
         "services": _services(),
+        "flowd": _flowd(),
     })

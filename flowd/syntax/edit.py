@@ -136,10 +136,10 @@ def subtree(tree: Mapping[Key, Any], path: KeyPath) -> Tree:
 def normalize(schema: Node, tree: Mapping[Key, Any]) -> Tree:
     """One spelling per meaning, so that trees compare equal when they configure the same thing.
 
-    An empty block or entry is the flag form ``True`` (`name;`); a keyed list (junos.KEYED_LISTS) holding
-    one plain entry is the one-line form (`family inet;`, `address 10.1.1.1/20;`), as Junos prints it,
-    other lists a dict of entries (YAML lists expanded). Statements the schema does not know are kept
-    as they are (the validator reports them).
+    An empty block or entry is the flag form ``True`` (`name;`), a leaf-list of one value that value
+    (`protocol tcp;`); a keyed list (junos.KEYED_LISTS) holding one plain entry is the one-line form
+    (`family inet;`, `address 10.1.1.1/20;`), as Junos prints it, other lists a dict of entries (YAML
+    lists expanded). Statements the schema does not know are kept as they are (the validator reports them).
     """
     return _normalize(schema, tree, ())
 
@@ -156,6 +156,8 @@ def _normalize(node: Node, tree: Mapping[Key, Any], path: KeyPath) -> Tree:
             out[key] = _entries(child, value, here)
         elif child["kind"] == "container" and isinstance(value, Mapping):
             out[key] = _normalize(child, value, here) or True
+        elif child["kind"] == "leaf-list" and isinstance(value, list) and len(value) == 1:
+            out[key] = value[0]  # Junos prints one value without brackets
         else:
             out[key] = copy.deepcopy(value)
     return out

@@ -51,6 +51,8 @@ KEYED_LISTS: Final[tuple[tuple[str, ...], ...]] = (
     ("firewall", "family", "*", "filter", "*", "term", "*", "from", "address"),
     ("services", "flow-monitoring", "version9", "template"),
     ("services", "flow-monitoring", "version-ipfix", "template"),
+    ("flowd", "routing", "bgp", "neighbor"),
+    ("flowd", "routing", "prefix-file"),
 )
 
 _INT: Final = re.compile(r"-?(?:0|[1-9][0-9]*)")
