@@ -32,7 +32,8 @@ from flowd.export.aggregation import V8Export
 from flowd.export.ipfix import IPFIX_HEADER, MAX_MESSAGE, IpfixFraming, encode_ipfix
 from flowd.export.limits import DATAGRAM_SIZE
 from flowd.export.localdump import DumpFile, aggregate_lines, record_lines
-from flowd.export.outbox import STOP_LIMIT, Outbox, Pacer, records_per_packet
+from flowd.export.messages import records_per_packet
+from flowd.export.outbox import STOP_LIMIT, Outbox, Pacer
 from flowd.export.sequence import ExportState
 from flowd.export.tcp import BacklogLimit, Backoff, TcpSender
 from flowd.export.templates import ExportPlan, plan_for

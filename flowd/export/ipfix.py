@@ -39,7 +39,8 @@ from typing import Final
 from flowd.export.limits import DATAGRAM_SIZE, U32_MAX
 from flowd.export.sequence import U32_MODULUS, ExportState
 from flowd.export.template_fields import SET_HEADER, ExportFormat
-from flowd.export.templates import ExportPlan, make_set, packets, template_sets
+from flowd.export.messages import Header, Packet, encode_messages
+from flowd.export.templates import ExportPlan, make_set, template_sets
 from flowd.model.batch import FlowRecords
 
 VERSION: Final = 10
@@ -80,15 +81,14 @@ def encode_ipfix(records: FlowRecords, *, now: float, boot: float, state: Export
     if not IPFIX_HEADER.size < max_size <= MAX_MESSAGE:
         raise ValueError(f"IPFIX message size {max_size}: expected {IPFIX_HEADER.size + 1}..{MAX_MESSAGE}")
     export_time = _export_time(now)
-    out: list[bytes] = []
-    for packet in packets(records, now=now, boot=boot, state=state, plan=plan,
-                          budget=max_size - IPFIX_HEADER.size, template_set_id=SetId.TEMPLATE,
-                          options_set_id=SetId.OPTIONS_TEMPLATE):
-        head = IPFIX_HEADER.pack(VERSION, IPFIX_HEADER.size + len(packet.body), export_time, state.sequence,
+
+    def pack(packet: Packet, sequence: int) -> bytes:
+        return IPFIX_HEADER.pack(VERSION, IPFIX_HEADER.size + len(packet.body), export_time, sequence,
                                  plan.domain_id)
-        out.append(head + packet.body)
-        state.packet_built(sequence_step=packet.data_records, flow_records=packet.flow_records)
-    return out
+
+    header = Header(IPFIX_HEADER.size, _SEQUENCE_AT, pack, lambda packet: packet.data_records)
+    return encode_messages(records, now=now, boot=boot, state=state, plan=plan, max_size=max_size, header=header,
+                           template_set_id=SetId.TEMPLATE, options_set_id=SetId.OPTIONS_TEMPLATE)
 
 
 def greeting(plan: ExportPlan, *, now: float, boot: float) -> bytes:

@@ -152,11 +152,3 @@ class Outbox:
             needed = (self.datagrams_left() - self.pacer.burst) / max(seconds, 1e-3)
             self.pacer.rate = max(self.pacer.rate, needed)
 
-
-def records_per_packet(budget: int, record_size: int) -> int:
-    """Data records of ``record_size`` octets one data set holds within ``budget`` octets (header,
-    records and padding to 4 octets), and at least one."""
-    n = max(1, (budget - 4) // record_size)
-    while n > 1 and 4 + n * record_size + (-(4 + n * record_size)) % 4 > budget:
-        n -= 1
-    return n

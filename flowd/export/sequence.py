@@ -73,9 +73,13 @@ class Refresh:
         self.since = 0
         self.sends += 1
 
-    def count_packet(self) -> None:
-        """One more export packet was built."""
-        self.since += 1
+    def count_packet(self, count: int = 1) -> None:
+        """``count`` more export packets were built."""
+        self.since += count
+
+    def not_due_for(self, now: float) -> int:
+        """How many export packets built at ``now`` in a row may go without it (0: the next one carries it)."""
+        return 0 if self.due(now) else self.packets - self.since
 
     def force(self) -> None:
         """Make it due at once."""
@@ -112,13 +116,19 @@ class ExportState:
     def options_due(self, now: float) -> bool:
         return self.options.due(now)
 
-    def packet_built(self, *, sequence_step: int, flow_records: int) -> None:
-        """Account one export packet: advance the sequence and both refresh counts."""
+    def packet_built(self, *, sequence_step: int, flow_records: int, count: int = 1) -> None:
+        """Account ``count`` export packets (``sequence_step`` and ``flow_records`` are their sums):
+        advance the sequence and both refresh counts."""
         self.sequence = (self.sequence + sequence_step) % U32_MODULUS
-        self.messages += 1
+        self.messages += count
         self.flow_records += flow_records
-        self.templates.count_packet()
-        self.options.count_packet()
+        self.templates.count_packet(count)
+        self.options.count_packet(count)
+
+    def data_only(self, now: float) -> int:
+        """How many export packets built at ``now`` in a row carry neither templates nor options."""
+        options = self.options.not_due_for(now)
+        return options if self.stream else min(options, self.templates.not_due_for(now))
 
     def restart(self) -> None:
         """Send templates and options in the next packet (new template configuration)."""

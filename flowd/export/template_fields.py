@@ -229,7 +229,9 @@ DEFAULT_DOMAIN: Final = {"inet": 1, "inet6": 2}  # Source ID / Observation Domai
 
 
 def _icmp(r: FlowRecords) -> npt.NDArray[np.bool_]:
-    return np.isin(r.key[:, PROTO], (1, 58))
+    proto = r.key[:, PROTO]
+    icmp: npt.NDArray[np.bool_] = (proto == 1) | (proto == 58)
+    return icmp
 
 
 def _label(column: npt.NDArray[np.uint32]) -> Column:
@@ -269,7 +271,7 @@ SOURCES: Final[Mapping[str, Source]] = {
     "ttl_min": lambda r, boot: r.ttl_min,
     "ttl_max": lambda r, boot: r.ttl_max,
     "end_reason": lambda r, boot: r.end_reason,
-    "ip_version": lambda r, boot: np.where(is_ipv4(r.key), 4, 6),
+    "ip_version": lambda r, boot: np.where(is_ipv4(r.key), np.uint8(4), np.uint8(6)),
     "vlan": lambda r, boot: r.vlan,
     "inner_vlan": lambda r, boot: r.inner_vlan,
     "octets": lambda r, boot: r.bytes,
@@ -278,6 +280,6 @@ SOURCES: Final[Mapping[str, Source]] = {
     "end_ms": lambda r, boot: epoch_ms(r.last),
     "start_uptime": lambda r, boot: sysuptime_ms(r.first, boot),
     "end_uptime": lambda r, boot: sysuptime_ms(r.last, boot),
-    "ethernet_type": lambda r, boot: np.where(is_ipv4(r.key), 0x0800, 0x86DD),
+    "ethernet_type": lambda r, boot: np.where(is_ipv4(r.key), np.uint16(0x0800), np.uint16(0x86DD)),
     **{f"mpls_label_{p}": _label_source(p) for p in range(1, 9)},
 }

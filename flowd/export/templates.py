@@ -63,9 +63,9 @@ flows "sampled" whenever they are present.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -90,6 +90,7 @@ from flowd.export.template_fields import (
     V9_SUBSTITUTES,
     ZERO,
     Carries,
+    Column,
     ExportFormat,
     Row,
     SamplingAlgorithm,
@@ -100,10 +101,11 @@ from flowd.model.flowkey import is_ipv4
 
 if TYPE_CHECKING:
     from flowd.config.schema import TemplateConfig
-    from flowd.export.sequence import ExportState
 
 
 # -- compiled templates --------------------------------------------------------------------------
+
+FILL_ROWS: Final = 4096  # records written at a time by RowBlock.fill (a few hundred KiB)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,12 +178,15 @@ class CompiledTemplate:
         return V9_OPTIONS_HEADER.pack(self.template_id, scope_len, len(body) - scope_len) + body
 
     def encode(self, records: FlowRecords, boot: float) -> bytes:
-        """Data records for every row of ``records`` (vectorised: one assignment per element)."""
-        out = np.zeros(len(records), self.dtype)
-        for e in self.elements:
-            if e.source != ZERO:
-                out[e.ie.name] = SOURCES[e.source](records, boot)
-        return out.tobytes()
+        """Data records for every row of ``records``."""
+        return self.rows(records, boot).encode(0, len(records))
+
+    def rows(self, records: FlowRecords, boot: float) -> RowBlock:
+        """Every row of ``records`` as the element columns that encode it (each computed once for the batch)."""
+        if records.routes is None:  # "no route" columns, computed once for every element that reads them
+            records = records.with_routes(records.route_columns())
+        columns = tuple((e.ie.name, SOURCES[e.source](records, boot)) for e in self.elements if e.source != ZERO)
+        return RowBlock(self, columns, len(records))
 
     def encode_values(self, values: Mapping[str, int | bytes]) -> bytes:
         """One data record from named values (options data)."""
@@ -244,11 +249,30 @@ def _format_name(fmt: ExportFormat) -> str:
 
 @dataclass(frozen=True, slots=True)
 class RowBlock:
-    """Encoded data records of one template: ``count`` records of ``template.record_size`` octets."""
+    """``count`` rows for one template, as the columns of its elements (encoded on demand)."""
 
     template: CompiledTemplate
-    raw: bytes
+    columns: tuple[tuple[str, Column], ...]  # (IE name, one value per row) for every element with a source
     count: int
+
+    def encode(self, start: int, stop: int) -> bytes:
+        """The data records of rows ``start`` to ``stop``."""
+        out = np.zeros(stop - start, self.template.dtype)
+        self.fill(out, start)
+        return out.tobytes()
+
+    def fill(self, out: npt.NDArray[np.void], start: int) -> None:
+        """Write the rows from ``start`` on into ``out`` (records of this template, row-major: an (m, k)
+        array takes m * k rows), ``FILL_ROWS`` records at a time so they stay in the cache while every
+        element is written; the elements without a source are left as they are (zeros)."""
+        per = int(np.prod(out.shape[1:], dtype=np.int64))
+        step = max(1, FILL_ROWS // per)
+        for first in range(0, out.shape[0], step):
+            part = out[first:first + step]
+            lo = start + first * per
+            hi = lo + part.shape[0] * per
+            for name, column in self.columns:
+                part[name] = column[lo:hi].reshape(part.shape + column.shape[1:])
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,9 +330,9 @@ class ExportPlan:
             mask = tmpl.carries_mask(records)
             if left is not None:
                 mask = left if mask is None else (mask & left)
-            rows = records if mask is None else records.take(mask)
+            rows = records if mask is None or bool(mask.all()) else records.take(mask)
             if len(rows):
-                blocks.append(RowBlock(tmpl, tmpl.encode(rows, boot), len(rows)))
+                blocks.append(tmpl.rows(rows, boot))
             taken = np.ones(len(records), np.bool_) if mask is None else mask
             left = ~taken if left is None else (left & ~taken)
             if not left.any():
@@ -388,94 +412,3 @@ def template_sets(plan: ExportPlan, template_set_id: int, options_set_id: int) -
     pad = fmt is ExportFormat.V9
     return (make_set(template_set_id, [t.template_record(fmt) for t in plan.data], pad=pad),
             make_set(options_set_id, [plan.options.template_record(fmt)], pad=pad))
-
-
-class RowCursor:
-    """Hands out encoded rows in data sets that fit a byte budget, template block by block."""
-
-    def __init__(self, blocks: Sequence[RowBlock]) -> None:
-        self._blocks = [b for b in blocks if b.count]
-        self._block = 0
-        self._row = 0
-
-    @property
-    def done(self) -> bool:
-        return self._block >= len(self._blocks)
-
-    def take(self, budget: int) -> tuple[list[bytes], int]:
-        """Data sets holding as many of the remaining rows as ``budget`` octets allow; and their count."""
-        sets: list[bytes] = []
-        taken = 0
-        while not self.done:
-            block = self._blocks[self._block]
-            size = block.template.record_size
-            room = (budget - SET_HEADER.size) // size
-            while room > 0 and SET_HEADER.size + room * size + len(padding(room * size)) > budget:
-                room -= 1
-            n = min(room, block.count - self._row)
-            if n <= 0:
-                break
-            start = self._row * size
-            body = block.raw[start:start + n * size]
-            sets.append(make_set(block.template.template_id, [body]))
-            budget -= len(sets[-1])
-            taken += n
-            self._row += n
-            if self._row == block.count:
-                self._block += 1
-                self._row = 0
-        return sets, taken
-
-
-@dataclass(frozen=True, slots=True)
-class Packet:
-    """The sets of one export packet, before its header."""
-
-    body: bytes
-    records: int  # template, options template and data records (the v9 header count)
-    data_records: int  # flow and options data records (the IPFIX sequence step)
-    flow_records: int
-
-
-def packets(records: FlowRecords, *, now: float, boot: float, state: ExportState, plan: ExportPlan,
-            budget: int, template_set_id: int, options_set_id: int) -> Iterator[Packet]:
-    """Lay ``records`` out into packets of at most ``budget`` octets of sets.
-
-    Each packet starts with the template set and the options template + options data sets when
-    ``state`` says they are due, then as many data records as fit. With no records, a packet is
-    produced only when something is due. The caller packs the header from ``state.sequence`` and
-    then calls ``state.packet_built``, before asking for the next packet.
-    """
-    blocks, skipped = plan.encode_rows(records, boot)
-    state.not_carried += skipped
-    cursor = RowCursor(blocks)
-    template_set, options_template_set = template_sets(plan, template_set_id, options_set_id)
-    option_data = make_set(plan.options.template_id, [plan.options_record(boot)])
-    options_sets = options_template_set + option_data
-    biggest = max(t.record_size for t in plan.data)
-    need = len(template_set) + len(options_sets) + len(make_set(0, [bytes(biggest)]))
-    if budget < need:
-        raise ValueError(f"export packets of {budget} octets of sets cannot hold the templates, "
-                         f"the options and a {biggest}-octet record ({need} octets)")
-    while True:
-        parts: list[bytes] = []
-        count = data = 0
-        if state.templates_due(now):
-            parts.append(template_set)
-            count += len(plan.data)
-            state.templates.sent(now)
-        if state.options_due(now):
-            if state.stream:  # the greeting announced the options template
-                parts.append(option_data)
-                count += 1
-            else:
-                parts.append(options_sets)
-                count += 2
-            data += 1
-            state.options.sent(now)
-        sets, flows = cursor.take(budget - sum(len(p) for p in parts))
-        if not parts and not sets:
-            return
-        yield Packet(b"".join(parts + sets), count + flows, data + flows, flows)
-        if cursor.done:
-            return

@@ -35,7 +35,8 @@ import numpy as np
 from flowd.export.limits import DATAGRAM_SIZE, U32_MAX
 from flowd.export.sequence import ExportState
 from flowd.export.template_fields import ExportFormat
-from flowd.export.templates import ExportPlan, packets
+from flowd.export.messages import Header, Packet, encode_messages
+from flowd.export.templates import ExportPlan
 from flowd.export.timebase import sysuptime_ms
 from flowd.model.batch import FlowRecords
 
@@ -43,6 +44,7 @@ VERSION: Final = 9
 V9_HEADER: Final = struct.Struct("!HHIIII")
 #   H version (9)   H count (records in this packet)   I sys_uptime (ms)   I unix_secs
 #   I sequence (export packets before this one)   I source_id
+_SEQUENCE_AT: Final = 12  # offset of the sequence number in the header
 MAX_SIZE: Final = DATAGRAM_SIZE  # default over UDP
 MAX_UDP: Final = 65507  # the largest UDP payload over IPv4
 
@@ -68,11 +70,10 @@ def encode_v9(records: FlowRecords, *, now: float, boot: float, state: ExportSta
         raise ValueError(f"v9 packet size {max_size}: expected {V9_HEADER.size + 1}..{MAX_UDP}")
     secs = -(-round(now * 1e6) // 1_000_000)  # the first whole second at or after now
     uptime = int(sysuptime_ms(np.array([float(secs)], np.float64), boot)[0])
-    out: list[bytes] = []
-    for packet in packets(records, now=now, boot=boot, state=state, plan=plan,
-                          budget=max_size - V9_HEADER.size, template_set_id=FlowSetId.TEMPLATE,
-                          options_set_id=FlowSetId.OPTIONS_TEMPLATE):
-        head = V9_HEADER.pack(VERSION, packet.records, uptime, secs & U32_MAX, state.sequence, plan.domain_id)
-        out.append(head + packet.body)
-        state.packet_built(sequence_step=1, flow_records=packet.flow_records)
-    return out
+
+    def pack(packet: Packet, sequence: int) -> bytes:
+        return V9_HEADER.pack(VERSION, packet.records, uptime, secs & U32_MAX, sequence, plan.domain_id)
+
+    header = Header(V9_HEADER.size, _SEQUENCE_AT, pack, lambda packet: 1)  # RFC 3954: one per export packet
+    return encode_messages(records, now=now, boot=boot, state=state, plan=plan, max_size=max_size, header=header,
+                           template_set_id=FlowSetId.TEMPLATE, options_set_id=FlowSetId.OPTIONS_TEMPLATE)

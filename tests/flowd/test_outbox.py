@@ -16,7 +16,8 @@ from test_v5 import numbered, records
 from flowd.config.loader import load_config
 from flowd.config.overrides import with_overrides
 from flowd.export.exporter import Exporter
-from flowd.export.outbox import BURST, GATHER_DELAY, Outbox, Pacer, records_per_packet
+from flowd.export.messages import records_per_packet
+from flowd.export.outbox import BURST, GATHER_DELAY, Outbox, Pacer
 from flowd.export.v5 import MAX_RECORDS
 
 BOOT = 1_700_000_000.0
