@@ -2,7 +2,8 @@
 
 Run as root it creates the system group and user ``flowd`` and the group ``flowd-admin``
 (groupadd/useradd --system, only when missing), installs the packaged default configuration with
-its ``flowd control`` block switched on (never over an existing file), and writes
+its ``flowd control`` block switched on (never over an existing file), gives /etc/flowd and the
+configuration to ``flowd`` (configuration mode's commit writes them), and writes
 /etc/systemd/system/flowd.service with the absolute path of the installed ``flowd`` command.
 ``--root DIR`` stages the same files under DIR and leaves the host's accounts alone (tests,
 packagers). The unit is declared here, once: systemd/flowd.service in the repository is its
@@ -72,6 +73,11 @@ Group=flowd
 RuntimeDirectory=flowd
 RuntimeDirectoryMode=0750
 UMask=0077
+# Configuration mode: a commit writes /etc/flowd/flowd.yaml (the installer gives /etc/flowd to flowd)
+# and keeps the last 50 configurations in /var/lib/flowd/rollback.
+ReadWritePaths=/etc/flowd
+StateDirectory=flowd
+StateDirectoryMode=0750
 # Descriptors: the control server caps its connections at 64 (docs/security.md); the rest is for capture
 # rings, capture workers and flow-server sockets.
 LimitNOFILE=8192
@@ -267,12 +273,23 @@ def install_files(root: Path, flowd: str) -> list[Step]:
     return steps
 
 
+def own_config(root: Path, user: str = SERVICE_USER, group: str = READ_GROUP) -> list[Step]:
+    """/etc/flowd and its configuration belong to the service user, so configuration mode's commit can write them."""
+    uid, gid = pwd.getpwnam(user).pw_uid, grp.getgrnam(group).gr_gid
+    folder = root / CONFIG_PATH.parent.relative_to("/")
+    for path in (folder, folder / CONFIG_PATH.name):
+        os.chown(path, uid, gid)
+    return [Step(str(CONFIG_PATH.parent), f"owner {user}:{group} (commit writes the configuration)")]
+
+
 def next_steps(staged: bool) -> list[str]:
     lines = ["next steps:"]
     if staged:
         lines.append("  create the accounts on the target: groupadd --system flowd; groupadd --system flowd-admin;")
         lines.append("    useradd --system --gid flowd --no-create-home --home-dir /nonexistent "
                      "--shell /usr/sbin/nologin flowd")
+        lines.append(f"  chown {SERVICE_USER}:{READ_GROUP} {CONFIG_PATH.parent} {CONFIG_PATH}   "
+                     "# configuration mode's commit writes it")
     lines += [
         "  systemctl daemon-reload && systemctl enable --now flowd",
         "  usermod -aG flowd USER              # USER may run show commands (flowcli)",
@@ -291,6 +308,7 @@ def install(*, root: Path | None, flowd: str, readers: Sequence[str] = (), admin
                                "or --root DIR to stage the files")
         steps = ensure_accounts(run)
         steps += install_files(Path("/"), flowd)
+        steps += own_config(Path("/"))
         return steps + add_members(readers, admins, run)
     if readers or admins:
         raise InstallError("--reader/--admin change the host's accounts; they cannot be combined with --root")

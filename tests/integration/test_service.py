@@ -7,7 +7,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import grp
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -140,6 +142,21 @@ def test_install_service_stages_the_files_under_root(tmp_path: Path) -> None:
     assert config.read_text().endswith("# edited by the operator\n")
     assert unit.read_text() == unit_text("/usr/bin/flowd")
     assert accounts() == before  # --root never touches the host's users and groups
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_the_installer_gives_the_configuration_to_the_service_user(tmp_path: Path) -> None:
+    from flowd.runtime.install import own_config
+
+    root = tmp_path / "root"
+    assert flowd("--install-service", "--root", str(root), "--flowd-path", "/usr/bin/flowd").returncode == 0
+    steps = own_config(root, user="nobody", group="nogroup")  # accounts every Debian system has
+    owners = {(p.stat().st_uid, p.stat().st_gid) for p in (root / "etc/flowd", root / "etc/flowd/flowd.yaml")}
+    assert owners == {(pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid)}
+    assert [(s.what, s.outcome) for s in steps] == [("/etc/flowd", "owner nobody:nogroup (commit writes the "
+                                                                  "configuration)")]
+    unit = UNIT.read_text()
+    assert "\nReadWritePaths=/etc/flowd\nStateDirectory=flowd\n" in unit and "\nProtectSystem=strict\n" in unit
 
 
 def test_the_installed_configuration_turns_the_control_groups_on(tmp_path: Path) -> None:
