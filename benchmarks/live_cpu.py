@@ -1,7 +1,8 @@
 """Live receiver cost at several rates: CPU seconds per packet of flowd and of softflowd, same replay, same veth.
 
-The set-up of live_zero_drop.py (two private namespaces joined by a veth pair, tcpreplay into ``va``,
-the receiver on ``vb`` exporting v5 to a UDP sink on B's loopback), but what is measured is what the
+The test bed of live_testbed.py (two private namespaces joined by a veth pair, tcpreplay into ``va``,
+the receiver on ``vb`` exporting v5 to a UDP sink on B's loopback), as live_zero_drop.py uses it, but
+what is measured is what the
 receiver spends, not how fast the sender goes: for each rate (tcpreplay ``--pps``, or ``--topspeed``
 for ``full``) the CPU time of every receiver process (flowd's daemon and its capture workers;
 softflowd), all threads, from /proc/PID/task/*/schedstat (nanoseconds; /proc/PID/stat's 10 ms ticks
@@ -20,7 +21,6 @@ Needs root, iproute2, tcpreplay and softflowd. Nothing leaves the two namespaces
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import subprocess
 import sys
@@ -30,14 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from live_zero_drop import SETTLE, Flowd, Receiver, Softflowd, cpu_of, send, sink
-from netns import Namespace, add_veth, namespaces, unavailable
-
-from flowd.testing.synth import write_capture
-from flowd.testing.truth import SynthSpec
+from live_testbed import SETTLE, TOOLS, Receiver, cpu_of, missing, receivers, send, synth_capture, testbed
+from netns import Namespace
 
 FULL: Final = "full"
-TOOLS: Final = ("flowd", "softflowd")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,41 +103,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=1, help="rounds; the tool that goes first alternates")
     p.add_argument("--buffer", type=int, default=64 << 20, help="softflowd -B (bytes); default 64 MiB")
     args = p.parse_args(argv)
-    why = unavailable()
-    missing = [tool for tool in ("tcpreplay", "softflowd", "softflowctl") if shutil.which(tool) is None]
-    if why or missing:
-        print(f"live_cpu: {why or 'missing ' + ', '.join(missing)}", file=sys.stderr)
+    if why := missing():
+        print(f"live_cpu: {why}", file=sys.stderr)
         return 1
     rates = [r.strip() for r in args.rates.split(",")]
     costs: list[Cost] = []
     workers = 0
     with tempfile.TemporaryDirectory(prefix="flowd-live-cpu-") as tmp:
         workdir = Path(tmp)
-        capture = args.capture
-        if capture is None:
-            capture = workdir / "synth.pcap"
-            write_capture(SynthSpec(packets=args.packets, flows=args.flows), capture)
-            print(f"generated {capture} ({args.packets} frames, {args.flows} conversations)")
+        capture = args.capture or synth_capture(workdir, args.packets, args.flows)
         try:
-            with namespaces(2) as (a, b):
-                add_veth(a, "va", b, "vb")
-                b.ip("link", "set", "lo", "up")
-                with sink(b) as sock:
-                    port = sock.getsockname()[1]
-                    for i in range(args.rounds):
-                        for tool in TOOLS if i % 2 == 0 else TOOLS[::-1]:
-                            here = workdir / f"round{i}-{tool}"
-                            here.mkdir()
-                            receiver: Flowd | Softflowd = (Flowd(b, here, port, args.workers, args.block_timeout) if tool == "flowd"
-                                                           else Softflowd(b, here, port, args.buffer))
-                            try:
-                                if isinstance(receiver, Flowd):
-                                    workers = receiver.workers
-                                idle = idle_rate(receiver, args.idle)
-                                print(f"round {i + 1}: {tool}, idle {idle * 1e3:.2f} ms CPU per second", flush=True)
-                                costs += [step(receiver, a, capture, rate, args.seconds, idle) for rate in rates]
-                            finally:
-                                receiver.close()
+            with testbed() as (a, b, port):
+                for i, receiver in receivers(b, port, workdir, args.rounds, workers=args.workers, buffer=args.buffer,
+                                             block_timeout=args.block_timeout):
+                    workers = getattr(receiver, "workers", workers)
+                    idle = idle_rate(receiver, args.idle)
+                    print(f"round {i + 1}: {receiver.tool}, idle {idle * 1e3:.2f} ms CPU per second", flush=True)
+                    costs += [step(receiver, a, capture, rate, args.seconds, idle) for rate in rates]
         except (OSError, RuntimeError, ValueError, subprocess.TimeoutExpired) as exc:
             print(f"live_cpu: {exc}", file=sys.stderr)
             return 1
