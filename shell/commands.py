@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
+from flowd.syntax.schema import KeyPath, StatementError
 from shell.tokens import ValueType
 
 HELP_WIDTH: Final = 20  # `?` listings: "  " + word padded to 20 + " " + help
@@ -60,7 +62,17 @@ class Level:
     default: str
 
 
-Option = Opt | Level
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """The words of a configuration statement (`show configuration forwarding-options sampling`), walked
+    through the daemon's statement tree for Tab, `?` and errors; sent to the daemon as `param` (a list)."""
+
+    placeholder: str
+    help: str
+    param: str = "words"
+
+
+Option = Opt | Level | Statement
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +88,7 @@ class Command:
     displays: tuple[str, ...] = ("json", "xml")
     notes: str = ""
     xml_rpc: str = ""  # the Junos XML RPC name NETCONF clients call it by (junos-reference.md §1.0)
+    compare: str = ""  # the method `| compare rollback N` calls instead of `rpc` (given the same params)
 
     @property
     def words(self) -> tuple[str, ...]:
@@ -84,6 +97,10 @@ class Command:
     @property
     def level(self) -> Level | None:
         return next((o for o in self.options if isinstance(o, Level)), None)
+
+    @property
+    def statement(self) -> Statement | None:
+        return next((o for o in self.options if isinstance(o, Statement)), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +111,8 @@ class Pipe:
     help: str
     value: ValueType | None = None
     display: bool = False
+    word: tuple[str, str] | None = None  # a keyword (and its help) typed before the value: `compare rollback N`
+    compare: bool = False  # only on commands with a `compare` method
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +182,16 @@ class Incomplete:
     @property
     def message(self) -> str:
         return f"syntax error, expecting {self.expected}."
+
+
+class Configured(Protocol):
+    """What the configuration defines, for completion and checks (flowd.syntax.names.Configuration)."""
+
+    def statements(self, words: Sequence[str], base: KeyPath = ()) -> list[tuple[str, str]]: ...
+
+    def error(self, words: Sequence[str], base: KeyPath = ()) -> StatementError | None: ...
+
+    def names(self, patterns: Sequence[str], params: Mapping[str, Any] | None = None) -> list[str]: ...
 
 
 Failure = Invalid | Ambiguous | Incomplete

@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 
-from flowd.syntax.schema import Key, candidates, node_at, word_value
+from flowd.syntax.names import Configuration
+from flowd.syntax.schema import Key, node_at, word_value
 from shell.client import Client, RemoteError
 from shell.commands import Candidate, Match, Word
 from shell.pager import Output, PipeError, apply_pipes, display_format
 from shell.parser import failure_text, format_candidates, split_words
-from shell.render.configuration import to_curly, to_set
+from shell.render import render
+from shell.render.configuration import revive
 
 VERBS: Final = (
     ("commit", "Commit current set of changes"),
@@ -92,7 +94,7 @@ class ConfigSession:
     level: tuple[Key, ...] = ()
     schema: Mapping[str, Any] | None = None
     mode: str = "shared"
-    known: dict[tuple[Key, ...], list[Key]] = field(default_factory=dict)
+    config: Configuration | None = None  # the candidate's statements and names, for Tab and `?`
 
     async def enter(self, mode: str) -> list[str]:
         """`configure [private | exclusive]`: the lines Junos prints (raises on a lock)."""
@@ -109,20 +111,19 @@ class ConfigSession:
         return "[edit" + "".join(f" {k}" for k in self.level) + "]"
 
     async def refresh_known(self) -> None:
-        """The names configured in the candidate, offered by Tab and `?` at each list."""
+        """The names configured in the candidate, offered by Tab and `?` (once per command line)."""
         try:
             tree = (await self.client.call("config.show", {"path": []}))["config"]
         except RemoteError:
             return
-        self.known = {}
         assert self.schema is not None
-        _collect(self.schema, tree, (), self.known)
+        self.config = Configuration(self.schema, revive(tree))
 
     def complete(self, words: Sequence[str], verb: str) -> list[tuple[str, str]]:
         """Candidates after a verb's words (`set forwarding-options ...`)."""
-        if self.schema is None or verb not in ("set", "delete", "edit", "show"):
+        if self.config is None or verb not in ("set", "delete", "edit", "show"):
             return []
-        return candidates(self.schema, self.level, words, known=self.known)
+        return self.config.statements(words, self.level)
 
     async def changed(self) -> bool:
         try:
@@ -217,47 +218,31 @@ def _split_pipes(rest: Sequence[Word]) -> tuple[list[Word], list[list[str]]]:
     return where, segments
 
 
-def _compare(segments: list[list[str]]) -> tuple[bool, int | None, list[list[str]]]:
-    """Take `| compare [rollback N]` out of the pipes: (asked, rollback N, the other pipes)."""
-    others = [seg for seg in segments if not (seg and len(seg[0]) >= 3 and "compare".startswith(seg[0]))]
-    asked = [seg for seg in segments if seg not in others]
-    if not asked:
-        return False, None, others
-    seg = asked[-1]
-    if len(seg) == 1:
-        return True, None, others
-    if len(seg) == 3 and "rollback".startswith(seg[1]) and seg[2].isdigit() and int(seg[2]) <= 49:
-        return True, int(seg[2]), others
-    raise ConfigCommandError(["syntax error, expecting compare [rollback <0..49>]."])
+def _bare_compare(segments: list[list[str]]) -> tuple[bool, list[list[str]]]:
+    """Take a bare `| compare` (the candidate against the active configuration) out of the pipes; `compare
+    rollback N` is the operational grammar's pipe."""
+    bare = [seg for seg in segments if len(seg) == 1 and len(seg[0]) >= 3 and "compare".startswith(seg[0])]
+    return bool(bare), [seg for seg in segments if seg not in bare]
 
 
 async def _show(s: ConfigSession, rest: Sequence[Word], line: str) -> Output:
     where, segments = _split_pipes(rest)
-    path = list(s.level)
-    if where:
-        resolved = await s._statement("config.edit", where)
-        path = resolved["path"]
-    compare, rollback, segments = _compare(segments)
+    bare, segments = _bare_compare(segments)
     match = _pipes(" ".join("| " + " ".join(seg) for seg in segments))
-    if compare:
-        params: dict[str, Any] = {"path": path} if rollback is None else {"path": path, "rollback": rollback}
+    pipes = match.pipes if match is not None else ()
+    rollback = next((p.arg for p in pipes if p.keyword == "compare"), None)
+    result = await s._statement("config.show", where)
+    if bare or rollback is not None:
+        params: dict[str, Any] = {"path": result["path"]}
+        if rollback is not None:
+            params["rollback"] = rollback
         lines = (await s.client.call("config.compare", params))["lines"]
     else:
-        tree = (await s.client.call("config.show", {"path": path}))["config"]
-        wants_set = match is not None and display_format(match.pipes) == "set"
-        lines = to_set(_wrap(path, tree)) if wants_set else to_curly(tree)
-    if match is None:
-        return Output(lines)
+        lines = render("system.configuration", result, None, display_format(pipes))
     try:
-        return apply_pipes(lines, match.pipes)
+        return apply_pipes(lines, pipes)
     except PipeError as exc:
         raise ConfigCommandError([f"error: {exc}"]) from None
-
-
-def _wrap(path: Sequence[Any], tree: Any) -> Any:
-    for key in reversed(path):
-        tree = {key: tree}
-    return tree
 
 
 def _pipes(pipes: str) -> Match | None:
@@ -372,24 +357,20 @@ _HANDLERS: Final[dict[str, Callable[[ConfigSession, Sequence[Word], str], Awaita
 }
 
 
-def _collect(node: Mapping[str, Any], tree: Any, path: tuple[Key, ...], out: dict[tuple[Key, ...], list[Key]]) -> None:
-    if not isinstance(tree, Mapping):
-        return
-    if node["kind"] == "list":
-        out[path] = [word_value(k) if isinstance(k, str) else k for k in tree]
-        body = node["body"]
-        if body is not None:
-            for key, entry in tree.items():
-                _collect(body, entry, path + (word_value(key) if isinstance(key, str) else key,), out)
-        return
-    if node["kind"] == "container":
-        for key, child in node["children"].items():
-            if key in tree:
-                _collect(child, tree[key], path + (key,), out)
+def _after_pipe(text: str) -> str | None:
+    """`show ... | PIPES` as the operational line whose pipes they are (None without a pipe after `show`)."""
+    words, _ = split_words(text)
+    pipe = next((w for w in words if w.is_pipe), None)
+    if pipe is None or not words or not "show".startswith(words[0].text) or words[0].is_pipe:
+        return None
+    return "show configuration " + text[pipe.start:]
 
 
 def help_lines(session: ConfigSession, text: str) -> list[str]:
-    """`?` in configuration mode: the verbs, or what the verb's statement may take next."""
+    """`?` in configuration mode: the verbs, or what the verb's statement (or `show`'s pipe) may take next."""
+    if (piped := _after_pipe(text)) is not None:
+        from shell.grammar import PARSER
+        return [line for line in PARSER.help_lines(piped, 0) if line.strip() != "^"]
     words, _ = split_words(text)
     typed = [w.text for w in words]
     partial = "" if not typed or text.endswith(" ") else typed.pop()
@@ -411,6 +392,11 @@ def completions(session: ConfigSession, text: str) -> tuple[int, list[tuple[str,
     words, quoted = split_words(text)
     if quoted:
         return len(text), []
+    if (piped := _after_pipe(text)) is not None:
+        from shell.grammar import PARSER
+        listing = PARSER.candidates(piped)
+        offset = len(text) - len(piped)
+        return listing.start + offset, [(c.word, c.help) for c in listing.candidates if c.insertable]
     typed = [w.text for w in words]
     start = len(text)
     partial = ""

@@ -17,7 +17,8 @@ from flowd.control.rpcs import (
     Param,
     aggregation_method,
 )
-from shell.commands import Command, Level, Local, Opt, Option, Pipe
+from flowd.syntax import names
+from shell.commands import Command, Level, Local, Opt, Option, Pipe, Statement
 from shell.parser import Parser
 from shell.tokens import Choice, Filename, IntRange, Name, Prefix, Regex, ValueType
 
@@ -43,21 +44,25 @@ CHOICE_HELP: Final = {"bytes": "Highest byte count first", "packets": "Highest p
 NAME_VALUES: Final = (("*", "All accounting services"), ("all", "All accounting services"))
 
 
-def _value(param: Param, placeholder: str) -> ValueType:
-    """The shell's value type for a parameter of a method's contract."""
+def _value(param: Param, placeholder: str, source: tuple[tuple[str, ...], str] = ((), "")) -> ValueType:
+    """The shell's value type for a parameter of a method's contract (``source``: the configured names it
+    takes, flowd.syntax.names patterns, and the help they are listed with)."""
     if param.kind is Kind.INTEGER:
         return IntRange(param.low, param.high, placeholder)
     if param.kind is Kind.PREFIX:
         return Prefix(placeholder)
     if param.kind is Kind.CHOICE:
         return Choice(tuple((c, CHOICE_HELP[c]) for c in param.choices))
-    return Name(placeholder, NAME_VALUES if param.name == "name" else ())
+    return Name(placeholder, NAME_VALUES if param.name == "name" else (), *source)
 
 
-def options(method: str, placeholders: Mapping[str, str] | None = None) -> tuple[Opt, ...]:
-    """A command option for every parameter of ``method``'s contract (flowd.control.rpcs), in its order."""
-    given = placeholders or {}
-    return tuple(Opt(p.keyword, _value(p, given.get(p.name, f"<{p.keyword}>")), p.help, required=p.required)
+def options(method: str, placeholders: Mapping[str, str] | None = None,
+            sources: Mapping[str, tuple[tuple[str, ...], str]] | None = None) -> tuple[Opt, ...]:
+    """A command option for every parameter of ``method``'s contract (flowd.control.rpcs), in its order;
+    ``sources`` gives the parameters whose values are names the configuration defines (Tab and `?` list them)."""
+    given, named = placeholders or {}, sources or {}
+    return tuple(Opt(p.keyword, _value(p, given.get(p.name, f"<{p.keyword}>"), named.get(p.name, ((), ""))),
+                     p.help, required=p.required)
                  for p in RPCS[method].params)
 
 
@@ -68,7 +73,8 @@ INDEX_AS: Final = {"input_snmp_interface_index": "<index>", "output_snmp_interfa
                    "source_as": "<as>", "destination_as": "<as>"}
 NAME: Final = options("accounting.flow")[0]
 FLOW_DETAIL_OPTIONS: Final[tuple[Option, ...]] = (FLOW_DETAIL_LEVEL, *options("accounting.flow_detail", INDEX_AS))
-TEMPLATE_NAME, *TEMPLATE_REST = options("accounting.aggregation_template")
+TEMPLATE_NAME, *TEMPLATE_REST = options("accounting.aggregation_template",
+                                       sources={"template_name": (names.TEMPLATES, "Configured template")})
 AGGREGATION_TEMPLATE_OPTIONS: Final[tuple[Option, ...]] = (TEMPLATE_NAME, FLOW_DETAIL_LEVEL, *TEMPLATE_REST)
 
 AGGREGATION_HELP: Final = {
@@ -177,6 +183,8 @@ AGGREGATION_TEMPLATE_NOTE: Final = (
     "`-mpls`, `-mpls-ipv4` or `-peer-as-billing` (by template type) with the leaves named after the labels "
     "(`source-mask`, `mpls-label-1`, `top-label-address`, `destination-peer-as`, `bgp-nexthop`, ...).")
 FIREWALL_NAMES: Final = {"filter": "<filter-name>", "counter": "<counter-name>"}
+FIREWALL_SOURCES: Final = {"filter": (names.FILTERS, "Configured filter"),
+                           "counter": (names.COUNTERS, "Configured counter")}
 FIREWALL_NOTE: Final = (
     "One block per configured filter: a blank line, `Filter: NAME`, then `Counters:` and a `Name / Bytes / "
     "Packets` table of the counters its terms `count` (the name left-aligned in 40 columns, bytes right-aligned "
@@ -210,6 +218,19 @@ SET_CLI_NOTE: Final = (
     "`screen-width N` wraps output at N characters (0 never wraps), `timestamp` starts each command's output "
     "with a `Dec 03 12:20:01` line (`no-timestamp` stops). Prints `Screen length set to N`, `Screen width set "
     "to N`, `Enabling timestamp` / `Disabling timestamp`.")
+CONFIGURATION_NOTE: Final = (
+    "The running configuration, or the statements of one hierarchy, list, entry or statement (`show "
+    "configuration forwarding-options sampling input`, `... flow-server 10.60.2.1`, `... input rate`), as Junos "
+    "prints a hierarchy: its contents, curly-brace text with a 4-space indent (nothing when nothing is "
+    "configured there). The words are the configuration statements (docs/config.md; Tab and `?` list them and "
+    "the names configured, from the daemon's `config.schema`); a word that is not one is `syntax error.` under "
+    "it. `| display set` prints one `set` line per leaf with the full path; `| display xml` the Junos "
+    "`configuration` element (lists as repeated elements with a `name`, `interfaces` entries as `interface`, "
+    "`family inet` as `family`/`inet`, flags empty); `| display json` the same as `{\"configuration\": ...}` "
+    "(lists as arrays, flags `[null]`). `| compare rollback N` prints the difference from stored configuration "
+    "N (`show system commit`; 0 is the active one) to the running one below the statement, in the `[edit ...]` "
+    "/ `+` / `-` form of configuration mode's `show | compare` (needs a daemon started with `--config FILE`; "
+    "a rollback the store does not hold is `error: rollback N not found`).")
 HISTORY_NOTE: Final = "The commands typed in this session, oldest first, as `HH:MM:SS -- COMMAND` (the last 100)."
 PASSIVE_NOTE: Final = "The same output as the `show services accounting` command of the same name."
 
@@ -251,16 +272,16 @@ COMMANDS: Final = (
     Command("show system uptime", "Show time since the system and flowd started", xml_rpc="get-system-uptime-information", rpc="system.uptime",
             notes="`Protocols started` is when the flowd daemon started; the last line is uptime(1)'s."),
     Command("show configuration", "Show current configuration", xml_rpc="get-configuration", rpc="system.configuration",
-            displays=("set",),
-            notes="Curly-brace text, 4-space indent; `| display set` prints one `set` line per leaf."),
+            options=(Statement("<statement>", RPCS["system.configuration"].param("words").help),),
+            displays=("json", "set", "xml"), compare="config.compare_rollback", notes=CONFIGURATION_NOTE),
     Command("clear services accounting statistics", "Clear all statistics",
             xml_rpc="clear-service-accounting-statistics", rpc="accounting.clear_statistics", pipes=False, notes="Prints nothing on success."),
     Command("clear services accounting flow", "Expire and export all cached flows",
             xml_rpc="clear-service-accounting-flow-information", rpc="accounting.clear_flows", pipes=False, notes="Prints nothing on success."),
     Command("show firewall", "Show firewall counters", xml_rpc="get-firewall-information", rpc="firewall.show",
-            options=options("firewall.show", FIREWALL_NAMES), notes=FIREWALL_NOTE),
+            options=options("firewall.show", FIREWALL_NAMES, FIREWALL_SOURCES), notes=FIREWALL_NOTE),
     Command("clear firewall", "Clear firewall counters", xml_rpc="clear-firewall-counters", rpc="firewall.clear",
-            pipes=False, options=options("firewall.clear", FIREWALL_NAMES),
+            pipes=False, options=options("firewall.clear", FIREWALL_NAMES, FIREWALL_SOURCES),
             notes="Zeroes the filter's counters (or the one named) as `show firewall` reports them; needs the "
                   "admin group. Prints nothing on success."),
     Command("show system commit", "Show pending commit operation and commit history",
@@ -289,6 +310,8 @@ DISPLAY_FORMATS: Final = {
 }
 
 PIPES: Final = (
+    Pipe("compare", "Compare configuration changes with prior version", IntRange(0, 49, "<rollback>"),
+         word=("rollback", "Numeric index of rollback file"), compare=True),
     Pipe("count", "Count occurrences"),
     Pipe("display", "Show additional kinds of information", display=True),
     Pipe("except", "Show only text that does not match a pattern", Regex()),
@@ -310,6 +333,9 @@ def _syntax(command: Command) -> str:
     for option in command.options:
         if isinstance(option, Level):
             parts.append("<" + " | ".join(w for w, _ in option.words) + ">")
+            continue
+        if isinstance(option, Statement):
+            parts.append(f"<{option.placeholder[1:-1]} ...>")
             continue
         values = [w for w, _ in option.value.choices()]
         if option.value.placeholder:
@@ -355,12 +381,17 @@ def render_docs(commands: Sequence[Command] = COMMANDS) -> str:
                     for word, help_ in option.words:
                         default = " (default)" if word == option.default else ""
                         out.append(f"| `{word}` | | {help_}{default} |")
+                elif isinstance(option, Statement):
+                    out.append(f"| `{option.placeholder}` | statement keywords and names (docs/config.md) | "
+                               f"{option.help} |")
                 else:
                     values = [f"`{w}`" for w, _ in option.value.choices()]
                     if option.value.placeholder:
                         values.append(f"`{option.placeholder}`")
                     note = f" {option.value.note}" if option.value.note else ""
                     note += " (required)" if option.required else ""
+                    if isinstance(option.value, Name) and option.value.configured:
+                        note += " (Tab and `?` list the configured ones)"
                     out.append(f"| `{option.keyword}` | {_cell(' or '.join(values))} | {option.help}{note} |")
         if command.rpc:
             out += ["", f"Daemon method: `{command.rpc}`."]
@@ -368,7 +399,9 @@ def render_docs(commands: Sequence[Command] = COMMANDS) -> str:
             out += ["", f"NETCONF RPC: `<{command.xml_rpc}>` (options as child elements, docs/operator-guide.md)."]
         if command.pipes:
             formats = ", ".join(f"`display {f}`" for f in command.displays)
-            out += ["", f"Pipes: all, with {formats}."]
+            out += ["", f"Pipes: all, with {formats}" + (", `compare rollback N`" if command.compare else "") + "."]
+        if command.compare:
+            out += ["", f"`| compare rollback N` calls daemon method `{command.compare}`."]
         if command.rpc and (elements := RENDERERS[command.rpc].elements):
             out += ["", f"XML/JSON elements: `{elements}`."]
         if command.notes:
@@ -382,7 +415,8 @@ def render_docs(commands: Sequence[Command] = COMMANDS) -> str:
             value = " or ".join(f"`{f}`" for f in DISPLAY_FORMATS)
         else:
             value = f"`{pipe.value.placeholder}`" if pipe.value is not None else ""
-        out.append(f"| `{pipe.keyword}` | {value} | {pipe.help} |")
+            value = f"`{pipe.word[0]}` {value}" if pipe.word is not None else value
+        out.append(f"| `{pipe.keyword}` | {value} | {pipe.help}{' (`show configuration` only)' if pipe.compare else ''} |")
     out += ["", "| display format | meaning |", "|---|---|"]
     out += [f"| `{name}` | {help_} |" for name, help_ in DISPLAY_FORMATS.items()]
     out += ["",

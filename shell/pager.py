@@ -82,6 +82,7 @@ PIPE_STEPS: Final[dict[str, Callable[[list[str], Any], list[str]]]] = {
     "hold": _unchanged,  # only keeps the pager at the end of the output
     "refresh": _unchanged,  # the REPL runs the command again every N seconds
     "display": _unchanged,  # chose the renderer already
+    "compare": _unchanged,  # chose the method already (the command's `compare`)
 }
 NO_PAGER: Final = frozenset({"no-more", "save"})
 LINE_BY_LINE: Final = frozenset({"match", "except", "no-more", "display"})  # pipes that need no later lines

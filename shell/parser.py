@@ -49,6 +49,7 @@ from shell.commands import (
     Ambiguous,
     Candidate,
     Command,
+    Configured,
     Failure,
     GrammarError,
     Incomplete,
@@ -60,9 +61,10 @@ from shell.commands import (
     Pipe,
     PipeCall,
     Result,
+    Statement,
     Word,
 )
-from shell.tokens import Choice, ValueType
+from shell.tokens import Choice, Name, ValueType
 
 
 @dataclass(slots=True)
@@ -76,7 +78,9 @@ class _Node:
 class _Phase(Enum):
     COMMAND = "command"
     OPT_VALUE = "opt-value"
+    STATEMENT = "statement"
     PIPE_KEYWORD = "pipe-keyword"
+    PIPE_WORD = "pipe-word"
     PIPE_VALUE = "pipe-value"
     PIPE_DONE = "pipe-done"
 
@@ -93,6 +97,8 @@ class _State:
     pipes: list[PipeCall] = field(default_factory=list)
     options_started: bool = False
     words_seen: int = 0
+    statement: list[str] = field(default_factory=list)  # the words of a `Statement` option so far
+    config: Configured | None = None  # the statement tree and configured names, when the shell has them
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +107,7 @@ class _Choice:
 
     word: str
     help: str
-    target: _Node | Opt | Level | Pipe
+    target: _Node | Opt | Level | Pipe | str  # str: a pipe's keyword before its value (`rollback`)
 
 
 def split_words(line: str) -> tuple[list[Word], bool]:
@@ -238,7 +244,11 @@ class Parser:
     def _keywords(self, st: _State) -> list[_Choice]:
         """Keywords valid in the COMMAND or PIPE_KEYWORD phase."""
         if st.phase is _Phase.PIPE_KEYWORD:
-            return [_Choice(p.keyword, p.help, p) for p in self.pipes]
+            compares = st.node.command is not None and bool(st.node.command.compare)
+            return [_Choice(p.keyword, p.help, p) for p in self.pipes if compares or not p.compare]
+        if st.phase is _Phase.PIPE_WORD and st.pending_pipe is not None and st.pending_pipe.word is not None:
+            word, help_ = st.pending_pipe.word
+            return [_Choice(word, help_, word)]
         if st.phase is not _Phase.COMMAND:
             return []
         out = [] if st.options_started else [_Choice(w, n.help, n) for w, n in st.node.children.items()]
@@ -248,7 +258,7 @@ class Parser:
                 if isinstance(option, Opt):
                     if option.keyword not in st.used:
                         out.append(_Choice(option.keyword, option.help, option))
-                elif "level" not in st.used:
+                elif isinstance(option, Level) and "level" not in st.used:
                     out += [_Choice(w, h, option) for w, h in option.words]
         return out
 
@@ -279,7 +289,8 @@ class Parser:
     def _complete_here(self, st: _State) -> bool:
         if st.phase is _Phase.PIPE_DONE:
             return True
-        return st.phase is _Phase.COMMAND and st.node.command is not None and self._missing(st) is None
+        return st.phase in (_Phase.COMMAND, _Phase.STATEMENT) and st.node.command is not None and \
+            self._missing(st) is None
 
     def _pipe_allowed(self, st: _State) -> bool:
         return self._complete_here(st) and st.node.command is not None and st.node.command.pipes
@@ -311,6 +322,9 @@ class Parser:
             return None
         if st.phase is _Phase.PIPE_DONE:
             return Invalid(EXPECTING_COMMAND, word.text, word.start)
+        statement = st.node.command.statement if st.node.command is not None else None
+        if statement is not None and st.phase in (_Phase.COMMAND, _Phase.STATEMENT):
+            return self._statement_word(st, statement, word)
         choices = self._keywords(st)
         picked = _pick(word.text, choices) if word.text else []
         if isinstance(picked, list):
@@ -329,16 +343,30 @@ class Parser:
             st.used.add("level")
             st.options_started = True
             st.level = picked.word
+        elif isinstance(target, str):
+            st.phase = _Phase.PIPE_VALUE
+        elif target.value is None and not target.display:
+            st.pipes.append(PipeCall(target.keyword))
+            st.phase = _Phase.PIPE_DONE
         else:
-            if target.value is None and not target.display:
-                st.pipes.append(PipeCall(target.keyword))
-                st.phase = _Phase.PIPE_DONE
-            else:
-                st.pending_pipe, st.phase = target, _Phase.PIPE_VALUE
+            st.pending_pipe = target
+            st.phase = _Phase.PIPE_WORD if target.word is not None else _Phase.PIPE_VALUE
         return None
 
-    def _walk(self, words: Iterable[Word]) -> tuple[_State, Failure | None]:
-        st = _State(self.root)
+    @staticmethod
+    def _statement_word(st: _State, statement: Statement, word: Word) -> Failure | None:
+        """One more word of the command's statement: checked against the statement tree when there is one."""
+        st.phase = _Phase.STATEMENT
+        if st.config is not None and (error := st.config.error([*st.statement, word.text])) is not None \
+                and error.word >= len(st.statement):
+            return Invalid(SYNTAX_ERROR if error.message.endswith(SYNTAX_ERROR) else error.message, word.text,
+                           word.start)
+        st.statement.append(word.text)
+        st.params[statement.param] = list(st.statement)
+        return None
+
+    def _walk(self, words: Iterable[Word], config: Configured | None) -> tuple[_State, Failure | None]:
+        st = _State(self.root, config=config)
         for word in words:
             if failure := self._feed(st, word):
                 return st, failure
@@ -347,18 +375,20 @@ class Parser:
     def _expected(self, st: _State) -> str:
         if st.phase is _Phase.OPT_VALUE and st.pending_opt is not None:
             return st.pending_opt.placeholder
+        if st.phase is _Phase.PIPE_WORD and st.pending_pipe is not None and st.pending_pipe.word is not None:
+            return st.pending_pipe.word[0]
         if st.phase is _Phase.PIPE_VALUE and st.pending_pipe is not None and st.pending_pipe.value is not None:
             return st.pending_pipe.value.placeholder
         if st.phase is _Phase.COMMAND and (missing := self._missing(st)) is not None:
             return f"<{missing.keyword}>"
         return "<command>"
 
-    def resolve(self, line: str) -> Result | None:
-        """Match a whole line; None for a blank line."""
+    def resolve(self, line: str, config: Configured | None = None) -> Result | None:
+        """Match a whole line; None for a blank line. ``config`` checks statement words and lists names."""
         words, _ = split_words(line)
         if not words:
             return None
-        st, failure = self._walk(words)
+        st, failure = self._walk(words, config)
         if failure is not None:
             return failure
         if not self._complete_here(st):
@@ -380,6 +410,11 @@ class Parser:
                 note = f" {value_type.note}" if value_type.note else ""
                 items.append(Candidate(value_type.placeholder, help_ + note, insertable=False))
             items += [Candidate(w, h) for w, h in value_type.choices() if w.startswith(partial)]
+            if isinstance(value_type, Name) and value_type.configured and st.config is not None:
+                items += [Candidate(n, value_type.named) for n in st.config.names(value_type.configured, st.params)
+                          if n.startswith(partial) and n not in {c.word for c in items}]
+        elif (statement := self._statement_here(st)) is not None:
+            items += self._statement_candidates(st, statement, partial)
         else:
             items += [Candidate(c.word, c.help) for c in self._keywords(st) if c.word.startswith(partial)]
         if not partial:
@@ -387,29 +422,60 @@ class Parser:
                 items.append(Candidate(ENTER_WORD, ENTER_HELP, insertable=False))
             if self._pipe_allowed(st):
                 items.append(Candidate(PIPE_WORD, PIPE_HELP, insertable=False))
-        return Listing(tuple(sorted(items, key=lambda c: c.order)), partial,
-                       free_value=wanted is not None and bool(wanted[0].placeholder))
+        free = wanted is not None and bool(wanted[0].placeholder)
+        free = free or any(not c.insertable and c.word.startswith("<") for c in items)
+        return Listing(tuple(sorted(items, key=lambda c: c.order)), partial, free_value=free)
 
-    def candidates(self, line: str) -> Listing:
+    @staticmethod
+    def _statement_here(st: _State) -> Statement | None:
+        command = st.node.command
+        if command is None or st.phase not in (_Phase.COMMAND, _Phase.STATEMENT):
+            return None
+        return command.statement
+
+    @staticmethod
+    def _statement_candidates(st: _State, statement: Statement, partial: str) -> list[Candidate]:
+        """The statement's next words from the tree (keywords, configured names; placeholders for `?` only)."""
+        if st.config is None:
+            return [Candidate(statement.placeholder, statement.help, insertable=False)] if not partial else []
+        return [Candidate(w, h, insertable=not w.startswith("<")) for w, h in st.config.statements(st.statement)
+                if w.startswith(partial) or (w.startswith("<") and not partial)]
+
+    def candidates(self, line: str, config: Configured | None = None) -> Listing:
         """What may follow the line; the word being typed (if any) filters the list by prefix."""
         words, open_quote = split_words(line)
         partial_word: Word | None = None
         if words and (open_quote or not (line[-1:].isspace() or words[-1].is_pipe)):
             partial_word = words.pop()
         start = partial_word.start if partial_word is not None else len(line)
-        st, failure = self._walk(words)
+        st, failure = self._walk(words, config)
         if failure is not None:
             return Listing((), "", failure, start)
         partial = partial_word.text if partial_word is not None else ""
         listing = replace(self._listing(st, partial), start=start)
-        if partial_word is not None and not listing.candidates and self._value_type(st) is None:
+        if partial_word is not None and not listing.candidates and self._value_type(st) is None \
+                and not (self._statement_here(st) is not None and st.config is None):
             # Nothing continues the word: say why, as Enter would.
             return Listing((), partial, self._feed(st, partial_word), start)
         return listing
 
-    def help_lines(self, line: str, prompt_width: int) -> list[str]:
+    def needs_configuration(self, line: str) -> bool:
+        """Whether the line's next word (or the one being typed) is a statement's or a configured name (so the
+        shell fetches the configuration before listing, completing or checking it)."""
+        words, open_quote = split_words(line)
+        if words and (open_quote or not (line[-1:].isspace() or words[-1].is_pipe)):
+            words.pop()
+        st, failure = self._walk(words, None)
+        if failure is not None:
+            return False
+        wanted = self._value_type(st)
+        if wanted is not None:
+            return isinstance(wanted[0], Name) and bool(wanted[0].configured)
+        return self._statement_here(st) is not None
+
+    def help_lines(self, line: str, prompt_width: int, config: Configured | None = None) -> list[str]:
         """What `?` prints for the line: the listing, or the error Enter would give."""
-        listing = self.candidates(line)
+        listing = self.candidates(line, config)
         if listing.failure is not None:
             return failure_lines(listing.failure, prompt_width)
         return format_candidates(listing.candidates)

@@ -31,6 +31,7 @@ from shell.configmode import (
     ConfigSession,
     LeaveConfiguration,
 )
+from shell.configured import ActiveConfiguration
 from shell.grammar import PARSER
 from shell.keys import KeyContext, shell_bindings
 from shell.pager import (
@@ -121,9 +122,15 @@ async def execute(match: Match, client: Client, parser: Parser = PARSER) -> Outp
     display = display_format(match.pipes)
     if RPCS[command.rpc].streamed and display is None:
         return await _streamed(match, client)
-    result = await client.call(command.rpc, match.params)
-    with _unexpected(command.rpc):
-        lines = render(command.rpc, result, match.level, display)
+    method, params = command.rpc, match.params
+    rollback = next((p.arg for p in match.pipes if p.keyword == "compare"), None)
+    if rollback is not None and command.compare:
+        method, params = command.compare, {**params, "rollback": rollback}
+    result = await client.call(method, params)
+    if "error" in result:  # a statement the daemon's tree does not hold (the shell had no tree to check it)
+        raise CommandError(str(result["error"]["message"]).removeprefix("error: "))
+    with _unexpected(method):
+        lines = render(method, result, match.level, display)
     return _piped(lines, match)
 
 
@@ -313,7 +320,8 @@ async def run_interactive(client: Client, *, prompt: str | None = None, history:
     config_prompt = prompt[:-2] + "# " if prompt.endswith("> ") else prompt
     terminal = terminal or Terminal()
     mode: list[ConfigSession] = []  # the configuration-mode session, while there is one
-    ctx = KeyContext(parser, prompt, lambda: mode[0] if mode else None, config_prompt)
+    active = ActiveConfiguration(client)
+    ctx = KeyContext(parser, prompt, lambda: mode[0] if mode else None, config_prompt, active)
     session: PromptSession[str] = PromptSession(
         history=_history(Path(history or Path(HISTORY_FILE).expanduser())),
         key_bindings=shell_bindings(ctx),
@@ -338,6 +346,7 @@ async def run_interactive(client: Client, *, prompt: str | None = None, history:
         return answer.strip().lower() in ("", "y", "yes")
 
     while True:
+        active.forget()
         config = mode[0] if mode else None
         if config is not None:
             _write_lines(terminal.out, ["", config.banner()])
@@ -372,7 +381,9 @@ async def run_interactive(client: Client, *, prompt: str | None = None, history:
                     continue
                 terminal.show(output)
                 continue
-            result = parser.resolve(line)
+            if parser.needs_configuration(line):  # statement words: checked as Tab and `?` list them
+                await active.ensure()
+            result = parser.resolve(line, active.config)
             if isinstance(result, Match) and result.command.local is Local.CONFIGURE:
                 entering = ConfigSession(client, operational, _terminal_reader(session))
                 try:

@@ -1,7 +1,7 @@
 """The `config.*` control methods: configuration mode over the socket, one session per connection.
 
 Their parameters are checked against their contracts (flowd.control.rpcs) before they run; every method
-but `config.schema` and `config.history` needs the admin group (docs/security.md). A
+but `config.schema`, `config.history` and `config.compare_rollback` needs the admin group (docs/security.md). A
 statement that does not fit the schema is not a failed call: the reply is ``{"error": {"word": N,
 "message": ...}}`` so the shell can put its caret under word N, as Junos does. Requests that cannot be
 done (a lock, a failed commit check) fail with code ``bad-params`` and the Junos text as the message.
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from flowd.control.database import Database, path_of
-from flowd.syntax.schema import StatementError
+from flowd.syntax.edit import wrap
+from flowd.syntax.schema import StatementError, outline
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +59,18 @@ def _status(db: Database, who: Caller, params: Mapping[str, Any], now: float) ->
             "rollback_in": None if deadline is None else max(0.0, deadline - now)}
 
 
-def _statement(action: Callable[[], Any], field: str) -> dict[str, Any]:
-    """``{field: what the action returned}``, or the statement's error (word index and Junos message)."""
+def _statement(action: Callable[[], Any], *fields: str) -> dict[str, Any]:
+    """``{field: what the action returned}`` (several fields: one each from the tuple it returned), or the
+    statement's error (word index and Junos message)."""
     try:
         found = action()
     except StatementError as exc:
         return {"error": {"word": exc.word, "message": exc.message}}
-    return {field: list(found) if isinstance(found, tuple) else found is not False}
+    if len(fields) > 1:
+        return dict(zip(fields, found, strict=True))
+    if isinstance(found, list):
+        return {fields[0]: found}
+    return {fields[0]: list(found) if isinstance(found, tuple) else found is not False}
 
 
 def _set(db: Database, who: Caller, params: Mapping[str, Any], now: float) -> dict[str, Any]:
@@ -80,11 +86,22 @@ def _edit(db: Database, who: Caller, params: Mapping[str, Any], now: float) -> d
 
 
 def _show(db: Database, who: Caller, params: Mapping[str, Any], now: float) -> dict[str, Any]:
-    return {"config": db.show(who.session, _base(params))}
+    def show() -> tuple[Any, ...]:
+        path, tree = db.show(who.session, _base(params), _words(params))
+        return list(path), tree, outline(db.schema, wrap(path, tree))
+    return _statement(show, "path", "config", "schema")
 
 
 def _compare(db: Database, who: Caller, params: Mapping[str, Any], now: float) -> dict[str, Any]:
     return {"lines": db.compare(who.session, _base(params), params.get("rollback"))}
+
+
+def _compare_rollback(db: Database, who: Caller, params: Mapping[str, Any], now: float) -> dict[str, Any]:
+    """Operational mode's `show configuration [STATEMENT] | compare rollback N`: the active configuration."""
+    def compare() -> list[str]:
+        path, _ = db.show(None, (), _words(params))
+        return db.compare(None, path, params["rollback"])
+    return _statement(compare, "lines")
 
 
 def _commit(db: Database, who: Caller, params: Mapping[str, Any], now: float) -> dict[str, Any]:
@@ -118,6 +135,7 @@ CONFIG_METHODS: Final[Mapping[str, Handler]] = {
     "config.edit": _edit,
     "config.show": _show,
     "config.compare": _compare,
+    "config.compare_rollback": _compare_rollback,
     "config.commit": _commit,
     "config.rollback": _rollback,
     "config.load": _load,

@@ -38,8 +38,8 @@ from flowd.config.statements import statement_tree
 from flowd.model.clock import Clock
 from flowd.syntax import junos
 from flowd.syntax.compare import compare
-from flowd.syntax.edit import Tree, delete_statement, lookup, normalize, set_statement
-from flowd.syntax.schema import Key, StatementError, walk, word_value
+from flowd.syntax.edit import Tree, delete_statement, lookup, normalize, set_statement, shown
+from flowd.syntax.schema import Key, KeyPath, StatementError, show_path, walk, word_value
 
 log = logging.getLogger(__name__)
 
@@ -211,17 +211,18 @@ class Database:
             raise StatementError(len(words) - 1, "syntax error.")
         return resolved.path
 
-    def show(self, sid: int | None, base: Sequence[Key]) -> Any:
-        """The subtree at ``base`` of the session's candidate (the active tree outside configuration mode)."""
-        tree = self.candidate(sid) if sid is not None else self.active
-        found = lookup(tree, tuple(base))
-        return copy.deepcopy(found) if isinstance(found, dict) else {}
+    def show(self, sid: int | None, base: Sequence[Key], words: Sequence[str] = ()) -> tuple[KeyPath, Tree]:
+        """`show [STATEMENT]` in the session's candidate (the active tree outside configuration mode): where
+        the shown statements sit, and the statements (`flowd.syntax.edit.shown`)."""
+        return shown(self.candidate(sid) if sid is not None else self.active,
+                     show_path(self.schema, tuple(base), words))
 
-    def compare(self, sid: int, base: Sequence[Key], rollback: int | None = None) -> list[str]:
-        """`show | compare [rollback N]`: the candidate against the active (or an older) configuration."""
+    def compare(self, sid: int | None, base: Sequence[Key], rollback: int | None = None) -> list[str]:
+        """`show | compare [rollback N]`: the session's candidate (``sid`` None: the active configuration, as
+        operational mode's `show configuration | compare rollback N`) against the active or a stored one."""
         old = self.active if rollback is None else self.rollback_tree(rollback)
         path = tuple(base)
-        before, after = lookup(old, path), lookup(self.candidate(sid), path)
+        before, after = lookup(old, path), lookup(self.active if sid is None else self.candidate(sid), path)
         return compare(before if isinstance(before, dict) else {}, after if isinstance(after, dict) else {}, path)
 
     def rollback_tree(self, index: int) -> Tree:
@@ -229,7 +230,7 @@ class Database:
             return copy.deepcopy(self.active)
         commit = self.store.get(index)
         if commit is None:
-            raise DatabaseError(f"rollback {index}: no such configuration (the store holds {len(self.store)})")
+            raise DatabaseError(f"rollback {index} not found (the rollback store holds {len(self.store)})")
         return normalize(self.schema, junos.parse(commit.text).tree)
 
     def rollback(self, sid: int, index: int) -> None:

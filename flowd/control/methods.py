@@ -20,6 +20,7 @@ from typing import Any, Final
 import numpy as np
 
 from flowd import __version__
+from flowd.config.statements import statement_tree
 from flowd.control import aggregation, firewall
 from flowd.control.protocol import EXPORT_FORMATS
 from flowd.control.rpcs import RPCS, BadParam
@@ -43,6 +44,8 @@ from flowd.runtime.shard import (
     ShardReport,
     merge_ingest,
 )
+from flowd.syntax.edit import normalize, shown, wrap
+from flowd.syntax.schema import Key, StatementError, outline, show_path
 
 DEFAULT_SERVICE: Final = "(default sampling)"
 SEED_DROPS: Final = (DropReason.NO_MEMORY, DropReason.NOT_IP, DropReason.NOT_IPV4,
@@ -392,7 +395,17 @@ def system_uptime(probe: Probe, params: Mapping[str, Any], now: float) -> dict[s
 
 
 def system_configuration(probe: Probe, params: Mapping[str, Any], now: float) -> dict[str, Any]:
-    return {"config": _jsonable(probe.cfg.tree)}
+    """`show configuration [STATEMENT]`: the running configuration there, where it sits, and the statement
+    tree's node for it (what `| display xml` needs to tell lists from hierarchies)."""
+    schema = statement_tree()
+    try:
+        resolved = show_path(schema, (), params.get("words", []))
+    except StatementError as exc:
+        words = params.get("words", [])
+        raise BadParams(f"syntax error: {' '.join(words[exc.word:exc.word + 1])}") from None
+    active: dict[Key, Any] = {k: v for k, v in probe.cfg.tree.items()}
+    path, tree = shown(normalize(schema, active), resolved)
+    return {"path": list(path), "config": _jsonable(tree), "schema": outline(schema, wrap(path, tree))}
 
 
 def _jsonable(node: Any) -> Any:

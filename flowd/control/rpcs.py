@@ -12,7 +12,7 @@ import argparse
 import ipaddress
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, Final
 
@@ -147,6 +147,8 @@ FIREWALL: Final = (Param("filter", Kind.NAME, "Name of filter"), Param("counter"
 MODE: Final = Param("mode", Kind.CHOICE, "Configuration database", choices=("shared", "private", "exclusive"))
 LEVEL: Final = Param("path", Kind.PATH, "The [edit ...] level")
 WORDS: Final = Param("words", Kind.WORDS, "The statement's words")
+WORDS_SHOWN: Final = Param("words", Kind.WORDS, "Configuration statement to show (none: everything)")
+ROLLBACK: Final = Param("rollback", Kind.INTEGER, "Stored configuration to compare with", 0, 49)
 # The flow-detail filters that match one integer column of the flow key (or of routing data).
 FLOW_FILTERS: Final = tuple(p.name for p in FLOW_QUERY if p.kind is Kind.INTEGER and p.name != "limit")
 BLOCK: Final = ("interface", "local_index", "service_name")  # every accounting.* interface block starts so
@@ -213,7 +215,8 @@ RPCS: Final[Mapping[str, Rpc]] = {rpc.method: rpc for rpc in (
     Rpc("system.uptime", "time since the host and the daemon started",
         result=("current_time", "time_source", "system_booted", "daemon_started", "last_configured",
                 "last_configured_by", "load_average", "users")),
-    Rpc("system.configuration", "the running configuration", result=("config",)),
+    Rpc("system.configuration", "the running configuration (of one statement)", (WORDS_SHOWN,),
+        ("path", "config", "schema")),
     Rpc("firewall.show", "packets and bytes of each filter's counters", FIREWALL, ("filters",)),
     Rpc("firewall.clear", "zero a filter's counters", (Param("filter", Kind.NAME, "Name of filter", required=True),
                                                          FIREWALL[1]), admin=True),
@@ -225,10 +228,12 @@ RPCS: Final[Mapping[str, Rpc]] = {rpc.method: rpc for rpc in (
     Rpc("config.set", "set a statement in the candidate", (LEVEL, WORDS), ("found", "error"), admin=True),
     Rpc("config.delete", "delete a statement from the candidate", (LEVEL, WORDS), ("found", "error"), admin=True),
     Rpc("config.edit", "the level a statement leads to", (LEVEL, WORDS), ("path", "error"), admin=True),
-    Rpc("config.show", "the candidate below a level", (LEVEL,), ("config",), admin=True),
-    Rpc("config.compare", "the candidate against the active or a stored configuration",
-        (LEVEL, Param("rollback", Kind.INTEGER, "Stored configuration to compare with", 0, 49)), ("lines",),
-        admin=True),
+    Rpc("config.show", "the candidate below a level (of one statement)", (LEVEL, WORDS_SHOWN),
+        ("path", "config", "schema", "error"), admin=True),
+    Rpc("config.compare", "the candidate against the active or a stored configuration", (LEVEL, ROLLBACK),
+        ("lines",), admin=True),
+    Rpc("config.compare_rollback", "the active configuration (of one statement) against a stored one",
+        (WORDS_SHOWN, replace(ROLLBACK, required=True)), ("lines", "error")),
     Rpc("config.commit", "validate, write and apply the candidate",
         (Param("check", Kind.BOOLEAN, "Only validate"), Param("comment", Kind.TEXT, "Commit comment"),
          Param("confirmed", Kind.INTEGER, "Minutes until an automatic rollback", 1, 65535)), ("lines",), admin=True),

@@ -125,12 +125,24 @@ def lookup(tree: Mapping[Key, Any], path: KeyPath) -> Any:
     return node
 
 
-def subtree(tree: Mapping[Key, Any], path: KeyPath) -> Tree:
-    """The statements at ``path`` wrapped back into their keys, for printing one level (`show` at `[edit X]`)."""
+def shown(tree: Mapping[Key, Any], resolved: Resolved) -> tuple[KeyPath, Tree]:
+    """What `show` prints for a resolved statement: where the statements sit and the statements. A hierarchy,
+    list or entry gives its contents (empty when nothing is configured there); one statement (`... input
+    rate`) gives itself at its parent (`rate 1;`)."""
+    path = resolved.path
+    if path and resolved.node["kind"] in ("leaf", "leaf-list", "flag"):
+        holder = lookup(tree, path[:-1])
+        found = holder.get(path[-1]) if isinstance(holder, Mapping) else None
+        return path[:-1], {} if found is None else {path[-1]: copy.deepcopy(found)}
     found = lookup(tree, path)
-    if found is None:
-        return {}
-    return copy.deepcopy(found) if isinstance(found, dict) else {}
+    return path, copy.deepcopy(found) if isinstance(found, dict) else {}
+
+
+def wrap(path: KeyPath, tree: Any) -> Any:
+    """``tree`` (found at ``path``) inside its keys, as a whole configuration (`| display set` needs the path)."""
+    for key in reversed(path):
+        tree = {key: tree}
+    return tree
 
 
 def normalize(schema: Node, tree: Mapping[Key, Any]) -> Tree:

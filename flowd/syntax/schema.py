@@ -189,6 +189,15 @@ def walk(schema: Node, base: Sequence[Key], words: Sequence[str], *, values: boo
     return _walk(node, steps, words, 0, values)
 
 
+def show_path(schema: Node, base: Sequence[Key], words: Sequence[str]) -> Resolved:
+    """The statement ``words`` name below ``base`` for `show` (a hierarchy, a list, an entry or one statement);
+    a value after a statement's keyword is `syntax error.` under the value."""
+    resolved = walk(schema, base, words, values=False)
+    if resolved.values:
+        raise StatementError(len(resolved.steps) - len(base), SYNTAX_ERROR)
+    return resolved
+
+
 def _walk(node: Node, steps: list[Step], words: Sequence[str], i: int, values: bool) -> Resolved:
     while i < len(words):
         kind = node["kind"]
@@ -222,6 +231,35 @@ def _walk_list(node: Node, steps: list[Step], words: Sequence[str], i: int, valu
     body = _body(node)
     steps.append(Step(key, body))
     return _walk(body, steps, words, i + 1, values)
+
+
+def outline(node: Node, tree: Any) -> dict[str, Any]:
+    """The statement tree cut down to what ``tree`` holds, kinds only (lists keep their key type): enough to
+    print the tree as Junos XML, small enough to send with it."""
+    kind = node["kind"]
+    if kind == "container" and isinstance(tree, Mapping):
+        children = node["children"]
+        return {"kind": kind, "children": {k: outline(children[k], v) for k, v in tree.items() if k in children}}
+    if kind == "list":
+        body = node["body"]
+        merged: dict[Any, Any] = {}
+        for entry in tree.values() if isinstance(tree, Mapping) else ():
+            _union(merged, entry)
+        return {"kind": kind, "key": {"type": node["key"]["type"]},
+                "body": None if body is None else outline(body, merged)}
+    return {"kind": kind}
+
+
+def _union(into: dict[Any, Any], more: Any) -> None:
+    if not isinstance(more, Mapping):
+        return
+    for key, value in more.items():
+        if isinstance(value, Mapping):
+            if not isinstance(into.get(key), dict):
+                into[key] = {}
+            _union(into[key], value)
+        else:
+            into.setdefault(key, value)
 
 
 # --- completion and `?` -------------------------------------------------------------------------------

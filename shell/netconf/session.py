@@ -12,7 +12,6 @@ is given: no sockets here.
 
 from __future__ import annotations
 
-import json
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -24,7 +23,12 @@ from shell.commands import Command, Level, Match, Opt
 from shell.grammar import COMMANDS, PARSER
 from shell.render import RENDERERS
 from shell.render.common import Element
-from shell.render.configuration import render_configuration, render_configuration_set
+from shell.render.configuration import (
+    configuration_tree,
+    render_configuration,
+    render_configuration_json,
+    render_configuration_set,
+)
 from shell.render.structured import JUNOS_XMLNS, element_lines
 
 BASE_NS: Final = "urn:ietf:params:xml:ns:netconf:base:1.0"
@@ -98,17 +102,6 @@ def _wrap(attrs: Mapping[str, str], body: str) -> str:
 
 def element_xml(root: Element) -> str:
     return "\n".join(element_lines(root, 0))
-
-
-def config_xml(tag: str, node: Any) -> str:
-    """The running configuration (a nested object) as Junos configuration XML."""
-    if isinstance(node, Mapping):
-        return f"<{tag}>" + "".join(config_xml(str(k), v) for k, v in node.items()) + f"</{tag}>"
-    if isinstance(node, list):
-        return "".join(config_xml(tag, v) for v in node)
-    if node is True:
-        return f"<{tag}/>"
-    return f"<{tag}>{escape(str(node))}</{tag}>"
 
 
 class Session:
@@ -214,10 +207,10 @@ class Session:
         if fmt == "set":
             return f"<configuration-set>{escape(chr(10).join(render_configuration_set(result)))}</configuration-set>"
         if fmt == "json":
-            return escape(json.dumps({"configuration": result["config"]}, indent=4))
+            return escape("\n".join(render_configuration_json(result)))
         if fmt != "xml":
             raise RpcError("invalid-value", f"format: expected xml, text or set, got {fmt}", bad="format")
-        return config_xml("configuration", result["config"])
+        return element_xml(configuration_tree(result))
 
     async def _kill(self, op: ET.Element) -> str:
         target = next((c.text for c in op if local(c.tag) == "session-id"), None)

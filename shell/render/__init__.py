@@ -72,7 +72,12 @@ RENDERERS: Final[Mapping[str, Renderer]] = {
     "system.version": _tree(system.render_version, system.version_tree, "software-information"),
     "system.uptime": _tree(system.render_uptime, system.uptime_tree, "system-uptime-information"),
     "system.configuration": Renderer(
-        configuration.render_configuration, {"set": configuration.render_configuration_set}),
+        configuration.render_configuration, {"set": configuration.render_configuration_set,
+                                             "xml": configuration.render_configuration_xml,
+                                             "json": configuration.render_configuration_json},
+        "configuration", configuration.configuration_tree),
+    "config.compare_rollback": _tree(configuration.render_compare, configuration.compare_tree,
+                                     "configuration-information/configuration-output"),
 }
 
 

@@ -214,11 +214,15 @@ def test_load_override_merge_and_set_lines(tmp_path: Path) -> None:
     db, _ = make(tmp_path, text=SEED)
     db.enter(1, "alice", 100, "shared", 0.0)
     db.load(1, "merge", "forwarding-options { sampling { input { rate 5; } } }")
-    assert db.show(1, ("forwarding-options", "sampling", "input")) == {"rate": 5}
+    input_ = ("forwarding-options", "sampling", "input")
+    assert db.show(1, input_) == (input_, {"rate": 5})
     db.load(1, "override", "forwarding-options { sampling { input { rate 6; } } }")
-    assert db.show(1, ()) == {"forwarding-options": {"sampling": {"input": {"rate": 6}}}}
+    assert db.show(1, ()) == ((), {"forwarding-options": {"sampling": {"input": {"rate": 6}}}})
     db.load(1, "merge", "set forwarding-options sampling input run-length 2\n")
-    assert db.show(1, ("forwarding-options", "sampling", "input")) == {"rate": 6, "run-length": 2}
+    assert db.show(1, input_) == (input_, {"rate": 6, "run-length": 2})
+    # One statement shows itself, at its hierarchy (`show forwarding-options sampling input rate`: `rate 6;`).
+    assert db.show(1, (), ["forw", "samp", "input", "rate"]) == (input_, {"rate": 6})
+    assert db.show(1, input_, ["max-packets-per-second"]) == (input_, {})
     with pytest.raises(DatabaseError, match="line 1: syntax error"):
         db.load(1, "merge", "set forwarding-options bogus 1\n")
 

@@ -19,6 +19,7 @@ from flowd.control.rpcs import BLOCK, RPCS, BadParam, Kind, render_docs
 from flowd.control.streamed import Streamed, whole
 from flowd.core import query
 from flowd.runtime.probe import Probe
+from shell.commands import Opt, Statement
 from shell.grammar import COMMANDS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,7 +39,8 @@ SESSION: list[tuple[str, dict[str, Any]]] = [
     ("config.set", {"path": [], "words": "forwarding-options sampling input rate 0".split()}),
     ("config.delete", {"path": [], "words": "forwarding-options sampling input run-length".split()}),
     ("config.edit", {"path": [], "words": ["forwarding-options"]}),
-    ("config.show", {"path": ["forwarding-options"]}), ("config.compare", {"path": []}),
+    ("config.show", {"path": ["forwarding-options"]}), ("config.show", {"path": [], "words": ["bogus"]}),
+    ("config.compare", {"path": []}), ("config.compare_rollback", {"words": ["forwarding-options"], "rollback": 0}),
     ("config.status", {}), ("config.commit", {"check": True}), ("config.commit", {"comment": "five"}),
     ("config.rollback", {"index": 1}), ("config.load", {"mode": "merge", "text": "flowd { flow-table { max-flows 9; } }"}),
     ("config.exit", {}),
@@ -72,9 +74,13 @@ def test_shell_options_are_the_contracts_params() -> None:
         if command.rpc is None:
             continue
         rpc = RPCS[command.rpc]
-        opts = {o.param_name: o for o in command.options if hasattr(o, "keyword")}
-        assert set(opts) == {p.name for p in rpc.params}, command.path
+        opts = {o.param_name: o for o in command.options if isinstance(o, Opt)}
+        statements = {o.param: o for o in command.options if isinstance(o, Statement)}
+        assert set(opts) | set(statements) == {p.name for p in rpc.params}, command.path
         for p in rpc.params:
+            if p.name in statements:
+                assert statements[p.name].help == p.help and p.kind is Kind.WORDS and not p.required
+                continue
             assert opts[p.name].help == p.help and opts[p.name].required == p.required
             if p.kind is Kind.INTEGER:
                 value = opts[p.name].value

@@ -141,6 +141,9 @@ def test_ncclient_raw_rpcs_in_both_framings(netconf: Netconf, base10_only: bool)
         assert "system-uptime-information" in uptime.xml
         config = m.dispatch(to_ele('<get-configuration format="set"/>'))
         assert "set forwarding-options sampling input rate 1" in config.xml
+        # Junos configuration XML: a list entry is an element with a <name> (never an address as a tag).
+        xml = ET.fromstring(m.dispatch(to_ele("<get-configuration/>")).xml)
+        assert [e.text for e in xml.iterfind(".//{*}flow-server/{*}name")], config.xml
         bad = rpc_error(m, "<get-no-such-information/>")
         assert bad is not None and "get-no-such-information" in str(bad)
 

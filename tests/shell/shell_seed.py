@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from flowd.config.statements import statement_tree
+from flowd.syntax.schema import outline
+
 
 def _iface(local_index: int, **fields: Any) -> dict[str, Any]:
     return {"interfaces": [{"interface": "sp-2/0/0", "local_index": local_index,
@@ -138,7 +141,13 @@ SEED_CONFIG: Final[dict[str, Any]] = {
     "firewall": {"family": {"inet": {"filter": {"catch_all": {"term": {"default": {
         "then": {"sample": True, "count": "counter1", "accept": True}}}}}}}},
 }
-SEED_RESULTS["system.configuration"] = {"config": SEED_CONFIG}
+SEED_RESULTS["system.configuration"] = {"path": [], "config": SEED_CONFIG,
+                                        "schema": outline(statement_tree(), SEED_CONFIG)}
+# `show configuration forwarding-options | compare rollback 1` after `rate 1` became `rate 100` and a second
+# flow server was added.
+SEED_RESULTS["config.compare_rollback"] = {"lines": [
+    "[edit forwarding-options sampling input]", "-   rate 1;", "+   rate 100;",
+    "[edit forwarding-options family inet output]", "+   flow-server 127.0.0.2 {", "+       port 2056;", "+   }"]}
 
 
 def _aggregate(**fields: Any) -> dict[str, Any]:

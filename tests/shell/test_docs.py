@@ -15,7 +15,7 @@ from shell_golden import REPO
 from shell.grammar import COMMANDS, SIZE_RANGES_NOTE, render_docs
 from shell.render import RENDERERS
 
-RPCS = sorted({c.rpc for c in COMMANDS if c.rpc})
+RPCS = sorted({c.rpc for c in COMMANDS if c.rpc} | {c.compare for c in COMMANDS if c.compare})
 
 
 def test_commands_md_is_up_to_date() -> None:

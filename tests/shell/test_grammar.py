@@ -252,7 +252,7 @@ HELP_WORDS = [
     ("show version | trim ", ["<columns>"]),
     ("show version | refresh ", ["<seconds>"]),
     ("show version | display ", ["json", "xml"]),
-    ("show configuration | display ", ["set"]),
+    ("show configuration | display ", ["json", "set", "xml"]),
     ("show version | match ", ["<regular-expression>"]),
     ("show version | count ", ["<[Enter]>", "|"]),
     ("clear services accounting flow ", ["<[Enter]>"]),
