@@ -30,7 +30,7 @@ RECORD: Final = 16 + FRAME
 CHUNK: Final = 1 << 20  # packets written at a time
 RUN_LIMIT: Final = 1800  # seconds one run may take
 
-CONFIG: Final = """
+CONFIG: Final = """{services}
 forwarding-options:
   sampling:
     input: {{rate: 1}}
@@ -38,13 +38,13 @@ forwarding-options:
       inet:
         output:
           flow-server:
-            127.0.0.1: {{port: {port4}, version-ipfix: true, source-address: 127.0.0.1}}
+            127.0.0.1: {{port: {port4}, version-ipfix: {ipfix}, source-address: 127.0.0.1}}
           flow-active-timeout: {timeout}
           flow-inactive-timeout: {timeout}
       inet6:
         output:
           flow-server:
-            127.0.0.1: {{port: {port6}, version-ipfix: true, source-address: 127.0.0.1}}
+            127.0.0.1: {{port: {port6}, version-ipfix: {ipfix}, source-address: 127.0.0.1}}
           flow-active-timeout: {timeout}
           flow-inactive-timeout: {timeout}
 flowd:
@@ -119,13 +119,18 @@ def softflowd_command(capture: Path, port: int, workdir: Path, max_flows: int) -
             *[arg for t in timeouts for arg in ("-t", t)]]
 
 
-def run(tool: str, capture: Path, workdir: Path, max_flows: int) -> Run:
+# `bridge`: both families export with a bridge template, so the flow cache keeps every flow's MACs
+BRIDGE_SERVICES: Final = "services: {flow-monitoring: {version-ipfix: {template: {l2: {bridge-template: true}}}}}"
+
+
+def run(tool: str, capture: Path, workdir: Path, max_flows: int, bridge: bool = False) -> Run:
     """One run of one tool under /usr/bin/time, exporting to fresh sinks on 127.0.0.1."""
     sinks = [Sink(), Sink()]
     if tool == "flowd":
         config = workdir / "flowd.yaml"
         config.write_text(CONFIG.format(port4=sinks[0].port, port6=sinks[1].port, timeout=TIMEOUT,
-                                        max_flows=max_flows))
+                                        max_flows=max_flows, services=BRIDGE_SERVICES if bridge else "",
+                                        ipfix="{template: l2}" if bridge else "true"))
         cmd = flowd_command(capture, config)
     else:
         cmd = softflowd_command(capture, sinks[0].port, workdir, max_flows)

@@ -171,17 +171,20 @@ AGGREGATION_TEMPLATE_NOTE: Final = (
     "interface index; Packet count/Byte count. mpls-ipv4-template: MPLS label 1/2/3, then the ipv4-template "
     "lines with `Top Label Address` after the destination address. peer-as-billing-template (flowd's layout): "
     "TOS/Input SNMP interface index; Destination peer AS/BGP next hop; Start time/End time; Packet count/Byte "
-    "count. Output levels: `extensive` prints every line; `detail` leaves out Start time/End time; `terse` "
+    "count. bridge-template (flowd's layout): Source MAC address/Destination MAC address (the flow's first "
+    "packet's; 00:00:00:00:00:00 where the link carries none); Ethernet type/VLAN ID; Input/Output SNMP "
+    "interface index; Start time/End time; Packet count/Byte count. Output levels: `extensive` prints every line; `detail` leaves out Start time/End time; `terse` "
     "(default) prints only the label, address, port, protocol and count lines (for peer-as-billing: Destination "
-    "peer AS and counts). Values: labels are the 20-bit values of the top three MPLS label stack entries (0 "
+    "peer AS and counts; for bridge: the MAC, Ethernet type and count lines). Values: labels are the 20-bit values of the top three MPLS label stack entries (0 "
     "where the stack is shorter); masks are 32 or 128 (flowd's flows are host flows); Top Label Address and BGP "
     "next hop are 0.0.0.0 (flowd has no label-to-FEC map and no BGP feed); Output SNMP interface index is 0. "
-    "flowd samples families inet and inet6 only, so a template no family exports with (mpls-template, "
-    "bridge-template, or one no flow server names) lists no flows. "
+    "flowd samples families inet and inet6 only, so a template no family exports with (mpls-template, or one "
+    "no flow server names) lists no flows. "
     "An unknown template name is an error (`template NAME is not configured`). `limit` (a flowd extension) "
     "keeps the N largest flows. XML/JSON: the entries sit in `flow-aggregate-template-detail-ipv4`, `-ipv6`, "
-    "`-mpls`, `-mpls-ipv4` or `-peer-as-billing` (by template type) with the leaves named after the labels "
-    "(`source-mask`, `mpls-label-1`, `top-label-address`, `destination-peer-as`, `bgp-nexthop`, ...).")
+    "`-mpls`, `-mpls-ipv4`, `-peer-as-billing` or `-bridge` (by template type) with the leaves named after the "
+    "labels (`source-mask`, `mpls-label-1`, `top-label-address`, `destination-peer-as`, `bgp-nexthop`, "
+    "`source-mac-address`, ...).")
 FIREWALL_NAMES: Final = {"filter": "<filter-name>", "counter": "<counter-name>"}
 FIREWALL_SOURCES: Final = {"filter": (names.FILTERS, "Configured filter"),
                            "counter": (names.COUNTERS, "Configured counter")}

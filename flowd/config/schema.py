@@ -27,8 +27,8 @@ PATH_MAX: Final = 4095  # bytes in a file path (PATH_MAX less the NUL)
 
 # Which v9/IPFIX template types each family may export with (reference §2.3).
 TEMPLATE_TYPES_FOR: Final[Mapping[str, tuple[str, ...]]] = {
-    "inet": ("ipv4", "mpls-ipv4", "peer-as-billing"),
-    "inet6": ("ipv6",),
+    "inet": ("ipv4", "mpls-ipv4", "peer-as-billing", "bridge"),
+    "inet6": ("ipv6", "bridge"),
 }
 # The template types of each format (`TYPE-template;`, exactly one per template).
 TEMPLATE_TYPES: Final[Mapping[str, tuple[str, ...]]] = {
@@ -440,7 +440,10 @@ class TemplateConfig:
     template_type: str = _opt(syntax="ipv4-template | ipv6-template | mpls-template | mpls-ipv4-template | "
                                      "bridge-template | peer-as-billing-template", kind="choice", shown="required",
                               help="Record layout (exactly one). peer-as-billing-template is version9 only. "
-                                   "Family inet exports ipv4/mpls-ipv4/peer-as-billing, inet6 exports ipv6.")
+                                   "Family inet exports ipv4/mpls-ipv4/peer-as-billing, inet6 exports ipv6, and "
+                                   "either exports bridge (a flowd extension: Junos uses it for family bridge; "
+                                   "flowd's flows are IP flows, and the bridge template carries their MAC "
+                                   "addresses, Ethernet type and VLAN).")
     template_id: int | None = _leaf(None, key="template-id", arg="N", kind="integer", range=(1024, 65535),
                                     shown="per family", help="Template ID (unique among the templates).")
     options_template_id: int | None = _leaf(None, key="options-template-id", arg="N", kind="integer",

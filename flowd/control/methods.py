@@ -311,6 +311,7 @@ def _routed(routes: FlowRoutes, n: int, key: FlowKey) -> dict[str, Any]:
 
 
 LABEL_SHIFT: Final = 4  # a label stack entry is label (20 bits) << 4 | exp (3 bits) << 1 | bottom-of-stack (1 bit)
+ETHERNET_TYPE: Final = {True: "0x0800", False: "0x86dd"}  # by family, as the bridge template exports it
 NO_ADDRESS: Final = "0.0.0.0"  # top label address and BGP next hop: flowd has no label-to-FEC map and no BGP feed
 
 
@@ -330,13 +331,18 @@ def show_aggregation_template(probe: Probe, params: Mapping[str, Any], now: floa
     if limit is not None:
         ranked = ranked[:limit]
 
+    macs = records.mac_columns()
+
     def template_flows(rows: list[int]) -> list[dict[str, Any]]:
         flows = flow_objects(probe, records, rows, now)
         for flow, i in zip(flows, rows, strict=True):
             flow.update(mpls_labels=[int(entry) >> LABEL_SHIFT for entry in records.mpls[i]],
                         top_label_address=NO_ADDRESS, bgp_next_hop=NO_ADDRESS,
                         source_mask=flow["source_prefix_length"],
-                        destination_mask=flow["destination_prefix_length"])
+                        destination_mask=flow["destination_prefix_length"],
+                        destination_mac=macs[i, :6].tobytes().hex(":"), source_mac=macs[i, 6:].tobytes().hex(":"),
+                        ethernet_type=ETHERNET_TYPE[flow["source_address"].count(":") == 0],
+                        vlan_id=int(records.vlan[i]))
         return flows
 
     head = block(probe, params, template={"name": template.name, "type": template.template_type,

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from flowd.core.flowtable import OVERLOAD_HOLD, FlowTable, TableCounters
-from flowd.model.batch import FlowRecords, PacketBatch
+from flowd.model.batch import MAC_BYTES, FlowRecords, PacketBatch
 from flowd.model.expiry import ExpiryReason
 from flowd.model.flowkey import KEY_BYTES
 from flowd.native import compiled
@@ -33,7 +33,7 @@ Bools = npt.NDArray[np.bool_]
 class TableType(Protocol):
     """flowd.native._flowtable.Table, as this module uses it."""
 
-    def __call__(self, max_flows: int, active_timeout: float, inactive_timeout: float) -> Any: ...
+    def __call__(self, max_flows: int, active_timeout: float, inactive_timeout: float, macs: bool) -> Any: ...
 
 
 def table_type() -> TableType | None:
@@ -42,22 +42,24 @@ def table_type() -> TableType | None:
     return found
 
 
-def new_flow_table(max_flows: int, active_timeout: float, inactive_timeout: float) -> FlowCache:
-    """The flow cache: compiled when it can be, numpy otherwise."""
+def new_flow_table(max_flows: int, active_timeout: float, inactive_timeout: float, macs: bool = False) -> FlowCache:
+    """The flow cache: compiled when it can be, numpy otherwise; ``macs``: flows keep their MAC addresses."""
     kind = table_type()
     if kind is None:
-        return FlowTable(max_flows, active_timeout, inactive_timeout)
-    return CompiledFlowTable(kind, max_flows, active_timeout, inactive_timeout)
+        return FlowTable(max_flows, active_timeout, inactive_timeout, macs)
+    return CompiledFlowTable(kind, max_flows, active_timeout, inactive_timeout, macs)
 
 
 class CompiledFlowTable:
     """The flow cache in C. Pure: no I/O, no clock; every method takes ``now`` in packet time."""
 
-    def __init__(self, kind: TableType, max_flows: int, active_timeout: float, inactive_timeout: float) -> None:
+    def __init__(self, kind: TableType, max_flows: int, active_timeout: float, inactive_timeout: float,
+                 macs: bool = False) -> None:
         self._max_flows = int(max_flows)
         self._active = float(active_timeout)
         self._inactive = float(inactive_timeout)
-        self._table = kind(self._max_flows, self._active, self._inactive)
+        self._macs = bool(macs)
+        self._table = kind(self._max_flows, self._active, self._inactive, self._macs)
         self.counters = TableCounters()
 
     # -- settings (a reload changes them and keeps the flows) ---------------------------------
@@ -86,6 +88,16 @@ class CompiledFlowTable:
     def inactive_timeout(self, value: float) -> None:
         self._configure(inactive=float(value))
 
+    @property
+    def macs(self) -> bool:
+        """Whether flows keep their first packet's MAC addresses (a bridge template exports them)."""
+        return self._macs
+
+    @macs.setter
+    def macs(self, on: bool) -> None:
+        self._table.keep_macs(bool(on))
+        self._macs = bool(on)
+
     def _configure(self, *, max_flows: int | None = None, active: float | None = None,
                    inactive: float | None = None) -> None:
         self._max_flows = self._max_flows if max_flows is None else max_flows
@@ -105,7 +117,8 @@ class CompiledFlowTable:
         c = np.ascontiguousarray
         ended = self._table.add(c(batch.key), c(batch.length, np.uint32), c(batch.ts, np.float64),
                                 c(batch.tcp_flags, np.uint8), c(batch.ttl, np.uint8), c(batch.vlan, np.uint16),
-                                c(batch.inner_vlan, np.uint16), c(batch.mpls, np.uint32), float(now))
+                                c(batch.inner_vlan, np.uint16), c(batch.mpls, np.uint32),
+                                None if batch.mac is None or not self._macs else c(batch.mac, np.uint8), float(now))
         return self._drain(ended, now)
 
     def expire(self, now: float) -> FlowRecords:
@@ -128,9 +141,10 @@ class CompiledFlowTable:
             bytes=np.empty(count, np.uint64), first=np.empty(count, np.float64), last=np.empty(count, np.float64),
             tcp_flags=np.empty(count, np.uint8), ttl_min=np.empty(count, np.uint8), ttl_max=np.empty(count, np.uint8),
             vlan=np.empty(count, np.uint16), inner_vlan=np.empty(count, np.uint16),
-            mpls=np.empty((count, 3), np.uint32), end_reason=np.empty(count, np.uint8))
+            mpls=np.empty((count, 3), np.uint32), end_reason=np.empty(count, np.uint8), mac=self._mac_column(count))
         stats = self._table.drain(out.key, out.packets, out.bytes, out.first, out.last, out.tcp_flags,
-                                  out.ttl_min, out.ttl_max, out.vlan, out.inner_vlan, out.mpls, out.end_reason)
+                                  out.ttl_min, out.ttl_max, out.vlan, out.inner_vlan, out.mpls, out.end_reason,
+                                  out.mac)
         (packets, octets, created, freed, dropped, refused, idle, active, end_of_flow, forced, peak) = stats
         c = self.counters
         c.packets += packets
@@ -158,8 +172,8 @@ class CompiledFlowTable:
 
     @property
     def bytes_per_flow(self) -> int:
-        """Bytes one cached IPv6 flow (the larger row) occupies, with its index share."""
-        return ROW_BYTES[6] + INDEX_SHARE
+        """Bytes one cached IPv6 flow (the larger row) occupies, with its index share (and MACs, if kept)."""
+        return ROW_BYTES[6] + INDEX_SHARE + (MAC_BYTES if self._macs else 0)
 
     def memory_overload(self, now: float) -> bool:
         return len(self) >= self.max_flows or now < self.counters.overload_until
@@ -175,7 +189,7 @@ class CompiledFlowTable:
         """The 40-byte key of every cached flow, in the order ``top``'s mask follows."""
         ids = self._ids()
         keys = np.empty((ids.shape[0], KEY_BYTES), np.uint8)
-        self._table.read(ids, keys, *(None,) * 10)
+        self._table.read(ids, keys, *(None,) * 11)
         return keys
 
     def snapshot(self, ids: npt.NDArray[np.int64]) -> FlowRecords:
@@ -185,10 +199,14 @@ class CompiledFlowTable:
             key=np.empty((n, KEY_BYTES), np.uint8), packets=np.empty(n, np.uint64), bytes=np.empty(n, np.uint64),
             first=np.empty(n, np.float64), last=np.empty(n, np.float64), tcp_flags=np.empty(n, np.uint8),
             ttl_min=np.empty(n, np.uint8), ttl_max=np.empty(n, np.uint8), vlan=np.empty(n, np.uint16),
-            inner_vlan=np.empty(n, np.uint16), mpls=np.empty((n, 3), np.uint32), end_reason=np.zeros(n, np.uint8))
+            inner_vlan=np.empty(n, np.uint16), mpls=np.empty((n, 3), np.uint32), end_reason=np.zeros(n, np.uint8),
+            mac=self._mac_column(n))
         self._table.read(np.ascontiguousarray(ids, np.int64), out.key, out.packets, out.bytes, out.first, out.last,
-                         out.tcp_flags, out.ttl_min, out.ttl_max, out.vlan, out.inner_vlan, out.mpls)
+                         out.tcp_flags, out.ttl_min, out.ttl_max, out.vlan, out.inner_vlan, out.mpls, out.mac)
         return out
+
+    def _mac_column(self, n: int) -> npt.NDArray[np.uint8] | None:
+        return np.empty((n, MAC_BYTES), np.uint8) if self._macs else None
 
     def top(self, limit: int | None, order: str = "bytes", mask: Bools | None = None) -> FlowRecords:
         """The cached flows, largest first by ``order`` ("bytes" or "packets"), optionally filtered.
@@ -199,7 +217,7 @@ class CompiledFlowTable:
         if mask is not None:
             ids = ids[mask[: ids.shape[0]]]
         column = np.empty(ids.shape[0], np.uint64)
-        outputs: list[Any] = [None] * 10
+        outputs: list[Any] = [None] * 11
         outputs[1 if order == "bytes" else 0] = column
         self._table.read(ids, None, *outputs)
         if limit is not None and limit < ids.shape[0]:

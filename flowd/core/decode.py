@@ -7,6 +7,7 @@ Every frame is accounted or counted under one DropReason. The rules are stated o
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -21,20 +22,20 @@ from flowd.core.frame_rules import (
     drops_of,
     frame_arrays,
 )
-from flowd.model.batch import FrameBatch, PacketBatch
+from flowd.model.batch import MAC_BYTES, FrameBatch, PacketBatch
 from flowd.model.flowkey import KEY_BYTES
 from flowd.native import compiled
 
 # --- the batch decoder ---------------------------------------------------------------------------
 
-def decode(frames: FrameBatch) -> Decoded:
+def decode(frames: FrameBatch, macs: bool = False) -> Decoded:
     """Decode a batch of frames: accountable packets in input order, the rest counted by drop reason.
 
     Runs the compiled extract when flowd.native._fastpath is built (and FLOWD_NO_FASTPATH is not 1), else
-    ``decode_numpy``; both give the same result.
+    ``decode_numpy``; both give the same result. With ``macs`` the packets carry their MAC addresses.
     """
     extract = _EXTRACT
-    return decode_numpy(frames) if extract is None else _decode_compiled(frames, extract)
+    return decode_numpy(frames, macs) if extract is None else _decode_compiled(frames, extract, macs)
 
 
 def _compiled_extract() -> Callable[..., None] | None:
@@ -47,19 +48,20 @@ def _compiled_extract() -> Callable[..., None] | None:
 _EXTRACT = _compiled_extract()
 
 
-def _decode_compiled(frames: FrameBatch, extract: Callable[..., None]) -> Decoded:
+def _decode_compiled(frames: FrameBatch, extract: Callable[..., None], macs: bool = False) -> Decoded:
     """``decode`` with flowd.native._fastpath.extract doing every frame; rows it leaves go to ``decode_rows``."""
     n = len(frames)
     buf, off, cap = frame_arrays(frames)
     full = PacketBatch(
         key=np.empty((n, KEY_BYTES), np.uint8), length=np.empty(n, np.uint32), ts=frames.ts,
         tcp_flags=np.empty(n, np.uint8), ttl=np.empty(n, np.uint8), vlan=np.empty(n, np.uint16),
-        inner_vlan=np.empty(n, np.uint16), mpls=np.empty((n, MPLS_KEPT), np.uint32))
+        inner_vlan=np.empty(n, np.uint16), mpls=np.empty((n, MPLS_KEPT), np.uint32),
+        mac=np.empty((n, MAC_BYTES), np.uint8) if macs else None)
     status = np.empty(n, np.uint8)
     extract(buf, off, np.ascontiguousarray(frames.caplen, np.uint32),
             np.ascontiguousarray(frames.linktype, np.uint16), np.ascontiguousarray(frames.ifindex, np.uint32),
             np.ascontiguousarray(frames.wirelen, np.uint32), full.key, full.length, full.tcp_flags, full.ttl,
-            full.vlan, full.inner_vlan, full.mpls, status)
+            full.vlan, full.inner_vlan, full.mpls, status, full.mac)
     slow_rows = np.flatnonzero(status == SLOW)
     if slow_rows.size:
         part = decode_rows(frames, buf, off, cap, slow_rows, status)
@@ -68,10 +70,17 @@ def _decode_compiled(frames: FrameBatch, extract: Callable[..., None]) -> Decode
             part.key, part.length, part.tcp_flags, part.ttl)
         if part.vlan is not None and part.inner_vlan is not None and part.mpls is not None:  # always, from decode_rows
             full.vlan[at], full.inner_vlan[at], full.mpls[at] = part.vlan, part.inner_vlan, part.mpls
+        if full.mac is not None and part.mac is not None:
+            full.mac[at] = part.mac
     accounted = status == OK
     if bool(accounted.all()):
         full.ts = frames.ts.copy()
         return Decoded(packets=full, drops={})
     # np.compress: twice as fast as a boolean index (PacketBatch.take) on the (n, 40) key
-    packets = PacketBatch(*(np.compress(accounted, getattr(full, name), axis=0) for name in PacketBatch.__slots__))
+    def keep(column: Any) -> Any:
+        return np.compress(accounted, column, axis=0)
+
+    packets = PacketBatch(keep(full.key), keep(full.length), keep(full.ts), keep(full.tcp_flags), keep(full.ttl),
+                          keep(full.vlan), keep(full.inner_vlan), keep(full.mpls),
+                          None if full.mac is None else keep(full.mac))
     return Decoded(packets=packets, drops=drops_of(status))

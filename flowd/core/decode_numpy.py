@@ -14,6 +14,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from flowd.core.frame_rules import (
     ADDRESS_FAMILIES,
+    COOKED_SOURCE,
     DROP_CODE,
     ETHERTYPE_LINKS,
     IFINDEX_MASK,
@@ -23,8 +24,10 @@ from flowd.core.frame_rules import (
     IPV6_HEADER,
     IS_EXTENSION,
     IS_ICMP,
+    LINKTYPE_ETHERNET,
     LINKTYPE_LOOP,
     LINKTYPE_NULL,
+    MAC_LEN,
     MPLS_BOTTOM,
     MPLS_KEPT,
     NEED,
@@ -45,13 +48,16 @@ from flowd.core.frame_rules import (
     drops_of,
     frame_arrays,
 )
-from flowd.model.batch import I64, U8, U16, U32, FrameBatch, PacketBatch
+from flowd.model.batch import I64, MAC_BYTES, U8, U16, U32, FrameBatch, PacketBatch
 from flowd.model.drops import DropReason
 from flowd.model.flowkey import KEY_BYTES
 
 
-def decode_numpy(frames: FrameBatch) -> Decoded:
-    """``decode`` without the compiled extract: numpy for the common shapes, ``decode_frame`` for the rest."""
+def decode_numpy(frames: FrameBatch, macs: bool = False) -> Decoded:
+    """``decode`` without the compiled extract: numpy for the common shapes, ``decode_frame`` for the rest.
+
+    With ``macs`` the packets carry their MAC addresses (``frame_macs``, for every frame at once).
+    """
     n = len(frames)
     buf, off, cap = frame_arrays(frames)
     links = _Links.new(n)
@@ -96,7 +102,24 @@ def decode_numpy(frames: FrameBatch) -> Decoded:
         if part.rows.size:
             parts.append(part)
 
-    return Decoded(packets=_assemble(parts, links, frames), drops=drops_of(status))
+    packets = _assemble(parts, links, frames)
+    if macs:
+        packets.mac = link_macs(buf, off, frames.linktype)[status == OK]
+    return Decoded(packets=packets, drops=drops_of(status))
+
+
+def link_macs(buf: U8, off: I64, linktype: U16) -> U8:
+    """``frame_macs`` of every frame (rows of frames that are not accounted are never read)."""
+    out = np.zeros((off.shape[0], MAC_BYTES), np.uint8)
+    for kind, rows in _link_groups(linktype):
+        if kind == LINKTYPE_ETHERNET:
+            out[rows] = _gather(buf, off[rows], MAC_BYTES)
+        elif kind in COOKED_SOURCE:
+            length_at, size, address_at = COOKED_SOURCE[kind]
+            w = _gather(buf, off[rows], address_at + MAC_LEN)
+            length = _be16(w, length_at) if size == 2 else w[:, length_at]
+            out[rows, MAC_LEN:] = np.where((length == MAC_LEN)[:, None], w[:, address_at:], 0)
+    return out
 
 
 @dataclass(slots=True)

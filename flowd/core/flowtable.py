@@ -13,6 +13,8 @@ capture file processed in batch mode exports exactly what a live run would have 
 * ``expire(now)`` ends every flow for which the same two timeout conditions hold at ``now``; the
   daemon calls it at ``next_deadline()``, batch mode after every batch.
 * ``flush(now, reason)`` ends everything (shutdown, ``clear services accounting flow``, end of file).
+* With ``macs`` (a bridge template exports them) a flow keeps the MAC addresses of its first packet
+  in arrival order (docs/accuracy.md); later packets of the flow never change them.
 * When the table holds ``max_flows`` flows, a packet that would start a new flow is not accounted: it
   counts in ``dropped_no_memory`` and ``memory_overload`` turns on. Cached flows are never evicted early.
   The room is judged per batch: it is ``max_flows`` less the flows cached before the batch that are
@@ -44,7 +46,7 @@ import numpy as np
 import numpy.typing as npt
 
 from flowd.core.batch_groups import Grouped, group, hash_words, key_words
-from flowd.model.batch import FlowRecords, PacketBatch
+from flowd.model.batch import MAC_BYTES, FlowRecords, PacketBatch
 from flowd.model.expiry import ExpiryReason
 from flowd.model.flowkey import KEY_BYTES, PROTO
 
@@ -84,6 +86,7 @@ COLUMNS: Final = (
     ("ttl_min", np.uint8, 0), ("ttl_max", np.uint8, 0), ("vlan", np.uint16, 0), ("inner_vlan", np.uint16, 0),
     ("mpls", np.uint32, 3),
 )
+MAC_COLUMN: Final = ("mac", np.uint8, MAC_BYTES)  # with macs: the first packet's MAC addresses
 
 
 @dataclass(slots=True)
@@ -122,8 +125,9 @@ class FlowTable:
     vlan: npt.NDArray[np.uint16]
     inner_vlan: npt.NDArray[np.uint16]
     mpls: npt.NDArray[np.uint32]
+    mac: npt.NDArray[np.uint8]  # no rows unless ``macs``
 
-    def __init__(self, max_flows: int, active_timeout: float, inactive_timeout: float) -> None:
+    def __init__(self, max_flows: int, active_timeout: float, inactive_timeout: float, macs: bool = False) -> None:
         self.max_flows = max_flows
         self.active_timeout = float(active_timeout)
         self.inactive_timeout = float(inactive_timeout)
@@ -135,13 +139,15 @@ class FlowTable:
         self._free = np.zeros(0, np.int64)  # stack of freed slots below _top, reused before growing
         self._nfree = 0
         self._top = 0  # slots [0, _top) have been handed out at least once
+        self._columns = COLUMNS + ((MAC_COLUMN,) if macs else ())
+        self.mac = np.zeros((0, MAC_BYTES), np.uint8)
         self._alloc(MIN_CAPACITY)
 
     # -- storage -------------------------------------------------------------------------------
 
     def _alloc(self, cap: int) -> None:
         """(Re)allocate every column for ``cap`` slots, keeping the slots handed out so far."""
-        for name, dtype, width in COLUMNS:
+        for name, dtype, width in self._columns:
             new = np.zeros((cap, width) if width else (cap,), dtype)
             if self._cap and self._top:
                 new[: self._top] = getattr(self, name)[: self._top]
@@ -152,14 +158,24 @@ class FlowTable:
         return self._n
 
     @property
+    def macs(self) -> bool:
+        """Whether flows keep their first packet's MAC addresses (a bridge template exports them)."""
+        return MAC_COLUMN in self._columns
+
+    @macs.setter
+    def macs(self, on: bool) -> None:  # a reload: flows cached before MACs were kept end with zeros
+        self._columns = COLUMNS + ((MAC_COLUMN,) if on else ())
+        self.mac = np.zeros((self._cap if on else 0, MAC_BYTES), np.uint8)
+
+    @property
     def memory_used(self) -> int:
         """Bytes allocated for the cache (columns and index)."""
-        return int(sum(getattr(self, name).nbytes for name, _, _ in COLUMNS) + self._index.nbytes)
+        return int(sum(getattr(self, name).nbytes for name, _, _ in self._columns) + self._index.nbytes)
 
     @property
     def bytes_per_flow(self) -> int:
         """Bytes one cached flow occupies in the columns plus its index share."""
-        row = sum(np.dtype(dtype).itemsize * (width or 1) for _, dtype, width in COLUMNS)
+        row = sum(np.dtype(dtype).itemsize * (width or 1) for _, dtype, width in self._columns)
         return int(row + 2 * self._index.itemsize)
 
     def memory_overload(self, now: float) -> bool:
@@ -372,7 +388,8 @@ class FlowTable:
                 key=batch.key[rows], packets=seg.packets[whole], bytes=seg.bytes[whole], first=seg.first[whole],
                 last=seg.last[whole], tcp_flags=seg.flags[whole], ttl_min=seg.ttl_min[whole],
                 ttl_max=seg.ttl_max[whole], vlan=batch.vlan[rows], inner_vlan=batch.inner_vlan[rows],
-                mpls=batch.mpls[rows], end_reason=seg.reason[whole]))
+                mpls=batch.mpls[rows], end_reason=seg.reason[whole],
+                mac=self._first_macs(batch, rows) if self.macs else None))
             self._count_reasons(seg.reason[whole])
         keep = new[~seg.closes[new]]
         if keep.size:
@@ -389,11 +406,18 @@ class FlowTable:
             self.vlan[slots] = batch.vlan[rows]
             self.inner_vlan[slots] = batch.inner_vlan[rows]
             self.mpls[slots] = batch.mpls[rows]
+            if self.macs:
+                self.mac[slots] = self._first_macs(batch, rows)
             self._insert(g.hs[seg.starts[keep]], slots)
             self.live[slots] = True
             self._n += int(keep.size)
             self.counters.max_allocated = max(self.counters.max_allocated, self._n)
         return ended
+
+    @staticmethod
+    def _first_macs(batch: PacketBatch, rows: Ints) -> npt.NDArray[np.uint8]:
+        """The MAC rows of the flows' first packets (zeros when the batch has none)."""
+        return np.zeros((rows.shape[0], MAC_BYTES), np.uint8) if batch.mac is None else batch.mac[rows]
 
     def _split_active(self, ts: npt.NDArray[np.float64], seg_start: Bools, new_key: Bools,
                       key_of: Ints, carry_first: npt.NDArray[np.float64],
@@ -486,7 +510,7 @@ class FlowTable:
             first=self.first[slots], last=self.last[slots], tcp_flags=self.tcp_flags[slots],
             ttl_min=self.ttl_min[slots], ttl_max=self.ttl_max[slots], vlan=self.vlan[slots],
             inner_vlan=self.inner_vlan[slots], mpls=self.mpls[slots],
-            end_reason=np.zeros(slots.shape[0], np.uint8))
+            end_reason=np.zeros(slots.shape[0], np.uint8), mac=self.mac[slots] if self.macs else None)
 
     def top(self, limit: int | None, order: str = "bytes", mask: Bools | None = None) -> FlowRecords:
         """The cached flows, largest first by ``order`` ("bytes" or "packets"), optionally filtered.

@@ -66,6 +66,14 @@ Counted bytes (``length``): the IPv4 total length; the IPv6 payload length + 40.
 of 0 (a jumbogram, RFC 2675, or an offloaded super-packet) is counted as the frame's wire length minus
 the link-layer headers (VLAN tags and MPLS stack included), and never less than 40.
 
+MAC addresses (``PacketBatch.mac``, decoded only when a flow server exports with a bridge template):
+``frame_macs`` gives 12 bytes per accounted frame, the destination then the source address. Ethernet
+(1): bytes 0-5 and 6-11 of the frame, as they stand. Linux cooked SLL (113) records only the sender's
+link-layer address (for an outgoing packet, the capturing host's own): the source is its first six
+bytes when the address length field (bytes 4-5) says 6, else 0; the destination is 0. SLL2 (276):
+the same from its address length (byte 11) and address (bytes 12-17). Every other link type carries
+no MAC addresses: 0.
+
 Interface: key bytes 38-39 hold ``FrameBatch.ifindex & 0xffff`` (the v5 record has 16-bit SNMP indexes,
 so larger values wrap; they are not clamped).
 
@@ -104,7 +112,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from flowd.model.batch import I64, U8, U16, U32, FrameBatch, PacketBatch
+from flowd.model.batch import I64, MAC_BYTES, U8, U16, U32, FrameBatch, PacketBatch
 from flowd.model.drops import DropReason
 from flowd.model.flowkey import KEY_BYTES, V4_MAPPED_PREFIX
 
@@ -171,6 +179,11 @@ LINKTYPE_NULL: Final = 0
 LINKTYPE_LOOP: Final = 108
 ADDRESS_FAMILIES: Final = {2: 4, 24: 6, 28: 6, 30: 6}  # AF_INET, AF_INET6 on Net/OpenBSD, FreeBSD, Darwin
 
+# LINKTYPE -> (offset of the address length field, its size, offset of the address) of the cooked
+# captures, which record the sender's link-layer address only.
+COOKED_SOURCE: Final = {113: (4, 2, 6), 276: (11, 1, 12)}
+LINKTYPE_ETHERNET: Final = 1
+MAC_LEN: Final = 6
 PPPOE_HEADER: Final = 8  # RFC 2516: version/type, code, session id, length; then the 2-byte PPP protocol
 PPP_PROTOCOL_AT: Final = 6
 PPP_PROTOCOLS: Final = {0x0021: 4, 0x0057: 6}  # PPP protocol field -> IP version (RFC 1332, RFC 5072)
@@ -247,6 +260,22 @@ def decode_frame(frame: bytes, linktype: int, wirelen: int | None = None, ifinde
     return Packet(key=key, length=length, tcp_flags=flags, ttl=ttl,
                   vlan=vlans[0] if vlans else 0, inner_vlan=vlans[1] if len(vlans) > 1 else 0,
                   mpls=(mpls[0], mpls[1], mpls[2]))
+
+
+def frame_macs(frame: bytes, linktype: int) -> bytes:
+    """The destination and source MAC address of an accounted frame (see "MAC addresses" above).
+
+    The statement of that rule for one frame, as ``decode_frame`` is of the others; the batch decoders
+    give the same bytes in ``PacketBatch.mac`` when asked for them.
+    """
+    if linktype == LINKTYPE_ETHERNET:
+        return frame[:MAC_BYTES]
+    cooked = COOKED_SOURCE.get(linktype)
+    if cooked is not None:
+        length_at, size, address_at = cooked
+        if int.from_bytes(frame[length_at:length_at + size], "big") == MAC_LEN:
+            return bytes(MAC_LEN) + frame[address_at:address_at + MAC_LEN]
+    return bytes(MAC_BYTES)
 
 
 _LinkResult = tuple[int, int, list[int], list[int]]  # IP header offset, IP version (0: nibble), VLANs, MPLS
@@ -414,6 +443,7 @@ class Part:
     vlan: U16 | None = None  # None: the link-stage columns apply (the fast paths)
     inner_vlan: U16 | None = None
     mpls: U32 | None = None
+    mac: U8 | None = None
 
 
 def decode_rows(frames: FrameBatch, buf: U8, off: I64, cap: I64, rows: npt.NDArray[np.intp], status: U8) -> Part:
@@ -421,6 +451,7 @@ def decode_rows(frames: FrameBatch, buf: U8, off: I64, cap: I64, rows: npt.NDArr
     linktype, wirelen, ifindex = frames.linktype, frames.wirelen, frames.ifindex
     accepted: list[int] = []
     packets: list[Packet] = []
+    macs: list[bytes] = []
     for i in rows.tolist():
         start = int(off[i])
         frame = buf[start:start + int(cap[i])].tobytes()
@@ -431,6 +462,7 @@ def decode_rows(frames: FrameBatch, buf: U8, off: I64, cap: I64, rows: npt.NDArr
             status[i] = OK
             accepted.append(i)
             packets.append(got)
+            macs.append(frame_macs(frame, int(linktype[i])))
     m = len(packets)
     return Part(
         rows=np.asarray(accepted, np.intp),
@@ -441,4 +473,5 @@ def decode_rows(frames: FrameBatch, buf: U8, off: I64, cap: I64, rows: npt.NDArr
         vlan=np.fromiter((p.vlan for p in packets), np.uint16, m),
         inner_vlan=np.fromiter((p.inner_vlan for p in packets), np.uint16, m),
         mpls=np.asarray([p.mpls for p in packets], np.uint32).reshape(m, MPLS_KEPT),
+        mac=np.frombuffer(bytearray(b"".join(macs)), np.uint8).reshape(m, MAC_BYTES),
     )

@@ -40,19 +40,24 @@ class Pipeline:
         self.stats = IngestStats()
         self.paths: dict[str, FamilyPath] = {}
         self.cfg = cfg
+        self.macs = mac_families(cfg)
         self._bindings: dict[tuple[str, str], Filter | None] = {}
         self._build(cfg)
 
     def _build(self, cfg: Config) -> None:
+        self.macs = mac_families(cfg)
         for family, out in cfg.families.items():
             old = self.paths.get(family)
             if old is None:
-                table = new_flow_table(cfg.flow_table.max_flows, out.active_timeout, out.inactive_timeout)
+                table = new_flow_table(cfg.flow_table.max_flows, out.active_timeout, out.inactive_timeout,
+                                       family in self.macs)
                 sampler = Sampler.from_config(out.input)
             else:
                 table, sampler = old.table, old.sampler
                 table.max_flows = cfg.flow_table.max_flows
                 table.active_timeout, table.inactive_timeout = out.active_timeout, out.inactive_timeout
+                if table.macs != (family in self.macs):
+                    table.macs = family in self.macs
                 sampler.configure(out.input)
             self.paths[family] = FamilyPath(family, input_filter(cfg, family), sampler, table)
         self._bindings = {}
@@ -75,7 +80,7 @@ class Pipeline:
         of each family stands for the input. Flows that timed out without a new packet are the business
         of ``expire``.
         """
-        return self.account(decode(frames), len(frames), now, interface)
+        return self.account(decode(frames, bool(self.macs)), len(frames), now, interface)
 
     def account(self, decoded: Decoded, frames: int, now: float, interface: str | None = None
                 ) -> dict[str, FlowRecords]:
@@ -137,6 +142,17 @@ class Pipeline:
     def next_deadline(self) -> float | None:
         deadlines = [d for p in self.paths.values() if (d := p.table.next_deadline()) is not None]
         return min(deadlines) if deadlines else None
+
+
+def mac_families(cfg: Config) -> frozenset[str]:
+    """The families whose flows keep their MAC addresses: a flow server of theirs exports a bridge template.
+
+    Only then do the decoder read and the flow cache keep them (12 bytes a flow), so a probe without a
+    bridge template pays nothing for them.
+    """
+    return frozenset(family for family, out in cfg.families.items()
+                     if any(s.template is not None and cfg.templates[s.template].template_type == "bridge"
+                            for s in out.flow_servers))
 
 
 def input_filter(cfg: Config, family: str) -> Filter | None:

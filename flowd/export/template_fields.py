@@ -150,8 +150,8 @@ MPLS_IPV4_FIELDS: Final[tuple[Row, ...]] = (
 )
 
 BRIDGE_FIELDS: Final[tuple[Row, ...]] = (
-    ("destinationMacAddress", ZERO),  # FlowRecords has no MAC columns yet
-    ("sourceMacAddress", ZERO),
+    ("destinationMacAddress", "dst_mac"),  # the flow's first packet's (flowd.core.frame_rules.frame_macs)
+    ("sourceMacAddress", "src_mac"),
     ("ethernetType", "ethernet_type"),
     ("vlanId", "vlan"),
     ("dot1qVlanId", "vlan"),
@@ -281,5 +281,7 @@ SOURCES: Final[Mapping[str, Source]] = {
     "start_uptime": lambda r, boot: sysuptime_ms(r.first, boot),
     "end_uptime": lambda r, boot: sysuptime_ms(r.last, boot),
     "ethernet_type": lambda r, boot: np.where(is_ipv4(r.key), np.uint16(0x0800), np.uint16(0x86DD)),
+    "dst_mac": lambda r, boot: r.mac_columns()[:, :6],
+    "src_mac": lambda r, boot: r.mac_columns()[:, 6:],
     **{f"mpls_label_{p}": _label_source(p) for p in range(1, 9)},
 }

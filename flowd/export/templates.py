@@ -20,8 +20,11 @@ what Junos shows for it (ToS, input ifIndex, destination peer AS, BGP next hop, 
 
 Values flowd cannot know yet are documented where they are filled:
 
-* MAC addresses (bridge template): FlowRecords has no MAC columns, so both are 00:00:00:00:00:00;
-  ethernetType comes from the row's family (0x0800 / 0x86DD).
+* MAC addresses (bridge template): those of the flow's first packet (``FlowRecords.mac``; the flow
+  cache keeps them only for the families a bridge template exports, flowd.core.pipeline.mac_families):
+  both from an Ethernet header, the source alone from a Linux cooked capture (destination
+  00:00:00:00:00:00), zeros from every other link type (docs/accuracy.md). ethernetType comes from
+  the row's family (0x0800 / 0x86DD).
 * ICMP: the flow key keeps type * 256 + code in the destination port (v5 style). The records carry
   it in icmpTypeCodeIPv4/IPv6 and also, as v5 and Junos do, in destinationTransportPort (source port
   0), because collectors that read only the ports (pmacct's nfacctd) would otherwise show 0. In v9

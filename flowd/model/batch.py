@@ -7,6 +7,7 @@ Every stage works on whole batches (numpy columns), never on single packets; see
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +21,8 @@ U32 = npt.NDArray[np.uint32]
 U64 = npt.NDArray[np.uint64]
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
+
+MAC_BYTES: Final = 12  # a MAC column row: destination then source address, as in an Ethernet header
 
 
 @dataclass(slots=True)
@@ -63,6 +66,7 @@ class PacketBatch:
     vlan: U16  # outer VLAN id, 0 when untagged
     inner_vlan: U16  # inner (customer) VLAN id of QinQ, 0 when absent
     mpls: U32  # shape (n, 3): top three label stack entries (label<<4 | exp<<1 | s), 0 when absent
+    mac: U8 | None = None  # shape (n, MAC_BYTES) (flowd.core.frame_rules.frame_macs); None: not decoded
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -73,6 +77,7 @@ class PacketBatch:
             key=self.key[index], length=self.length[index], ts=self.ts[index],
             tcp_flags=self.tcp_flags[index], ttl=self.ttl[index], vlan=self.vlan[index],
             inner_vlan=self.inner_vlan[index], mpls=self.mpls[index],
+            mac=None if self.mac is None else self.mac[index],
         )
 
     @staticmethod
@@ -99,6 +104,7 @@ class PacketBatch:
             vlan=np.concatenate([p.vlan for p in parts]),
             inner_vlan=np.concatenate([p.inner_vlan for p in parts]),
             mpls=np.concatenate([p.mpls for p in parts]),
+            mac=concat_macs([(len(p), p.mac) for p in parts]),
         )
 
 
@@ -121,6 +127,7 @@ class FlowRecords:
     inner_vlan: U16
     mpls: U32  # shape (n, 3)
     end_reason: U8  # flowd.model.expiry.ExpiryReason values
+    mac: U8 | None = None  # shape (n, MAC_BYTES): the first packet's addresses; None: the cache keeps none
     routes: FlowRoutes | None = None  # what the route lookup found (set at export), None: no lookup
 
     def __len__(self) -> int:
@@ -133,7 +140,7 @@ class FlowRecords:
             first=self.first[index], last=self.last[index], tcp_flags=self.tcp_flags[index],
             ttl_min=self.ttl_min[index], ttl_max=self.ttl_max[index], vlan=self.vlan[index],
             inner_vlan=self.inner_vlan[index], mpls=self.mpls[index],
-            end_reason=self.end_reason[index],
+            end_reason=self.end_reason[index], mac=None if self.mac is None else self.mac[index],
             routes=None if self.routes is None else self.routes.take(index),
         )
 
@@ -168,5 +175,17 @@ class FlowRecords:
         routes = None
         if all(p.routes is not None for p in parts):
             routes = FlowRoutes.concat([p.routes for p in parts if p.routes is not None])
-        columns = {f: np.concatenate([getattr(p, f) for p in parts]) for f in FlowRecords.__slots__ if f != "routes"}
-        return FlowRecords(**columns, routes=routes)
+        columns = {f: np.concatenate([getattr(p, f) for p in parts]) for f in FlowRecords.__slots__
+                   if f not in ("routes", "mac")}
+        return FlowRecords(**columns, mac=concat_macs([(len(p), p.mac) for p in parts]), routes=routes)
+
+    def mac_columns(self) -> U8:
+        """The MAC rows, or zeros when the flows kept none."""
+        return np.zeros((len(self), MAC_BYTES), np.uint8) if self.mac is None else self.mac
+
+
+def concat_macs(parts: list[tuple[int, U8 | None]]) -> U8 | None:
+    """The MAC columns of concatenated batches: None when no part has them, zeros for a part without."""
+    if all(mac is None for _, mac in parts):
+        return None
+    return np.concatenate([np.zeros((n, MAC_BYTES), np.uint8) if mac is None else mac for n, mac in parts])

@@ -43,6 +43,8 @@ enum walk_stop {
 
 #define KEY_BYTES 40
 #define MPLS_KEPT 3
+#define MAC_BYTES 12 /* flowd.model.batch.MAC_BYTES: destination then source address */
+#define MAC_LEN 6
 #define MPLS_BOTTOM 0x100u
 #define VLAN_ID_MASK 0x0FFFu
 #define IPV4_OFFSET_MASK 0x1FFFu
@@ -310,6 +312,19 @@ static int ip_layer(const uint8_t *f, int64_t cap, int64_t pos, int version, int
     return ACCOUNTED;
 }
 
+/* frame_rules.frame_macs: destination then source MAC address of an accounted frame; the cooked
+ * captures record only the sender's address (its length field must say 6), other links none. */
+static void frame_macs(const uint8_t *f, unsigned linktype, uint8_t *out)
+{
+    memset(out, 0, MAC_BYTES);
+    if (linktype == LINK_ETHERNET)
+        memcpy(out, f, MAC_BYTES);
+    else if (linktype == LINK_SLL && be16(f + 4) == MAC_LEN)
+        memcpy(out + MAC_LEN, f + 6, MAC_LEN);
+    else if (linktype == LINK_SLL2 && f[11] == MAC_LEN)
+        memcpy(out + MAC_LEN, f + 12, MAC_LEN);
+}
+
 static int decode_one(const uint8_t *f, int64_t cap, unsigned linktype, int64_t wirelen,
                       uint32_t ifindex, packet *p)
 {
@@ -330,7 +345,7 @@ static int decode_one(const uint8_t *f, int64_t cap, unsigned linktype, int64_t 
 
 /* --- buffer-protocol arguments --------------------------------------------------------------- */
 
-#define MAX_ARRAYS 14
+#define MAX_ARRAYS 15
 
 typedef struct {
     Py_buffer views[MAX_ARRAYS];
@@ -381,11 +396,11 @@ static const uint8_t *take_bytes(arrays *a, PyObject *obj, Py_ssize_t *len)
 
 PyDoc_STRVAR(extract_doc,
 "extract(buf, offsets, caplens, linktypes, ifindexes, wirelens, key_out, length_out, flags_out,\n"
-"        ttl_out, vlan_out, inner_vlan_out, mpls_out, status_out) -> None\n\n"
+"        ttl_out, vlan_out, inner_vlan_out, mpls_out, status_out, mac_out) -> None\n\n"
 "Decode every frame buf[offsets[i]:offsets[i] + caplens[i]] as flowd.core.decode.decode_frame does:\n"
 "row i of the outputs gets its key and columns, status_out[i] 0 (accounted), a drop code or 255\n"
 "(not decided here). Input arrays: int64, uint32, uint16, uint32, uint32; outputs: uint8 (n, 40),\n"
-"uint32, uint8, uint8, uint16, uint16, uint32 (n, 3), uint8.");
+"uint32, uint8, uint8, uint16, uint16, uint32 (n, 3), uint8, and uint8 (n, 12) or None (no MACs).");
 
 static PyObject *extract(PyObject *self, PyObject *args)
 {
@@ -393,8 +408,8 @@ static PyObject *extract(PyObject *self, PyObject *args)
     arrays a = {.held = 0};
     Py_ssize_t buflen;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOOOO:extract", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5],
-                          &o[6], &o[7], &o[8], &o[9], &o[10], &o[11], &o[12], &o[13]))
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOOOOO:extract", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5],
+                          &o[6], &o[7], &o[8], &o[9], &o[10], &o[11], &o[12], &o[13], &o[14]))
         return NULL;
     const uint8_t *buf = take_bytes(&a, o[0], &buflen);
     if (buf == NULL)
@@ -416,6 +431,9 @@ static PyObject *extract(PyObject *self, PyObject *args)
     uint32_t *mpls = inner ? take(&a, o[12], "mpls_out", 'I', 4, n * MPLS_KEPT, 1) : NULL;
     uint8_t *status = mpls ? take(&a, o[13], "status_out", 'B', 1, n, 1) : NULL;
     if (status == NULL)
+        goto fail;
+    uint8_t *mac = NULL;
+    if (o[14] != Py_None && (mac = take(&a, o[14], "mac_out", 'B', 1, n * MAC_BYTES, 1)) == NULL)
         goto fail;
 
     Py_BEGIN_ALLOW_THREADS
@@ -443,6 +461,12 @@ static PyObject *extract(PyObject *self, PyObject *args)
         vlan[i] = p.vlan;
         inner[i] = p.inner_vlan;
         memcpy(mpls + i * MPLS_KEPT, p.mpls, sizeof p.mpls);
+        if (mac) {
+            if (status[i] == ACCOUNTED)
+                frame_macs(buf + off, linktypes[i], mac + i * MAC_BYTES);
+            else
+                memset(mac + i * MAC_BYTES, 0, MAC_BYTES);
+        }
     }
     Py_END_ALLOW_THREADS
 

@@ -10,7 +10,9 @@
  * cache line, so a packet touches the index entry and one line. VLAN ids and MPLS labels, absent from
  * most flows, live in a shared pool that a row points into. The index is open addressing (linear
  * probing, load at most one half) of uint32 slot + 1; deletion shifts the cluster back, so there are
- * no tombstones.
+ * no tombstones. When a bridge template exports MAC addresses (Table(..., macs=True) or keep_macs), each
+ * store keeps a parallel array of 12 bytes per slot (destination and source MAC of the flow's first
+ * packet), touched only when a flow starts and ends; without it a flow costs not a byte more.
  *
  * Expiry: a timer wheel of per-deadline buckets (doubly linked lists through the rows). A flow sits in
  * the bucket just before its deadline min(last + inactive, first + active) as it was when linked;
@@ -36,6 +38,7 @@
 #define KEY_BYTES 40
 #define V4_KEY 16
 #define MPLS_KEPT 3
+#define MAC_BYTES 12        /* flowd.model.batch.MAC_BYTES */
 #define P_TCP 6
 #define FIN_OR_RST 0x05u
 #define NIL 0xFFFFFFFFu
@@ -74,6 +77,7 @@ typedef struct {  /* an ended flow waiting for drain() */
     double first, last;
     uint8_t flags, ttl_min, ttl_max, reason;
     layer2 l2;
+    uint8_t mac[MAC_BYTES];
 } record;
 
 typedef struct {  /* a flow the batch being added created */
@@ -86,6 +90,7 @@ typedef struct {  /* a flow the batch being added created */
 typedef struct {
     uint32_t keylen, rowlen;
     uint8_t *rows;
+    uint8_t *macs;         /* MAC_BYTES per slot, or NULL: the table keeps no MAC addresses */
     uint32_t cap, top, n;  /* slots allocated, handed out, live */
     uint32_t *free, nfree, freecap;
     uint32_t *index, mask;
@@ -99,6 +104,7 @@ typedef struct {
     uint32_t pool_cap, pool_top, *pool_free, pool_nfree, pool_freecap;
     double active, inactive;
     int64_t max_flows;
+    int macs;              /* flows keep their first packet's MAC addresses */
     uint32_t *heads, nbuckets;
     double grain;
     int64_t cursor;        /* the earliest bucket that may hold a flow */
@@ -303,7 +309,19 @@ static int index_room(store *st)
 
 /* --- slots and the layer-2 pool ----------------------------------------------------------------- */
 
-static int store_init(store *st, uint32_t keylen)
+/* Keep (or stop keeping) a MAC_BYTES array beside the rows; slots that had none read as zeros. */
+static int store_macs(store *st, int on)
+{
+    if (on && !st->macs)
+        st->macs = pages((size_t)st->cap * MAC_BYTES);
+    if (!on && st->macs) {
+        pages_free(st->macs, (size_t)st->cap * MAC_BYTES);
+        st->macs = NULL;
+    }
+    return on && !st->macs ? -1 : 0;
+}
+
+static int store_init(store *st, uint32_t keylen, int macs)
 {
     memset(st, 0, sizeof *st);
     st->keylen = keylen;
@@ -312,11 +330,12 @@ static int store_init(store *st, uint32_t keylen)
     st->index = pages(MIN_INDEX * sizeof(uint32_t));
     st->cap = st->rows ? MIN_ROWS : 0;
     st->mask = st->index ? MIN_INDEX - 1 : 0;
-    return st->rows && st->index ? 0 : -1;
+    return st->rows && st->index && store_macs(st, macs) == 0 ? 0 : -1;
 }
 
 static void store_free(store *st)
 {
+    store_macs(st, 0);
     pages_free(st->rows, (size_t)st->cap * st->rowlen);
     pages_free(st->index, ((size_t)st->mask + 1) * sizeof(uint32_t));
     free(st->free);
@@ -338,6 +357,12 @@ static uint32_t take_slot(store *st)
         if (!rows)
             return NIL;
         st->rows = rows;
+        if (st->macs) {
+            uint8_t *macs = pages_grow(st->macs, (size_t)st->cap * MAC_BYTES, (size_t)cap * MAC_BYTES);
+            if (!macs)
+                return NIL;  /* the rows' mapping grew and stays so; the slot count does not */
+            st->macs = macs;
+        }
         st->cap = cap;
     }
     return st->top++;
@@ -515,6 +540,10 @@ static record *emit(Table *t, uint32_t id, int reason)
     r->ttl_max = v->ttl_max;
     r->reason = (uint8_t)reason;
     l2_get(t, v->l2, &r->l2);
+    if (st->macs)
+        memcpy(r->mac, st->macs + (size_t)slot * MAC_BYTES, MAC_BYTES);
+    else
+        memset(r->mac, 0, MAC_BYTES);
     return r;
 }
 
@@ -678,15 +707,17 @@ static void compact_ended(Table *t, size_t from)
 }
 
 PyDoc_STRVAR(add_doc,
-"add(key, length, ts, tcp_flags, ttl, vlan, inner_vlan, mpls, now) -> int\n\n"
+"add(key, length, ts, tcp_flags, ttl, vlan, inner_vlan, mpls, mac, now) -> int\n\n"
 "Account a batch (flowd.model.batch.PacketBatch columns: uint8 (n, 40), uint32, float64, uint8, uint8,\n"
-"uint16, uint16, uint32 (n, 3)); return how many flows ended (drain() hands them over).");
+"uint16, uint16, uint32 (n, 3), uint8 (n, 12) or None); return how many flows ended (drain() hands them\n"
+"over). A new flow keeps its first packet's MAC row when the table keeps MACs (zeros for None).");
 
 static PyObject *Table_add(Table *t, PyObject *args)
 {
-    PyObject *o[8];
+    PyObject *o[9];
     double now;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOd:add", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &now))
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOd:add", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &o[8],
+                          &now))
         return NULL;
     (void)now;
     views a = {.n = 0};
@@ -706,7 +737,8 @@ static PyObject *Table_add(Table *t, PyObject *args)
     const uint16_t *vlan = ttl ? view(&a, o[5], n * 2, 0, 0, "vlan") : NULL;
     const uint16_t *inner = vlan ? view(&a, o[6], n * 2, 0, 0, "inner_vlan") : NULL;
     const uint32_t *mpls = inner ? view(&a, o[7], n * 12, 0, 0, "mpls") : NULL;
-    if (!mpls || ready(t) < 0) {
+    const uint8_t *mac = mpls ? view(&a, o[8], n * MAC_BYTES, 0, 1, "mac") : NULL;
+    if (!mpls || (!mac && PyErr_Occurred()) || ready(t) < 0) {
         views_release(&a);
         return PyErr_Occurred() ? NULL : PyErr_NoMemory();
     }
@@ -789,6 +821,13 @@ static PyObject *Table_add(Table *t, PyObject *args)
             v->ttl_min = v->ttl_max = ttl[i];
             v->live = 1;
             v->l2 = l2;
+            if (st->macs) {
+                uint8_t *m = st->macs + (size_t)slot * MAC_BYTES;
+                if (mac)
+                    memcpy(m, mac + i * MAC_BYTES, MAC_BYTES);
+                else
+                    memset(m, 0, MAC_BYTES);
+            }
             v->next = FRESH;
             v->prev = (uint32_t)t->nfresh;
             t->fresh[t->nfresh++] = (fresh){.first = when, .row = (uint32_t)i, .id = id, .rec = -1};
@@ -919,7 +958,7 @@ static int reset(Table *t)
     for (int f = 0; f < 2; f++) {
         uint32_t keylen = t->s[f].keylen;
         store_free(&t->s[f]);
-        if (store_init(&t->s[f], keylen) < 0)
+        if (store_init(&t->s[f], keylen, t->macs) < 0)
             return -1;
     }
     free(t->pool);
@@ -975,16 +1014,16 @@ static PyObject *Table_flush(Table *t, PyObject *args)
 /* --- handing flows over ------------------------------------------------------------------------- */
 
 PyDoc_STRVAR(drain_doc,
-"drain(key, packets, bytes, first, last, tcp_flags, ttl_min, ttl_max, vlan, inner_vlan, mpls, end_reason)\n"
-"-> tuple\n\nCopy the waiting ended flows into the arrays (flowd.model.batch.FlowRecords columns, at least that\n"
-"many rows) and return the statistics since the last drain: (packets, bytes, created, freed,\n"
-"dropped, refused, idle, active, end_of_flow, forced, peak).");
+"drain(key, packets, bytes, first, last, tcp_flags, ttl_min, ttl_max, vlan, inner_vlan, mpls, end_reason,\n"
+"      mac) -> tuple\n\nCopy the waiting ended flows into the arrays (flowd.model.batch.FlowRecords columns, at\n"
+"least that many rows; mac may be None) and return the statistics since the last drain: (packets,\n"
+"bytes, created, freed, dropped, refused, idle, active, end_of_flow, forced, peak).");
 
 static PyObject *Table_drain(Table *t, PyObject *args)
 {
-    PyObject *o[12];
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOO:drain", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7],
-                          &o[8], &o[9], &o[10], &o[11]))
+    PyObject *o[13];
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOOO:drain", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7],
+                          &o[8], &o[9], &o[10], &o[11], &o[12]))
         return NULL;
     Py_ssize_t n = (Py_ssize_t)t->nended;
     views a = {.n = 0};
@@ -1000,7 +1039,8 @@ static PyObject *Table_drain(Table *t, PyObject *args)
     uint16_t *inner = vlan ? view(&a, o[9], n * 2, 1, 0, "inner_vlan") : NULL;
     uint32_t *mpls = inner ? view(&a, o[10], n * 12, 1, 0, "mpls") : NULL;
     uint8_t *reason = mpls ? view(&a, o[11], n, 1, 0, "end_reason") : NULL;
-    if (!reason) {
+    uint8_t *mac = reason ? view(&a, o[12], n * MAC_BYTES, 1, 1, "mac") : NULL;
+    if (!reason || (!mac && PyErr_Occurred())) {
         views_release(&a);
         return NULL;
     }
@@ -1018,6 +1058,8 @@ static PyObject *Table_drain(Table *t, PyObject *args)
         inner[i] = r->l2.inner_vlan;
         memcpy(mpls + 3 * i, r->l2.mpls, sizeof r->l2.mpls);
         reason[i] = r->reason;
+        if (mac)
+            memcpy(mac + i * MAC_BYTES, r->mac, MAC_BYTES);
     }
     views_release(&a);
     t->nended = 0;
@@ -1064,14 +1106,14 @@ static PyObject *Table_ids(Table *t, PyObject *arg)
 }
 
 PyDoc_STRVAR(read_doc,
-"read(ids, key, packets, bytes, first, last, tcp_flags, ttl_min, ttl_max, vlan, inner_vlan, mpls) -> None\n\n"
+"read(ids, key, packets, bytes, first, last, tcp_flags, ttl_min, ttl_max, vlan, inner_vlan, mpls, mac) -> None\n\n"
 "Copy the given cached flows into the arrays; any output may be None.");
 
 static PyObject *Table_read(Table *t, PyObject *args)
 {
-    PyObject *o[12];
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOO:read", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7],
-                          &o[8], &o[9], &o[10], &o[11]))
+    PyObject *o[13];
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOOO:read", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7],
+                          &o[8], &o[9], &o[10], &o[11], &o[12]))
         return NULL;
     views a = {.n = 0};
     Py_buffer *b = &a.v[0];
@@ -1080,9 +1122,9 @@ static PyObject *Table_read(Table *t, PyObject *args)
     a.n = 1;
     Py_ssize_t n = b->len / 8;
     const int64_t *ids = b->buf;
-    void *out[11];
-    static const Py_ssize_t width[11] = {KEY_BYTES, 8, 8, 8, 8, 1, 1, 1, 2, 2, 12};
-    for (int j = 0; j < 11; j++) {
+    void *out[12];
+    static const Py_ssize_t width[12] = {KEY_BYTES, 8, 8, 8, 8, 1, 1, 1, 2, 2, 12, MAC_BYTES};
+    for (int j = 0; j < 12; j++) {
         out[j] = view(&a, o[j + 1], n * width[j], 1, 1, "output");
         if (!out[j] && PyErr_Occurred()) {
             views_release(&a);
@@ -1112,6 +1154,13 @@ static PyObject *Table_read(Table *t, PyObject *args)
         if (out[8]) ((uint16_t *)out[8])[i] = l2.vlan;
         if (out[9]) ((uint16_t *)out[9])[i] = l2.inner_vlan;
         if (out[10]) memcpy((uint32_t *)out[10] + 3 * i, l2.mpls, sizeof l2.mpls);
+        if (out[11]) {
+            uint8_t *m = (uint8_t *)out[11] + i * MAC_BYTES;
+            if (st->macs)
+                memcpy(m, st->macs + (size_t)(id & SLOT) * MAC_BYTES, MAC_BYTES);
+            else
+                memset(m, 0, MAC_BYTES);
+        }
     }
     views_release(&a);
     Py_RETURN_NONE;
@@ -1138,6 +1187,22 @@ static PyObject *Table_configure(Table *t, PyObject *args)
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(keep_macs_doc,
+"keep_macs(on) -> None\n\nStart or stop keeping MAC addresses (a reload added or removed a bridge template);\n"
+"flows cached before they were kept end with zeros.");
+
+static PyObject *Table_keep_macs(Table *t, PyObject *arg)
+{
+    int on = PyObject_IsTrue(arg);
+    if (on < 0)
+        return NULL;
+    for (int f = 0; f < 2; f++)
+        if (store_macs(&t->s[f], on) < 0)
+            return PyErr_NoMemory();
+    t->macs = on;
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(memory_doc, "memory() -> int\n\nBytes allocated for the cache (rows, indexes, pool, wheel; not the\n"
 "scratch a call uses for the flows it ends).");
 
@@ -1146,8 +1211,8 @@ static PyObject *Table_memory(Table *t, PyObject *unused)
     (void)unused;
     size_t total = (size_t)t->nbuckets * 4 + (size_t)t->pool_cap * sizeof(layer2) + (size_t)t->pool_freecap * 4;
     for (int f = 0; f < 2; f++)
-        total += (size_t)t->s[f].cap * t->s[f].rowlen + ((size_t)t->s[f].mask + 1) * 4
-                 + (size_t)t->s[f].freecap * 4;
+        total += (size_t)t->s[f].cap * (t->s[f].rowlen + (t->s[f].macs ? MAC_BYTES : 0))
+                 + ((size_t)t->s[f].mask + 1) * 4 + (size_t)t->s[f].freecap * 4;
     return PyLong_FromSize_t(total);
 }
 
@@ -1155,10 +1220,11 @@ static Py_ssize_t Table_len(Table *t) { return (Py_ssize_t)t->s[0].n + t->s[1].n
 
 static int Table_init(Table *t, PyObject *args, PyObject *kwds)
 {
-    static char *names[] = {"max_flows", "active_timeout", "inactive_timeout", NULL};
+    static char *names[] = {"max_flows", "active_timeout", "inactive_timeout", "macs", NULL};
     long long max_flows;
     double active, inactive;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Ldd:Table", names, &max_flows, &active, &inactive))
+    int macs = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Ldd|p:Table", names, &max_flows, &active, &inactive, &macs))
         return -1;
     if (t->heads)  {
         PyErr_SetString(PyExc_RuntimeError, "Table is already initialised");
@@ -1167,7 +1233,8 @@ static int Table_init(Table *t, PyObject *args, PyObject *kwds)
     t->max_flows = max_flows;
     t->active = active;
     t->inactive = inactive;
-    if (store_init(&t->s[0], V4_KEY) < 0 || store_init(&t->s[1], KEY_BYTES) < 0 || wheel_setup(t) < 0) {
+    t->macs = macs;
+    if (store_init(&t->s[0], V4_KEY, macs) < 0 || store_init(&t->s[1], KEY_BYTES, macs) < 0 || wheel_setup(t) < 0) {
         PyErr_NoMemory();
         return -1;
     }
@@ -1196,6 +1263,7 @@ static PyMethodDef Table_methods[] = {
     {"ids", (PyCFunction)Table_ids, METH_O, ids_doc},
     {"read", (PyCFunction)Table_read, METH_VARARGS, read_doc},
     {"configure", (PyCFunction)Table_configure, METH_VARARGS, configure_doc},
+    {"keep_macs", (PyCFunction)Table_keep_macs, METH_O, keep_macs_doc},
     {"memory", (PyCFunction)Table_memory, METH_NOARGS, memory_doc},
     {NULL, NULL, 0, NULL},
 };
@@ -1207,7 +1275,8 @@ static PyTypeObject TableType = {
     .tp_name = "flowd.native._flowtable.Table",
     .tp_basicsize = sizeof(Table),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Table(max_flows, active_timeout, inactive_timeout): the flow cache (see the module comment).",
+    .tp_doc = "Table(max_flows, active_timeout, inactive_timeout, macs=False): the flow cache (see the module\n"
+              "comment).",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Table_init,
     .tp_dealloc = (destructor)Table_dealloc,

@@ -58,7 +58,7 @@ def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: i
     first_batch = True
     try:
         with reader:
-            for item in decoded_batches(reader, batch_size):
+            for item in decoded_batches(reader, batch_size, bool(pipeline.macs)):
                 if isinstance(item, CaptureError):
                     error = str(item)
                     break

@@ -107,7 +107,7 @@ def _serve(path: str, cfg: Config, index: int, shards: int, batch_size: int,
         pipeline = Pipeline(shard_config(cfg, shards))
         now = 0.0
         with open_capture(path) as reader:
-            for item in decoded_batches(reader, batch_size):
+            for item in decoded_batches(reader, batch_size, bool(pipeline.macs)):
                 if isinstance(item, CaptureError):
                     break  # the main process reads the same file and reports the error
                 frames, decoded = item

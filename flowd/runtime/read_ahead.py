@@ -16,8 +16,11 @@ from flowd.model.batch import FrameBatch
 READ_AHEAD: Final = 2  # decoded batches waiting for the flow cache
 
 
-def decoded_batches(reader: CaptureReader, batch_size: int) -> Iterator[tuple[FrameBatch, Decoded] | CaptureError]:
+def decoded_batches(reader: CaptureReader, batch_size: int, macs: bool = False
+                    ) -> Iterator[tuple[FrameBatch, Decoded] | CaptureError]:
     """Read and decode in a second thread, so the flow cache works on one batch while the next is decoded.
+
+    ``macs``: the packets carry their MAC addresses (``Pipeline.macs`` says whether any family keeps them).
 
     The compiled record walk and decoder release the GIL, as numpy does, so the two overlap on two cores.
     A CaptureError ends the stream as its last item.
@@ -31,7 +34,7 @@ def decoded_batches(reader: CaptureReader, batch_size: int) -> Iterator[tuple[Fr
                 if stop.is_set():
                     return
                 if len(frames):
-                    out.put((frames, decode(frames)))
+                    out.put((frames, decode(frames, macs)))
         except CaptureError as exc:
             out.put(exc)
         finally:

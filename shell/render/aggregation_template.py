@@ -4,7 +4,8 @@ Layouts: junos-reference.md §1.8 (real routers, lines indented two spaces, `Lab
 ", ", blocks separated by a blank line). The reference's MPLS-IPv4 sample lost its indentation in the test
 fixture it was copied from; flowd indents it like the others. The peer-as-billing layout is flowd's own. Each
 layout is one table of rows, and the text (filtered by output level) and the XML/JSON `detail-entry` both come
-from it, so they cannot drift apart.
+from it, so they cannot drift apart. The bridge layout is flowd's too (Junos exports that template for family
+bridge, which flowd does not sample; flowd's bridge flows are IP flows with their MAC addresses).
 """
 
 from __future__ import annotations
@@ -107,6 +108,12 @@ LAYOUTS: Final[Mapping[str, tuple[str, tuple[Row, ...]]]] = {
         Row(Detail.TERSE, (SOURCE_ADDRESS, DESTINATION_ADDRESS,
                            Field("Top Label Address", "top-label-address", _key("top_label_address")))),
         PORTS, PROTOCOL, MASKS, SNMP, TIMES, COUNTS)),
+    "bridge": (f"{CONTAINER}-bridge", (  # flowd's layout: the bridge template's fields
+        Row(Detail.TERSE, (Field("Source MAC address", "source-mac-address", _key("source_mac")),
+                           Field("Destination MAC address", "destination-mac-address", _key("destination_mac")))),
+        Row(Detail.TERSE, (Field("Ethernet type", "ethernet-type", _key("ethernet_type")),
+                           Field("VLAN ID", "vlan-id", _key("vlan_id")))),
+        SNMP, TIMES, COUNTS)),
     "peer-as-billing": (f"{CONTAINER}-peer-as-billing", (
         Row(Detail.DETAIL, (Field("TOS", "tos", _key("tos")), INPUT_SNMP)),
         Row(Detail.TERSE, (Field("Destination peer AS", "destination-peer-as", _key("destination_as")),
@@ -115,13 +122,9 @@ LAYOUTS: Final[Mapping[str, tuple[str, tuple[Row, ...]]]] = {
 }
 
 
-def _layout(block: Mapping[str, Any]) -> tuple[str, tuple[Row, ...]] | None:
-    """The block's template layout; None for a type without one (bridge), which a probe never has flows for."""
-    kind = block["template"]["type"]
-    layout = LAYOUTS.get(kind)
-    if layout is None and block["flows"]:
-        raise ValueError(f"flows of a {kind}-template cannot be shown")
-    return layout
+def _layout(block: Mapping[str, Any]) -> tuple[str, tuple[Row, ...]]:
+    """The block's template layout."""
+    return LAYOUTS[block["template"]["type"]]
 
 
 def flow_block(flow: Flow, rows: tuple[Row, ...], level: Detail = Detail.EXTENSIVE) -> list[str]:
@@ -134,13 +137,11 @@ def render_aggregation_template(result: Mapping[str, Any], level: str | None = N
     lines: list[str] = []
     for block in interfaces(result):
         lines += interface_header(block)
-        layout = _layout(block)
-        if layout is None:
-            continue
+        rows = _layout(block)[1]
         for i, flow in enumerate(block["flows"]):
             if i:
                 lines.append("")
-            lines += flow_block(flow, layout[1], detail)
+            lines += flow_block(flow, rows, detail)
     return lines
 
 
@@ -152,9 +153,7 @@ def aggregation_template_tree(result: Mapping[str, Any]) -> Element:
     out = []
     for block in interfaces(result):
         children = interface_leaves(block)
-        layout = _layout(block)
-        if layout is not None:
-            tag, rows = layout
-            children.append(node(tag, [_entry(f, rows) for f in block["flows"]]))
+        tag, rows = _layout(block)
+        children.append(node(tag, [_entry(f, rows) for f in block["flows"]]))
         out.append(node(CONTAINER, children))
     return node(ROOT, out)

@@ -35,6 +35,7 @@ services:
       template:
         lab: {mpls-ipv4-template: true}
         l2: {bridge-template: true}
+        l2-spare: {bridge-template: true}
 forwarding-options:
   sampling:
     input: {rate: 1}
@@ -48,6 +49,7 @@ forwarding-options:
         output:
           flow-server:
             127.0.0.1: {port: 9, version-ipfix: {template: v6}}
+            127.0.0.3: {port: 9, version9: {template: l2}}
 """
 
 
@@ -111,7 +113,8 @@ def test_flow_objects_are_flow_details_plus_the_template_fields(probe: Probe) ->
     template = call(probe, {"template_name": "v4"})["flows"]
     detail = whole(asyncio.run(methods.call(probe, "accounting.flow_detail", {}, lambda: T0 + 5)))
     by_source = {f["source_address"]: f for f in detail["interfaces"][0]["flows"]}
-    extra = {"mpls_labels", "top_label_address", "bgp_next_hop", "source_mask", "destination_mask"}
+    extra = {"mpls_labels", "top_label_address", "bgp_next_hop", "source_mask", "destination_mask", "source_mac",
+             "destination_mac", "ethernet_type", "vlan_id"}
     for flow in template:
         assert {k: v for k, v in flow.items() if k not in extra} == by_source[flow["source_address"]]
 
@@ -129,9 +132,19 @@ def test_a_second_server_of_the_family_shares_its_flows(probe: Probe) -> None:
     assert [f["mpls_labels"] for f in block["flows"]] == [[299888, 16, 0]]
 
 
-@pytest.mark.parametrize("name", ["unused", "l2"])
+@pytest.mark.parametrize("name", ["unused", "l2-spare"])
 def test_a_template_no_server_uses_lists_nothing(probe: Probe, name: str) -> None:
     assert call(probe, {"template_name": name})["flows"] == []
+
+
+def test_a_bridge_template_lists_its_familys_flows_with_their_macs(probe: Probe) -> None:
+    """Only inet6 exports with l2, so only its flow is listed, with the frames' addresses."""
+    flows = call(probe, {"template_name": "l2"})["flows"]
+    assert [(f["source_address"], f["destination_mac"], f["source_mac"], f["ethernet_type"], f["vlan_id"])
+            for f in flows] == [("2001:db8::1", "04:04:04:04:04:04", "02:02:02:02:02:02", "0x86dd", 0)]
+    v4 = call(probe, {"template_name": "v4"})["flows"]  # inet keeps no MACs: zeros
+    assert {f["source_mac"] for f in v4} == {"00:00:00:00:00:00"}
+    assert [p.table.macs for p in probe.pipeline.paths.values()] == [False, True]
 
 
 def test_worker_flows_are_merged_and_split_by_family(probe: Probe) -> None:

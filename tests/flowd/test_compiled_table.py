@@ -31,7 +31,7 @@ from flowd.core.compiled_table import (
 from flowd.core.decode import decode
 from flowd.core.flowtable import FlowTable
 from flowd.core.pipeline import Pipeline
-from flowd.model.batch import FlowRecords, PacketBatch
+from flowd.model.batch import MAC_BYTES, FlowRecords, PacketBatch
 from flowd.model.expiry import ExpiryReason
 from flowd.testing.synth import write_capture
 from flowd.testing.truth import SynthSpec
@@ -53,8 +53,9 @@ def compiled_type() -> Any:
     return kind
 
 
-def both(max_flows: int, active: float, inactive: float) -> tuple[FlowTable, CompiledFlowTable]:
-    return FlowTable(max_flows, active, inactive), CompiledFlowTable(compiled_type(), max_flows, active, inactive)
+def both(max_flows: int, active: float, inactive: float, macs: bool = False) -> tuple[FlowTable, CompiledFlowTable]:
+    return (FlowTable(max_flows, active, inactive, macs),
+            CompiledFlowTable(compiled_type(), max_flows, active, inactive, macs))
 
 
 def rows(records: FlowRecords) -> list[tuple[Any, ...]]:
@@ -63,7 +64,7 @@ def rows(records: FlowRecords) -> list[tuple[Any, ...]]:
         (bytes(records.key[i]), int(records.packets[i]), int(records.bytes[i]), float(records.first[i]),
          float(records.last[i]), int(records.tcp_flags[i]), int(records.ttl_min[i]), int(records.ttl_max[i]),
          int(records.vlan[i]), int(records.inner_vlan[i]), tuple(int(x) for x in records.mpls[i]),
-         int(records.end_reason[i]))
+         int(records.end_reason[i]), None if records.mac is None else bytes(records.mac[i]))
         for i in range(len(records)))
 
 
@@ -74,8 +75,8 @@ def short(records: FlowRecords) -> list[tuple[bytes, int, int, float, float, int
 class Pair:
     """The two tables driven alike; each call checks that they answer alike."""
 
-    def __init__(self, max_flows: int, active: float, inactive: float) -> None:
-        self.ref, self.c = both(max_flows, active, inactive)
+    def __init__(self, max_flows: int, active: float, inactive: float, macs: bool = False) -> None:
+        self.ref, self.c = both(max_flows, active, inactive, macs)
         self.out: list[FlowRecords] = []
 
     def same(self, a: FlowRecords, b: FlowRecords) -> FlowRecords:
@@ -372,3 +373,57 @@ def test_the_suite_runs_the_path_it_was_asked_for() -> None:
         compiled_type()
     want = FlowTable if PURE else CompiledFlowTable
     assert all(type(p.table) is want for p in Pipeline(load_config(None)).paths.values())
+
+
+def with_macs(packets: list[tuple[bytes, float, int, int]]) -> tuple[PacketBatch, dict[tuple[bytes, float], bytes]]:
+    """The batch with a different MAC row per packet, and the first MAC row seen for each (key, time)."""
+    out = batch(packets)
+    mac = np.random.default_rng(len(packets)).integers(0, 256, (len(packets), MAC_BYTES), dtype=np.uint8)
+    out.mac = mac
+    first: dict[tuple[bytes, float], bytes] = {}
+    for i, (k, ts, _, _) in enumerate(packets):
+        first.setdefault((k, ts), bytes(mac[i]))
+    return out, first
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("max_flows", [5, 10_000])
+def test_flows_keep_their_first_packets_macs_in_both_tables(seed: int, max_flows: int) -> None:
+    packets = random_stream(seed, count=2000, nkeys=40)
+    size = random.Random(seed).choice((1, 9, 120, 2000))
+    pair = Pair(max_flows, 20.0, 5.0, macs=True)
+    firsts: dict[tuple[bytes, float], bytes] = {}
+    for i in range(0, len(packets), size):
+        chunk = packets[i:i + size]
+        packed, first = with_macs(chunk)
+        for k, mac in first.items():
+            firsts.setdefault(k, mac)
+        pair.add(packed, now=chunk[-1][1])
+        pair.expire(chunk[-1][1])
+    top = pair.c.top(None)
+    assert top.mac is not None and rows(top) == rows(pair.ref.top(None))
+    pair.flush(now=1e6)
+    ended = FlowRecords.concat(pair.out)
+    assert ended.mac is not None and len(ended) >= 5
+    for i in range(len(ended)):  # a flow's MACs are its first packet's, whatever came after
+        assert bytes(ended.mac[i]) == firsts[bytes(ended.key[i]), float(ended.first[i])]
+
+
+def test_macs_are_kept_only_when_asked() -> None:
+    pair = Pair(100, 60.0, 15.0)
+    packets = [(key(i, v6=i % 2 == 0), 1.0, 100, ACK) for i in range(6)]
+    assert pair.add(with_macs(packets)[0], now=1.0).mac is None
+    assert pair.flush(2.0).mac is None
+    memory = pair.c.memory_used, pair.ref.memory_used
+    for table in (pair.ref, pair.c):
+        table.macs = True  # a reload added a bridge template: cached flows end with zeros
+    assert pair.c.memory_used > memory[0] and pair.ref.memory_used > memory[1]
+    pair.add(batch(packets), now=3.0)  # no MAC column in the batch: zeros
+    packed, first = with_macs([(key(9), 4.0, 100, ACK)])
+    pair.add(packed, now=4.0)
+    ended = pair.flush(5.0)
+    assert ended.mac is not None
+    assert sorted(bytes(m) for m in ended.mac) == sorted([bytes(12)] * 6 + [first[key(9), 4.0]])
+    for table in (pair.ref, pair.c):
+        table.macs = False
+    assert pair.c.memory_used == memory[0] and pair.ref.memory_used == memory[1]

@@ -11,6 +11,7 @@ go to ``decode_frame``). Disabling either path's IPv4/IPv6 decoding makes a test
 from __future__ import annotations
 
 import os
+import struct
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,7 +34,7 @@ from test_decode import (
 import flowd.core.decode
 import flowd.core.frame_rules
 from flowd.core.decode_numpy import decode_numpy
-from flowd.core.frame_rules import Decoded, Packet
+from flowd.core.frame_rules import Decoded, Packet, decode_frame, frame_macs
 from flowd.model.batch import FrameBatch
 from flowd.model.drops import DropReason
 
@@ -52,9 +53,9 @@ EXTRACT = compiled_extract()
 needs_extract = pytest.mark.skipif(EXTRACT is None, reason="flowd.native._fastpath is not built")
 
 
-def decode_c(frames: FrameBatch) -> Decoded:
+def decode_c(frames: FrameBatch, macs: bool = False) -> Decoded:
     assert EXTRACT is not None
-    return flowd.core.decode._decode_compiled(frames, EXTRACT)
+    return flowd.core.decode._decode_compiled(frames, EXTRACT, macs)
 
 
 def assert_same(got: Decoded, want: Decoded) -> None:
@@ -62,7 +63,7 @@ def assert_same(got: Decoded, want: Decoded) -> None:
     assert got.drops == want.drops
     for name in got.packets.__slots__:
         a, b = getattr(got.packets, name), getattr(want.packets, name)
-        assert a.dtype == b.dtype and np.array_equal(a, b), name
+        assert (a is None and b is None) or (a.dtype == b.dtype and np.array_equal(a, b)), name
 
 
 def assert_matches_frames(decoded: Decoded, frames: FrameBatch, singles: list[Result]) -> None:
@@ -209,3 +210,46 @@ def test_paths_agree_with_decode_frame_on_fuzzed_frames(seed: int, count_per_fra
     reasons = {r for r in singles if isinstance(r, DropReason)}
     assert {DropReason.TRUNCATED, DropReason.HEADER_TOO_SMALL, DropReason.BAD_IP_HEADER} <= reasons
     assert sum(isinstance(r, Packet) for r in singles) > len(singles) // 4
+
+
+# --- MAC addresses ----------------------------------------------------------------------------------
+
+def frame_rule_macs(frames: FrameBatch) -> bytes:
+    """``frame_macs`` of every frame ``decode_frame`` accounts, in order."""
+    buf = bytes(frames.buf)
+    out = []
+    for o, c, lt, w, ifx in zip(frames.offset, frames.caplen, frames.linktype, frames.wirelen, frames.ifindex,
+                                strict=True):
+        frame = buf[int(o):int(o) + int(c)]
+        if isinstance(decode_frame(frame, int(lt), int(w), int(ifx)), Packet):
+            out.append(frame_macs(frame, int(lt)))
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("seed", [0, 4, 5])
+def test_both_paths_give_frame_macs(seed: int) -> None:
+    """The table (Ethernet, SLL, SLL2, raw, null links) and fuzzed copies (damaged address lengths too)."""
+    frames, linktypes = TABLE_FRAMES, TABLE_LINKTYPES
+    if seed:
+        frames, linktypes = fuzzed(np.random.default_rng(seed), fuzz_sources(), 4000)
+    fb = batch(frames, linktypes, gap=seed)
+    want = frame_rule_macs(fb)
+    paths = [decode_numpy] + ([] if EXTRACT is None else [lambda f, macs: decode_c(f, macs)])
+    for path in paths:
+        decoded = path(fb, True)
+        assert decoded.packets.mac is not None and decoded.packets.mac.tobytes() == want
+        assert path(fb, False).packets.mac is None  # not asked for: not decoded
+    assert want.count(bytes(12)) < len(want) // 12  # most frames carry addresses
+
+
+def test_frame_macs_per_link_type() -> None:
+    ipv4 = [c[1] for c in CASES if c[0] == "ether-ipv4-tcp"][0][14:]
+    source = bytes.fromhex("020000000001")
+    cooked = struct.pack("!HHH8sH", 4, 1, 6, source + bytes(2), 0x0800) + ipv4  # outgoing: our own address
+    assert frame_macs(bytes.fromhex("0a0b0c0d0e0f") + source + b"\x08\x00" + ipv4, 1) == (
+        bytes.fromhex("0a0b0c0d0e0f") + source)
+    assert frame_macs(cooked, 113) == bytes(6) + source
+    assert frame_macs(cooked[:5] + b"\x08" + cooked[6:], 113) == bytes(12)  # an 8-byte address is no MAC
+    assert frame_macs(struct.pack("!HHIHBB8s", 0x0800, 0, 3, 1, 0, 6, source + bytes(2)) + ipv4, 276) == (
+        bytes(6) + source)
+    assert frame_macs(ipv4, 101) == frame_macs(b"\x02\x00\x00\x00" + ipv4, 0) == bytes(12)

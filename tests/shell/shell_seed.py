@@ -61,6 +61,10 @@ TEMPLATE_FLOWS: Final[dict[str, dict[str, Any]]] = {
                       top_label_address="27.93.202.40"),
     "peer-as-billing": template_flow("10.1.1.2", "10.0.0.1", 53, 53, 17, (32, 32), (618, 0),
                                      (79167425, 79167430), 4329, 3386035),
+    "bridge": dict(template_flow("192.0.2.1", "198.51.100.7", 443, 51514, 6, (32, 32), (3, 0), (1200, 4800), 9,
+                                 5120),
+                   source_mac="02:00:00:00:00:01", destination_mac="0a:0b:0c:0d:0e:0f", ethernet_type="0x0800",
+                   vlan_id=12),
 }
 
 

@@ -371,14 +371,15 @@ def test_xml_entries_carry_the_reference_tags() -> None:
     entry_json = block["flow-aggregate-template-detail-mpls-ipv4"][0]["detail-entry"][0]
     assert [entry_json[f"mpls-label-{i}"][0]["data"] for i in (1, 2, 3)] == ["299888", "16", "0"]
     assert entry_json["top-label-address"][0]["data"] == "27.93.202.40"
-    assert set(LAYOUTS) == {"ipv4", "ipv6", "mpls", "mpls-ipv4", "peer-as-billing"}
+    assert set(LAYOUTS) == {"ipv4", "ipv6", "mpls", "mpls-ipv4", "peer-as-billing", "bridge"}
 
 
-def test_flows_of_a_type_without_a_layout_are_an_error() -> None:
-    """A bridge template lists no flows on a probe; a reply that has some is refused, not printed wrongly."""
+def test_bridge_flows_show_their_mac_addresses() -> None:
+    result = template_result("bridge", [TEMPLATE_FLOWS["bridge"]])
+    assert render(AGGREGATION, result)[2:] == [
+        "  Source MAC address: 02:00:00:00:00:01, Destination MAC address: 0a:0b:0c:0d:0e:0f",
+        "  Ethernet type: 0x0800, VLAN ID: 12", "  Packet count: 9, Byte count: 5120"]
     assert render(AGGREGATION, template_result("bridge", []))[2:] == []
-    with pytest.raises(ValueError, match="bridge-template"):
-        render(AGGREGATION, template_result("bridge", [TEMPLATE_FLOWS["ipv4"]]))
 
 
 def test_a_flow_server_of_both_families_is_told_apart_in_errors() -> None:
