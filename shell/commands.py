@@ -187,7 +187,8 @@ class Incomplete:
 class Configured(Protocol):
     """What the configuration defines, for completion and checks (flowd.syntax.names.Configuration)."""
 
-    def statements(self, words: Sequence[str], base: KeyPath = ()) -> list[tuple[str, str]]: ...
+    def statements(self, words: Sequence[str], base: KeyPath = (), *, several: bool = False
+                   ) -> list[tuple[str, str]]: ...
 
     def error(self, words: Sequence[str], base: KeyPath = ()) -> StatementError | None: ...
 

@@ -123,7 +123,7 @@ class ConfigSession:
         """Candidates after a verb's words (`set forwarding-options ...`)."""
         if self.config is None or verb not in ("set", "delete", "edit", "show"):
             return []
-        return self.config.statements(words, self.level)
+        return self.config.statements(words, self.level, several=verb == "set")
 
     async def changed(self) -> bool:
         try:

@@ -39,7 +39,7 @@ from flowd.model.clock import Clock
 from flowd.syntax import junos
 from flowd.syntax.compare import compare
 from flowd.syntax.edit import Tree, delete_statement, lookup, normalize, set_statement, shown
-from flowd.syntax.schema import Key, KeyPath, StatementError, show_path, walk, word_value
+from flowd.syntax.schema import Key, KeyPath, StatementError, show_path, walk, walk_several, word_value
 
 log = logging.getLogger(__name__)
 
@@ -191,9 +191,11 @@ class Database:
     # --- editing ------------------------------------------------------------------------------------
 
     def set(self, sid: int, base: Sequence[Key], words: Sequence[str]) -> None:
-        resolved = walk(self.schema, tuple(base), words, values=True)
+        """`set`: one or several statements of one level (`walk_several`), all or none."""
+        statements = walk_several(self.schema, tuple(base), words)
         tree = self.candidate(sid)
-        set_statement(tree, resolved)
+        for resolved in statements:
+            set_statement(tree, resolved)
         self._replace(sid, normalize(self.schema, tree))
 
     def delete(self, sid: int, base: Sequence[Key], words: Sequence[str]) -> bool:
@@ -267,16 +269,16 @@ class Database:
             words = _split(raw)
             if not words or words[0].startswith("#"):
                 continue
+            if words[0] not in ("set", "delete"):
+                raise DatabaseError(f"error: line {number}: syntax error.\nload failed")
             try:
-                resolved = walk(self.schema, (), words[1:], values=words[0] == "set")
+                if words[0] == "set":
+                    for resolved in walk_several(self.schema, (), words[1:]):
+                        set_statement(work, resolved)
+                else:
+                    delete_statement(work, walk(self.schema, (), words[1:], values=False))
             except StatementError as exc:
                 raise DatabaseError(f"error: line {number}: {exc.message}\nload failed") from None
-            if words[0] == "set":
-                set_statement(work, resolved)
-            elif words[0] == "delete":
-                delete_statement(work, resolved)
-            else:
-                raise DatabaseError(f"error: line {number}: syntax error.\nload failed")
         self._replace(sid, work)
 
     # --- commit -------------------------------------------------------------------------------------

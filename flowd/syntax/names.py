@@ -14,7 +14,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from flowd.syntax.schema import Key, KeyPath, Node, StatementError, candidates, show_path, walk, word_value
+from flowd.syntax.schema import (
+    Key,
+    KeyPath,
+    Node,
+    StatementError,
+    candidates,
+    show_path,
+    walk,
+    walk_several,
+    word_value,
+)
 
 Pattern = tuple[str, ...]
 NameHelp = tuple[str, str]
@@ -104,12 +114,14 @@ class Configuration:
         self.schema = schema
         self.known = configured(schema, tree)
 
-    def statements(self, words: Sequence[str], base: KeyPath = ()) -> list[NameHelp]:
+    def statements(self, words: Sequence[str], base: KeyPath = (), *, several: bool = False) -> list[NameHelp]:
         """``(word or <placeholder>, help)`` pairs that may follow ``words`` below ``base``, configured names
-        included (a list's entries; the names a referring leaf may take)."""
-        found = candidates(self.schema, base, words, known=self.known)
+        included (a list's entries; the names a referring leaf may take). ``several``: `set`'s words, which
+        may name several statements of one level (`walk_several`)."""
+        found = candidates(self.schema, base, words, known=self.known, several=several)
         try:
-            done = walk(self.schema, base, words, values=False)
+            done = walk_several(self.schema, base, words, values=False)[-1] if several else \
+                walk(self.schema, base, words, values=False)
         except StatementError:
             return found
         if done.steps and not done.values and done.node["kind"] == "leaf":

@@ -182,11 +182,40 @@ def walk(schema: Node, base: Sequence[Key], words: Sequence[str], *, values: boo
     With ``values`` (`set`), a leaf needs its value (a leaf-list one or more, `[ a b ]` accepted), and a
     list its entry name; without (`delete`, `edit`, `show`), the words may stop anywhere.
     """
+    resolved, _ = _start(schema, base, words, values, several=False)
+    return resolved
+
+
+def walk_several(schema: Node, base: Sequence[Key], words: Sequence[str], *, values: bool = True
+                 ) -> tuple[Resolved, ...]:
+    """`set` words naming several statements of one level, as Junos takes them: after a leaf's value or a
+    flag, the next word names another statement beside it (`flow-server A port 2055 version 8 aggregation
+    protocol-port`). ``values`` applies to the last statement, as in `walk`."""
+    out: list[Resolved] = []
+    resolved, i = _start(schema, base, words, values, several=True)
+    out.append(resolved)
+    while i < len(words):
+        steps, node = _holder(schema, resolved.steps)
+        resolved, i = _walk(node, steps, words, i, values, True)
+        out.append(resolved)
+    return tuple(out)
+
+
+def _holder(schema: Node, steps: Sequence[Step]) -> tuple[list[Step], Node]:
+    """The steps to the container that holds the last step (a leaf or flag), and that container."""
+    k = len(steps) - 2
+    if k >= 0 and steps[k].node["kind"] == "list":
+        k -= 1  # the leaf or flag is a list entry's body: its holder holds the list
+    return list(steps[: k + 1]), steps[k].node if k >= 0 else schema
+
+
+def _start(schema: Node, base: Sequence[Key], words: Sequence[str], values: bool, several: bool
+           ) -> tuple[Resolved, int]:
     steps = [Step(k, node_at(schema, base[: i + 1])) for i, k in enumerate(base)]
     node = node_at(schema, base)
     if node["kind"] == "list":
-        return _walk_list(node, steps, words, 0, values)
-    return _walk(node, steps, words, 0, values)
+        return _walk_list(node, steps, words, 0, values, several)
+    return _walk(node, steps, words, 0, values, several)
 
 
 def show_path(schema: Node, base: Sequence[Key], words: Sequence[str]) -> Resolved:
@@ -198,7 +227,9 @@ def show_path(schema: Node, base: Sequence[Key], words: Sequence[str]) -> Resolv
     return resolved
 
 
-def _walk(node: Node, steps: list[Step], words: Sequence[str], i: int, values: bool) -> Resolved:
+def _walk(node: Node, steps: list[Step], words: Sequence[str], i: int, values: bool, several: bool
+          ) -> tuple[Resolved, int]:
+    """One statement from word ``i``; with ``several`` it may end before the words do (the next index)."""
     while i < len(words):
         kind = node["kind"]
         if kind == "container":
@@ -207,30 +238,34 @@ def _walk(node: Node, steps: list[Step], words: Sequence[str], i: int, values: b
             steps.append(Step(name, node))
             i += 1
             if node["kind"] == "list":
-                return _walk_list(node, steps, words, i, values)
+                return _walk_list(node, steps, words, i, values, several)
             continue
         if kind == "leaf":
-            if i + 1 != len(words):
+            if i + 1 != len(words) and not several:
                 raise StatementError(i + 1, SYNTAX_ERROR)
-            return Resolved(tuple(steps), (check_value(words[i], node["value"], i),))
+            return Resolved(tuple(steps), (check_value(words[i], node["value"], i),)), i + 1
         if kind == "leaf-list":
             items = [w for w in words[i:] if w not in ("[", "]")]
-            return Resolved(tuple(steps), tuple(check_value(w, node["value"], i + n) for n, w in enumerate(items)))
-        raise StatementError(i, SYNTAX_ERROR)  # a flag takes nothing after it
+            return Resolved(tuple(steps), tuple(check_value(w, node["value"], i + n)
+                                                for n, w in enumerate(items))), len(words)
+        if not several:
+            raise StatementError(i, SYNTAX_ERROR)  # a flag takes nothing after it
+        return Resolved(tuple(steps)), i
     if values and node["kind"] in ("leaf", "leaf-list"):
         raise StatementError(len(words), MISSING_ARGUMENT)
-    return Resolved(tuple(steps))
+    return Resolved(tuple(steps)), i
 
 
-def _walk_list(node: Node, steps: list[Step], words: Sequence[str], i: int, values: bool) -> Resolved:
+def _walk_list(node: Node, steps: list[Step], words: Sequence[str], i: int, values: bool, several: bool
+               ) -> tuple[Resolved, int]:
     if i == len(words):
         if values:
             raise StatementError(i, MISSING_ARGUMENT)
-        return Resolved(tuple(steps))
+        return Resolved(tuple(steps)), i
     key = check_value(words[i], node["key"], i)
     body = _body(node)
     steps.append(Step(key, body))
-    return _walk(body, steps, words, i + 1, values)
+    return _walk(body, steps, words, i + 1, values, several)
 
 
 def outline(node: Node, tree: Any) -> dict[str, Any]:
@@ -277,16 +312,21 @@ def _value_help(value: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def candidates(schema: Node, base: Sequence[Key], words: Sequence[str], *,
-               known: Mapping[KeyPath, Sequence[Key]] | None = None) -> list[tuple[str, str]]:
+               known: Mapping[KeyPath, Sequence[Key]] | None = None, several: bool = False) -> list[tuple[str, str]]:
     """What may be typed after ``words`` below ``base``: ``(word or <placeholder>, help)`` pairs.
 
     ``known`` maps list paths to the entries configured there (offered beside the placeholder, as Junos
-    offers configured names). An error in ``words``, or a complete leaf, gives no candidates.
+    offers configured names). An error in ``words`` gives no candidates; so do a complete leaf and a flag,
+    unless ``several`` (`set`) lets another statement of their level follow (`walk_several`).
     """
     try:
-        done = walk(schema, base, words, values=False)
+        done = walk_several(schema, base, words, values=False)[-1] if several else walk(schema, base, words,
+                                                                                         values=False)
     except StatementError:
         return []
+    if several and done.steps and (done.node["kind"] == "flag" or (done.values and done.node["kind"] == "leaf")):
+        _, holder = _holder(schema, done.steps)
+        return sorted((k, child["help"]) for k, child in holder["children"].items())
     if done.values:
         return []
     node = done.node if done.steps else schema

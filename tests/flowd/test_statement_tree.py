@@ -17,7 +17,7 @@ from flowd.config.statements import statement_tree
 from flowd.syntax import junos
 from flowd.syntax.compare import compare
 from flowd.syntax.edit import normalize, set_statement
-from flowd.syntax.schema import KeyPath, Node, walk
+from flowd.syntax.schema import KeyPath, Node, StatementError, candidates, walk, walk_several
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = statement_tree()
@@ -294,3 +294,49 @@ def test_the_curly_parser_collects_entries_at_the_lists_of_the_tree() -> None:
     """
     blocks = {path for path, node in _list_paths(SCHEMA, ()) if node["body"] is None or node["body"]["kind"] == "container"}
     assert set(junos.KEYED_LISTS) == blocks - {("interfaces",)}
+
+
+V8_LINE = ("forwarding-options sampling family inet output flow-server 127.0.0.1 port 2055 version 8 aggregation "
+           "protocol-port")
+
+
+def test_one_set_line_may_name_several_statements_of_a_level() -> None:
+    tree: dict[Any, Any] = {}
+    for resolved in walk_several(SCHEMA, (), V8_LINE.split()):
+        set_statement(tree, resolved)
+    assert tree["forwarding-options"]["sampling"]["family"]["inet"]["output"]["flow-server"] == {
+        "127.0.0.1": {"port": 2055, "version": 8, "aggregation": {"protocol-port": True}}}
+    config.parse_config(junos.to_curly(normalize(SCHEMA, tree)), source="t", syntax="junos")
+    tree = {}
+    for line in ("kernel local-dump /var/log/d", "prefix-file /etc/r.txt format ip2asn"):
+        for resolved in walk_several(SCHEMA, ("flowd", "routing"), line.split()):
+            set_statement(tree, resolved)
+    assert tree["flowd"]["routing"] == {"kernel": True, "local-dump": "/var/log/d",
+                                        "prefix-file": {"/etc/r.txt": {"format": "ip2asn"}}}
+
+
+@pytest.mark.parametrize("words, index, message", [
+    (V8_LINE.replace("version 8", "version 7"), 10, "syntax error."),
+    (V8_LINE.replace("protocol-port", "protocol-ports"), 12, "syntax error."),
+    (V8_LINE.replace("port 2055", "port 70000"), 8, "error: value out of range: 70000 is not within range "
+                                                     "(1..65535)"),
+    ("flowd routing prefix-file /etc/r.txt format csv", 5, "syntax error."),
+    ("flowd routing snmp-index eth0 -1", 4, "error: value out of range: -1 is not within range (0..4294967295)"),
+    ("forwarding-options sampling input rate 100 run-length", 6, "missing argument."),
+])
+def test_a_bad_word_anywhere_in_a_several_statement_line_is_refused(words: str, index: int, message: str) -> None:
+    with pytest.raises(StatementError) as caught:
+        walk_several(SCHEMA, (), words.split())
+    assert (caught.value.word, caught.value.message) == (index, message)
+
+
+def test_set_completion_offers_the_statements_beside_a_complete_leaf_or_flag() -> None:
+    server = [w for w, _ in candidates(SCHEMA, (), V8_LINE.split()[:-4], several=True)]
+    assert server[:3] == ["aggregation", "autonomous-system-type", "dscp"] and "version" in server
+    assert [w for w, _ in candidates(SCHEMA, (), V8_LINE.split(), several=True)] == [
+        "autonomous-system", "destination-prefix", "protocol-port", "source-destination-prefix", "source-prefix"]
+    assert candidates(SCHEMA, (), V8_LINE.split()[:-4]) == []  # delete, edit, show: one statement
+    assert ("aggregate-export-interval", "How often version 8 servers get the aggregates of the flows that ended "
+            "since the last export") in candidates(SCHEMA, (), "forwarding-options family inet output".split())
+    assert ("<snmp-index>", "SNMP index (0..4294967295)") in candidates(
+        SCHEMA, (), "flowd routing snmp-index eth0".split())
