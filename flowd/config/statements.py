@@ -11,6 +11,7 @@ types and the fixed word sets (versions, aggregations, ...) come from the valida
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from functools import cache
@@ -52,7 +53,8 @@ def flag(help: str) -> Node:
 
 
 def _first(text: str) -> str:
-    return text.split(". ")[0].rstrip(".")
+    """The first sentence of a help text (a full stop after a letter, digit or bracket, before a capital)."""
+    return re.split(r"(?<=[A-Za-z0-9)])\. (?=[A-Z])", text)[0].rstrip(".")
 
 
 def field_leaves(cls: type) -> dict[str, Node]:
