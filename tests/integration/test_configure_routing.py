@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ptyshell import PtyShell
+from ptyshell import CONFIG_PROMPT, PtyShell
 from seed_set import NEARLY_EMPTY
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -41,6 +41,13 @@ def refused(shell: PtyShell, line: str, word: str, message: str) -> None:
     assert out[echoed + 2] == message, "\n".join(out)
 
 
+def drop_kept_line(shell: PtyShell, line: str) -> None:
+    """After a `?` listing the prompt comes back holding ``line``: wait for it, clear it (Ctrl-U), enter nothing."""
+    shell.expect(re.escape((CONFIG_PROMPT + line).rstrip()))
+    shell.send("\x15\r")
+    shell.config_prompt()
+
+
 def test_routing_and_v8_aggregation_typed_in_configuration_mode(tmp_path: Path, daemon: Daemon) -> None:
     routes = tmp_path / "routes.txt"
     routes.write_text(ROUTES)
@@ -54,14 +61,12 @@ def test_routing_and_v8_aggregation_typed_in_configuration_mode(tmp_path: Path, 
         assert re.search(r"\n  kernel +Follow this host's routing table \(netlink\): next hop, output interface, "
                          r"mask\n  local-dump +Where `flow-server \.\.\. local-dump` writes", listing), listing
         assert "\n  prefix-file          Static route files\n" in listing
-        shell.send("\x15\r")  # Ctrl-U: drop the line the listing kept
-        shell.config_prompt()
+        drop_kept_line(shell, "set flowd routing ")
         shell.send(f"set {SERVER} port 2055 ?")
         listing = shell.expect(r"version9 +Export data in version 9 format\n")
         assert "\n  aggregation          Aggregations of version 8 exports\n" in listing
         assert "\n  no-local-dump        Don't dump cflowd records to log file before exporting\n" in listing
-        shell.send("\x15\r")
-        shell.config_prompt()
+        drop_kept_line(shell, f"set {SERVER} port 2055 ")
 
         refused(shell, f"set {SERVER} version 7", "7", "syntax error.")
         refused(shell, f"set {SERVER} aggregation protocol-ports", "protocol-ports", "syntax error.")
