@@ -44,6 +44,8 @@ class Opt:
     help: str
     param: str = ""
     required: bool = False  # the command is incomplete until this option is given
+    configured: tuple[str, ...] = ()  # where the configuration defines its values (flowd.syntax.names patterns)
+    named: str = ""  # the help each configured value is listed with (`{at}`: the entry it was found in)
 
     @property
     def param_name(self) -> str:
@@ -192,7 +194,7 @@ class Configured(Protocol):
 
     def error(self, words: Sequence[str], base: KeyPath = ()) -> StatementError | None: ...
 
-    def names(self, patterns: Sequence[str], params: Mapping[str, Any] | None = None) -> list[str]: ...
+    def names(self, patterns: Sequence[str], params: Mapping[str, Any] | None = None) -> list[tuple[str, str]]: ...
 
 
 Failure = Invalid | Ambiguous | Incomplete
@@ -209,11 +211,14 @@ class Candidate:
 
     @property
     def order(self) -> tuple[int, str]:
+        """Junos order: `<[Enter]>`, placeholders (`<filter-name>`), words, then `|`."""
         if self.word == ENTER_WORD:
             return (0, "")
         if self.word == PIPE_WORD and not self.insertable:
-            return (2, "")
-        return (1, self.word)
+            return (3, "")
+        if self.word.startswith("<") and not self.insertable:
+            return (1, self.word)
+        return (2, self.word)
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,16 +44,15 @@ CHOICE_HELP: Final = {"bytes": "Highest byte count first", "packets": "Highest p
 NAME_VALUES: Final = (("*", "All accounting services"), ("all", "All accounting services"))
 
 
-def _value(param: Param, placeholder: str, source: tuple[tuple[str, ...], str] = ((), "")) -> ValueType:
-    """The shell's value type for a parameter of a method's contract (``source``: the configured names it
-    takes, flowd.syntax.names patterns, and the help they are listed with)."""
+def _value(param: Param, placeholder: str) -> ValueType:
+    """The shell's value type for a parameter of a method's contract."""
     if param.kind is Kind.INTEGER:
         return IntRange(param.low, param.high, placeholder)
     if param.kind is Kind.PREFIX:
         return Prefix(placeholder)
     if param.kind is Kind.CHOICE:
         return Choice(tuple((c, CHOICE_HELP[c]) for c in param.choices))
-    return Name(placeholder, NAME_VALUES if param.name == "name" else (), *source)
+    return Name(placeholder, NAME_VALUES if param.name == "name" else ())
 
 
 def options(method: str, placeholders: Mapping[str, str] | None = None,
@@ -61,8 +60,8 @@ def options(method: str, placeholders: Mapping[str, str] | None = None,
     """A command option for every parameter of ``method``'s contract (flowd.control.rpcs), in its order;
     ``sources`` gives the parameters whose values are names the configuration defines (Tab and `?` list them)."""
     given, named = placeholders or {}, sources or {}
-    return tuple(Opt(p.keyword, _value(p, given.get(p.name, f"<{p.keyword}>"), named.get(p.name, ((), ""))),
-                     p.help, required=p.required)
+    return tuple(Opt(p.keyword, _value(p, given.get(p.name, f"<{p.keyword}>")), p.help, required=p.required,
+                     configured=named.get(p.name, ((), ""))[0], named=named.get(p.name, ((), ""))[1])
                  for p in RPCS[method].params)
 
 
@@ -71,8 +70,11 @@ FLOW_DETAIL_LEVEL: Final = Level((("detail", "Display detailed output"),
                                   ("terse", "Display terse output")), default="terse")
 INDEX_AS: Final = {"input_snmp_interface_index": "<index>", "output_snmp_interface_index": "<index>",
                    "source_as": "<as>", "destination_as": "<as>"}
+INDEX_SOURCES: Final = {f"{way}_snmp_interface_index": (names.SNMP_INDEXES, "SNMP index of {at}")
+                        for way in ("input", "output")}
 NAME: Final = options("accounting.flow")[0]
-FLOW_DETAIL_OPTIONS: Final[tuple[Option, ...]] = (FLOW_DETAIL_LEVEL, *options("accounting.flow_detail", INDEX_AS))
+FLOW_DETAIL_OPTIONS: Final[tuple[Option, ...]] = (FLOW_DETAIL_LEVEL,
+                                                  *options("accounting.flow_detail", INDEX_AS, INDEX_SOURCES))
 TEMPLATE_NAME, *TEMPLATE_REST = options("accounting.aggregation_template",
                                        sources={"template_name": (names.TEMPLATES, "Configured template")})
 AGGREGATION_TEMPLATE_OPTIONS: Final[tuple[Option, ...]] = (TEMPLATE_NAME, FLOW_DETAIL_LEVEL, *TEMPLATE_REST)
@@ -242,7 +244,8 @@ COMMANDS: Final = (
             xml_rpc="get-service-accounting-aggregation-template-information", rpc="accounting.aggregation_template", options=AGGREGATION_TEMPLATE_OPTIONS,
             notes=AGGREGATION_TEMPLATE_NOTE),
     *(Command(f"show services accounting aggregation {kind}", AGGREGATION_HELP[kind], rpc=aggregation_method(kind),
-              options=(FLOW_DETAIL_LEVEL, *options(aggregation_method(kind), INDEX_AS)), notes=AGGREGATION_NOTE)
+              options=(FLOW_DETAIL_LEVEL, *options(aggregation_method(kind), INDEX_AS, INDEX_SOURCES)),
+              notes=AGGREGATION_NOTE)
       for kind in AGGREGATION_FILTERS),
     Command("show services accounting routing", "Show route sources (flowd extension)",
             rpc="accounting.routing", options=(NAME,), notes=ROUTING_NOTE),
@@ -393,7 +396,7 @@ def render_docs(commands: Sequence[Command] = COMMANDS) -> str:
                         values.append(f"`{option.placeholder}`")
                     note = f" {option.value.note}" if option.value.note else ""
                     note += " (required)" if option.required else ""
-                    if isinstance(option.value, Name) and option.value.configured:
+                    if option.configured:
                         note += " (Tab and `?` list the configured ones)"
                     out.append(f"| `{option.keyword}` | {_cell(' or '.join(values))} | {option.help}{note} |")
         if command.rpc:

@@ -64,7 +64,7 @@ from shell.commands import (
     Statement,
     Word,
 )
-from shell.tokens import Choice, Name, ValueType
+from shell.tokens import Choice, ValueType
 
 
 @dataclass(slots=True)
@@ -410,8 +410,9 @@ class Parser:
                 note = f" {value_type.note}" if value_type.note else ""
                 items.append(Candidate(value_type.placeholder, help_ + note, insertable=False))
             items += [Candidate(w, h) for w, h in value_type.choices() if w.startswith(partial)]
-            if isinstance(value_type, Name) and value_type.configured and st.config is not None:
-                items += [Candidate(n, value_type.named) for n in st.config.names(value_type.configured, st.params)
+            opt = st.pending_opt if st.phase is _Phase.OPT_VALUE else None
+            if opt is not None and opt.configured and st.config is not None:
+                items += [Candidate(n, opt.named.format(at=at)) for n, at in st.config.names(opt.configured, st.params)
                           if n.startswith(partial) and n not in {c.word for c in items}]
         elif (statement := self._statement_here(st)) is not None:
             items += self._statement_candidates(st, statement, partial)
@@ -468,10 +469,9 @@ class Parser:
         st, failure = self._walk(words, None)
         if failure is not None:
             return False
-        wanted = self._value_type(st)
-        if wanted is not None:
-            return isinstance(wanted[0], Name) and bool(wanted[0].configured)
-        return self._statement_here(st) is not None
+        if st.phase is _Phase.OPT_VALUE and st.pending_opt is not None:
+            return bool(st.pending_opt.configured)
+        return self._value_type(st) is None and self._statement_here(st) is not None
 
     def help_lines(self, line: str, prompt_width: int, config: Configured | None = None) -> list[str]:
         """What `?` prints for the line: the listing, or the error Enter would give."""

@@ -73,13 +73,10 @@ class Prefix:
 
 @dataclass(frozen=True, slots=True)
 class Name:
-    """Any word, with some literal words (`*`, `all`) listed for completion, and the names the configuration
-    defines at ``configured`` (flowd.syntax.names patterns), each listed with the help ``named``."""
+    """Any word, with some literal words (`*`, `all`) listed for completion."""
 
     placeholder: str = "<name>"
     literals: tuple[tuple[str, str], ...] = ()
-    configured: tuple[str, ...] = ()
-    named: str = ""
 
     @property
     def note(self) -> str:

@@ -34,7 +34,7 @@ COUNTERS: Final = ("firewall family * filter {filter} term * then count",)
 V9_TEMPLATES: Final = ("services flow-monitoring version9 template",)
 IPFIX_TEMPLATES: Final = ("services flow-monitoring version-ipfix template",)
 TEMPLATES: Final = V9_TEMPLATES + IPFIX_TEMPLATES
-INTERFACES: Final = ("interfaces",)
+SNMP_INDEXES: Final = ("flowd routing snmp-index *",)  # the index configured for each Linux interface
 
 _FLOW_SERVERS: Final = ("forwarding-options family * output flow-server *",
                         "forwarding-options sampling family * output flow-server *")
@@ -50,7 +50,7 @@ Configured = dict[KeyPath, list[Key]]
 
 
 def configured(schema: Node, tree: Any) -> Configured:
-    """Every list path of ``tree`` with its entries, and every name leaf with its value."""
+    """Every list path of ``tree`` with its entries, and every leaf with its value."""
     out: Configured = {}
     _collect(schema, tree, (), out)
     return out
@@ -62,7 +62,7 @@ def _key(key: Any) -> Key:
 
 def _collect(node: Node, tree: Any, path: KeyPath, out: Configured) -> None:
     kind = node["kind"]
-    if kind == "leaf" and node["value"]["type"] == "name" and not isinstance(tree, (Mapping, list, bool)):
+    if kind == "leaf" and not isinstance(tree, (Mapping, list, bool)):
         out[path] = [_key(tree)]
     if not isinstance(tree, Mapping):
         return
@@ -91,15 +91,18 @@ def _matches(pattern: Sequence[str], path: KeyPath, params: Mapping[str, Any]) -
     return True
 
 
-def names(known: Configured, patterns: Sequence[str], params: Mapping[str, Any] | None = None) -> list[str]:
-    """The names configured at any of ``patterns`` (in configuration order, each once)."""
-    found: dict[str, None] = {}
+def names(known: Configured, patterns: Sequence[str], params: Mapping[str, Any] | None = None
+          ) -> list[tuple[str, str]]:
+    """The names configured at any of ``patterns`` (in configuration order, each once), each with the last key
+    of where it was found (a list's keyword; for a value under an entry, the entry: `eth1` of `eth1 12;`)."""
+    found: dict[str, str] = {}
     for pattern in patterns:
         words = tuple(pattern.split())
         for path, values in known.items():
             if _matches(words, path, params or {}):
-                found.update((str(v), None) for v in values)
-    return list(found)
+                for value in values:
+                    found.setdefault(str(value), str(path[-1]) if path else "")
+    return list(found.items())
 
 
 def references(path: KeyPath) -> tuple[str, ...]:
@@ -125,7 +128,7 @@ class Configuration:
         except StatementError:
             return found
         if done.steps and not done.values and done.node["kind"] == "leaf":
-            found += [(name, done.node["help"]) for name in names(self.known, references(done.path))
+            found += [(name, done.node["help"]) for name, _ in names(self.known, references(done.path))
                       if name not in {w for w, _ in found}]
         return found
 
@@ -137,5 +140,5 @@ class Configuration:
             return exc
         return None
 
-    def names(self, patterns: Sequence[str], params: Mapping[str, Any] | None = None) -> list[str]:
+    def names(self, patterns: Sequence[str], params: Mapping[str, Any] | None = None) -> list[tuple[str, str]]:
         return names(self.known, patterns, params)

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.integration
 
 TEMPLATES = """
 services { flow-monitoring { version-ipfix { template ipv4 { ipv4-template; flow-active-timeout 30; } } } }
+flowd { routing { snmp-index { lo 7; } } }
 """
 
 
@@ -106,6 +107,9 @@ def test_tab_and_question_mark_in_a_terminal(tmp_path: Path, capture: tuple[Path
         shell.prompt()
         shell.send("\x15show services accounting aggregation template template-name \t")
         shell.expect("template-name ipv4")
+        shell.send("\x15show services accounting flow-detail input-snmp-interface-index ?")
+        assert re.search(r"<index> +Input SNMP interface index to match \(0\.\.4294967295\)\n  7 +SNMP index of lo\n",
+                         shell.expect(r"SNMP index of lo\n"))
         shell.send("\x15show configuration forwarding-options bogus\r")
         out = shell.expect(r"syntax error\.\n")
         assert "\n" + " " * (len(PROMPT) + len("show configuration forwarding-options ")) + "^\n" in out

@@ -32,6 +32,7 @@ services { flow-monitoring {
     version-ipfix { template ipfix-v6 { ipv6-template; } template ipfix-v4 { ipv4-template; } }
 } }
 firewall { family inet6 { filter v6_only { term all { then { count six; accept; } } } } }
+flowd { routing { snmp-index { eth1 12; eth2 13; } } }
 """
 TREE = normalize(SCHEMA, junos.parse((REPO / "etc" / "seed-sampling.conf").read_text() + TEMPLATES).tree)
 CONFIG = Configuration(SCHEMA, TREE)
@@ -53,6 +54,7 @@ def tab(line: str) -> list[str]:
 
 @pytest.mark.parametrize(("line", "words"), [
     ("show configuration ", ["firewall", "flowd", "forwarding-options", "interfaces", "services"]),
+    ("show configuration flowd routing snmp-index ", ["eth1", "eth2"]),
     ("show configuration fo", ["forwarding-options"]),
     ("show configuration forwarding-options family inet output flow-server ", ["10.60.2.1"]),
     ("show configuration interfaces ", ["sp-2/0/0", "fe-1/0/0", "ge-2/3/0", "ge-3/0/0"]),
@@ -65,6 +67,8 @@ def tab(line: str) -> list[str]:
     ("clear firewall filter v6_only counter ", ["six"]),
     ("show services accounting aggregation template template-name ", ["v4", "ipfix-v6", "ipfix-v4"]),
     ("show services accounting aggregation template template-name ipfix-v", ["ipfix-v6", "ipfix-v4"]),
+    ("show services accounting flow-detail input-snmp-interface-index ", ["12", "13"]),
+    ("show services accounting aggregation as output-snmp-interface-index 1", ["12", "13"]),
 ])
 def test_tab_offers_statements_and_configured_names(line: str, words: list[str]) -> None:
     assert tab(line) == sorted(words)
@@ -83,6 +87,10 @@ def test_question_mark_lists_names_in_the_junos_layout(update_golden: bool) -> N
     check_golden("help_firewall_filter.txt", lines, update_golden)
     assert lines[1:] == ["  <filter-name>        Name of filter", "  catch_all            Configured filter",
                          "  v6_only              Configured filter"]
+    lines = PARSER.help_lines("show services accounting flow-detail input-snmp-interface-index ", len(PROMPT),
+                              CONFIG)
+    assert lines[1:] == ["  <index>              Input SNMP interface index to match (0..4294967295)",
+                         "  12                   SNMP index of eth1", "  13                   SNMP index of eth2"]
     lines = PARSER.help_lines("show configuration forwarding-options ", len(PROMPT), CONFIG)
     check_golden("help_show_configuration.txt", lines, update_golden)
     assert "  sampling             " in "\n".join(lines) and lines[1].startswith("  <[Enter]>")

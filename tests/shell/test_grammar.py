@@ -238,7 +238,7 @@ HELP_WORDS = [
     ("show services accounting aggregation template extensive ", ["limit", "name", "template-name"]),
     ("show services accounting fl", ["flow", "flow-detail"]),
     ("show services accounting flow ", ["<[Enter]>", "name", "|"]),
-    ("show services accounting flow name ", ["*", "<name>", "all"]),
+    ("show services accounting flow name ", ["<name>", "*", "all"]),
     ("show services accounting flow-detail limit ", ["<limit>"]),
     ("show services accounting flow-detail order ", ["bytes", "packets"]),
     ("show services accounting flow-detail limit 5 extensive ",
