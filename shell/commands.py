@@ -148,6 +148,15 @@ class Match:
     level: str | None = None
     pipes: tuple[PipeCall, ...] = ()
 
+    @property
+    def call(self) -> tuple[str, dict[str, Any]]:
+        """The daemon method and params the line calls (with `| compare rollback N`, the command's `compare`)."""
+        assert self.command.rpc is not None
+        rollback = next((p.arg for p in self.pipes if p.keyword == "compare"), None)
+        if rollback is not None and self.command.compare:
+            return self.command.compare, {**self.params, "rollback": rollback}
+        return self.command.rpc, self.params
+
 
 @dataclass(frozen=True, slots=True)
 class Invalid:

@@ -122,10 +122,7 @@ async def execute(match: Match, client: Client, parser: Parser = PARSER) -> Outp
     display = display_format(match.pipes)
     if RPCS[command.rpc].streamed and display is None:
         return await _streamed(match, client)
-    method, params = command.rpc, match.params
-    rollback = next((p.arg for p in match.pipes if p.keyword == "compare"), None)
-    if rollback is not None and command.compare:
-        method, params = command.compare, {**params, "rollback": rollback}
+    method, params = match.call
     result = await client.call(method, params)
     if "error" in result:  # a statement the daemon's tree does not hold (the shell had no tree to check it)
         raise CommandError(str(result["error"]["message"]).removeprefix("error: "))

@@ -155,7 +155,7 @@ class Session:
                            kind="protocol", bad=name)
         match = _match(command, op)
         result = await self._daemon(command.rpc, match.params)
-        return self._xml(command, result, match.level)
+        return self._xml(command.rpc, result)
 
     async def _daemon(self, method: str, params: dict[str, Any]) -> Any:
         try:
@@ -169,9 +169,8 @@ class Session:
         except ClientError as exc:
             raise RpcError("operation-failed", str(exc)) from None
 
-    def _xml(self, command: Command, result: Any, level: str | None) -> str:
-        assert command.rpc is not None
-        renderer = RENDERERS[command.rpc]
+    def _xml(self, method: str, result: Any) -> str:
+        renderer = RENDERERS[method]
         if renderer.tree is None:  # clear commands: nothing to show
             return "<ok/>"
         return element_xml(renderer.tree(result))
@@ -186,18 +185,19 @@ class Session:
             message = getattr(resolved, "message", "syntax error") if resolved is not None else "syntax error"
             word = getattr(resolved, "word", line)
             raise RpcError("invalid-value", f"{message.rstrip('.')}: {word}" if word else message, bad=word or None)
-        command = resolved.command
-        assert command.rpc is not None
-        result = await self._daemon(command.rpc, resolved.params)
-        if command.rpc == "system.configuration":
+        method, params = resolved.call
+        result = await self._daemon(method, params)
+        if "error" in result:  # a statement the configuration's tree does not hold
+            raise RpcError("invalid-value", str(result["error"]["message"]))
+        if method == "system.configuration":
             return await self._configuration(fmt if fmt != "json" else "json", result)
-        renderer = RENDERERS[command.rpc]
+        renderer = RENDERERS[method]
         if fmt == "text" or renderer.tree is None:
             text = "\n".join(renderer.text(result, resolved.level))
             return f"<output>{escape(text)}</output>" if text else "<output></output>"
         if fmt == "json":
             return escape("\n".join(renderer.displays["json"](result)))
-        return self._xml(command, result, resolved.level)
+        return self._xml(method, result)
 
     async def _configuration(self, fmt: str, result: Any = None) -> str:
         if result is None:

@@ -144,6 +144,12 @@ def test_ncclient_raw_rpcs_in_both_framings(netconf: Netconf, base10_only: bool)
         # Junos configuration XML: a list entry is an element with a <name> (never an address as a tag).
         xml = ET.fromstring(m.dispatch(to_ele("<get-configuration/>")).xml)
         assert [e.text for e in xml.iterfind(".//{*}flow-server/{*}name")], config.xml
+        # A CLI line: one hierarchy of the running configuration, and its difference from a stored one.
+        sampling = ET.fromstring(m.dispatch(to_ele("<command>show configuration forwarding-options sampling"
+                                                   "</command>")).xml)
+        assert sampling.findtext(".//{*}sampling/{*}input/{*}rate") == "1"
+        same = m.dispatch(to_ele('<command format="text">show configuration | compare rollback 0</command>'))
+        assert "<output></output>" in same.xml or "<output/>" in same.xml
         bad = rpc_error(m, "<get-no-such-information/>")
         assert bad is not None and "get-no-such-information" in str(bad)
 
