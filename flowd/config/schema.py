@@ -190,14 +190,16 @@ class FamilyOutput:
                                     help="Export a flow that has seen no packet for this long.")
     interface: ServiceInterface | None = _opt(None, syntax="output interface NAME { ... }", shown="none",
                                               help="At most one services interface per output.")
-    export_rate: int = _leaf(10, key="flow-export-rate", arg="KPPS", kind="integer",
-                             within="output inline-jflow", range=(1, 3200),
-                             help="Export at most this many thousand datagrams per second to each UDP flow "
-                                  "server, at most 32 back to back, so a collector reading with Linux's default "
-                                  "208 KiB receive buffer is never overrun (10 kpps: about 300k v5 flows/s, "
-                                  "a full 1M-flow cache in under 7 s). Records wait, as flows, until they may "
-                                  "go; at shutdown the rate rises if needed to finish within 20 s. TCP flow "
-                                  "servers are not paced (TCP flow control is).")
+    export_rate: int | None = _leaf(None, key="flow-export-rate", arg="KPPS", kind="integer",
+                                    within="output inline-jflow", range=(1, 3200),
+                                    shown="10 in the daemon; batch mode (--read): not paced",
+                                    help="Export at most this many thousand datagrams per second to each UDP flow "
+                                         "server, at most 32 back to back, so a collector reading with Linux's "
+                                         "default 208 KiB receive buffer is never overrun (10 kpps: about 300k v5 "
+                                         "flows/s, a full 1M-flow cache in under 7 s). Records wait, as flows, until "
+                                         "they may go; at shutdown the rate rises if needed to finish within 20 s. "
+                                         "TCP flow servers are not paced (TCP flow control is). Batch mode sends as "
+                                         "fast as it encodes unless this is configured.")
     aggregate_export_interval: float = _leaf(90.0, key="aggregate-export-interval", arg="SECONDS", kind="duration",
                                              within="output", range=(90, 1800), shown="90",
                                              help="How often version 8 servers get the aggregates of the flows "

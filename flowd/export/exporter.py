@@ -9,7 +9,8 @@ template-refresh state, and the counts `show services accounting flow | errors` 
 
 Records do not leave at once: each v5, v9 and IPFIX flow server has an ``Outbox``
 (flowd.export.outbox) that gathers them into full datagrams within a short delay and paces UDP
-datagrams at the family's `flow-export-rate`. ``export`` and ``tick`` send what is due; ``pump``
+datagrams at the family's `flow-export-rate` (where none is configured: ``default_rate``, 10 kpps in the
+daemon; batch mode passes None and sends as fast as it encodes). ``export`` and ``tick`` send what is due; ``pump``
 sends what pacing lets go and says how long until more may; ``drain`` makes everything due
 (shutdown, end of a capture file), finishing within a bound; ``flush`` does it blocking, for batch
 mode. (v8 aggregates have their own export interval, flowd.export.aggregation.)
@@ -26,6 +27,7 @@ import ipaddress
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 from flowd.config.schema import Config, FamilyOutput, FlowServer
 from flowd.export.aggregation import V8Export
@@ -44,6 +46,7 @@ from flowd.export.v9 import V9_HEADER, encode_v9
 from flowd.model.batch import FlowRecords
 
 DRAIN_TIMEOUT = 5.0  # seconds a TCP collector gets, at shutdown, to take the backlog
+DAEMON_EXPORT_RATE: Final = 10  # kpps: the daemon's pace when no flow-export-rate is configured
 
 
 @dataclass(slots=True)
@@ -108,12 +111,19 @@ class FamilyExport:
     def outboxes(self) -> list[Outbox]:
         return [box for _, box in self.channels()]
 
-    def pace(self) -> None:
-        """Every UDP outbox of the family at the family's flow-export-rate."""
-        rate = self.output.export_rate * 1000.0
-        for box in self.outboxes():
-            if box.pacer is not None:
-                box.pacer.rate = rate
+    def pace(self, default_rate: int | None) -> None:
+        """Every UDP outbox of the family at the family's flow-export-rate, else at ``default_rate``
+        (kpps; None: not paced)."""
+        kpps = self.output.export_rate if self.output.export_rate is not None else default_rate
+        for sender, box in self.channels():
+            if isinstance(sender, TcpSender):
+                continue
+            if kpps is None:
+                box.pacer = None
+            elif box.pacer is None:
+                box.pacer = Pacer(kpps * 1000.0)
+            else:
+                box.pacer.rate = kpps * 1000.0
 
     def v5_servers(self) -> list[FlowServer]:
         return [s for s in self.output.flow_servers if s.version == "5"]
@@ -131,6 +141,7 @@ class Exporter:
     counters: ExportCounters = field(default_factory=ExportCounters)
     families: dict[str, FamilyExport] = field(default_factory=dict)
     dump: DumpFile | None = None  # `local-dump` lines, when a server asks for them
+    default_rate: int | None = DAEMON_EXPORT_RATE  # kpps where no flow-export-rate is configured; None: unpaced
     last_now: float = 0.0  # the latest flow-cache time seen
 
     def __post_init__(self) -> None:
@@ -154,7 +165,7 @@ class Exporter:
                     fam.v5, fam.v5_outbox = prev.v5, prev.v5_outbox
                 elif dests:
                     fam.v5 = self.udp_factory(dests)
-                    fam.v5_outbox = Outbox(MAX_RECORDS, Pacer(out.export_rate * 1000.0))
+                    fam.v5_outbox = Outbox(MAX_RECORDS)  # paced by fam.pace
                     opened.append(fam.v5)
                 v8_dests = [destination(out, s) for s in out.flow_servers if s.version == "8"]
                 if v8_dests:
@@ -177,7 +188,7 @@ class Exporter:
                         kept = self._open(cfg, family, out, server, sig)
                         opened.append(kept.sender)
                     fam.servers.append(kept)
-                fam.pace()
+                fam.pace(self.default_rate)
                 plan[family] = fam
         except BaseException:
             for sender in opened:
@@ -223,7 +234,7 @@ class Exporter:
         else:
             sender = self.udp_factory([dest])
         srv = ServerExport(server, sig, plan, state, sender, Outbox(1))
-        srv.outbox = Outbox(srv.per_packet(), None if tcp else Pacer(out.export_rate * 1000.0))
+        srv.outbox = Outbox(srv.per_packet())  # UDP: paced by FamilyExport.pace
         return srv
 
     def start_uptime(self, boot: float) -> None:
@@ -328,6 +339,15 @@ class Exporter:
         while wait is not None:
             sleep(wait)
             wait = self.pump()
+
+    def wait_below(self, held: int, sleep: Callable[[float], None] = time.sleep) -> None:
+        """Send what pacing lets go, blocking, until at most ``held`` records wait (batch mode: what a
+        paced export holds stays bounded while the flush hands it more)."""
+        while self.held() > held:
+            wait = self.pump()
+            if wait is None:
+                return
+            sleep(wait)
 
     def held(self) -> int:
         """Flow records waiting in the outboxes (each flow server counts its own)."""

@@ -185,36 +185,71 @@ class UdpSender:
                     continue
                 self._connected[i] = True
             deadline = time.monotonic() + self.wait_limit
-            for data in datagrams:
-                self._send_one(i, data, deadline)
+            start = 0
+            while start < len(datagrams):
+                done, error = self._send_run(i, datagrams, start)
+                start += done
+                if error is None:
+                    break
+                self._send_one(i, datagrams[start], deadline, error)
+                start += 1
             self._drain_errors(i)
 
-    def _send_one(self, i: int, data: bytes, deadline: float) -> None:
+    def _send_run(self, i: int, datagrams: Sequence[bytes], start: int) -> tuple[int, OSError | None]:
+        """Send datagrams from ``start`` on in one tight loop until one fails; return how many went and
+        the error of the one that did not (``_send_one`` takes it from there)."""
+        send, st = self._socks[i].send, self.stats[i]
+        done = octets = 0
+        error: OSError | None = None
+        try:
+            for data in datagrams[start:] if start else datagrams:
+                octets += send(data)
+                done += 1
+        except OSError as exc:
+            error = exc
+        st.datagrams_sent += done
+        st.bytes_sent += octets
+        return done, error
+
+    def _send_one(self, i: int, data: bytes, deadline: float, error: OSError | None = None) -> None:
+        """Send one datagram, waiting for buffer space and retrying after pending ICMP errors; ``error``
+        is what a first attempt already raised."""
         sock, st = self._socks[i], self.stats[i]
         for _ in range(SEND_ATTEMPTS):
-            try:
-                sent = sock.send(data)
-            except BlockingIOError as exc:
-                if self._wait_writable(sock, deadline):
-                    continue
-                st.fail(FailureKind.BUFFER_FULL, _describe(exc))
+            if error is None:
+                try:
+                    sent = sock.send(data)
+                except OSError as exc:
+                    error = exc
+                else:
+                    st.datagrams_sent += 1
+                    st.bytes_sent += sent
+                    return
+            retry = self._retry(i, error, deadline)
+            error = None
+            if not retry:
                 return
-            except OSError as exc:
-                # A pending ICMP error about an earlier datagram fails this send. With IP_RECVERR it
-                # is also queued and the drain counts it; without, ECONNREFUSED (which a UDP send
-                # never reports for itself) is the only sign. Either way this datagram is retried.
-                pending = self._drain_errors(i)
-                if not self._errqueue[i] and exc.errno == errno.ECONNREFUSED:
-                    st.fail(FailureKind.REFUSED, f"{_describe(exc)} (reported by ICMP)")
-                    pending += 1
-                if pending and exc.errno in _ICMP_ERRNOS:
-                    continue
-                st.fail(_kind(exc), _describe(exc))
-                return
-            st.datagrams_sent += 1
-            st.bytes_sent += sent
-            return
         st.fail(FailureKind.OTHER, f"gave up after {SEND_ATTEMPTS} attempts: {st.last_error}")
+
+    def _retry(self, i: int, exc: OSError, deadline: float) -> bool:
+        """Whether a datagram whose send raised ``exc`` is worth another attempt; count it lost if not."""
+        st = self.stats[i]
+        if isinstance(exc, BlockingIOError):
+            if self._wait_writable(self._socks[i], deadline):
+                return True
+            st.fail(FailureKind.BUFFER_FULL, _describe(exc))
+            return False
+        # A pending ICMP error about an earlier datagram fails this send. With IP_RECVERR it is also
+        # queued and the drain counts it; without, ECONNREFUSED (which a UDP send never reports for
+        # itself) is the only sign. Either way this datagram is retried.
+        pending = self._drain_errors(i)
+        if not self._errqueue[i] and exc.errno == errno.ECONNREFUSED:
+            st.fail(FailureKind.REFUSED, f"{_describe(exc)} (reported by ICMP)")
+            pending += 1
+        if pending and exc.errno in _ICMP_ERRNOS:
+            return True
+        st.fail(_kind(exc), _describe(exc))
+        return False
 
     def _wait_writable(self, sock: socket.socket, deadline: float) -> bool:
         remaining = deadline - time.monotonic()
