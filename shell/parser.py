@@ -15,7 +15,13 @@ The words are fed one at a time to a small state machine with five phases:
   An option marked `required` (``template-name NAME``) must be given before the command is complete.
 * ``OPT_VALUE``: the word is checked by the option's value type (`shell.tokens`); a bad value is
   ``syntax error.`` with the caret under it.
-* ``PIPE_KEYWORD`` (after ``|``), ``PIPE_VALUE`` and ``PIPE_DONE``: the same for the pipe table.
+* ``STATEMENT``: a command with a `Statement` option (``show configuration``) takes every word up to the
+  pipe as a configuration statement's; given the daemon's statement tree (a `Configured`, which the shell
+  fetches when a line reaches a statement or an option whose values are configured names), each word is
+  walked through it and a word that is no statement is ``syntax error.`` under it; without the tree the
+  daemon checks them.
+* ``PIPE_KEYWORD`` (after ``|``), ``PIPE_WORD`` (a pipe's keyword before its value: ``compare rollback
+  N``), ``PIPE_VALUE`` and ``PIPE_DONE``: the same for the pipe table.
 
 A keyword word is looked up among the words valid at that point: an exact match wins; otherwise a
 unique prefix wins; otherwise, when one of the words it prefixes is itself a prefix of all the others

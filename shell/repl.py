@@ -378,7 +378,7 @@ async def run_interactive(client: Client, *, prompt: str | None = None, history:
                     continue
                 terminal.show(output)
                 continue
-            if parser.needs_configuration(line):  # statement words: checked as Tab and `?` list them
+            if parser.needs_configuration(line + " "):  # statement words: checked as Tab and `?` list them
                 await active.ensure()
             result = parser.resolve(line, active.config)
             if isinstance(result, Match) and result.command.local is Local.CONFIGURE:

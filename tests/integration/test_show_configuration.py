@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from ptyshell import PROMPT, PtyShell
+from ptyshell import CONFIG_PROMPT, PROMPT, PtyShell
 
 from flowd.testing.truth import GroundTruth
 
@@ -118,6 +118,7 @@ def test_tab_and_question_mark_in_a_terminal(tmp_path: Path, capture: tuple[Path
         shell.expect("template ipv4")
         shell.send("\x15show | compare ?")
         assert "  rollback             Numeric index of rollback file\n" in shell.expect(r"rollback .*\n")
+        shell.expect(re.escape(CONFIG_PROMPT) + r"show \| compare")  # the line, drawn again under the listing
         shell.send("\x15quit\r")
         shell.prompt()
     finally:
