@@ -26,7 +26,6 @@ from flowd.syntax.schema import (
     word_value,
 )
 
-Pattern = tuple[str, ...]
 NameHelp = tuple[str, str]
 
 FILTERS: Final = ("firewall family * filter",)
