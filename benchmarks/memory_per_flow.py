@@ -13,6 +13,7 @@ cache keeps every flow's MAC addresses (12 bytes a flow more).
 
     python benchmarks/memory_per_flow.py --flows 1000000 --base 10000
     python benchmarks/memory_per_flow.py --flows 1000000 --base 10000 --tools flowd --bridge
+    python benchmarks/memory_per_flow.py --flows 1000000 --base 10000 --tools flowd --workers 1
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--base", type=int, default=10_000, help="flows of the small run subtracted (default 10k)")
     p.add_argument("--tools", default="flowd,softflowd", help="comma-separated (default flowd,softflowd)")
     p.add_argument("--bridge", action="store_true", help="flowd exports with a bridge template (keeps MACs)")
+    p.add_argument("--workers", type=int, help="flowd --read --workers N (default: flowd's, one per CPU)")
     args = p.parse_args(argv)
     tools = [t for t in args.tools.split(",") if t]
     if not 1 <= args.base < args.flows:
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
                 capture = work / f"unique-{n}.pcap"
                 write_capture(capture, n, n)
                 for tool in tools:
-                    runs[tool, n] = r = run(tool, capture, work, max(n, 1000) * 2, args.bridge)
+                    runs[tool, n] = r = run(tool, capture, work, max(n, 1000) * 2, args.bridge, args.workers)
                     print(f"  {tool:<10} {n:>9} flows: peak RSS {r.peak_kib / 1024:8.1f} MiB, "
                           f"wall {r.wall:6.2f} s, {r.datagrams} export datagrams received", flush=True)
                 capture.unlink()

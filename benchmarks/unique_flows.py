@@ -107,8 +107,9 @@ class Run:
     datagrams: int  # received by the sinks
 
 
-def flowd_command(capture: Path, config: Path) -> list[str]:
-    return [sys.executable, "-m", "flowd", "--read", str(capture), "--config", str(config)]
+def flowd_command(capture: Path, config: Path, workers: int | None = None) -> list[str]:
+    return [sys.executable, "-m", "flowd", "--read", str(capture), "--config", str(config),
+            *(["--workers", str(workers)] if workers else [])]
 
 
 def softflowd_command(capture: Path, port: int, workdir: Path, max_flows: int) -> list[str]:
@@ -123,7 +124,8 @@ def softflowd_command(capture: Path, port: int, workdir: Path, max_flows: int) -
 BRIDGE_SERVICES: Final = "services: {flow-monitoring: {version-ipfix: {template: {l2: {bridge-template: true}}}}}"
 
 
-def run(tool: str, capture: Path, workdir: Path, max_flows: int, bridge: bool = False) -> Run:
+def run(tool: str, capture: Path, workdir: Path, max_flows: int, bridge: bool = False,
+        workers: int | None = None) -> Run:
     """One run of one tool under /usr/bin/time, exporting to fresh sinks on 127.0.0.1."""
     sinks = [Sink(), Sink()]
     if tool == "flowd":
@@ -131,7 +133,7 @@ def run(tool: str, capture: Path, workdir: Path, max_flows: int, bridge: bool = 
         config.write_text(CONFIG.format(port4=sinks[0].port, port6=sinks[1].port, timeout=TIMEOUT,
                                         max_flows=max_flows, services=BRIDGE_SERVICES if bridge else "",
                                         ipfix="{template: l2}" if bridge else "true"))
-        cmd = flowd_command(capture, config)
+        cmd = flowd_command(capture, config, workers)
     else:
         cmd = softflowd_command(capture, sinks[0].port, workdir, max_flows)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH")))))

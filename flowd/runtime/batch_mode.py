@@ -77,6 +77,7 @@ def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: i
                 for family, records in ended:
                     exporter.export(family, routes.lookup(records), now)
                 exporter.tick_aggregates(now)
+                exporter.wait_below(FLUSH_CHUNK)  # paced: what waits stays bounded while reading goes on
         flushed = shards.finish(now, FLUSH_CHUNK) if shards is not None else \
             pipeline.flush_chunks(now, FLUSH_CHUNK)
         for family, records in flushed:

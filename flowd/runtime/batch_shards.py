@@ -10,7 +10,9 @@ as the one-process run does. So the export holds the same flows, in export calls
 hence datagrams of the same sizes with the same sequence numbers; what may differ is the order of
 the records inside one export call (and so which of them share a datagram): the main shard's come
 first, then each other shard's, each in its own table's order. The end-of-file flush is exported in
-chunks of ``chunk`` flows per family, as the one-process run does.
+chunks of ``chunk`` flows per family, as the one-process run does; it streams (each shard sends its
+flush in pieces that the main process takes as the export goes), so no process ever holds every flow
+twice.
 
 Frames, decode drops and the statistics of the frames themselves are counted by the main process;
 each shard counts what its own packets did (sampled, filtered, flows), and the summary sums them.
@@ -94,10 +96,18 @@ class _Batch:
 
 
 @dataclass(frozen=True, slots=True)
+class _Flushed:
+    family: str
+    records: FlowRecords  # a piece of the end-of-file flush
+
+
+@dataclass(frozen=True, slots=True)
 class _Done:
-    flushed: Flows
     stats: IngestStats
     flows_created: int
+
+
+FLUSH_PIECE = 8192  # flows per _Flushed message: the flush streams, so no process holds every flow twice
 
 
 def _serve(path: str, cfg: Config, index: int, shards: int, batch_size: int,
@@ -115,7 +125,9 @@ def _serve(path: str, cfg: Config, index: int, shards: int, batch_size: int,
                 ended = pipeline.account(Decoded(_mine(decoded, index, shards), {}), 0, now)
                 conn.send(_Batch(ended, pipeline.expire(now)))
         flows_created = sum(p.table.counters.flows_created for p in pipeline.paths.values())
-        conn.send(_Done(pipeline.flush(now), pipeline.stats, flows_created))
+        for family, records in pipeline.flush_chunks(now, FLUSH_PIECE):
+            conn.send(_Flushed(family, records))
+        conn.send(_Done(pipeline.stats, flows_created))
     except BaseException:  # the main process must hear of it, not wait forever
         conn.send(traceback.format_exc())
     finally:
@@ -170,20 +182,32 @@ class Shards:
         yield from _joined(expired, self.pipeline.paths)
 
     def finish(self, now: float, chunk: int) -> Iterator[tuple[str, FlowRecords]]:
-        """Flush every shard; the flows in chunks of ``chunk`` per family, as one cache's flush gives them."""
-        flushed = [self.pipeline.flush(now)]
-        stats = [self.pipeline.stats]
+        """Flush every shard; the flows in chunks of ``chunk`` per family, as one cache's flush gives them.
+
+        Streamed: every shard flushes in pieces, family by family, and a piece is asked for only when the
+        export has taken the ones before it, so the flush holds a few pieces, never every flow.
+        """
         self.flows_created = sum(p.table.counters.flows_created for p in self.pipeline.paths.values())
-        for conn in self._conns:
+        done: list[_Done] = []
+        streams = [_Pieces(self.pipeline.flush_chunks(now, FLUSH_PIECE))]
+        streams += [_Pieces(self._flushed(conn, done)) for conn in self._conns]
+        for family in self.pipeline.paths:
+            yield from chunked(family, (records for stream in streams for records in stream.of(family)), chunk)
+        assert len(done) == len(self._conns) and all(stream.ended for stream in streams)
+        self.stats = merge_ingest([self.pipeline.stats, *(d.stats for d in done)])
+        self.flows_created += sum(d.flows_created for d in done)
+
+    def _flushed(self, conn: multiprocessing.connection.Connection, done: list[_Done]
+                 ) -> Iterator[tuple[str, FlowRecords]]:
+        """A shard process's flush pieces; its _Done goes into ``done``."""
+        reply = self._receive(conn)
+        while isinstance(reply, _Batch):  # the main process stopped early (damaged file): skip the rest
             reply = self._receive(conn)
-            while isinstance(reply, _Batch):  # the main process stopped early (damaged file): skip the rest
-                reply = self._receive(conn)
-            assert isinstance(reply, _Done)
-            flushed.append(reply.flushed)
-            stats.append(reply.stats)
-            self.flows_created += reply.flows_created
-        self.stats = merge_ingest(stats)
-        yield from chunked(_joined(flushed, self.pipeline.paths), chunk)
+        while isinstance(reply, _Flushed):
+            yield reply.family, reply.records
+            reply = self._receive(conn)
+        assert isinstance(reply, _Done)
+        done.append(reply)
 
     def close(self) -> None:
         for conn in self._conns:
@@ -195,11 +219,37 @@ class Shards:
                 proc.join()
 
 
-def chunked(flows: Iterable[tuple[str, FlowRecords]], chunk: int) -> Iterator[tuple[str, FlowRecords]]:
-    """Each family's flows in exports of ``chunk`` flows (the last one shorter)."""
-    for family, records in flows:
-        for start in range(0, len(records), chunk):
-            yield family, records.take(np.arange(start, min(start + chunk, len(records))))
+class _Pieces:
+    """One shard's flush pieces, taken family by family (every shard's pipeline has the families in one order)."""
+
+    def __init__(self, pieces: Iterator[tuple[str, FlowRecords]]) -> None:
+        self._pieces = pieces
+        self._next = next(pieces, None)
+
+    @property
+    def ended(self) -> bool:
+        return self._next is None
+
+    def of(self, family: str) -> Iterator[FlowRecords]:
+        while self._next is not None and self._next[0] == family:
+            yield self._next[1]
+            self._next = next(self._pieces, None)
+
+
+def chunked(family: str, pieces: Iterable[FlowRecords], chunk: int) -> Iterator[tuple[str, FlowRecords]]:
+    """A family's flows in exports of ``chunk`` flows (the last one shorter), whatever the pieces' sizes."""
+    held: list[FlowRecords] = []
+    count = 0
+    for records in pieces:
+        held.append(records)
+        count += len(records)
+        while count >= chunk:
+            joined = FlowRecords.concat(held)
+            yield family, joined.take(np.arange(chunk))
+            rest = joined.take(np.arange(chunk, len(joined)))
+            held, count = [rest], len(rest)
+    if count:
+        yield family, FlowRecords.concat(held)
 
 
 def _joined(parts: list[Flows], order: Mapping[str, object] | tuple[str, ...]) -> Iterator[tuple[str, FlowRecords]]:

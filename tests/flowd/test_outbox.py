@@ -150,3 +150,23 @@ def test_export_is_paced_at_the_flow_export_rate(collector: socket.socket) -> No
     assert len(received(collector)) == 200 - 2 * BURST
     assert ex.held() == 0 and ex.pump() is None
     ex.close()
+
+
+def test_wait_below_sends_paced_until_few_records_wait(collector: socket.socket) -> None:
+    """Batch mode's back-pressure: what is held beyond the bound leaves (paced) before reading goes on."""
+    clock = Clock()
+    ex = exporter(collector, clock)
+    ex.export("inet", records(numbered(MAX_RECORDS * 100 + 7)), BOOT + 10)  # 100 full datagrams and 7 more
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.real += seconds
+
+    ex.wait_below(MAX_RECORDS * 10, sleep)
+    assert MAX_RECORDS * 9 < ex.held() <= MAX_RECORDS * 10 and slept  # it waited for the pacing
+    sent = received(collector)
+    assert set(sent) == {MAX_RECORDS} and sum(sent) + ex.held() == MAX_RECORDS * 100 + 7
+    ex.wait_below(0, sleep)  # only whole datagrams are due: the 7 wait for company or age
+    assert ex.held() == 7 and len(sent) + len(received(collector)) == 100
+    ex.close()
