@@ -103,3 +103,6 @@ def test_routing_and_v8_aggregation_typed_in_configuration_mode(tmp_path: Path, 
         in routing.stdout, routing.stdout
     written = (tmp_path / "flowd.conf").read_text()
     assert "aggregation {" in written and f"prefix-file {routes}" in written
+    status = daemon.cli("show services accounting status")
+    assert "  Flow server: 127.0.0.1:2055, Family: inet, Export format: cflowd v8, Transport: UDP" in status.stdout, \
+        status.stdout
