@@ -1,10 +1,13 @@
 """Configuration mode in a real terminal for the statements the tree gained from the validator: a `flowd
 routing` prefix-file source and a version 8 flow server with its aggregation, typed, refused when wrong,
-committed, and running in the daemon."""
+committed, running in the daemon, and exporting version 8 aggregates of a replayed capture."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+import socket
+import struct
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,22 +16,38 @@ import pytest
 from ptyshell import CONFIG_PROMPT, PtyShell
 from seed_set import NEARLY_EMPTY
 
+from flowd.testing.synth import write_capture
+from flowd.testing.truth import SynthSpec
+
 sys.path.insert(0, str(Path(__file__).parent))
 from test_daemon import Daemon  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
+V8_PROTOCOL_PORT, V8_SOURCE_DESTINATION_PREFIX = 2, 5  # cflowd v8 aggregation numbers
 ROUTES = "198.51.100.0/24 64500 192.0.2.254\n10.0.0.0/8 64501\n"
 SERVER = "forwarding-options sampling family inet output flow-server 127.0.0.1"
 
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    """A daemon with nothing to export yet, replaying a small capture in a loop."""
+    write_capture(SynthSpec(packets=3000, flows=300, seed=5, duration=2.0), str(tmp_path / "t.pcap"))
     (tmp_path / "flowd.conf").write_text(NEARLY_EMPTY)
-    d = Daemon(tmp_path, "--config", str(tmp_path / "flowd.conf"))
+    d = Daemon(tmp_path, "--config", str(tmp_path / "flowd.conf"), "--replay", str(tmp_path / "t.pcap"),
+               "--replay-loop")
     yield d
     if d.proc.poll() is None:
         d.stop()
+
+
+@pytest.fixture
+def collector() -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    yield sock
+    sock.close()
 
 
 def refused(shell: PtyShell, line: str, word: str, message: str) -> None:
@@ -48,7 +67,9 @@ def drop_kept_line(shell: PtyShell, line: str) -> None:
     shell.config_prompt()
 
 
-def test_routing_and_v8_aggregation_typed_in_configuration_mode(tmp_path: Path, daemon: Daemon) -> None:
+def test_routing_and_v8_aggregation_typed_in_configuration_mode(tmp_path: Path, daemon: Daemon,
+                                                                collector: socket.socket) -> None:
+    port = collector.getsockname()[1]
     routes = tmp_path / "routes.txt"
     routes.write_text(ROUTES)
     shell = PtyShell(Path(daemon.socket), tmp_path, cols=250)  # pytest paths are long: no wrapped lines
@@ -79,7 +100,7 @@ def test_routing_and_v8_aggregation_typed_in_configuration_mode(tmp_path: Path, 
         assert "+" not in shell.config_prompt()  # nothing of the refused lines reached the candidate
 
         for line in (f"set flowd routing prefix-file {routes} format flowd",
-                     f"set {SERVER} port 2055 version 8 aggregation protocol-port",
+                     f"set {SERVER} port {port} version 8 aggregation protocol-port",
                      f"set {SERVER} aggregation source-destination-prefix caida-compliant",
                      "set forwarding-options sampling family inet output aggregate-export-interval 120"):
             shell.send(line + "\r")
@@ -95,7 +116,8 @@ def test_routing_and_v8_aggregation_typed_in_configuration_mode(tmp_path: Path, 
     assert shown.returncode == 0, shown.stderr
     assert f"    routing {{\n        prefix-file {routes} {{\n            format flowd;\n" in shown.stdout
     assert re.search(r"flow-server 127\.0\.0\.1 \{\n +port 2055;\n +version 8;\n +aggregation \{\n +protocol-port;\n"
-                     r" +source-destination-prefix \{\n +caida-compliant;\n", shown.stdout), shown.stdout
+                     r" +source-destination-prefix \{\n +caida-compliant;\n".replace("2055", str(port)), shown.stdout), \
+        shown.stdout
     assert "aggregate-export-interval 120;" in shown.stdout
     routing = daemon.cli("show services accounting routing")
     assert routing.returncode == 0, routing.stderr
@@ -104,5 +126,16 @@ def test_routing_and_v8_aggregation_typed_in_configuration_mode(tmp_path: Path, 
     written = (tmp_path / "flowd.conf").read_text()
     assert "aggregation {" in written and f"prefix-file {routes}" in written
     status = daemon.cli("show services accounting status")
-    assert "  Flow server: 127.0.0.1:2055, Family: inet, Export format: cflowd v8, Transport: UDP" in status.stdout, \
-        status.stdout
+    assert f"  Flow server: 127.0.0.1:{port}, Family: inet, Export format: cflowd v8, Transport: UDP" \
+        in status.stdout, status.stdout
+    # The daemon exports the replayed flows' aggregates when it stops: version 8 datagrams of both methods.
+    assert daemon.stop()[0] == 0
+    collector.setblocking(False)
+    methods = set()
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            datagram = collector.recv(65536)
+            version, count = struct.unpack_from("!HH", datagram)
+            assert version == 8 and count > 0
+            methods.add(datagram[22])  # the header's aggregation
+    assert methods == {V8_PROTOCOL_PORT, V8_SOURCE_DESTINATION_PREFIX}
