@@ -1,5 +1,9 @@
 """Longest-prefix match over one address family: a range table answering whole batches of addresses.
 
+This numpy table is the reference: the compiled table (flowd/native/_lpm.c, through
+``flowd.routing.compiled_lpm``) answers alike and is used when it is built, this one with
+``FLOWD_NO_FASTPATH=1`` or without the extension.
+
 How it works (the rules live here):
 
 * The prefixes of a table nest (two prefixes are either disjoint or one contains the other), so the

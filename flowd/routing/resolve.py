@@ -15,13 +15,26 @@ interface: the capture interface index in the flow key; both interfaces are expo
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
-from flowd.model.flowkey import is_ipv4
+from flowd.model.flowkey import V4_MAPPED_PREFIX, is_ipv4
 from flowd.model.routes import FlowRoutes
 from flowd.routing.rib import Match, SourceRib
+
+
+MAPPED_WORD: Final = np.frombuffer(V4_MAPPED_PREFIX[8:], np.uint32)[0]  # bytes 8..11 of an IPv4-mapped address
+
+
+def _mapped(hops: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """IPv4 addresses (n, 4) as IPv4-mapped 16-byte rows, like the flow key (all zeros when there is none)."""
+    words = np.ascontiguousarray(hops).view(np.uint32).ravel()
+    out = np.zeros((len(words), 4), np.uint32)
+    out[:, 2] = np.where(words != 0, MAPPED_WORD, np.uint32(0))
+    out[:, 3] = words
+    return out.view(np.uint8)
 
 
 def combine(matches: Sequence[Match], nbytes: int, n: int) -> Match:
@@ -86,18 +99,12 @@ class RouteSet:
         return out
 
     def _family(self, version: int, keys: npt.NDArray[np.uint8], lo: int) -> FlowRoutes:
-        """The routes of flow keys that are all of one family (``lo``: where the address starts)."""
+        """The routes of flow keys that are all of one family (``lo``: where the address starts); the
+        addresses are passed as views into the key rows."""
         n = len(keys)
-        src = self.match(version, np.ascontiguousarray(keys[:, lo:16]))
-        dst = self.match(version, np.ascontiguousarray(keys[:, 16 + lo:32]))
-        hops = []
-        for found in (dst.next_hop, dst.bgp_next_hop):
-            if version == 4:  # IPv4-mapped, like the flow key (all zeros when there is none)
-                mapped = np.zeros((n, 16), np.uint8)
-                mapped[:, 10:12] = np.where(np.ascontiguousarray(found).view(np.uint32).ravel() != 0, 0xFF, 0)[:, None]
-                mapped[:, 12:16] = found
-                found = mapped
-            hops.append(found)
+        src = self.match(version, keys[:, lo:16])
+        dst = self.match(version, keys[:, 16 + lo:32])
+        hops = [_mapped(found) if version == 4 else found for found in (dst.next_hop, dst.bgp_next_hop)]
         return FlowRoutes(src.origin_as, src.peer_as, dst.origin_as, dst.peer_as,
                           np.maximum(src.length, 0).astype(np.uint8), np.maximum(dst.length, 0).astype(np.uint8),
                           hops[0], hops[1], self._snmp(dst.ifindex), np.zeros(n, np.uint32))

@@ -1,8 +1,10 @@
 """The routes of one source (BGP session, kernel FIB, prefix file): attributes as columns behind LPM.
 
-A ``SourceRib`` keeps, per family, an ``LpmTable`` (prefix → route id) and the attributes of every
-route id as numpy columns: origin AS (last AS of the path), peer AS (first AS of the path, the
-neighbour's), next hop, BGP next hop and output interface index. Ids of withdrawn routes are reused.
+A ``SourceRib`` keeps, per family, a longest-prefix-match table (prefix → route id: the compiled
+table of ``flowd.routing.compiled_lpm`` when it is built, the numpy ``LpmTable`` otherwise) and the
+attributes of every route id as numpy columns: origin AS (last AS of the path), peer AS (first AS of
+the path, the neighbour's), next hop, BGP next hop and output interface index. Ids of withdrawn
+routes are reused.
 ``lookup`` answers a batch of addresses with a ``Match`` of columns; ``RouteSet`` in
 ``flowd.routing.resolve`` combines the sources.
 
@@ -21,7 +23,8 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from flowd.routing.lpm import NO_ROUTE, LpmTable, void_rows
+from flowd.routing.compiled_lpm import Lpm, new_lpm_table
+from flowd.routing.lpm import NO_ROUTE, void_rows
 
 WIDTH: Final = {4: 32, 6: 128}
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -104,13 +107,13 @@ class FamilyRib:
     """One family's routes of one source."""
 
     version: int
-    table: LpmTable = field(init=False)
+    table: Lpm = field(init=False)
     columns: Columns = field(init=False)
     free: list[int] = field(default_factory=list)
     used: int = 0  # ids handed out so far (the high-water mark)
 
     def __post_init__(self) -> None:
-        self.table = LpmTable(WIDTH[self.version])
+        self.table = new_lpm_table(WIDTH[self.version])
         self.columns = Columns(WIDTH[self.version] // 8)
 
     def _new_id(self) -> int:
