@@ -34,7 +34,7 @@ from flowd.export.outbox import STOP_LIMIT
 from flowd.export.udp import ExportSocketError
 from flowd.model.clock import Clock
 from flowd.runtime.clock import SystemClock
-from flowd.runtime.inputs import finish, ingest, open_capture
+from flowd.runtime.inputs import finish, ingest, open_capture, ring_account
 from flowd.runtime.netconf_process import NetconfProcess
 from flowd.runtime.notify import Notifier, ping_watchdog
 from flowd.runtime.probe import Probe
@@ -151,7 +151,9 @@ class App:
             for source in self.live:
                 capture = open_capture(cfg.capture, source, None)
                 self.probe.shard.add_capture(source, capture)
-                task = self._start(ingest(capture, source, self.clock, self.probe.ingest), f"capture {source.label}")
+                account = ring_account(self.probe.shard, source, self.clock, self.probe.export)
+                task = self._start(ingest(capture, source, self.clock, self.probe.ingest, account=account),
+                                   f"capture {source.label}")
                 stack.push_async_callback(self._stop_capture, task, capture, source)
             return
         offset = self.clock.offset if isinstance(self.clock, SystemClock) else self.clock.time() - time.monotonic()
@@ -169,7 +171,8 @@ class App:
 
     async def _stop_capture(self, task: asyncio.Task[None], capture: LiveCapture, source: LiveInput) -> None:
         await _cancel(task)
-        await finish(capture, source, self.clock, self.probe.ingest, self.probe.cfg.capture.block_timeout)
+        await finish(capture, source, self.clock, self.probe.ingest, self.probe.cfg.capture.block_timeout,
+                     ring_account(self.probe.shard, source, self.clock, self.probe.export))
 
     def _start(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)

@@ -53,7 +53,7 @@ from enum import IntEnum
 from types import TracebackType
 from typing import Final, Self
 
-from flowd.capture.ring import PacketRing, RingOptions
+from flowd.capture.ring import PacketRing, RingAccount, RingOptions
 from flowd.capture.ring_layout import LiveCaptureError
 from flowd.capture.ring_walk import concat_frames
 from flowd.model.batch import FrameBatch
@@ -298,8 +298,12 @@ class LiveCapture:
         """An epoll descriptor, stable across re-attaches: readable when a block or a link event is ready."""
         return self._epoll.fileno()
 
-    def read_blocks(self) -> FrameBatch | None:
-        """Apply pending link events, then return the frames of every ready block (None if there are none)."""
+    def read_blocks(self, account: RingAccount | None = None) -> FrameBatch | None:
+        """Apply pending link events, then return the frames of every ready block (None if there are none).
+
+        With ``account`` (the compiled live path) the ready blocks of open rings go to it instead when it
+        takes them; the frames it did not take are returned.
+        """
         if self._closed:
             return None
         ready = dict(self._epoll.poll(0))
@@ -313,9 +317,9 @@ class LiveCapture:
         self._timers(time.monotonic())
         parts, self._pending = self._pending, []
         for _, old in self._retiring:
-            if (batch := old.read()) is not None:
+            if (batch := old.take(account)) is not None:
                 parts.append(batch)
-        if self._ring is not None and (batch := self._ring.read()) is not None:
+        if self._ring is not None and (batch := self._ring.take(account)) is not None:
             parts.append(batch)
         parts = [p for p in parts if len(p)]
         return concat_frames(parts) if parts else None
@@ -327,8 +331,12 @@ class LiveCapture:
             times.append(self._retry_at)
         return min(times) if times else None
 
-    async def batches(self) -> AsyncIterator[FrameBatch]:
-        """One FrameBatch per wake-up (every ready block), until close(); follows interface churn."""
+    async def batches(self, account: RingAccount | None = None) -> AsyncIterator[FrameBatch]:
+        """One FrameBatch per wake-up (every ready block), until close(); follows interface churn.
+
+        With ``account``, blocks it takes go to it (see read_blocks), and a wake-up whose blocks it took
+        all yields an empty batch.
+        """
         loop = asyncio.get_running_loop()
         wake = asyncio.Event()
         fd = self.fileno()
@@ -345,9 +353,11 @@ class LiveCapture:
                 if timer is not None:
                     timer.cancel()
                     timer = None
-                batch = self.read_blocks()
+                batch = self.read_blocks(account)
                 if batch is not None:
                     yield batch
+                elif account is not None:
+                    yield FrameBatch.empty()
         finally:
             if timer is not None:
                 timer.cancel()

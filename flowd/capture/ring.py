@@ -57,7 +57,7 @@ import mmap
 import os
 import socket
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,6 +93,11 @@ from flowd.capture.ring_layout import (
 )
 from flowd.capture.ring_walk import _compiled_ring_read, _RingRead, frames_of
 from flowd.model.batch import FrameBatch
+
+# The compiled live path's side of a read (flowd.core.live_path through the runtime): given (mapping, first
+# block, block size, block count, linktype, ifindex) it takes every ready block and returns (status, next
+# block, blocks taken), or None when it does not apply and the frames are to be read instead.
+RingAccount = Callable[[mmap.mmap, int, int, int, int, int], tuple[int, int, int] | None]
 
 # --- options --------------------------------------------------------------------------------------
 
@@ -272,6 +277,22 @@ class PacketRing:
         return FrameBatch(buf=buf, offset=np.frombuffer(offset, np.int64), caplen=np.frombuffer(caplen, np.uint32),
                           wirelen=np.frombuffer(wirelen, np.uint32), ts=np.frombuffer(ts, np.float64),
                           linktype=np.full(n, self.linktype, np.uint16), ifindex=np.full(n, self.ifindex, np.uint32))
+
+    def take(self, account: RingAccount | None) -> FrameBatch | None:
+        """Hand the ready blocks to ``account`` when it takes them (None comes back), else ``read`` them."""
+        mm = self._map
+        if account is None or mm is None:
+            return self.read()
+        done = account(mm, self._next, self.options.block_size, self.options.ring_blocks, self.linktype,
+                       self.ifindex)
+        if done is None:
+            return self.read()
+        status, at, _blocks = done
+        if status != _RingRead.OK:
+            self._next = at  # the blocks before the damaged one were taken
+            raise RingError(f"{self.interface}: ring block {at}: {_RingRead(status).name.lower().replace('_', ' ')}")
+        self._next = at
+        return None
 
     def read_python(self) -> FrameBatch | None:
         """``read`` without the compiled extension."""

@@ -119,11 +119,11 @@ class CompiledFlowTable:
                                 c(batch.tcp_flags, np.uint8), c(batch.ttl, np.uint8), c(batch.vlan, np.uint16),
                                 c(batch.inner_vlan, np.uint16), c(batch.mpls, np.uint32),
                                 None if batch.mac is None or not self._macs else c(batch.mac, np.uint8), float(now))
-        return self._drain(ended, now)
+        return self.drain(ended, now)
 
     def expire(self, now: float) -> FlowRecords:
         """End every flow that has timed out at ``now``."""
-        return self._drain(self._table.expire(float(now)), now)
+        return self.drain(self._table.expire(float(now)), now)
 
     def next_deadline(self) -> float | None:
         """The earliest time at which ``expire`` will end a flow, or None when the cache is empty."""
@@ -133,9 +133,15 @@ class CompiledFlowTable:
     def flush(self, now: float, reason: ExpiryReason = ExpiryReason.FORCED_END,
               limit: int | None = None) -> FlowRecords:
         """End every cached flow now, or at most ``limit`` of them (call again until it returns none)."""
-        return self._drain(self._table.flush(int(reason), -1 if limit is None else int(limit)), now)
+        return self.drain(self._table.flush(int(reason), -1 if limit is None else int(limit)), now)
 
-    def _drain(self, count: int, now: float) -> FlowRecords:
+    @property
+    def native(self) -> Any:
+        """The flowd.native._flowtable.Table itself (the live ingest adds to it in C, then calls ``drain``)."""
+        return self._table
+
+    def drain(self, count: int, now: float) -> FlowRecords:
+        """The ``count`` flows the table ended since the last drain, its statistics added to ``counters``."""
         out = FlowRecords(
             key=np.empty((count, KEY_BYTES), np.uint8), packets=np.empty(count, np.uint64),
             bytes=np.empty(count, np.uint64), first=np.empty(count, np.float64), last=np.empty(count, np.float64),

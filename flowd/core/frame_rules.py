@@ -227,7 +227,7 @@ IS_EXTENSION[list(IPV6_EXTENSIONS)] = True
 
 # Per-row decode status: 0 accounted, a drop code (DROP_CODE), IP_FOLLOWS link layer decoded and the IP header
 # next, SLOW left to decode_frame. The drop codes and SLOW are shared with the compiled extract
-# (flowd/native/_fastpath.c, enum status), which is used only while its copy agrees with this one.
+# (flowd/native/_decode.h, enum status), which is used only while its copy agrees with this one.
 OK: Final = 0
 SLOW: Final = 255
 IP_FOLLOWS: Final = 254

@@ -95,19 +95,28 @@ class Pipeline:
         for family, mask in (("inet", v4), ("inet6", ~v4)):
             if not mask.any():
                 continue
-            path = self.paths.get(family)
-            flt = path.filter if path is not None else None
-            if path is not None and interface is not None:
-                if (interface, family) in self._bindings:
-                    flt = self._bindings[interface, family]
-                else:
-                    path = None
+            path, flt = self.input_path(family, interface)
             if path is None:
                 st.drops[DropReason.NOT_IPV4 if family == "inet6" else DropReason.NOT_IPV6] += int(mask.sum())
                 continue
             part = packets if mask.all() else packets.take(mask)
             out[family] = self._account(path, part, now, flt)
         return out
+
+    def input_path(self, family: str, interface: str | None) -> tuple[FamilyPath | None, Filter | None]:
+        """The path a family's packets take from an input (None: not sampled there), and the filter on the way.
+
+        ``interface`` names a live input binding; without it (capture files) the first binding of the
+        family stands for the input.
+        """
+        path = self.paths.get(family)
+        if path is None:
+            return None, None
+        if interface is None:
+            return path, path.filter
+        if (interface, family) not in self._bindings:
+            return None, None
+        return path, self._bindings[interface, family]
 
     def _account(self, path: FamilyPath, packets: PacketBatch, now: float, flt: Filter | None) -> FlowRecords:
         st = self.stats

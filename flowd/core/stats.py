@@ -14,7 +14,7 @@ from flowd.model.drops import DropReason
 # Packet-size ranges (IP length in bytes, both ends inclusive). Fixed once; docs/commands.md lists them.
 SIZE_RANGES: Final = ((0, 63), (64, 96), (97, 128), (129, 256), (257, 512), (513, 1024),
                       (1025, 1518), (1519, 9192), (9193, 65535))
-_SIZE_EDGES: Final = np.array([lo for lo, _ in SIZE_RANGES[1:]], np.uint32)
+SIZE_EDGES: Final = np.array([lo for lo, _ in SIZE_RANGES[1:]], np.uint32)
 
 
 class RateMeter:
@@ -54,7 +54,7 @@ class IngestStats:
     sizes: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(len(SIZE_RANGES), np.int64))
 
     def count_sizes(self, lengths: npt.NDArray[np.uint32]) -> None:
-        self.sizes += np.bincount(np.searchsorted(_SIZE_EDGES, lengths, side="right"),
+        self.sizes += np.bincount(np.searchsorted(SIZE_EDGES, lengths, side="right"),
                                   minlength=len(SIZE_RANGES))
 
     def size_distribution(self) -> list[dict[str, int]]:

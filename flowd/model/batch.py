@@ -43,6 +43,12 @@ class FrameBatch:
     def __len__(self) -> int:
         return int(self.offset.shape[0])
 
+    @staticmethod
+    def empty() -> FrameBatch:
+        return FrameBatch(buf=b"", offset=np.zeros(0, np.int64), caplen=np.zeros(0, np.uint32),
+                          wirelen=np.zeros(0, np.uint32), ts=np.zeros(0, np.float64), linktype=np.zeros(0, np.uint16),
+                          ifindex=np.zeros(0, np.uint32))
+
     def slice(self, start: int, stop: int, ts: F64 | None = None) -> FrameBatch:
         """Frames ``[start, stop)``, optionally with new timestamps (replay rebases them)."""
         return FrameBatch(buf=self.buf, offset=self.offset[start:stop], caplen=self.caplen[start:stop],

@@ -35,6 +35,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "_flowtable.h"
+
 #define KEY_BYTES 40
 #define V4_KEY 16
 #define MPLS_KEPT 3
@@ -117,6 +119,8 @@ typedef struct {
     uint64_t stat[NSTATS];
 } Table;
 
+static PyTypeObject TableType;
+
 /* --- memory ------------------------------------------------------------------------------------ */
 
 /* Rows and indexes come straight from the kernel: pages nobody touched cost nothing, growth moves
@@ -180,14 +184,6 @@ static inline value *val_of(const store *st, uint32_t slot) { return (value *)(r
 
 static inline store *store_of(Table *t, uint32_t id) { return &t->s[(id & V6) ? 1 : 0]; }
 static inline value *flow(Table *t, uint32_t id) { return val_of(store_of(t, id), id & SLOT); }
-
-static const uint8_t V4_MAPPED[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
-/* flowd.model.flowkey.is_ipv4: both addresses IPv4-mapped. */
-static inline int is_v4(const uint8_t *k)
-{
-    return memcmp(k, V4_MAPPED, 12) == 0 && memcmp(k + 16, V4_MAPPED, 12) == 0;
-}
 
 static inline void compact(const uint8_t *k, int v6, uint8_t *out)
 {
@@ -712,36 +708,13 @@ PyDoc_STRVAR(add_doc,
 "uint16, uint16, uint32 (n, 3), uint8 (n, 12) or None); return how many flows ended (drain() hands them\n"
 "over). A new flow keeps its first packet's MAC row when the table keeps MACs (zeros for None).");
 
-static PyObject *Table_add(Table *t, PyObject *args)
+/* Account n packets (PacketBatch columns; mac may be NULL) as one batch; 0, or -1 with an exception set. */
+static int add_rows(Table *t, Py_ssize_t n, const uint8_t *keys, const uint32_t *length, const double *ts,
+                    const uint8_t *flags, const uint8_t *ttl, const uint16_t *vlan, const uint16_t *inner,
+                    const uint32_t *mpls, const uint8_t *mac)
 {
-    PyObject *o[9];
-    double now;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOd:add", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &o[8],
-                          &now))
-        return NULL;
-    (void)now;
-    views a = {.n = 0};
-    Py_ssize_t n = -1;
-    {
-        Py_buffer probe;
-        if (PyObject_GetBuffer(o[2], &probe, PyBUF_C_CONTIGUOUS) < 0)
-            return NULL;
-        n = probe.len / (Py_ssize_t)sizeof(double);
-        PyBuffer_Release(&probe);
-    }
-    const uint8_t *keys = view(&a, o[0], n * KEY_BYTES, 0, 0, "key");
-    const uint32_t *length = keys ? view(&a, o[1], n * 4, 0, 0, "length") : NULL;
-    const double *ts = length ? view(&a, o[2], n * 8, 0, 0, "ts") : NULL;
-    const uint8_t *flags = ts ? view(&a, o[3], n, 0, 0, "tcp_flags") : NULL;
-    const uint8_t *ttl = flags ? view(&a, o[4], n, 0, 0, "ttl") : NULL;
-    const uint16_t *vlan = ttl ? view(&a, o[5], n * 2, 0, 0, "vlan") : NULL;
-    const uint16_t *inner = vlan ? view(&a, o[6], n * 2, 0, 0, "inner_vlan") : NULL;
-    const uint32_t *mpls = inner ? view(&a, o[7], n * 12, 0, 0, "mpls") : NULL;
-    const uint8_t *mac = mpls ? view(&a, o[8], n * MAC_BYTES, 0, 1, "mac") : NULL;
-    if (!mpls || (!mac && PyErr_Occurred()) || ready(t) < 0) {
-        views_release(&a);
-        return PyErr_Occurred() ? NULL : PyErr_NoMemory();
-    }
+    if (ready(t) < 0)
+        return PyErr_Occurred() ? -1 : (PyErr_NoMemory(), -1);
     size_t start = t->nended;
     int64_t cached_before = (int64_t)t->s[0].n + t->s[1].n, cached_ended = 0;
     int failed = 0;
@@ -847,15 +820,59 @@ static PyObject *Table_add(Table *t, PyObject *args)
     if (!failed && admit(t, cached_before, cached_ended) < 0)
         failed = 1;
     Py_END_ALLOW_THREADS
-    views_release(&a);
     if (failed) {
         if (!PyErr_Occurred())
             PyErr_NoMemory();
-        return NULL;
+        return -1;
     }
     compact_ended(t, start);
     count_reasons(t, start);
-    return PyLong_FromSize_t(t->nended);
+    return 0;
+}
+
+static PyObject *Table_add(Table *t, PyObject *args)
+{
+    PyObject *o[9];
+    double now;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOd:add", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &o[8],
+                          &now))
+        return NULL;
+    (void)now;
+    views a = {.n = 0};
+    Py_ssize_t n = -1;
+    {
+        Py_buffer probe;
+        if (PyObject_GetBuffer(o[2], &probe, PyBUF_C_CONTIGUOUS) < 0)
+            return NULL;
+        n = probe.len / (Py_ssize_t)sizeof(double);
+        PyBuffer_Release(&probe);
+    }
+    const uint8_t *keys = view(&a, o[0], n * KEY_BYTES, 0, 0, "key");
+    const uint32_t *length = keys ? view(&a, o[1], n * 4, 0, 0, "length") : NULL;
+    const double *ts = length ? view(&a, o[2], n * 8, 0, 0, "ts") : NULL;
+    const uint8_t *flags = ts ? view(&a, o[3], n, 0, 0, "tcp_flags") : NULL;
+    const uint8_t *ttl = flags ? view(&a, o[4], n, 0, 0, "ttl") : NULL;
+    const uint16_t *vlan = ttl ? view(&a, o[5], n * 2, 0, 0, "vlan") : NULL;
+    const uint16_t *inner = vlan ? view(&a, o[6], n * 2, 0, 0, "inner_vlan") : NULL;
+    const uint32_t *mpls = inner ? view(&a, o[7], n * 12, 0, 0, "mpls") : NULL;
+    const uint8_t *mac = mpls ? view(&a, o[8], n * MAC_BYTES, 0, 1, "mac") : NULL;
+    int failed = !mpls || (!mac && PyErr_Occurred())
+        || add_rows(t, n, keys, length, ts, flags, ttl, vlan, inner, mpls, mac) < 0;
+    views_release(&a);
+    return failed ? NULL : PyLong_FromSize_t(t->nended);
+}
+
+int flowtable_check(PyObject *obj) { return PyObject_TypeCheck(obj, &TableType); }
+
+int flowtable_add(PyObject *table, Py_ssize_t n, const uint8_t *keys, const uint32_t *length, const double *ts,
+                  const uint8_t *flags, const uint8_t *ttl, const uint16_t *vlan, const uint16_t *inner,
+                  const uint32_t *mpls, const uint8_t *mac, size_t *ended)
+{
+    Table *t = (Table *)table;
+    if (add_rows(t, n, keys, length, ts, flags, ttl, vlan, inner, mpls, mac) < 0)
+        return -1;
+    *ended = t->nended;
+    return 0;
 }
 
 /* --- expiry ------------------------------------------------------------------------------------- */
@@ -1286,7 +1303,8 @@ static PyTypeObject TableType = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "flowd.native._flowtable",
-    "The flow cache in C: see flowd/native/_flowtable.c and flowd/core/compiled_table.py.", -1, NULL,
+    "The flow cache in C (flowd/native/_flowtable.c, flowd/core/compiled_table.py) and the live ingest into it\n"
+    "(flowd/native/_live.c, flowd/core/live_path.py).", -1, live_methods,
 };
 
 PyMODINIT_FUNC PyInit__flowtable(void)
@@ -1302,7 +1320,7 @@ PyMODINIT_FUNC PyInit__flowtable(void)
         || PyModule_AddIntConstant(m, "ACTIVE_TIMEOUT", ACTIVE) < 0
         || PyModule_AddIntConstant(m, "END_OF_FLOW", END_OF_FLOW) < 0
         || PyModule_AddIntConstant(m, "FORCED_END", FORCED) < 0
-        || PyModule_AddIntConstant(m, "STATS", NSTATS) < 0) {
+        || PyModule_AddIntConstant(m, "STATS", NSTATS) < 0 || live_constants(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -18,18 +18,7 @@
 #include <stdint.h>
 #include <string.h>
 
-enum ring_status { RING_OK = 0, RING_BLOCK = 1, RING_HEADER = 2, RING_FRAME = 3 };
-
-enum {
-    TP_STATUS_USER = 1, TP_STATUS_VLAN_VALID = 1 << 4, TP_STATUS_VLAN_TPID_VALID = 1 << 6,
-    BLOCK_STATUS_AT = 8, BLOCK_PACKETS_AT = 12, BLOCK_FIRST_AT = 16, BLOCK_LENGTH_AT = 20, BLOCK_DESC_LEN = 48,
-    HDR_NEXT = 0, HDR_SEC = 4, HDR_NSEC = 8, HDR_SNAPLEN = 12, HDR_LEN = 16, HDR_STATUS = 20, HDR_MAC = 24,
-    HDR_VLAN_TCI = 32, HDR_VLAN_TPID = 36, HDR_LEN_TOTAL = 48, HDR_ALIGN = 8,
-    MAC_ADDRESSES = 12, VLAN_TAG = 4, ETH_P_8021Q = 0x8100
-};
-
-static inline uint32_t u32_at(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static inline uint16_t u16_at(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+#include "_tpacket.h"
 
 /* One pass over the ready blocks: check them, count frames and bytes; or (out != NULL) also copy. */
 static int walk(uint8_t *ring, int64_t first, int64_t size, int64_t count, int64_t most, int ethernet, int64_t *blocks,
@@ -39,42 +28,29 @@ static int walk(uint8_t *ring, int64_t first, int64_t size, int64_t count, int64
     int64_t n = 0, used = 0, walked = 0;
     for (int64_t i = first; walked < most; i = (i + 1) % count, walked++) {
         uint8_t *block = ring + i * size;
-        if (!(__atomic_load_n((uint32_t *)(block + BLOCK_STATUS_AT), __ATOMIC_ACQUIRE) & TP_STATUS_USER))
+        if (!block_ready(block))
             break;
-        uint32_t packets = u32_at(block + BLOCK_PACKETS_AT), at = u32_at(block + BLOCK_FIRST_AT);
-        int64_t end = u32_at(block + BLOCK_LENGTH_AT);
+        uint32_t packets;
+        int64_t off, end;
         *bad = i;
-        if (end > size || (packets && (at < BLOCK_DESC_LEN || at > end)))
+        if (block_bounds(block, size, &packets, &off, &end) != RING_OK)
             return RING_BLOCK;
-        int64_t off = at;
         for (uint32_t p = 0; p < packets; p++) {
-            if (off + HDR_LEN_TOTAL > end || off % HDR_ALIGN)
-                return RING_HEADER;
-            const uint8_t *h = block + off;
-            uint32_t snap = u32_at(h + HDR_SNAPLEN), status = u32_at(h + HDR_STATUS);
-            int64_t mac = off + u16_at(h + HDR_MAC);
-            if (mac + (int64_t)snap > end)
-                return RING_FRAME;
-            int tagged = ethernet && (status & TP_STATUS_VLAN_VALID) && snap >= MAC_ADDRESSES;
+            tp_packet pk;
+            int status = block_packet(block, off, end, ethernet, &pk);
+            if (status != RING_OK)
+                return status;
+            uint32_t grown = pk.snap + (pk.tagged ? VLAN_TAG : 0);
             if (out) {
-                uint8_t *dst = out + used;
                 offset[n] = used;
-                caplen[n] = snap + (tagged ? VLAN_TAG : 0);
-                wirelen[n] = u32_at(h + HDR_LEN) + (tagged ? VLAN_TAG : 0);
-                ts[n] = (double)u32_at(h + HDR_SEC) + (double)u32_at(h + HDR_NSEC) * 1e-9;
-                if (tagged) {
-                    unsigned tpid = status & TP_STATUS_VLAN_TPID_VALID ? u16_at(h + HDR_VLAN_TPID) : ETH_P_8021Q;
-                    unsigned tci = u32_at(h + HDR_VLAN_TCI) & 0xFFFF;
-                    memcpy(dst, block + mac, MAC_ADDRESSES);
-                    dst[12] = tpid >> 8; dst[13] = tpid & 0xFF; dst[14] = tci >> 8; dst[15] = tci & 0xFF;
-                    memcpy(dst + MAC_ADDRESSES + VLAN_TAG, block + mac + MAC_ADDRESSES, snap - MAC_ADDRESSES);
-                } else {
-                    memcpy(dst, block + mac, snap);
-                }
+                caplen[n] = grown;
+                wirelen[n] = pk.len + (pk.tagged ? VLAN_TAG : 0);
+                ts[n] = (double)pk.sec + (double)pk.nsec * 1e-9;
+                packet_copy(&pk, out + used);
             }
-            used += snap + (tagged ? VLAN_TAG : 0);
+            used += grown;
             n++;
-            off += u32_at(h + HDR_NEXT);
+            off += pk.next;
         }
     }
     *blocks = walked;
@@ -91,7 +67,7 @@ static PyObject *read_ring(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "w*LLLp", &view, &first, &size, &count, &ethernet))
         return NULL;
     PyObject *result = NULL, *buf = NULL, *off = NULL, *cap = NULL, *wire = NULL, *ts = NULL;
-    if (size < BLOCK_DESC_LEN || count < 1 || first < 0 || first >= count || size * count > view.len) {
+    if (size < BLOCK_DESC_BYTES || count < 1 || first < 0 || first >= count || size * count > view.len) {
         PyErr_SetString(PyExc_ValueError, "read_ring: the ring geometry does not fit the buffer");
         goto done;
     }
@@ -118,10 +94,8 @@ static PyObject *read_ring(PyObject *self, PyObject *args)
          (uint32_t *)PyByteArray_AS_STRING(cap), (uint32_t *)PyByteArray_AS_STRING(wire),
          (double *)PyByteArray_AS_STRING(ts), &bad);
     /* Only the blocks the first pass counted are ours: the kernel may have retired more since. */
-    for (int64_t i = 0; i < blocks; i++) {
-        uint8_t *block = (uint8_t *)view.buf + ((first + i) % count) * size;
-        __atomic_store_n((uint32_t *)(block + BLOCK_STATUS_AT), 0, __ATOMIC_RELEASE);
-    }
+    for (int64_t i = 0; i < blocks; i++)
+        block_release((uint8_t *)view.buf + ((first + i) % count) * size);
     result = Py_BuildValue("iLLLOOOOO", RING_OK, (long long)((first + blocks) % count), (long long)blocks,
                            (long long)frames, buf, off, cap, wire, ts);
 done:

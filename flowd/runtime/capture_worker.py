@@ -35,12 +35,13 @@ from dataclasses import dataclass
 from typing import Final
 
 from flowd.capture.live import LiveCaptureError
+from flowd.capture.ring import RingAccount
 from flowd.config.schema import Config
 from flowd.core.query import shard_flows
 from flowd.model.batch import FlowRecords, FrameBatch
 from flowd.runtime.budget import SharedBudget
 from flowd.runtime.clock import SystemClock
-from flowd.runtime.inputs import finish, ingest, open_capture
+from flowd.runtime.inputs import finish, ingest, open_capture, ring_account
 from flowd.runtime.log import setup_logging
 from flowd.runtime.shard import LiveInput, Query, QueryKind, Shard, ShardReport
 
@@ -164,9 +165,12 @@ class Worker:
         if self._pending >= OUTBOX_RECORDS:
             await self._flush_outbox()
 
+    def _account(self, source: LiveInput) -> RingAccount:
+        return ring_account(self.shard, source, self.clock, lambda ended, _now: self._keep(ended))
+
     async def _ingest(self, index: int) -> None:
         source, capture = self.shard.captures[index]
-        await ingest(capture, source, self.clock, self._handle, self._flush_when_full)
+        await ingest(capture, source, self.clock, self._handle, self._flush_when_full, self._account(source))
 
     async def _expiry(self) -> None:
         while True:
@@ -235,7 +239,8 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*everything, return_exceptions=True)
         for source, capture in self.shard.captures:
-            await finish(capture, source, self.clock, self._handle, start.cfg.capture.block_timeout)
+            await finish(capture, source, self.clock, self._handle, start.cfg.capture.block_timeout,
+                         self._account(source))
         now = self.clock.time()
         ended = self.shard.flush(now)
         self._keep(ended)

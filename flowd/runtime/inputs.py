@@ -6,6 +6,10 @@ time at start advanced by the monotonic clock (flowd.model.clock): each batch ke
 between its frames, so max-packets-per-second counts wall-clock seconds, while a wall-clock step
 (NTP, an operator) never makes flows look expired or from the future.
 
+Where the compiled live path applies (flowd.core.live_path: no filter, no packets-per-second cap),
+``ring_account`` hands each wake-up's ready blocks to it, so frames are decoded and cached in C, once
+per wake-up instead of once per block, and only the flows that ended come back.
+
 Stopping a capture: the ingest task is cancelled, then the capture waits two block timeouts, so the
 kernel retires the block it was filling, and hands back those last frames before its rings close.
 """
@@ -16,14 +20,17 @@ import asyncio
 import os
 import time
 import zlib
-from collections.abc import Awaitable, Callable
+import mmap
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
 from flowd.capture.live import LiveCapture
+from flowd.capture.ring import RingAccount
 from flowd.config.schema import CaptureConfig, Config
-from flowd.model.batch import FrameBatch
+from flowd.core.live_path import ingest_ring
+from flowd.model.batch import FlowRecords, FrameBatch
 from flowd.model.clock import Clock
-from flowd.runtime.shard import LiveInput
+from flowd.runtime.shard import LiveInput, Shard
 
 MAX_FANOUT_GROUP: Final = 0xFFFF
 FINAL_WAIT_TIMEOUTS: Final = 2  # block timeouts to wait at stop for the kernel to retire the open block
@@ -31,6 +38,7 @@ FINAL_WAIT_MIN: Final = 0.02  # seconds, at least
 FINAL_READS: Final = 4  # reads of the ring after that wait
 
 Handler = Callable[[FrameBatch, float, str], None]  # (frames, now, interface as configured)
+Keep = Callable[[Mapping[str, FlowRecords], float], None]  # (flows that ended, per family; now)
 
 
 def live_inputs(cfg: Config) -> list[LiveInput]:
@@ -57,24 +65,44 @@ def restamp(frames: FrameBatch, now: float) -> FrameBatch:
     return frames.slice(0, len(frames), frames.ts + shift)
 
 
-async def ingest(capture: LiveCapture, source: LiveInput, clock: Clock, handle: Handler,
-                 after: Callable[[], Awaitable[None]] | None = None) -> None:
-    """Hand every batch the capture reads to ``handle`` (then await ``after``) until cancelled or closed."""
-    async for frames in capture.batches():
+def ring_account(shard: Shard, source: LiveInput, clock: Clock, keep: Keep) -> RingAccount:
+    """The compiled live path of one input into a shard, for LiveCapture.batches; ended flows go to ``keep``."""
+    def account(ring: mmap.mmap, first: int, size: int, count: int, linktype: int, ifindex: int
+                ) -> tuple[int, int, int] | None:
         now = clock.time()
-        handle(restamp(frames, now), now, source.name)
+        done = ingest_ring(shard.pipeline, (ring, first, size, count, linktype, ifindex), now, now - time.time(),
+                           source.name)
+        if done is None:
+            return None
+        if done.ended:
+            keep(done.ended, now)
+        return done.status, done.next, done.blocks
+
+    return account
+
+
+async def ingest(capture: LiveCapture, source: LiveInput, clock: Clock, handle: Handler,
+                 after: Callable[[], Awaitable[None]] | None = None, account: RingAccount | None = None) -> None:
+    """Hand every batch the capture reads to ``handle`` (then await ``after``) until cancelled or closed.
+
+    With ``account`` (``ring_account``) the blocks it takes never become batches.
+    """
+    async for frames in capture.batches(account):
+        if len(frames):
+            now = clock.time()
+            handle(restamp(frames, now), now, source.name)
         if after is not None:
             await after()
         await asyncio.sleep(0)  # let the control socket and the other inputs in between batches
 
 
 async def finish(capture: LiveCapture, source: LiveInput, clock: Clock, handle: Handler,
-                 block_timeout_ms: int) -> None:
+                 block_timeout_ms: int, account: RingAccount | None = None) -> None:
     """Read what the kernel still holds (the block it was filling included), then close the capture."""
     try:
         await asyncio.sleep(max(FINAL_WAIT_MIN, FINAL_WAIT_TIMEOUTS * block_timeout_ms / 1000))
         for _ in range(FINAL_READS):  # traffic that keeps coming is not waited for
-            if (frames := capture.read_blocks()) is None:
+            if (frames := capture.read_blocks(account)) is None:
                 break
             now = clock.time()
             handle(restamp(frames, now), now, source.name)
