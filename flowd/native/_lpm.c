@@ -822,12 +822,12 @@ static PyObject *Table_apply(Table *t, PyObject *changes)
                 t->per_len[len] += !old;
                 rc = paint(t, s, (int)len, v, 0);
             }
+            if (rc == 0 && t->bits == SMALL_BITS && (Py_ssize_t)t->ix.n >= t->big_at)
+                rc = rebuild(t);  /* the table became large: the rest of the batch paints the large one */
         }
         changed++;
     }
     Py_DECREF(seq);
-    if (rc == 0 && t->bits == SMALL_BITS && (Py_ssize_t)t->ix.n >= t->big_at)
-        rc = rebuild(t);
     if (rc < 0)
         return NULL;
     return PyLong_FromSsize_t(changed);
