@@ -1,4 +1,4 @@
-"""flowd --read against softflowd -r on the same synthetic capture: wall time, CPU time, packets/s.
+"""flowd --read against softflowd -r on the same synthetic capture: wall time, CPU time (per packet too), packets/s.
 
 Both tools run in the same invocation, interleaved round by round (the order alternates), each
 exporting NetFlow v5 to its own UDP sink on 127.0.0.1 that counts what arrives; nothing is sent
@@ -164,17 +164,20 @@ def report(runs: list[Run], frames: int, truth_v4: int | None) -> list[str]:
     lines += [f"  {r.tool:<10} wall {r.wall:7.3f} s  cpu {r.cpu:7.3f} s  {rate(frames, r.wall):>6} pps  "
               f"exported {r.exported}  received {r.datagrams} datagrams / {r.records} records"
               for r in runs]
-    lines += ["", (f"{'median':<10} {'wall s':>8} {'cpu s':>8} {'pkts/s':>8} {'flows exported':>15} "
-                   f"{'records received':>17}")]
+    lines += ["", (f"{'median':<10} {'wall s':>8} {'cpu s':>8} {'cpu µs/pkt':>10} {'pkts/s':>8} "
+                   f"{'flows exported':>15} {'records received':>17}")]
     med: dict[str, float] = {}
+    med_cpu: dict[str, float] = {}
     for tool in ("flowd", "softflowd"):
         mine = [r for r in runs if r.tool == tool]
         wall = statistics.median(r.wall for r in mine)
         cpu = statistics.median(r.cpu for r in mine)
-        med[tool] = wall
-        lines.append(f"{tool:<10} {wall:8.3f} {cpu:8.3f} {rate(frames, wall):>8} {mine[-1].exported:>15} "
-                     f"{mine[-1].records:>17}")
+        med[tool], med_cpu[tool] = wall, cpu
+        lines.append(f"{tool:<10} {wall:8.3f} {cpu:8.3f} {cpu / frames * 1e6:10.3f} {rate(frames, wall):>8} "
+                     f"{mine[-1].exported:>15} {mine[-1].records:>17}")
     lines.append(f"ratio flowd/softflowd (packets/s, median wall): {med['softflowd'] / med['flowd']:.2f}")
+    lines.append(f"ratio softflowd/flowd CPU seconds (user+sys, all processes, median): "
+                 f"{med_cpu['softflowd'] / med_cpu['flowd']:.2f}")
     flowd_runs = [r for r in runs if r.tool == "flowd"]
     if truth_v4 is not None:
         ok = all(r.exported == truth_v4 == r.records for r in flowd_runs)

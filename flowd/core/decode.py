@@ -7,7 +7,6 @@ Every frame is accounted or counted under one DropReason. The rules are stated o
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
@@ -76,11 +75,4 @@ def _decode_compiled(frames: FrameBatch, extract: Callable[..., None], macs: boo
     if bool(accounted.all()):
         full.ts = frames.ts.copy()
         return Decoded(packets=full, drops={})
-    # np.compress: twice as fast as a boolean index (PacketBatch.take) on the (n, 40) key
-    def keep(column: Any) -> Any:
-        return np.compress(accounted, column, axis=0)
-
-    packets = PacketBatch(keep(full.key), keep(full.length), keep(full.ts), keep(full.tcp_flags), keep(full.ttl),
-                          keep(full.vlan), keep(full.inner_vlan), keep(full.mpls),
-                          None if full.mac is None else keep(full.mac))
-    return Decoded(packets=packets, drops=drops_of(status))
+    return Decoded(packets=full.take(accounted), drops=drops_of(status))

@@ -7,7 +7,7 @@ Every stage works on whole batches (numpy columns), never on single packets; see
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Final
+from typing import Any, Final, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -79,11 +79,18 @@ class PacketBatch:
 
     def take(self, index: npt.NDArray[np.intp] | npt.NDArray[np.bool_]) -> PacketBatch:
         """Return the rows selected by an index array or a boolean mask."""
+        if index.dtype == np.bool_:  # np.compress: several times faster than a boolean index on the (n, 40) key
+            mask = cast(npt.NDArray[np.bool_], index)
+
+            def pick(column: Any) -> Any:
+                return np.compress(mask, column, axis=0)
+        else:
+            def pick(column: Any) -> Any:
+                return column[index]
         return PacketBatch(
-            key=self.key[index], length=self.length[index], ts=self.ts[index],
-            tcp_flags=self.tcp_flags[index], ttl=self.ttl[index], vlan=self.vlan[index],
-            inner_vlan=self.inner_vlan[index], mpls=self.mpls[index],
-            mac=None if self.mac is None else self.mac[index],
+            key=pick(self.key), length=pick(self.length), ts=pick(self.ts), tcp_flags=pick(self.tcp_flags),
+            ttl=pick(self.ttl), vlan=pick(self.vlan), inner_vlan=pick(self.inner_vlan), mpls=pick(self.mpls),
+            mac=None if self.mac is None else pick(self.mac),
         )
 
     @staticmethod

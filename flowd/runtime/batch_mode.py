@@ -9,22 +9,21 @@ for each chunk to leave before it ends the next, so the records waiting stay few
 
 from __future__ import annotations
 
-import itertools
+import contextlib
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Generator
 from typing import TextIO
 
-from flowd.capture.files import open_capture
+from flowd.capture.files import CaptureReader, open_capture
 from flowd.capture.layouts import CaptureError, CaptureUnreadable
 from flowd.config.schema import Config
 from flowd.core.pipeline import Pipeline
 from flowd.export.exporter import Exporter
 from flowd.export.udp import ExportSocketError
-from flowd.model.batch import FlowRecords
 from flowd.model.drops import DropReason
 from flowd.routing.prefixfile import PrefixFileError
-from flowd.runtime.batch_shards import Shards, workers_for
+from flowd.runtime.batch_shards import Shards, Step, flows_created_by, workers_for
 from flowd.runtime.batch_summary import ServerLine, Summary
 from flowd.runtime.exit_status import ExitStatus
 from flowd.runtime.read_ahead import decoded_batches
@@ -59,25 +58,20 @@ def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: i
     first_batch = True
     try:
         with reader:
-            for item in decoded_batches(reader, batch_size, bool(pipeline.macs)):
-                if isinstance(item, CaptureError):
-                    error = str(item)
-                    break
-                frames, decoded = item
-                now = max(now, float(frames.ts.max()))
-                if first_batch:  # sysUptime starts with the first packet
-                    exporter.start_uptime(float(frames.ts.min()))
-                    first_batch = False
-                ended: Iterable[tuple[str, FlowRecords]]
-                if shards is not None:
-                    ended = shards.batch(frames, decoded, now)
-                else:
-                    ended = itertools.chain(pipeline.account(decoded, len(frames), now).items(),
-                                            pipeline.expire(now).items())
-                for family, records in ended:
-                    exporter.export(family, routes.lookup(records), now)
-                exporter.tick_aggregates(now)
-                exporter.wait_below(FLUSH_CHUNK)  # paced: what waits stays bounded while reading goes on
+            steps = shards.steps() if shards is not None else _steps(reader, pipeline, batch_size)
+            with contextlib.closing(steps):  # closed before the reader: its thread stops walking
+                for step in steps:
+                    if step.error is not None:
+                        error = step.error
+                        break
+                    now = step.now
+                    if first_batch:  # sysUptime starts with the first packet
+                        exporter.start_uptime(step.ts_min)
+                        first_batch = False
+                    for family, records in step.flows:
+                        exporter.export(family, routes.lookup(records), now)
+                    exporter.tick_aggregates(now)
+                    exporter.wait_below(FLUSH_CHUNK)  # paced: what waits stays bounded while reading goes on
         flushed = shards.finish(now, FLUSH_CHUNK) if shards is not None else \
             pipeline.flush_chunks(now, FLUSH_CHUNK)
         for family, records in flushed:
@@ -90,8 +84,7 @@ def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: i
             shards.close()
     exporter.close()
     st = shards.stats if shards is not None else pipeline.stats
-    flows_created = shards.flows_created if shards is not None else \
-        sum(p.table.counters.flows_created for p in pipeline.paths.values())
+    flows_created = shards.flows_created if shards is not None else flows_created_by(pipeline)
     summary = Summary(
         frames=st.frames, packets_sampled=st.sampled,
         drops={r.value: n for r, n in st.drops.items() if r is not DropReason.DISCARDED},
@@ -110,3 +103,16 @@ def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: i
         print(f"flowd: {error}", file=sys.stderr)
         return ExitStatus.DATAERR
     return ExitStatus.UNAVAILABLE if summary.failed_servers else ExitStatus.OK
+
+
+def _steps(reader: CaptureReader, pipeline: Pipeline, batch_size: int) -> Generator[Step, None, None]:
+    """One process: decode in a second thread, account here; a Step per batch."""
+    now = 0.0
+    for item in decoded_batches(reader, batch_size, bool(pipeline.macs)):
+        if isinstance(item, CaptureError):
+            yield Step(now, now, [], str(item))
+            return
+        frames, decoded = item
+        now = max(now, float(frames.ts.max()))
+        ended = pipeline.account(decoded, len(frames), now)
+        yield Step(float(frames.ts.min()), now, [*ended.items(), *pipeline.expire(now).items()])

@@ -1,50 +1,48 @@
 """Batch mode on several cores: the flow cache split by flow key across worker processes, one exporter.
 
-``flowd --read FILE --workers N`` forks N-1 shard processes beside the main one. Every process reads
-and decodes the whole file in the same batches (a read from the page cache and the compiled decode
-cost little next to the flow cache), keeps the packets whose flow-key hash (``shard_of``) is its own,
-and runs its own Pipeline on them with the same ``now`` (packet time) as a single cache would. For
-every batch each shard returns the flows that batch ended and the flows ``expire(now)`` ended; the
-main process joins the shards' flows of each kind, family by family, and exports them in one call,
-as the one-process run does. So the export holds the same flows, in export calls of the same sizes,
-hence datagrams of the same sizes with the same sequence numbers; what may differ is the order of
-the records inside one export call (and so which of them share a datagram): the main shard's come
-first, then each other shard's, each in its own table's order. The end-of-file flush is exported in
-chunks of ``chunk`` flows per family, as the one-process run does; it streams (each shard sends its
-flush in pieces that the main process takes as the export goes), so no process ever holds every flow
-twice.
+``flowd --read FILE --workers N`` forks N-1 shard processes beside the main one. The frames are
+decoded once: the shard processes take turns decoding the file's batches and hand every shard the
+rows whose flow-key hash (``shard_of``) is its own, through shared memory (flowd.runtime.batch_chunks,
+flowd.runtime.shard_rows); the main process decodes nothing, as it exports for all of them. Each
+process runs its own Pipeline on its rows, batch by batch in file order, with the same ``now`` (the
+latest packet time so far) as a single cache would, so timeouts, first and last times and FIN/RST
+end flows exactly as in one process. For every batch each shard returns the flows that batch ended
+and the flows ``expire(now)`` ended; the main process joins the shards' flows of each kind, family
+by family, and exports them in one call, as the one-process run does. So the export holds the same
+flows, in export calls of the same sizes, hence datagrams of the same sizes with the same sequence
+numbers; what may differ is the order of the records inside one export call (and so which of them
+share a datagram): the main shard's come first, then each other shard's, each in its own table's
+order. The end-of-file flush is exported in chunks of ``chunk`` flows per family, as the one-process
+run does; it streams (each shard sends its flush in pieces that the main process takes as the export
+goes), so no process ever holds every flow twice.
 
-Frames, decode drops and the statistics of the frames themselves are counted by the main process;
-each shard counts what its own packets did (sampled, filtered, flows), and the summary sums them.
+Frames and decode drops are counted by the main process (every batch's ``Chunk`` carries them); each
+shard counts what its own packets did (sampled, filtered, flows), and the summary sums them.
 
 When it is not used (``workers_for``): a file under SPLIT_MIN_BYTES when ``--workers`` is not given,
-reading standard input (one reader only), and sampling that
-depends on the order of all packets (1-in-N with N > 1, run-length, a packets-per-second cap), whose
-decisions a shard seeing only its own packets could not repeat. The flow cache's max-flows is split
-between the shards, as with capture workers, so a full cache can evict differently.
+reading standard input (one reader only), and sampling that depends on the order of all packets
+(1-in-N with N > 1, run-length, a packets-per-second cap), whose decisions a shard seeing only its
+own packets could not repeat. The flow cache's max-flows is split between the shards, as with capture
+workers, so a full cache can evict differently.
 """
 
 from __future__ import annotations
 
 import os
 import traceback
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
-import numpy.typing as npt
 
 from flowd.capture.files import open_capture
-from flowd.capture.layouts import CaptureError
 from flowd.config.schema import Config
-from flowd.core.batch_groups import hash_words
 from flowd.core.frame_rules import Decoded
 from flowd.core.pipeline import Pipeline
 from flowd.core.stats import IngestStats
-from flowd.model.batch import FlowRecords, FrameBatch, PacketBatch
-from flowd.model.flowkey import KEY_BYTES
-from flowd.runtime.read_ahead import decoded_batches
+from flowd.model.batch import FlowRecords
+from flowd.runtime.batch_chunks import End, Exchange, ExchangeFailed, Producer, own_rows
 from flowd.runtime.shard import merge_ingest, shard_config
 
 if TYPE_CHECKING:  # multiprocessing is imported when shards start: a one-process run does without it
@@ -79,14 +77,17 @@ def workers_for(path: str, cfg: Config, asked: int | None) -> int:
     return asked
 
 
-def shard_of(packets: PacketBatch, shards: int) -> npt.NDArray[np.int64]:
-    """Each packet's shard: a hash of its whole flow key, modulo the number of shards."""
-    words = np.ascontiguousarray(packets.key).view(np.uint64).reshape(-1, KEY_BYTES // 8)
-    return (hash_words(words) % np.uint64(shards)).astype(np.int64)
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One batch accounted: its earliest frame time, ``now`` after it, and the flows it ended, family by family.
 
+    A damaged file ends with a Step that carries only the ``error``.
+    """
 
-def _mine(decoded: Decoded, index: int, shards: int) -> PacketBatch:
-    return decoded.packets.take(shard_of(decoded.packets, shards) == index)
+    ts_min: float
+    now: float
+    flows: list[tuple[str, FlowRecords]]
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,24 +111,34 @@ class _Done:
 FLUSH_PIECE = 8192  # flows per _Flushed message: the flush streams, so no process holds every flow twice
 
 
-def _serve(path: str, cfg: Config, index: int, shards: int, batch_size: int,
+def flows_created_by(pipeline: Pipeline) -> int:
+    return sum(p.table.counters.flows_created for p in pipeline.paths.values())
+
+
+def _serve(path: str, cfg: Config, index: int, exchange: Exchange, batch_size: int,
            conn: multiprocessing.connection.Connection) -> None:
-    """A shard process: its share of every batch through its own pipeline, results to the main process."""
+    """A shard process: decode its batches for every shard, run its rows of every batch, results to the main process."""
     try:
-        pipeline = Pipeline(shard_config(cfg, shards))
+        mailbox, senders = exchange.keep(index)
+        pipeline = Pipeline(shard_config(cfg, exchange.processes))
         now = 0.0
         with open_capture(path) as reader:
-            for item in decoded_batches(reader, batch_size, bool(pipeline.macs)):
-                if isinstance(item, CaptureError):
-                    break  # the main process reads the same file and reports the error
-                frames, decoded = item
-                now = max(now, float(frames.ts.max()))
-                ended = pipeline.account(Decoded(_mine(decoded, index, shards), {}), 0, now)
-                conn.send(_Batch(ended, pipeline.expire(now)))
-        flows_created = sum(p.table.counters.flows_created for p in pipeline.paths.values())
+            producer = Producer(reader, batch_size, index, exchange, senders)
+            try:
+                for item in own_rows(mailbox, exchange):
+                    if isinstance(item, End):
+                        if item.failure:
+                            raise ExchangeFailed(item.failure)
+                        break  # the main process reports a damaged file
+                    chunk, rows = item
+                    now = max(now, chunk.ts_max)
+                    ended = pipeline.account(Decoded(rows.packets, {}), 0, now)
+                    conn.send(_Batch(ended, pipeline.expire(now)))
+            finally:
+                producer.stop()
         for family, records in pipeline.flush_chunks(now, FLUSH_PIECE):
             conn.send(_Flushed(family, records))
-        conn.send(_Done(pipeline.stats, flows_created))
+        conn.send(_Done(pipeline.stats, flows_created_by(pipeline)))
     except BaseException:  # the main process must hear of it, not wait forever
         conn.send(traceback.format_exc())
     finally:
@@ -143,19 +154,22 @@ class Shards:
 
     def __init__(self, path: str, cfg: Config, shards: int, batch_size: int) -> None:
         self.shards = shards
+        self.batch_size = batch_size
         import multiprocessing
         self.pipeline = Pipeline(shard_config(cfg, shards))
         context = multiprocessing.get_context("fork")
+        self._exchange = Exchange(context, shards, tuple(range(1, shards)), batch_size, bool(self.pipeline.macs))
         self._conns: list[multiprocessing.connection.Connection] = []
         self._procs: list[multiprocessing.process.BaseProcess] = []
         for index in range(1, shards):
             ours, theirs = context.Pipe(duplex=False)
-            proc = context.Process(target=_serve, args=(path, cfg, index, shards, batch_size, theirs),
+            proc = context.Process(target=_serve, args=(path, cfg, index, self._exchange, batch_size, theirs),
                                    name=f"flowd-shard-{index}", daemon=True)
             proc.start()
             theirs.close()
             self._conns.append(ours)
             self._procs.append(proc)
+        self._mailbox, self._senders = self._exchange.keep(0)
         self.stats = IngestStats()
         self.flows_created = 0
 
@@ -168,18 +182,30 @@ class Shards:
             raise ShardError(message)
         return message
 
-    def batch(self, frames: FrameBatch, decoded: Decoded, now: float) -> Iterator[tuple[str, FlowRecords]]:
-        """Account one batch in every shard; the flows it ended, then the flows expired, joined by family."""
-        mine = Decoded(_mine(decoded, 0, self.shards), decoded.drops)
-        ended = [self.pipeline.account(mine, len(frames), now)]
-        expired = [self.pipeline.expire(now)]
-        for conn in self._conns:
-            reply = self._receive(conn)
-            assert isinstance(reply, _Batch)
-            ended.append(reply.ended)
-            expired.append(reply.expired)
-        yield from _joined(ended, ("inet", "inet6"))
-        yield from _joined(expired, self.pipeline.paths)
+    def steps(self) -> Generator[Step, None, None]:
+        """Every batch accounted in every shard: the flows it ended, then the flows expired, joined by family."""
+        now = 0.0
+        try:
+            for item in own_rows(self._mailbox, self._exchange):
+                if isinstance(item, End):
+                    if item.failure:
+                        raise ShardError(item.failure)
+                    if item.error:
+                        yield Step(now, now, [], item.error)
+                    return
+                chunk, rows = item
+                now = max(now, chunk.ts_max)
+                ended = [self.pipeline.account(rows, chunk.frames, now)]
+                expired = [self.pipeline.expire(now)]
+                for conn in self._conns:
+                    reply = self._receive(conn)
+                    assert isinstance(reply, _Batch)
+                    ended.append(reply.ended)
+                    expired.append(reply.expired)
+                yield Step(chunk.ts_min, now, [*_joined(ended, ("inet", "inet6")),
+                                               *_joined(expired, self.pipeline.paths)])
+        except ExchangeFailed as exc:
+            raise ShardError(str(exc)) from None
 
     def finish(self, now: float, chunk: int) -> Iterator[tuple[str, FlowRecords]]:
         """Flush every shard; the flows in chunks of ``chunk`` per family, as one cache's flush gives them.
@@ -187,7 +213,7 @@ class Shards:
         Streamed: every shard flushes in pieces, family by family, and a piece is asked for only when the
         export has taken the ones before it, so the flush holds a few pieces, never every flow.
         """
-        self.flows_created = sum(p.table.counters.flows_created for p in self.pipeline.paths.values())
+        self.flows_created = flows_created_by(self.pipeline)
         done: list[_Done] = []
         streams = [_Pieces(self.pipeline.flush_chunks(now, FLUSH_PIECE))]
         streams += [_Pieces(self._flushed(conn, done)) for conn in self._conns]

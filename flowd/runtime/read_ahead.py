@@ -1,4 +1,4 @@
-"""A capture file read and decoded in a second thread, batch by batch (batch mode and its shard processes)."""
+"""A capture file read and decoded in a second thread, batch by batch (batch mode in one process)."""
 
 from __future__ import annotations
 

@@ -88,7 +88,7 @@ def write(path: Path, link: str) -> dict[tuple[int, int], tuple[str, str]]:
     return want
 
 
-def exported(tmp: Path, capture: Path) -> dict[str, list[bytes]]:
+def exported(tmp: Path, capture: Path, workers: int) -> dict[str, list[bytes]]:
     sockets = {"v9": socket.socket(socket.AF_INET, socket.SOCK_DGRAM),
                "ipfix": socket.socket(socket.AF_INET, socket.SOCK_DGRAM)}
     sockets["v9"].bind(("127.0.0.1", 0))
@@ -96,7 +96,8 @@ def exported(tmp: Path, capture: Path) -> dict[str, list[bytes]]:
     try:
         config = tmp / "flowd.yaml"
         config.write_text(CONFIG.format(v9=sockets["v9"].getsockname()[1], ipfix=sockets["ipfix"].getsockname()[1]))
-        done = subprocess.run([sys.executable, "-m", "flowd", "--read", str(capture), "--config", str(config)],
+        done = subprocess.run([sys.executable, "-m", "flowd", "--read", str(capture), "--config", str(config),
+                               "--workers", str(workers)],
                               cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
         assert done.returncode == 0, done.stderr
         out: dict[str, list[bytes]] = {}
@@ -127,11 +128,11 @@ def tshark_flows(pcap: Path, port: int) -> dict[tuple[int, int], tuple[str, str]
     return got
 
 
-@pytest.mark.parametrize("link", ["ethernet", "sll"])
-def test_every_flow_carries_its_first_frames_macs(tmp_path: Path, link: str) -> None:
+@pytest.mark.parametrize(("link", "workers"), [("ethernet", 1), ("sll", 1), ("ethernet", 2)])
+def test_every_flow_carries_its_first_frames_macs(tmp_path: Path, link: str, workers: int) -> None:
     capture = tmp_path / f"{link}.pcap"
     want = write(capture, link)
-    datagrams = exported(tmp_path, capture)
+    datagrams = exported(tmp_path, capture, workers)  # 2: the rows reach the shards through shared memory
     for name, port in (("v9", 2055), ("ipfix", 4739)):
         pcap = tmp_path / f"{name}.pcap"
         write_udp_pcap(pcap, datagrams[name], dport=port)

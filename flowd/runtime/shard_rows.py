@@ -1,0 +1,123 @@
+"""Decoded packet rows handed between batch-mode processes through shared memory, split by flow-key hash.
+
+Each process that decodes (a producer) owns a ring of ``slots`` slots in an anonymous shared mapping
+made before the fork. A slot holds the packet rows of one decoded batch in PacketBatch's columns,
+ordered by the shard that owns each row (``shard_of``) and within a shard in file order; shard ``q``
+reads rows ``starts[q] : starts[q] + counts[q]`` of every column as numpy views, with no copy and
+nothing pickled per packet. A producer may refill a slot only when every shard has given it back:
+one counting semaphore per (producer, shard) pair holds the slots that shard has not yet been handed
+(``Credits``).
+"""
+
+from __future__ import annotations
+
+import mmap
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from flowd.core.batch_groups import hash_words
+from flowd.model.batch import MAC_BYTES, PacketBatch
+from flowd.model.flowkey import KEY_BYTES
+
+if TYPE_CHECKING:  # multiprocessing is imported when shards start: a one-process run does without it
+    from multiprocessing.context import BaseContext
+    from multiprocessing.synchronize import Semaphore
+
+ALIGN: Final = 64  # each column of a slot starts on a cache line
+# PacketBatch's columns: dtype and values per row
+COLUMNS: Final[dict[str, tuple[np.dtype[Any], int]]] = {  # PacketBatch's columns: dtype, values per row
+    "key": (np.dtype(np.uint8), KEY_BYTES), "length": (np.dtype(np.uint32), 1), "ts": (np.dtype(np.float64), 1),
+    "tcp_flags": (np.dtype(np.uint8), 1), "ttl": (np.dtype(np.uint8), 1), "vlan": (np.dtype(np.uint16), 1),
+    "inner_vlan": (np.dtype(np.uint16), 1), "mpls": (np.dtype(np.uint32), 3)}
+MAC_COLUMN: Final = ("mac", (np.dtype(np.uint8), MAC_BYTES))  # only when a family keeps MAC addresses
+WAIT_STEP: Final = 0.2  # seconds between looks at the stop event while waiting for a slot
+
+
+def shard_of(packets: PacketBatch, shards: int) -> npt.NDArray[np.int64]:
+    """Each packet's shard: a hash of its whole flow key, modulo the number of shards."""
+    words = np.ascontiguousarray(packets.key).view(np.uint64).reshape(-1, KEY_BYTES // 8)
+    return (hash_words(words) % np.uint64(shards)).astype(np.int64)
+
+
+def _column_bytes(capacity: int, dtype: np.dtype[Any], width: int) -> int:
+    return -(-capacity * width * dtype.itemsize // ALIGN) * ALIGN
+
+
+class RowSlots:
+    """Every producer's ring of slots (see the module docstring); made before the fork, shared after it."""
+
+    def __init__(self, processes: int, producers: tuple[int, ...], slots: int, capacity: int,
+                 macs: bool = False) -> None:
+        self.slots = slots
+        self.capacity = capacity
+        self.columns = dict(COLUMNS)
+        if macs:
+            self.columns.update((MAC_COLUMN,))
+        size = sum(_column_bytes(capacity, dtype, width) for dtype, width in self.columns.values())
+        self._maps = [mmap.mmap(-1, slots * size, flags=mmap.MAP_SHARED) if p in producers else None
+                      for p in range(processes)]
+        # _columns[producer][slot][name]: the whole column of a slot
+        self._columns: list[list[dict[str, npt.NDArray[Any]]]] = []
+        for region in self._maps:
+            if region is None:
+                self._columns.append([])
+                continue
+            ring = []
+            for slot in range(slots):
+                at = slot * size
+                columns: dict[str, npt.NDArray[Any]] = {}
+                for name, (dtype, width) in self.columns.items():
+                    shape = (capacity, width) if width > 1 else (capacity,)
+                    columns[name] = np.ndarray(shape, dtype, buffer=region, offset=at)
+                    at += _column_bytes(capacity, dtype, width)
+                ring.append(columns)
+            self._columns.append(ring)
+
+    def write(self, producer: int, slot: int, packets: PacketBatch, shards: int
+              ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Put a batch's rows into a slot, grouped by shard in file order; each shard's first row and count."""
+        n = len(packets)
+        if n > self.capacity:
+            raise ValueError(f"{n} rows do not fit a slot of {self.capacity}")
+        owner = shard_of(packets, shards)
+        counts = np.bincount(owner, minlength=shards)
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        columns = self._columns[producer][slot]
+        for shard in range(shards):
+            mine = owner == shard  # np.compress: several times faster than a gather by index on the key
+            start, stop = int(starts[shard]), int(starts[shard] + counts[shard])
+            for name in self.columns:
+                np.compress(mine, getattr(packets, name), axis=0, out=columns[name][start:stop])
+        return tuple(int(s) for s in starts), tuple(int(c) for c in counts)
+
+    def rows(self, producer: int, slot: int, start: int, count: int) -> PacketBatch:
+        """One shard's rows of a slot, as views into the shared mapping (valid until the slot is given back)."""
+        columns = self._columns[producer][slot]
+        return PacketBatch(**{name: columns[name][start:start + count] for name in self.columns})
+
+
+@dataclass(frozen=True, slots=True)
+class Credits:
+    """For each (producer, shard) pair, the slots of that producer's ring the shard has given back."""
+
+    free: tuple[tuple[Semaphore, ...], ...]  # free[producer][shard]; empty for a process that produces nothing
+
+    @classmethod
+    def make(cls, context: BaseContext, shards: int, producers: tuple[int, ...], slots: int) -> Credits:
+        return cls(tuple(tuple(context.Semaphore(slots) for _ in range(shards)) if p in producers else ()
+                         for p in range(shards)))
+
+    def claim(self, producer: int, stop: threading.Event) -> bool:
+        """Wait until every shard has given back the producer's next slot; False if stopped first."""
+        for credit in self.free[producer]:
+            while not credit.acquire(timeout=WAIT_STEP):
+                if stop.is_set():
+                    return False
+        return True
+
+    def give_back(self, producer: int, shard: int) -> None:
+        self.free[producer][shard].release()
