@@ -25,6 +25,7 @@ from flowd.control import aggregation, firewall
 from flowd.control.protocol import EXPORT_FORMATS
 from flowd.control.rpcs import RPCS, BadParam
 from flowd.control.streamed import Streamed
+from flowd.core.pipeline import FAMILY_VERSION
 from flowd.core.query import shard_flows
 from flowd.model.batch import FlowRecords
 from flowd.model.drops import DropReason
@@ -275,6 +276,8 @@ def flow_objects(probe: Probe, records: FlowRecords, rows: list[int], now: float
     routed = probe.routes.lookup(records.take(np.array(rows, np.intp)))
     routes = routed.routes
     flows = []
+    kept = probe.pipeline.macs  # the families a bridge template exports keep their flows' MAC addresses
+    macs = records.mac_columns() if kept else None
     ifnames: dict[int, str] = {}  # one kernel lookup per interface, not per flow
     for n, i in enumerate(rows):
         key = FlowKey.unpack(records.key[i])
@@ -295,6 +298,8 @@ def flow_objects(probe: Probe, records: FlowRecords, rows: list[int], now: float
             "packets": int(records.packets[i]), "bytes": int(records.bytes[i]),
             "time_since_last_active_timeout": max(int(now - first), 0),
             "last_active_timeout_packets": 0, "last_active_timeout_bytes": 0,
+            **({} if macs is None or FAMILY_OF_VERSION[key.src.version] not in kept else {
+                "destination_mac": macs[i, :6].tobytes().hex(":"), "source_mac": macs[i, 6:].tobytes().hex(":")}),
         })
     return flows
 
@@ -313,6 +318,8 @@ def _routed(routes: FlowRoutes, n: int, key: FlowKey) -> dict[str, Any]:
 LABEL_SHIFT: Final = 4  # a label stack entry is label (20 bits) << 4 | exp (3 bits) << 1 | bottom-of-stack (1 bit)
 ETHERNET_TYPE: Final = {True: "0x0800", False: "0x86dd"}  # by family, as the bridge template exports it
 NO_ADDRESS: Final = "0.0.0.0"  # top label address and BGP next hop: flowd has no label-to-FEC map and no BGP feed
+NO_MAC: Final = "00:00:00:00:00:00"  # a family that keeps no MAC addresses exports zeros
+FAMILY_OF_VERSION: Final = {version: family for family, version in FAMILY_VERSION.items()}
 
 
 def show_aggregation_template(probe: Probe, params: Mapping[str, Any], now: float) -> Streamed:
@@ -331,8 +338,6 @@ def show_aggregation_template(probe: Probe, params: Mapping[str, Any], now: floa
     if limit is not None:
         ranked = ranked[:limit]
 
-    macs = records.mac_columns()
-
     def template_flows(rows: list[int]) -> list[dict[str, Any]]:
         flows = flow_objects(probe, records, rows, now)
         for flow, i in zip(flows, rows, strict=True):
@@ -340,7 +345,7 @@ def show_aggregation_template(probe: Probe, params: Mapping[str, Any], now: floa
                         top_label_address=NO_ADDRESS, bgp_next_hop=NO_ADDRESS,
                         source_mask=flow["source_prefix_length"],
                         destination_mask=flow["destination_prefix_length"],
-                        destination_mac=macs[i, :6].tobytes().hex(":"), source_mac=macs[i, 6:].tobytes().hex(":"),
+                        destination_mac=flow.get("destination_mac", NO_MAC), source_mac=flow.get("source_mac", NO_MAC),
                         ethernet_type=ETHERNET_TYPE[flow["source_address"].count(":") == 0],
                         vlan_id=int(records.vlan[i]))
         return flows

@@ -106,6 +106,8 @@ def extensive_block(f: Flow) -> list[str]:
         pairs([("Time since last active timeout", hms(f["time_since_last_active_timeout"])),
                ("Packet count for last active timeout", f["last_active_timeout_packets"]),
                ("Byte count for last active timeout", f["last_active_timeout_bytes"])]),
+        *([pairs([("Source MAC address", f["source_mac"]), ("Destination MAC address", f["destination_mac"])])]
+          if "source_mac" in f else []),  # flowd's: a family a bridge template exports keeps them
     ]
 
 
@@ -135,9 +137,13 @@ _ENTRY_TAGS: Final = (
 )
 
 
+_MAC_TAGS: Final = (("source-mac-address", "source_mac"), ("destination-mac-address", "destination_mac"))
+
+
 def _entry(f: Flow) -> Element:
     return node("detail-entry", [
         *(leaf(tag, f[key]) for tag, key in _ENTRY_TAGS),
+        *(leaf(tag, f[key]) for tag, key in _MAC_TAGS if key in f),
         node("last-active-timeout", [leaf("time-delta", f["time_since_last_active_timeout"]),
                                      leaf("last-packet-count", f["last_active_timeout_packets"]),
                                      leaf("last-byte-count", f["last_active_timeout_bytes"])]),

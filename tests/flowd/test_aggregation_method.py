@@ -145,6 +145,10 @@ def test_a_bridge_template_lists_its_familys_flows_with_their_macs(probe: Probe)
     v4 = call(probe, {"template_name": "v4"})["flows"]  # inet keeps no MACs: zeros
     assert {f["source_mac"] for f in v4} == {"00:00:00:00:00:00"}
     assert [p.table.macs for p in probe.pipeline.paths.values()] == [False, True]
+    detail = whole(asyncio.run(methods.call(probe, "accounting.flow_detail", {}, lambda: T0 + 5)))
+    macs = {f["source_address"]: (f.get("destination_mac"), f.get("source_mac")) for f in detail["interfaces"][0]["flows"]}
+    assert macs == {"198.18.0.1": (None, None), "198.18.0.2": (None, None),  # flow-detail shows kept ones only
+                    "2001:db8::1": ("04:04:04:04:04:04", "02:02:02:02:02:02")}
 
 
 def test_worker_flows_are_merged_and_split_by_family(probe: Probe) -> None:

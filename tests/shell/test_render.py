@@ -374,6 +374,14 @@ def test_xml_entries_carry_the_reference_tags() -> None:
     assert set(LAYOUTS) == {"ipv4", "ipv6", "mpls", "mpls-ipv4", "peer-as-billing", "bridge"}
 
 
+def test_flow_detail_extensive_shows_kept_mac_addresses() -> None:
+    flow = dict(SEED_FLOWS[0], source_mac="02:00:00:00:00:01", destination_mac="0a:0b:0c:0d:0e:0f")
+    plain, with_macs = (render("accounting.flow_detail", _with_flows([f]), "extensive")[2:] for f in (SEED_FLOWS[0], flow))
+    assert with_macs == plain + ["    Source MAC address: 02:00:00:00:00:01, Destination MAC address: 0a:0b:0c:0d:0e:0f"]
+    tree = render("accounting.flow_detail", _with_flows([flow]), None, "xml")
+    assert "<source-mac-address>02:00:00:00:00:01</source-mac-address>" in "\n".join(tree)
+
+
 def test_bridge_flows_show_their_mac_addresses() -> None:
     result = template_result("bridge", [TEMPLATE_FLOWS["bridge"]])
     assert render(AGGREGATION, result)[2:] == [
