@@ -85,6 +85,12 @@ def test_compare_rollback_in_both_modes(tmp_path: Path, capture: tuple[Path, Gro
     d.stop()
 
 
+def redrawn(shell: PtyShell, line: str, prompt: str = PROMPT) -> None:
+    """Wait until the line is drawn again under a `?` listing: keys typed while the listing is printed reach
+    a terminal in cooked mode, which would take Ctrl-U as its own line erase."""
+    shell.expect(re.escape(prompt + line))
+
+
 def test_tab_and_question_mark_in_a_terminal(tmp_path: Path, capture: tuple[Path, GroundTruth]) -> None:
     d = daemon(tmp_path, capture[0])
     shell = PtyShell(Path(d.socket), tmp_path)
@@ -93,7 +99,7 @@ def test_tab_and_question_mark_in_a_terminal(tmp_path: Path, capture: tuple[Path
         shell.send("show configuration forwarding-options ?")
         listing = shell.expect(r"\|\s+Pipe through a command\n")
         assert re.search(r"\n  family +Protocol family\n  sampling +Statistical traffic sampling options\n", listing)
-        shell.prompt()
+        redrawn(shell, "show configuration forwarding-options")
         shell.send("family inet output flow-server \t")
         shell.expect("127.0.0.1")
         shell.send("\r")
@@ -104,12 +110,13 @@ def test_tab_and_question_mark_in_a_terminal(tmp_path: Path, capture: tuple[Path
         shell.send("counter ?")
         assert re.search(r"<counter-name> +Name of counter\n  counter1 +Configured counter\n",
                          shell.expect(r"counter1 +Configured counter\n"))
-        shell.prompt()
+        redrawn(shell, "show firewall filter catch_all counter")
         shell.send("\x15show services accounting aggregation template template-name \t")
         shell.expect("template-name ipv4")
         shell.send("\x15show services accounting flow-detail input-snmp-interface-index ?")
         assert re.search(r"<index> +Input SNMP interface index to match \(0\.\.4294967295\)\n  7 +SNMP index of lo\n",
                          shell.expect(r"SNMP index of lo\n"))
+        redrawn(shell, "show services accounting flow-detail input-snmp-interface-index")
         shell.send("\x15show configuration forwarding-options bogus\r")
         out = shell.expect(r"syntax error\.\n")
         assert "\n" + " " * (len(PROMPT) + len("show configuration forwarding-options ")) + "^\n" in out
@@ -118,7 +125,7 @@ def test_tab_and_question_mark_in_a_terminal(tmp_path: Path, capture: tuple[Path
         shell.expect("template ipv4")
         shell.send("\x15show | compare ?")
         assert "  rollback             Numeric index of rollback file\n" in shell.expect(r"rollback .*\n")
-        shell.expect(re.escape(CONFIG_PROMPT) + r"show \| compare")  # the line, drawn again under the listing
+        redrawn(shell, "show | compare", CONFIG_PROMPT)
         shell.send("\x15quit\r")
         shell.prompt()
     finally:
