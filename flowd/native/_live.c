@@ -41,7 +41,8 @@ typedef struct {  /* one family's packets of one block, as Table.add's columns *
     double *ts;
     uint8_t *flags, *ttl;
     uint16_t *vlan, *inner;
-    uint8_t *mac;  /* NULL: the family's table keeps no MAC addresses */
+    uint8_t *mac;  /* MAC_BYTES a row once a table of this family kept MAC addresses */
+    int use_mac;   /* this call's table keeps them */
     Py_ssize_t n;
 } columns;
 
@@ -51,6 +52,12 @@ static void columns_free(columns *c)
     free(c->inner); free(c->mac);
     memset(c, 0, sizeof *c);
 }
+
+/* Each thread's columns stay allocated between calls (grown when a block holds more packets, or when a
+ * family starts keeping MAC addresses): a call then touches no fresh pages, and the heap is not trimmed
+ * and refaulted at every wake-up. */
+static __thread columns kept[2];
+static __thread size_t kept_rows[2];
 
 static int columns_alloc(columns *c, size_t rows, int macs)
 {
@@ -72,7 +79,7 @@ static int columns_alloc(columns *c, size_t rows, int macs)
 static inline void columns_put(columns *c, const packet *p, double ts, const uint8_t *frame, unsigned linktype)
 {
     Py_ssize_t i = c->n++;
-    if (c->mac)
+    if (c->use_mac)
         frame_macs(frame, linktype, c->mac + i * MAC_BYTES);
     memcpy(c->key + i * KEY_BYTES, p->key, KEY_BYTES);
     c->length[i] = p->length;
@@ -117,7 +124,7 @@ static int flush_columns(PyObject *const tables[2], columns cols[2], size_t ende
     for (int f = 0; f < 2; f++) {
         columns *c = &cols[f];
         if (c->n && flowtable_add(tables[f], c->n, c->key, c->length, c->ts, c->flags, c->ttl, c->vlan,
-                                  c->inner, c->mpls, c->mac, &ended[f]) < 0)
+                                  c->inner, c->mpls, c->use_mac ? c->mac : NULL, &ended[f]) < 0)
             return -1;
         c->n = 0;
     }
@@ -150,7 +157,9 @@ static PyObject *ingest_ring(PyObject *self, PyObject *args)
     }
     buffers b = {.held = 0};
     PyObject *result = NULL;
-    columns cols[2] = {{0}, {0}};
+    columns *cols = kept;
+    for (int f = 0; f < 2; f++)
+        cols[f].use_mac = 0;  /* until the columns have room for them */
     uint8_t *scratch = NULL;
     if (take_buffer(&b, ringobj, 1, 1, "ring") < 0 || take_buffer(&b, samplingobj, 8, 1, "sampling") < 0
         || take_buffer(&b, edgesobj, 4, 0, "edges") < 0 || take_buffer(&b, countsobj, 8, 1, "counts") < 0)
@@ -169,7 +178,7 @@ static PyObject *ingest_ring(PyObject *self, PyObject *args)
             goto done;
         }
     int ethernet = linktype == LINK_ETHERNET, status = RING_OK;
-    size_t capacity = 0, ended[2] = {0, 0};
+    size_t ended[2] = {0, 0};
     int64_t taken = 0, i = first;
     uint8_t *ring = b.v[B_RING].buf;
     for (; taken < count; i = (i + 1) % count, taken++) {
@@ -180,18 +189,29 @@ static PyObject *ingest_ring(PyObject *self, PyObject *args)
         int64_t off, end;
         if ((status = block_bounds(block, size, &packets, &off, &end)) != RING_OK)
             break;
-        if (packets > capacity) {
-            capacity = packets;
-            if (columns_alloc(&cols[0], capacity, macs & 1) < 0 || columns_alloc(&cols[1], capacity, macs & 2) < 0) {
-                PyErr_NoMemory();
-                goto done;
+        for (int f = 0; f < 2; f++)
+            if (packets > kept_rows[f] || (((macs >> f) & 1) && !kept[f].mac)) {
+                size_t rows = packets > kept_rows[f] ? packets : kept_rows[f];
+                kept_rows[f] = 0;
+                if (columns_alloc(&kept[f], rows, (macs >> f) & 1) < 0) {
+                    columns_free(&kept[f]);
+                    PyErr_NoMemory();
+                    goto done;
+                }
+                kept_rows[f] = rows;
             }
-        }
+        for (int f = 0; f < 2; f++)
+            cols[f].use_mac = (macs >> f) & 1;
         for (uint32_t p = 0; p < packets && status == RING_OK; p++) {
             tp_packet pk;
             if ((status = block_packet(block, off, end, ethernet, &pk)) != RING_OK)
                 break;
             off += pk.next;
+            if (p + 1 < packets && off + 192 <= end) {  /* the next packet's header and first frame lines */
+                __builtin_prefetch(block + off);
+                __builtin_prefetch(block + off + 64);
+                __builtin_prefetch(block + off + 128);
+            }
             const uint8_t *frame = pk.mac;
             uint32_t cap = pk.snap, wire = pk.len;
             if (pk.tagged) {
@@ -217,7 +237,8 @@ static PyObject *ingest_ring(PyObject *self, PyObject *args)
             }
             int64_t *position = &sampling[3 * f];
             counts[COUNT_OFFERED + f]++;
-            int keep = *position % sampling[3 * f + 1] <= sampling[3 * f + 2];
+            int64_t rate = sampling[3 * f + 1];
+            int keep = rate == 1 || *position % rate <= sampling[3 * f + 2];
             ++*position;
             if (!keep)
                 continue;
@@ -240,8 +261,7 @@ static PyObject *ingest_ring(PyObject *self, PyObject *args)
     result = Py_BuildValue("iLLnn", status, (long long)i, (long long)taken, (Py_ssize_t)ended[0],
                            (Py_ssize_t)ended[1]);
 done:
-    columns_free(&cols[0]);
-    columns_free(&cols[1]);
+    cols[0].n = cols[1].n = 0;
     free(scratch);
     buffers_release(&b);
     return result;
