@@ -60,6 +60,7 @@ VERSION: Final = 5
 V5_HEADER: Final = struct.Struct("!HHIIIIBBH")
 #   H version (5)   H count (1..30)   I sys_uptime (ms)   I unix_secs   I unix_nsecs
 #   I flow_sequence   B engine_type   B engine_id   H sampling_interval (mode << 14 | interval)
+_SEQUENCE_AT: Final = 16  # offset of flow_sequence in the header
 
 V5_RECORD: Final = struct.Struct("!4s4s4sHHIIIIHHxBBBHHBBxx")
 #   4s srcaddr   4s dstaddr   4s nexthop   H input   H output   I dPkts   I dOctets
@@ -144,19 +145,26 @@ def encode_v5(records: FlowRecords, *, now: float, boot: float, sequence: int,
     n = len(rows)
     if n == 0:
         return []
-    recs = _records(rows, boot)
-    raw = recs.tobytes()
+    raw = _records(rows, boot).view(np.uint8)
     uptime = int(sysuptime_ms(np.array([now], np.float64), boot)[0])
     secs, millis = divmod(instant_ms(now), 1000)
-    sampling = header.sampling_field
-    size = V5_RECORD.size
-    out: list[bytes] = []
-    for start in range(0, n, MAX_RECORDS):
-        count = min(MAX_RECORDS, n - start)
-        head = V5_HEADER.pack(VERSION, count, uptime, secs & U32_MAX, millis * 1_000_000,
-                              (sequence + start) & U32_MAX, header.engine_type, header.engine_id,
-                              sampling)
-        out.append(head + raw[start * size:(start + count) * size])
+
+    def head(count: int, flow_sequence: int) -> bytes:
+        return V5_HEADER.pack(VERSION, count, uptime, secs & U32_MAX, millis * 1_000_000, flow_sequence & U32_MAX,
+                              header.engine_type, header.engine_id, header.sampling_field)
+
+    # Full datagrams at once: one row each, the header copied in and its flow_sequence written as a column.
+    full = n // MAX_RECORDS
+    width = V5_HEADER.size + MAX_RECORDS * V5_RECORD.size
+    grid = np.empty((full, width), np.uint8)
+    grid[:, :V5_HEADER.size] = np.frombuffer(head(MAX_RECORDS, 0), np.uint8)
+    sequences = (sequence + MAX_RECORDS * np.arange(full, dtype=np.uint64)) & U32_MAX
+    grid[:, _SEQUENCE_AT:_SEQUENCE_AT + 4] = sequences.astype(">u4").view(np.uint8).reshape(full, 4)
+    grid[:, V5_HEADER.size:] = raw[:full * MAX_RECORDS * V5_RECORD.size].reshape(full, width - V5_HEADER.size)
+    out = [datagram.tobytes() for datagram in grid]
+    if n > full * MAX_RECORDS:
+        start = full * MAX_RECORDS
+        out.append(head(n - start, sequence + start) + raw[start * V5_RECORD.size:].tobytes())
     return out
 
 

@@ -36,10 +36,14 @@ class FlowRoutes:
 
     @staticmethod
     def for_keys(keys: npt.NDArray[np.uint8]) -> FlowRoutes:
-        """No route for any row; the input interface is the flow key's."""
-        out = FlowRoutes.empty(len(keys))
-        out.input_if = ((keys[:, 38].astype(np.uint32) << 8) | keys[:, 39]).astype(np.uint32)
-        return out
+        """No route for any row; the input interface is the flow key's. The other columns are read-only
+        zeros that take no memory per row (the encoders only read them)."""
+        n = len(keys)
+        z32 = np.broadcast_to(np.zeros(1, np.uint32), (n,))
+        z8 = np.broadcast_to(np.zeros(1, np.uint8), (n,))
+        z16 = np.broadcast_to(np.zeros((1, 16), np.uint8), (n, 16))
+        input_if = ((keys[:, 38].astype(np.uint32) << 8) | keys[:, 39]).astype(np.uint32)
+        return FlowRoutes(z32, z32, z32, z32, z8, z8, z16, z16, z32, input_if)
 
     @staticmethod
     def concat(parts: list[FlowRoutes]) -> FlowRoutes:

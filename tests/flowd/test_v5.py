@@ -11,6 +11,7 @@ from pathlib import Path
 import dpkt  # type: ignore[import-untyped]
 import numpy as np
 import pytest
+from test_messages import random_flows
 
 from flowd.export.v5 import (
     MAX_RECORDS,
@@ -197,6 +198,27 @@ def test_split_into_datagrams_of_30(n: int, counts: list[int]) -> None:
     assert [nf.flow_sequence for nf in decoded] == [1000 + 30 * i for i in range(len(counts))]
     for rec, flow in zip([r for nf in decoded for r in nf.data], flows, strict=True):
         assert_record(rec, flow)
+
+
+@pytest.mark.parametrize("n, sequence", [(0, 0), (29, 5), (30, 2**32 - 30), (31, 2**32 - 1), (301, 7),
+                                         (1000, 2**32 - 450)])
+def test_datagrams_built_at_once_equal_one_record_at_a_time(n: int, sequence: int) -> None:
+    """Full datagrams are built as one array; each must equal the records encoded one by one, headed by
+    the header a single datagram gets, with its count and flow sequence."""
+    flows = random_flows(n, n)
+    header = V5Header(engine_type=3, engine_id=250, sampling_interval=20000)
+    got = encode_v5(flows, now=NOW, boot=BOOT, sequence=sequence, header=header)
+    singles = [d for i in range(n)
+               for d in encode_v5(flows.take(np.array([i])), now=NOW, boot=BOOT, sequence=0, header=header)]
+    want = []
+    for start in range(0, len(singles), MAX_RECORDS):
+        part = singles[start:start + MAX_RECORDS]
+        head = bytearray(part[0][:V5_HEADER.size])
+        head[2:4] = len(part).to_bytes(2, "big")
+        head[16:20] = ((sequence + start) & 0xFFFFFFFF).to_bytes(4, "big")
+        want.append(bytes(head) + b"".join(d[V5_HEADER.size:] for d in part))
+    assert got == want
+    assert sum(len(d) for d in got) == V5_HEADER.size * len(got) + V5_RECORD.size * len(singles)
 
 
 def test_sequence_wraps_at_2_32() -> None:
