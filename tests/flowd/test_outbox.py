@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from dataclasses import replace
 
 import dpkt  # type: ignore[import-untyped]
 import pytest
@@ -149,6 +150,21 @@ def test_export_is_paced_at_the_flow_export_rate(collector: socket.socket) -> No
     ex.flush(sleep=lambda seconds: setattr(clock, "real", clock.real + seconds))
     assert len(received(collector)) == 200 - 2 * BURST
     assert ex.held() == 0 and ex.pump() is None
+    ex.close()
+
+
+def test_batch_mode_is_not_paced_unless_a_rate_is_configured(collector: socket.socket) -> None:
+    clock = Clock()
+    cfg = exporter(collector, clock).cfg
+    ex = Exporter(cfg, boot=BOOT, clock=clock, default_rate=None)  # as batch mode makes it
+    ex.export("inet", records(numbered(MAX_RECORDS * 200)), BOOT + 10)
+    assert received(collector) == [MAX_RECORDS] * 200 and ex.pump() is None
+    ex.close()
+    inet = replace(cfg.families["inet"], export_rate=1)
+    ex = Exporter(replace(cfg, families={**cfg.families, "inet": inet}), boot=BOOT, clock=clock, default_rate=None)
+    ex.export("inet", records(numbered(MAX_RECORDS * 200)), BOOT + 10)
+    assert received(collector) == [MAX_RECORDS] * BURST
+    assert ex.pump() == pytest.approx(1 / 1000)
     ex.close()
 
 
