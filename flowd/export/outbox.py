@@ -28,8 +28,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Final
 
-import numpy as np
-
 from flowd.model.batch import FlowRecords
 
 GATHER_DELAY: Final = 1.0  # seconds of flow-cache time a record waits for others to fill its datagram
@@ -118,8 +116,8 @@ class Outbox:
                 self.chunks.popleft()
                 left -= len(records)
             else:
-                parts.append(records.take(np.arange(left)))
-                self.chunks[0] = (added, records.take(np.arange(left, len(records))))
+                parts.append(records.take(slice(0, left)))  # views: the split copies nothing
+                self.chunks[0] = (added, records.take(slice(left, None)))
                 left = 0
         self.count -= n
         if not self.count:

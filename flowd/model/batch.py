@@ -146,8 +146,8 @@ class FlowRecords:
     def __len__(self) -> int:
         return int(self.packets.shape[0])
 
-    def take(self, index: npt.NDArray[np.intp] | npt.NDArray[np.bool_]) -> FlowRecords:
-        """Return the rows selected by an index array or a boolean mask."""
+    def take(self, index: npt.NDArray[np.intp] | npt.NDArray[np.bool_] | slice) -> FlowRecords:
+        """Return the rows selected by an index array or a boolean mask (copies), or a slice (views)."""
         return FlowRecords(
             key=self.key[index], packets=self.packets[index], bytes=self.bytes[index],
             first=self.first[index], last=self.last[index], tcp_flags=self.tcp_flags[index],

@@ -56,8 +56,10 @@ class FlowRoutes:
             return self
         return replace(self, src_origin_as=self.src_peer_as, dst_origin_as=self.dst_peer_as)
 
-    def take(self, index: npt.NDArray[np.intp] | npt.NDArray[np.bool_]) -> FlowRoutes:
-        """The rows selected by an index array or a boolean mask."""
+    def take(self, index: npt.NDArray[np.intp] | npt.NDArray[np.bool_] | slice) -> FlowRoutes:
+        """The rows selected by an index array or a boolean mask (copies), or a slice (views)."""
+        if isinstance(index, slice):
+            return FlowRoutes(*(getattr(self, f)[index] for f in FlowRoutes.__slots__))
         if index.dtype == np.bool_:
             index = np.flatnonzero(index)
         return FlowRoutes(*(np.take(getattr(self, f), index, axis=0) for f in FlowRoutes.__slots__))
