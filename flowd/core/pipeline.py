@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
+
 from flowd.config.schema import Config, Filter
 from flowd.core.compiled_table import FlowCache, new_flow_table
 from flowd.core.decode import decode
@@ -91,15 +93,17 @@ class Pipeline:
             st.drops[reason] += n
         packets = decoded.packets
         v4 = is_ipv4(packets.key)
+        count = int(np.count_nonzero(v4))
+        grouped = bool(v4[:count].all())  # IPv4 rows first (batch mode's shards get them so): views, no copy
         out: dict[str, FlowRecords] = {}
-        for family, mask in (("inet", v4), ("inet6", ~v4)):
-            if not mask.any():
+        for family, mask, rows in (("inet", v4, slice(0, count)), ("inet6", ~v4, slice(count, len(packets)))):
+            if rows.start == rows.stop:
                 continue
             path, flt = self.input_path(family, interface)
             if path is None:
-                st.drops[DropReason.NOT_IPV4 if family == "inet6" else DropReason.NOT_IPV6] += int(mask.sum())
+                st.drops[DropReason.NOT_IPV4 if family == "inet6" else DropReason.NOT_IPV6] += rows.stop - rows.start
                 continue
-            part = packets if mask.all() else packets.take(mask)
+            part = packets.rows(rows) if grouped else packets.take(mask)
             out[family] = self._account(path, part, now, flt)
         return out
 

@@ -93,6 +93,14 @@ class PacketBatch:
             mac=None if self.mac is None else pick(self.mac),
         )
 
+    def rows(self, rows: slice) -> PacketBatch:
+        """Return a run of rows, as views (no copy)."""
+        return PacketBatch(
+            key=self.key[rows], length=self.length[rows], ts=self.ts[rows], tcp_flags=self.tcp_flags[rows],
+            ttl=self.ttl[rows], vlan=self.vlan[rows], inner_vlan=self.inner_vlan[rows], mpls=self.mpls[rows],
+            mac=None if self.mac is None else self.mac[rows],
+        )
+
     @staticmethod
     def empty() -> PacketBatch:
         return PacketBatch(

@@ -2,7 +2,8 @@
 
 Each process that decodes (a producer) owns a ring of ``slots`` slots in an anonymous shared mapping
 made before the fork. A slot holds the packet rows of one decoded batch in PacketBatch's columns,
-ordered by the shard that owns each row (``shard_of``) and within a shard in file order; shard ``q``
+ordered by the shard that owns each row (``shard_of``), within a shard the IPv4 rows before the IPv6
+ones (so the pipeline takes each family as a view), and within a family in file order; shard ``q``
 reads rows ``starts[q] : starts[q] + counts[q]`` of every column as numpy views, with no copy and
 nothing pickled per packet. A producer may refill a slot only when every shard has given it back:
 one counting semaphore per (producer, shard) pair holds the slots that shard has not yet been handed
@@ -19,9 +20,9 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from flowd.core.batch_groups import hash_words
+from flowd.core.batch_groups import key_words
 from flowd.model.batch import MAC_BYTES, PacketBatch
-from flowd.model.flowkey import KEY_BYTES
+from flowd.model.flowkey import KEY_BYTES, is_ipv4
 
 if TYPE_CHECKING:  # multiprocessing is imported when shards start: a one-process run does without it
     from multiprocessing.context import BaseContext
@@ -34,13 +35,19 @@ COLUMNS: Final[dict[str, tuple[np.dtype[Any], int]]] = {  # PacketBatch's column
     "tcp_flags": (np.dtype(np.uint8), 1), "ttl": (np.dtype(np.uint8), 1), "vlan": (np.dtype(np.uint16), 1),
     "inner_vlan": (np.dtype(np.uint16), 1), "mpls": (np.dtype(np.uint32), 3)}
 MAC_COLUMN: Final = ("mac", (np.dtype(np.uint8), MAC_BYTES))  # only when a family keeps MAC addresses
+_MIX: Final = np.uint64(0x9E3779B97F4A7C15)  # odd: 2**64 / golden ratio (Fibonacci hashing)
 WAIT_STEP: Final = 0.2  # seconds between looks at the stop event while waiting for a slot
 
 
-def shard_of(packets: PacketBatch, shards: int) -> npt.NDArray[np.int64]:
-    """Each packet's shard: a hash of its whole flow key, modulo the number of shards."""
-    words = np.ascontiguousarray(packets.key).view(np.uint64).reshape(-1, KEY_BYTES // 8)
-    return (hash_words(words) % np.uint64(shards)).astype(np.int64)
+def shard_of(packets: PacketBatch, shards: int) -> npt.NDArray[np.intp]:
+    """Each packet's shard: its flow key's words folded by XOR, mixed by one multiplication, scaled to ``shards``."""
+    words = key_words(packets.key)
+    folded = words[:, 0] ^ words[:, 1]  # column by column: several times faster than a reduce along rows
+    for column in range(2, words.shape[1]):
+        folded ^= words[:, column]
+    folded *= _MIX
+    shard: npt.NDArray[np.intp] = ((folded >> np.uint64(32)) * np.uint64(shards) >> np.uint64(32)).astype(np.intp)
+    return shard
 
 
 def _column_bytes(capacity: int, dtype: np.dtype[Any], width: int) -> int:
@@ -83,16 +90,18 @@ class RowSlots:
         n = len(packets)
         if n > self.capacity:
             raise ValueError(f"{n} rows do not fit a slot of {self.capacity}")
-        owner = shard_of(packets, shards)
-        counts = np.bincount(owner, minlength=shards)
-        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        owner = shard_of(packets, shards) * 2 + ~is_ipv4(packets.key)  # shard, then IPv4 before IPv6
         columns = self._columns[producer][slot]
+        starts, counts = [], []
+        start = 0
         for shard in range(shards):
-            mine = owner == shard  # np.compress: several times faster than a gather by index on the key
-            start, stop = int(starts[shard]), int(starts[shard] + counts[shard])
-            for name in self.columns:
-                np.compress(mine, getattr(packets, name), axis=0, out=columns[name][start:stop])
-        return tuple(int(s) for s in starts), tuple(int(c) for c in counts)
+            rows = np.concatenate((np.flatnonzero(owner == 2 * shard), np.flatnonzero(owner == 2 * shard + 1)))
+            for name in self.columns:  # mode="clip": no bounds check, and no copy of the output first
+                np.take(getattr(packets, name), rows, axis=0, out=columns[name][start:start + len(rows)], mode="clip")
+            starts.append(start)
+            counts.append(len(rows))
+            start += len(rows)
+        return tuple(starts), tuple(counts)
 
     def rows(self, producer: int, slot: int, start: int, count: int) -> PacketBatch:
         """One shard's rows of a slot, as views into the shared mapping (valid until the slot is given back)."""

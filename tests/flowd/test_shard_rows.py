@@ -1,4 +1,5 @@
-"""Rows handed to batch-mode shards through shared memory: each shard gets exactly its rows, in file order."""
+"""Rows handed to batch-mode shards through shared memory: each shard gets exactly its rows, IPv4 first, each
+family in file order."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ import numpy as np
 import pytest
 
 from flowd.model.batch import PacketBatch
+from flowd.model.flowkey import is_ipv4
 from flowd.runtime.shard_rows import RowSlots, shard_of
 
 
 def packets(n: int, seed: int, macs: bool = False) -> PacketBatch:
     rng = np.random.default_rng(seed)
     keys = rng.integers(0, 256, (n, 40), dtype=np.uint8)
+    keys[::3, :8], keys[::3, 16:24] = 0, 0  # every third key IPv4 (both addresses IPv4-mapped)
+    keys[::3, 8:12], keys[::3, 24:28] = (0, 0, 0xFF, 0xFF), (0, 0, 0xFF, 0xFF)
     keys[n // 2:] = keys[0]  # one flow with many packets: all of them go to one shard
     return PacketBatch(key=keys, length=rng.integers(20, 1500, n, dtype=np.uint32), ts=np.sort(rng.random(n)),
                        tcp_flags=rng.integers(0, 256, n, dtype=np.uint8),
@@ -32,11 +36,14 @@ def test_each_shard_reads_its_own_rows_in_order(shards: int, macs: bool) -> None
         assert sum(counts) == len(batch) and starts[0] == 0
         for shard in range(shards):
             got = slots.rows(shards - 1, slot, starts[shard], counts[shard])
-            want = batch.take(np.flatnonzero(owner == shard))
+            v4 = is_ipv4(batch.key)
+            want = batch.take(np.concatenate((np.flatnonzero((owner == shard) & v4),
+                                              np.flatnonzero((owner == shard) & ~v4))))
             assert (got.mac is None) is not macs
             for name in PacketBatch.__slots__:
                 assert np.array_equal(getattr(got, name), getattr(want, name)), (shard, name)
         assert len(set(owner[len(batch) // 2:])) == 1  # a flow's packets all have one owner
+        assert 0 < np.count_nonzero(is_ipv4(batch.key)) < len(batch)
 
 
 def test_a_batch_larger_than_a_slot_is_refused() -> None:
