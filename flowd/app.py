@@ -151,7 +151,7 @@ class App:
             for source in self.live:
                 capture = open_capture(cfg.capture, source, None)
                 self.probe.shard.add_capture(source, capture)
-                account = ring_account(self.probe.shard, source, self.clock, self.probe.export)
+                account = ring_account(self.probe.shard, source, self.clock, self.probe.hold)
                 task = self._start(ingest(capture, source, self.clock, self.probe.ingest, account=account),
                                    f"capture {source.label}")
                 stack.push_async_callback(self._stop_capture, task, capture, source)
@@ -172,7 +172,7 @@ class App:
     async def _stop_capture(self, task: asyncio.Task[None], capture: LiveCapture, source: LiveInput) -> None:
         await _cancel(task)
         await finish(capture, source, self.clock, self.probe.ingest, self.probe.cfg.capture.block_timeout,
-                     ring_account(self.probe.shard, source, self.clock, self.probe.export))
+                     ring_account(self.probe.shard, source, self.clock, self.probe.hold))
 
     def _start(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)

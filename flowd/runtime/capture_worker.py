@@ -43,13 +43,12 @@ from flowd.runtime.budget import SharedBudget
 from flowd.runtime.clock import SystemClock
 from flowd.runtime.inputs import finish, ingest, open_capture, ring_account
 from flowd.runtime.log import setup_logging
-from flowd.runtime.shard import LiveInput, Query, QueryKind, Shard, ShardReport
+from flowd.runtime.shard import ENDED_BATCH, LiveInput, Query, QueryKind, Shard, ShardReport, merge_ended
 
 log = logging.getLogger(__name__)
 
 FRAME: Final = struct.Struct("!I")  # length of the pickle that follows
 TICK: Final = 1.0  # seconds between reports and expiry scans when no deadline is nearer
-OUTBOX_RECORDS: Final = 4096  # ended flows gathered before they are sent between two expiry scans
 
 
 # --- messages -------------------------------------------------------------------------------------
@@ -147,22 +146,18 @@ class Worker:
 
     async def _flush_outbox(self) -> None:
         """Send every flow in the outbox, in one message (each family's flows in the order they ended)."""
-        parts: dict[str, list[FlowRecords]] = {}
-        for ended in self._outbox:
-            for family, records in ended.items():
-                if len(records):
-                    parts.setdefault(family, []).append(records)
+        flows = merge_ended(self._outbox)
         self._outbox, self._pending = [], 0
-        if parts:
-            await send(self.writer, Ended({f: FlowRecords.concat(p) for f, p in parts.items()}))
+        if flows:
+            await send(self.writer, Ended(flows))
 
     async def _flush_when_full(self) -> None:
-        """After a batch: send only once OUTBOX_RECORDS flows are waiting; the expiry scan sends the rest.
+        """After a batch: send only once ENDED_BATCH flows are waiting; the expiry scan sends the rest.
 
         Flows that end between two scans so reach the exporter in large messages, at most TICK late,
         instead of one message per ring wake-up.
         """
-        if self._pending >= OUTBOX_RECORDS:
+        if self._pending >= ENDED_BATCH:
             await self._flush_outbox()
 
     def _account(self, source: LiveInput) -> RingAccount:

@@ -24,12 +24,14 @@ from flowd.model.batch import FlowRecords, FrameBatch
 from flowd.model.expiry import ExpiryReason
 from flowd.runtime.routes import RouteSources
 from flowd.runtime.shard import (
+    ENDED_BATCH,
     RATE_WINDOW,
     Meters,
     Query,
     Shard,
     ShardReport,
     cpu_seconds,
+    merge_ended,
 )
 
 if TYPE_CHECKING:
@@ -58,6 +60,8 @@ class Probe:
         self.answers: list[ShardReport] = []  # the workers' answers to the latest query
         self.firewall_cleared: dict[str, tuple[int, int]] = {}  # `clear firewall` baselines (flowd.control.firewall)
         self.paced = asyncio.Event()  # set when export records wait for pacing (flowd/app.py pumps them)
+        self._held: list[Mapping[str, FlowRecords]] = []  # flows the live path ended, for the next expiry scan
+        self._held_count = 0
 
     @property
     def pipeline(self) -> Pipeline:
@@ -73,11 +77,28 @@ class Probe:
     def ingest(self, frames: FrameBatch, now: float, interface: str | None = None) -> None:
         self.export(self.shard.process(frames, now, interface), now)
 
+    def hold(self, ended: Mapping[str, FlowRecords], now: float) -> None:
+        """Keep flows the live path ended for the next expiry scan, as capture workers do (or export them
+        once ENDED_BATCH wait): one export call a scan instead of one a ring wake-up."""
+        if not ended:
+            return
+        self._held.append(ended)
+        self._held_count += sum(len(r) for r in ended.values())
+        if self._held_count >= ENDED_BATCH:
+            self.release(now)
+
+    def release(self, now: float) -> None:
+        """Export the held flows."""
+        held, self._held, self._held_count = self._held, [], 0
+        self.export(merge_ended(held), now)
+
     def expire(self, now: float) -> None:
+        self.release(now)
         self.export(self.shard.expire(now), now)
 
     def flush(self, now: float, reason: ExpiryReason = ExpiryReason.FORCED_END) -> int:
-        """End and export every flow cached in this process; return how many."""
+        """End and export every flow cached in this process (after the held ones); return how many."""
+        self.release(now)
         ended = self.shard.flush(now, reason)
         self.export(ended, now)
         return sum(len(r) for r in ended.values())

@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # batch mode never captures live: it need not import the capt
 RATE_WINDOW: Final = 10.0  # seconds behind "10-second rate" and the per-second memory rates
 OVERLOAD_HOLD: Final = 10.0  # seconds PPS overload stays on after the last refused or dropped packet
 EVENTS_REPORTED: Final = 32  # newest interface events of each capture a report carries
+ENDED_BATCH: Final = 4096  # ended flows gathered before they go to the exporter between two expiry scans
 
 
 def cpu_seconds() -> float:
@@ -254,6 +255,16 @@ class Shard:
         return ShardReport(worker=self.worker, ingest=self.pipeline.stats, families=families, rates=rates,
                            cpu_us=int(cpu_seconds() * 1e6), pps_overload=now - self._overload_at < OVERLOAD_HOLD,
                            captures=captures, flows=flows, flows_cleared=flows_cleared)
+
+
+def merge_ended(parts: Sequence[Mapping[str, FlowRecords]]) -> dict[str, FlowRecords]:
+    """Flows ended in several calls, per family, in one FlowRecords each (each family's in the order they ended)."""
+    families: dict[str, list[FlowRecords]] = {}
+    for ended in parts:
+        for family, records in ended.items():
+            if len(records):
+                families.setdefault(family, []).append(records)
+    return {family: FlowRecords.concat(records) for family, records in families.items()}
 
 
 def merge_ingest(parts: Sequence[IngestStats]) -> IngestStats:
