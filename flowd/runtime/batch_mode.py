@@ -10,6 +10,7 @@ for each chunk to leave before it ends the next, so the records waiting stay few
 from __future__ import annotations
 
 import contextlib
+import gc
 import sys
 import time
 from collections.abc import Generator
@@ -52,6 +53,7 @@ def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: i
         if isinstance(exc, CaptureUnreadable):
             return ExitStatus.NOINPUT
         return ExitStatus.DATAERR if isinstance(exc, CaptureError) else ExitStatus.UNAVAILABLE
+    gc.freeze()  # what is loaded by now lives to the end: collections skip it, and forked shards share it
     count = workers_for(path, cfg, workers)
     shards = Shards(path, cfg, count, batch_size) if count > 1 else None
     pipeline = shards.pipeline if shards is not None else Pipeline(cfg)
