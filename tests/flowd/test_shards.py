@@ -27,6 +27,7 @@ from flowd.model.drops import DropReason
 from flowd.runtime.budget import SharedBudget
 from flowd.runtime.probe import Probe
 from flowd.runtime.shard import (
+    ENDED_BATCH,
     LiveInput,
     Query,
     QueryKind,
@@ -261,3 +262,22 @@ def test_a_worker_that_dies_is_reported(tmp_path: Path) -> None:
 def test_label() -> None:
     assert LiveInput("ge-2/3/0", "eth1").label == "ge-2/3/0 (eth1)"
     assert LiveInput("eth1", "eth1").label == "eth1"
+
+
+def test_flows_the_live_path_ends_wait_for_the_expiry_scan_or_a_full_batch() -> None:
+    """Probe.hold: one export call per expiry scan (or per ENDED_BATCH flows), as the capture workers send theirs."""
+    cfg = with_overrides(load_config(None), flow_servers=[("127.0.0.1", 9)], interfaces=["eth1"])
+    probe = Probe(cfg, now=T0)
+    other = Shard(cfg)
+    other.process(frames("198.18.0.1", 3), T0, "eth1")
+    other.process(frames("198.18.0.2", 2), T0, "eth1")
+    ended = other.flush(T0)
+    probe.hold(ended, T0)
+    probe.hold(ended, T0)
+    exported = probe.exporter.counters
+    assert exported.flows_exported == 0  # held
+    probe.expire(T0 + 0.5)
+    assert exported.flows_exported == 4  # both calls' flows, in the scan's export
+    many = FlowRecords.concat([ended["inet"]] * (ENDED_BATCH // 2))
+    probe.hold({"inet": many}, T0 + 0.6)
+    assert exported.flows_exported == 4 + ENDED_BATCH  # a full batch goes at once
