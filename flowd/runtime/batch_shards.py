@@ -28,6 +28,7 @@ workers, so a full cache can evict differently.
 
 from __future__ import annotations
 
+import collections
 import os
 import traceback
 from collections.abc import Generator, Iterable, Iterator, Mapping
@@ -108,6 +109,7 @@ class _Done:
     flows_created: int
 
 
+LAG = 4  # batches the main process's shard may run ahead of the export (see Shards.steps)
 FLUSH_PIECE = 8192  # flows per _Flushed message: the flush streams, so no process holds every flow twice
 
 
@@ -183,29 +185,43 @@ class Shards:
         return message
 
     def steps(self) -> Generator[Step, None, None]:
-        """Every batch accounted in every shard: the flows it ended, then the flows expired, joined by family."""
+        """Every batch accounted in every shard: the flows it ended, then the flows expired, joined by family.
+
+        The main process's own shard runs up to LAG batches ahead of the export, which waits for the other
+        shards' flows of a batch only when it must (so a shard process that the scheduler holds back a
+        moment does not hold up the main one).
+        """
         now = 0.0
+        waiting: collections.deque[tuple[float, float, Flows, Flows]] = collections.deque()
         try:
             for item in own_rows(self._mailbox, self._exchange):
                 if isinstance(item, End):
                     if item.failure:
                         raise ShardError(item.failure)
+                    while waiting:
+                        yield self._joined_step(*waiting.popleft())
                     if item.error:
                         yield Step(now, now, [], item.error)
                     return
                 chunk, rows = item
                 now = max(now, chunk.ts_max)
-                ended = [self.pipeline.account(rows, chunk.frames, now)]
-                expired = [self.pipeline.expire(now)]
-                for conn in self._conns:
-                    reply = self._receive(conn)
-                    assert isinstance(reply, _Batch)
-                    ended.append(reply.ended)
-                    expired.append(reply.expired)
-                yield Step(chunk.ts_min, now, [*_joined(ended, ("inet", "inet6")),
-                                               *_joined(expired, self.pipeline.paths)])
+                waiting.append((chunk.ts_min, now, self.pipeline.account(rows, chunk.frames, now),
+                                self.pipeline.expire(now)))
+                while waiting and (len(waiting) > LAG or all(conn.poll() for conn in self._conns)):
+                    yield self._joined_step(*waiting.popleft())
         except ExchangeFailed as exc:
             raise ShardError(str(exc)) from None
+
+    def _joined_step(self, ts_min: float, now: float, ended: Flows, expired: Flows) -> Step:
+        """The main shard's flows of a batch joined with every other shard's (waited for)."""
+        ended_parts, expired_parts = [ended], [expired]
+        for conn in self._conns:
+            reply = self._receive(conn)
+            assert isinstance(reply, _Batch)
+            ended_parts.append(reply.ended)
+            expired_parts.append(reply.expired)
+        return Step(ts_min, now, [*_joined(ended_parts, ("inet", "inet6")),
+                                  *_joined(expired_parts, self.pipeline.paths)])
 
     def finish(self, now: float, chunk: int) -> Iterator[tuple[str, FlowRecords]]:
         """Flush every shard; the flows in chunks of ``chunk`` per family, as one cache's flush gives them.
