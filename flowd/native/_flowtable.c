@@ -182,6 +182,8 @@ static int grow32(uint32_t **p, uint32_t *cap, size_t want)
 static inline uint8_t *row_of(const store *st, uint32_t slot) { return st->rows + (size_t)slot * st->rowlen; }
 static inline value *val_of(const store *st, uint32_t slot) { return (value *)(row_of(st, slot) + st->keylen); }
 
+static const uint8_t V4_MAPPED[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};  /* ::ffff:0:0/96 */
+
 static inline store *store_of(Table *t, uint32_t id) { return &t->s[(id & V6) ? 1 : 0]; }
 static inline value *flow(Table *t, uint32_t id) { return val_of(store_of(t, id), id & SLOT); }
 
@@ -230,6 +232,18 @@ static inline uint64_t hash_key(const uint8_t *k, uint32_t len)
 /* --- the index ---------------------------------------------------------------------------------- */
 
 /* The slot holding key k (NIL if none); *pos gets its index position, or the empty one that ends the probe. */
+/* Whether two compact keys are equal: the IPv4 key's two words inline, the longer one through memcmp. */
+static inline int same_key(const uint8_t *a, const uint8_t *b, uint32_t len)
+{
+    if (len == V4_KEY) {
+        uint64_t x[2], y[2];
+        memcpy(x, a, V4_KEY);
+        memcpy(y, b, V4_KEY);
+        return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
+    }
+    return memcmp(a, b, len) == 0;
+}
+
 static inline uint32_t lookup(const store *st, const uint8_t *k, uint64_t h, uint32_t *pos)
 {
     uint32_t p = (uint32_t)h & st->mask;
@@ -237,7 +251,7 @@ static inline uint32_t lookup(const store *st, const uint8_t *k, uint64_t h, uin
         uint32_t e = st->index[p];
         if (!e)
             break;
-        if (memcmp(row_of(st, e - 1), k, st->keylen) == 0) {
+        if (same_key(row_of(st, e - 1), k, st->keylen)) {
             *pos = p;
             return e - 1;
         }
