@@ -3,7 +3,10 @@
 No signal that someone may send ends flowd uncleanly, whatever phase it is in:
 
 - SIGTERM, SIGINT and SIGQUIT stop it: the cached flows are exported and the control socket removed.
-- SIGHUP reloads the configuration; while stopping it is ignored (one log line).
+- SIGHUP reloads the configuration; while stopping it is ignored (one log line). A stop wins over a
+  reload that has not started: SIGHUPs are gathered for RELOAD_SETTLE seconds into one reload, which
+  is dropped when a stop signal came meanwhile or is still pending (Linux delivers the lowest-numbered
+  pending signal first, so a stream of SIGHUP can hold back a SIGTERM sent before it).
 - Every other signal whose default action would end the process (SIGUSR1, SIGUSR2, SIGALRM, SIGPROF,
   the real-time signals, ...) is ignored, with one log line per signal number.
 - Left alone: SIGKILL and SIGSTOP (they cannot be caught), the stop-from-terminal signals, and the
@@ -42,6 +45,7 @@ IGNORED: Final = tuple(sorted(
     (s for s in signal.valid_signals() if s not in _FAULTS | _HARMLESS and s not in STOP + RELOAD),
     key=int))
 HANDLED: Final = STOP + RELOAD + IGNORED
+RELOAD_SETTLE: Final = 0.05  # seconds SIGHUPs are gathered into one reload
 
 
 def name(sig: int) -> str:
@@ -61,6 +65,8 @@ class Signals:
         self._logged: set[int] = set()
         self._stop: Callable[[], None] | None = None
         self._reload: Callable[[], object] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reload_queued = False
 
     def remember(self) -> None:
         """Before the event loop: remember stop and reload signals; ignore the rest."""
@@ -75,7 +81,7 @@ class Signals:
     def attach(self, loop: asyncio.AbstractEventLoop, *, stop: Callable[[], None],
                reload: Callable[[], object]) -> None:
         """Let the running loop handle every signal, then act on those that came before it ran."""
-        self._stop, self._reload = stop, reload
+        self._stop, self._reload, self._loop = stop, reload, loop
         for sig in HANDLED:
             loop.add_signal_handler(sig, self.dispatch, sig)
         pending, self.pending = self.pending, []
@@ -92,13 +98,24 @@ class Signals:
                 self._stop()
             return
         if sig in RELOAD and not self.stopping:
-            assert self._reload is not None
-            self._reload()
+            if not self._reload_queued:
+                assert self._loop is not None
+                self._reload_queued = True
+                # after the settle time, one more turn of the loop: a stop signal read from the loop's
+                # wake-up pipe in that same turn is dispatched before the reload
+                self._loop.call_later(RELOAD_SETTLE, self._loop.call_soon, self._reload_now)
             return
         what = "stopping already" if sig in RELOAD else "flowd stops on SIGTERM, SIGINT or SIGQUIT"
         if sig not in self._logged:  # a flood of signals is one line each
             self._logged.add(sig)
             log.warning("%s ignored (%s)", name(sig), what)
+
+    def _reload_now(self) -> None:
+        self._reload_queued = False
+        if self.stopping or _stop_pending():
+            return
+        assert self._reload is not None
+        self._reload()
 
     def block(self) -> None:
         """When `run` is over: hold every handled signal back while the loop closes."""
@@ -109,3 +126,12 @@ class Signals:
         for sig in HANDLED:
             signal.signal(sig, signal.SIG_IGN)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)
+
+
+def _stop_pending() -> bool:
+    """Whether a stop signal is pending for this process (held back behind other signals)."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP)
+    try:
+        return bool(signal.sigpending() & set(STOP))
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
