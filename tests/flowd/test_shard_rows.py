@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_v5 import numbered, records
 
 from flowd.model.batch import PacketBatch
 from flowd.model.flowkey import is_ipv4
+from flowd.runtime.batch_shards import chunked
 from flowd.runtime.shard_rows import RowSlots, shard_of
 
 
@@ -50,3 +52,12 @@ def test_a_batch_larger_than_a_slot_is_refused() -> None:
     slots = RowSlots(2, (0,), slots=1, capacity=10)
     with pytest.raises(ValueError, match="do not fit"):
         slots.write(0, 0, packets(11, 3), 2)
+
+
+def test_streamed_flush_pieces_are_exported_in_whole_chunks() -> None:
+    """The end-of-file flush arrives in pieces from every shard; exports keep one cache's chunk sizes."""
+    pieces = [records(numbered(n)) for n in (5000, 5000, 3000, 8192, 1)]
+    got = list(chunked("inet", iter(pieces), 8192))
+    assert [(family, len(r)) for family, r in got] == [("inet", 8192), ("inet", 8192), ("inet", 4809)]
+    order = [int(p) for r in pieces for p in r.packets]
+    assert [int(p) for _, r in got for p in r.packets] == order  # in the pieces' order

@@ -189,14 +189,3 @@ def test_without_workers_a_small_file_is_read_by_one_process_a_large_one_by_ever
     assert workers_for(str(small), cfg, None) == 1
     assert workers_for(str(large), cfg, None) == len(os.sched_getaffinity(0))
     assert workers_for(str(small), cfg, 2) == 2  # asked for: honoured
-
-
-def test_streamed_flush_pieces_are_exported_in_whole_chunks() -> None:
-    """The end-of-file flush arrives in pieces from every shard; exports keep one cache's chunk sizes."""
-    from flowd.runtime.batch_shards import chunked
-    from tests.flowd.test_v5 import numbered, records
-    pieces = [records(numbered(n)) for n in (5000, 5000, 3000, 8192, 1)]
-    got = list(chunked("inet", iter(pieces), 8192))
-    assert [(family, len(r)) for family, r in got] == [("inet", 8192), ("inet", 8192), ("inet", 4809)]
-    order = [int(p) for r in pieces for p in r.packets]
-    assert [int(p) for _, r in got for p in r.packets] == order  # in the pieces' order
