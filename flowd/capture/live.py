@@ -217,7 +217,7 @@ class LiveCapture:
         snaplen: bytes kept of each frame.
     """
 
-    def __init__(self, interface: str, *, ring_blocks: int = 64, block_size: int = 1 << 20,
+    def __init__(self, interface: str, *, ring_blocks: int = 16, block_size: int = 4 << 20,
                  block_timeout_ms: int = 10, promiscuous: bool = False, direction: str = "in",
                  fanout_group: int | None = None, snaplen: int = 256) -> None:
         if not _valid_name(interface):

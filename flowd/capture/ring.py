@@ -105,8 +105,8 @@ RingAccount = Callable[[mmap.mmap, int, int, int, int, int], tuple[int, int, int
 class RingOptions:
     """How a ring is sized and what its socket receives (see LiveCapture for each field's meaning)."""
 
-    ring_blocks: int = 64
-    block_size: int = 1 << 20
+    ring_blocks: int = 16
+    block_size: int = 4 << 20
     block_timeout_ms: int = 10
     promiscuous: bool = False
     direction: str = "in"

@@ -360,11 +360,12 @@ class CaptureConfig:
                                      "captured interface, all joined in one PACKET_FANOUT hash group, so every "
                                      "flow stays on one worker, which owns that shard of the flow cache; the "
                                      "daemon process exports for all of them. 1 captures in the daemon process.")
-    ring_blocks: int = _leaf(64, key="ring-blocks", arg="N", kind="integer", range=(2, 65536),
+    ring_blocks: int = _leaf(16, key="ring-blocks", arg="N", kind="integer", range=(2, 65536),
                              help="Blocks in each ring (one ring per interface and worker).")
-    block_size: int = _leaf(1 << 20, key="block-size", arg="BYTES", kind="integer", range=(PAGE_SIZE, 1 << 30),
+    block_size: int = _leaf(4 << 20, key="block-size", arg="BYTES", kind="integer", range=(PAGE_SIZE, 1 << 30),
                             help=f"Bytes in each block, a multiple of {PAGE_SIZE}; ring memory is ring-blocks "
-                                 f"x block-size per interface and worker.")
+                                 f"x block-size per interface and worker. Fewer, larger blocks mean fewer "
+                                 f"wake-ups at moderate rates (the kernel hands over a block when it is full).")
     block_timeout: int = _leaf(200, key="block-timeout", arg="MILLISECONDS", kind="integer", range=(1, 60_000),
                                help="The kernel hands flowd a partly filled block after this long, so packets "
                                     "wait at most this long at a low rate (flows end after seconds, so this "

@@ -71,7 +71,7 @@ def test_capture_settings_parse_and_default() -> None:
     assert c.worker_count() == 3
     default = load_config(None).capture
     assert default.workers is None and default.worker_count() == len(os.sched_getaffinity(0))
-    assert (default.ring_blocks, default.block_size, default.direction, default.promiscuous) == (64, 1 << 20, "in", False)
+    assert (default.ring_blocks, default.block_size, default.direction, default.promiscuous) == (16, 4 << 20, "in", False)
     curly = parse_config("flowd { capture { workers 2; promiscuous; direction in; } }", source="t.conf",
                          syntax="junos")
     assert (curly.capture.workers, curly.capture.promiscuous) == (2, True)
