@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=None, help="flowd capture workers (default: one per CPU)")
     p.add_argument("--rounds", type=int, default=1, help="rounds; the tool that goes first alternates")
     p.add_argument("--buffer", type=int, default=64 << 20,
-                   help="softflowd -B (bytes); default 64 MiB, flowd's default ring (64 x 1 MiB)")
+                   help="softflowd -B (bytes); default 64 MiB, flowd's default ring (16 x 4 MiB)")
     args = p.parse_args(argv)
     if why := missing():
         print(f"live_zero_drop: {why}", file=sys.stderr)
