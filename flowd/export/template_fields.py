@@ -67,6 +67,22 @@ MPLS_LABELS: Final[tuple[Row, ...]] = (
     ("mplsLabelStackSection3", "mpls_label_3"),
 )
 
+# The last elements of every flow template: the counters and the flow's times.
+COUNTS_AND_TIMES: Final[tuple[Row, ...]] = (
+    ("octetDeltaCount", "octets"),
+    ("packetDeltaCount", "packets"),
+    ("flowStartMilliseconds", "start_ms"),
+    ("flowEndMilliseconds", "end_ms"),
+)
+
+# What the MPLS and bridge templates carry of the flow beside their own keys.
+INTERFACES_AND_END: Final[tuple[Row, ...]] = (
+    ("ingressInterface", "ingress_interface"),
+    ("egressInterface", "egress_interface"),
+    ("flowEndReason", "end_reason"),
+    ("flowDirection", ZERO),
+)
+
 IPV4_FIELDS: Final[tuple[Row, ...]] = (
     ("sourceIPv4Address", "src_ipv4"),
     ("destinationIPv4Address", "dst_ipv4"),
@@ -93,10 +109,7 @@ IPV4_FIELDS: Final[tuple[Row, ...]] = (
     ("dot1qVlanId", "vlan"),
     ("dot1qCustomerVlanId", "inner_vlan"),
     ("fragmentIdentification", ZERO),
-    ("octetDeltaCount", "octets"),
-    ("packetDeltaCount", "packets"),
-    ("flowStartMilliseconds", "start_ms"),
-    ("flowEndMilliseconds", "end_ms"),
+    *COUNTS_AND_TIMES,
 )
 
 IPV6_FIELDS: Final[tuple[Row, ...]] = (
@@ -125,23 +138,10 @@ IPV6_FIELDS: Final[tuple[Row, ...]] = (
     ("ipv6ExtensionHeaders", ZERO),  # the flow key does not keep the extension chain
     ("dot1qVlanId", "vlan"),
     ("dot1qCustomerVlanId", "inner_vlan"),
-    ("octetDeltaCount", "octets"),
-    ("packetDeltaCount", "packets"),
-    ("flowStartMilliseconds", "start_ms"),
-    ("flowEndMilliseconds", "end_ms"),
+    *COUNTS_AND_TIMES,
 )
 
-MPLS_FIELDS: Final[tuple[Row, ...]] = (
-    *MPLS_LABELS,
-    ("ingressInterface", "ingress_interface"),
-    ("egressInterface", "egress_interface"),
-    ("flowEndReason", "end_reason"),
-    ("flowDirection", ZERO),
-    ("octetDeltaCount", "octets"),
-    ("packetDeltaCount", "packets"),
-    ("flowStartMilliseconds", "start_ms"),
-    ("flowEndMilliseconds", "end_ms"),
-)
+MPLS_FIELDS: Final[tuple[Row, ...]] = (*MPLS_LABELS, *INTERFACES_AND_END, *COUNTS_AND_TIMES)
 
 MPLS_IPV4_FIELDS: Final[tuple[Row, ...]] = (
     *MPLS_LABELS,
@@ -155,14 +155,8 @@ BRIDGE_FIELDS: Final[tuple[Row, ...]] = (
     ("ethernetType", "ethernet_type"),
     ("vlanId", "vlan"),
     ("dot1qVlanId", "vlan"),
-    ("ingressInterface", "ingress_interface"),
-    ("egressInterface", "egress_interface"),
-    ("flowEndReason", "end_reason"),
-    ("flowDirection", ZERO),
-    ("octetDeltaCount", "octets"),
-    ("packetDeltaCount", "packets"),
-    ("flowStartMilliseconds", "start_ms"),
-    ("flowEndMilliseconds", "end_ms"),
+    *INTERFACES_AND_END,
+    *COUNTS_AND_TIMES,
 )
 
 PEER_AS_BILLING_FIELDS: Final[tuple[Row, ...]] = (
@@ -170,10 +164,7 @@ PEER_AS_BILLING_FIELDS: Final[tuple[Row, ...]] = (
     ("ingressInterface", "ingress_interface"),
     ("bgpNextAdjacentAsNumber", "dst_peer_as"),  # destination peer AS
     ("bgpNextHopIPv4Address", "bgp_next_hop_ipv4"),
-    ("octetDeltaCount", "octets"),
-    ("packetDeltaCount", "packets"),
-    ("flowStartMilliseconds", "start_ms"),
-    ("flowEndMilliseconds", "end_ms"),
+    *COUNTS_AND_TIMES,
 )
 
 # The v9 flavour: the same rows with these replaced (keyed by IE name).
