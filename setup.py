@@ -13,10 +13,11 @@ from __future__ import annotations
 from setuptools import Extension, setup  # type: ignore[import-untyped]
 
 setup(ext_modules=[
-    Extension("flowd.native._fastpath", ["flowd/native/_fastpath.c"], depends=["flowd/native/_decode.h"],
-              optional=True, extra_compile_args=["-O2"]),
+    Extension("flowd.native._fastpath", ["flowd/native/_fastpath.c"],
+              depends=["flowd/native/_decode.h", "flowd/native/_flowkey.h"], optional=True, extra_compile_args=["-O2"]),
     Extension("flowd.native._flowtable", ["flowd/native/_flowtable.c", "flowd/native/_live.c"],
-              depends=["flowd/native/_flowtable.h", "flowd/native/_decode.h", "flowd/native/_tpacket.h"],
+              depends=["flowd/native/_flowtable.h", "flowd/native/_flowkey.h", "flowd/native/_decode.h",
+                       "flowd/native/_tpacket.h"],
               optional=True, extra_compile_args=["-O2"]),
     Extension("flowd.native._ring", ["flowd/native/_ring.c"], depends=["flowd/native/_tpacket.h"], optional=True,
               extra_compile_args=["-O2"]),

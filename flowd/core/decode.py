@@ -21,7 +21,7 @@ from flowd.core.frame_rules import (
     drops_of,
     frame_arrays,
 )
-from flowd.model.batch import MAC_BYTES, FrameBatch, PacketBatch
+from flowd.model.batch import MAC_BYTES, U8, FrameBatch, PacketBatch
 from flowd.model.flowkey import KEY_BYTES
 from flowd.native import compiled
 
@@ -37,6 +37,19 @@ def decode(frames: FrameBatch, macs: bool = False) -> Decoded:
     return decode_numpy(frames, macs) if extract is None else _decode_compiled(frames, extract, macs)
 
 
+def decode_unselected(frames: FrameBatch, macs: bool = False) -> tuple[Decoded, U8 | None]:
+    """``decode``, where the packets may still hold a row for every frame: then the status column says
+    which rows are accounted (``OK``), else it is None and every row is. Saves copying the accounted rows
+    out for a caller that copies them anyway (flowd.runtime.shard_rows)."""
+    extract = _EXTRACT
+    if extract is None:
+        return decode_numpy(frames, macs), None
+    full, status = _extract_all(frames, extract, macs)
+    if bool((status == OK).all()):
+        return _selected(full, status, frames), None
+    return Decoded(packets=full, drops=drops_of(status)), status
+
+
 def _compiled_extract() -> Callable[..., None] | None:
     """flowd.native._fastpath.extract, unless it is not built, FLOWD_NO_FASTPATH=1, or its codes differ."""
     extract: Callable[..., None] | None = compiled(
@@ -47,8 +60,8 @@ def _compiled_extract() -> Callable[..., None] | None:
 _EXTRACT = _compiled_extract()
 
 
-def _decode_compiled(frames: FrameBatch, extract: Callable[..., None], macs: bool = False) -> Decoded:
-    """``decode`` with flowd.native._fastpath.extract doing every frame; rows it leaves go to ``decode_rows``."""
+def _extract_all(frames: FrameBatch, extract: Callable[..., None], macs: bool) -> tuple[PacketBatch, U8]:
+    """flowd.native._fastpath.extract on every frame, rows it leaves done by ``decode_rows``: a row per frame, its status."""
     n = len(frames)
     buf, off, cap = frame_arrays(frames)
     full = PacketBatch(
@@ -71,6 +84,17 @@ def _decode_compiled(frames: FrameBatch, extract: Callable[..., None], macs: boo
             full.vlan[at], full.inner_vlan[at], full.mpls[at] = part.vlan, part.inner_vlan, part.mpls
         if full.mac is not None and part.mac is not None:
             full.mac[at] = part.mac
+    return full, status
+
+
+def _decode_compiled(frames: FrameBatch, extract: Callable[..., None], macs: bool = False) -> Decoded:
+    """``decode`` with flowd.native._fastpath.extract doing every frame; rows it leaves go to ``decode_rows``."""
+    full, status = _extract_all(frames, extract, macs)
+    return _selected(full, status, frames)
+
+
+def _selected(full: PacketBatch, status: U8, frames: FrameBatch) -> Decoded:
+    """The accounted rows of ``_extract_all``'s result."""
     accounted = status == OK
     if bool(accounted.all()):
         full.ts = frames.ts.copy()

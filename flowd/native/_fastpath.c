@@ -1,12 +1,13 @@
-/* flowd.native._fastpath: the compiled pcap record walk and frame decoder of flowd's batch path.
+/* flowd.native._fastpath: the compiled pcap record walk, frame decoder and shard grouping of flowd's batch path.
  *
- * Two loops that flowd/capture/files.py and flowd/core/decode.py otherwise run in Python and numpy
- * (../shared/guide/performance.md, paths 4a/4b). Each does exactly what its pure twin does; the pure
+ * Loops that flowd/capture/files.py, flowd/core/decode.py and flowd/runtime/shard_rows.py otherwise run
+ * in Python and numpy (../shared/guide/performance.md, paths 4a/4b). Each does exactly what its pure twin does; the pure
  * code stays the statement of the rules and the oracle tests/flowd/test_fastpath.py compares with:
  *
  *   walk_pcap     ==  files._walk_pcap_numpy  (classic pcap records -> offset/caplen/wirelen/ts columns)
  *   extract       ==  decode.decode_frame, for every frame of a batch (key row, columns, status byte)
  *   walk_tpacket  ==  capture.ring.packet_offsets (TPACKET_V3 ring blocks -> packet header offsets)
+ *   group_rows    ==  runtime.shard_rows.group_rows_numpy (batch-mode rows grouped by owning shard)
  *
  * Arrays come in through the buffer protocol (numpy allocates them; no numpy headers are used), and
  * nothing is read outside the buffer or past a frame's caplen. The module is optional: without it
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #include "_decode.h"
+#include "_flowkey.h"
 
 /* --- shared tables (flowd.capture.files._WalkStop; the decode codes are in _decode.h) ------------- */
 
@@ -33,6 +35,7 @@ enum walk_stop {
 /* --- batch constants ---------------------------------------------------------------------- */
 
 #define PCAP_RECORD_HEADER 16
+#define WALK_AHEAD 32768 /* bytes the pcap walk fetches ahead of the record it reads */
 #define PREFETCH_AHEAD 16 /* frames: extract reads a frame's headers while later ones are on their way */
 /* TPACKET_V3 (linux/if_packet.h): tpacket_block_desc is 48 bytes, its num_pkts, offset_to_first_pkt
  * and blk_len are at 12, 16 and 20; a tpacket3_hdr is 48 bytes, 8-aligned, tp_next_offset first. */
@@ -209,10 +212,14 @@ static PyObject *walk_pcap(PyObject *self, PyObject *args)
         goto fail;
 
     const double units = nanosecond ? 1e9 : 1e6;
-    Py_ssize_t pos = start, count = 0;
+    Py_ssize_t pos = start, count = 0, ahead = start;
     int stop = WALK_FULL;
     Py_BEGIN_ALLOW_THREADS
     for (; count < max_records; count++) {
+        /* Each header's place depends on the one before, so the walk would wait on memory for every
+         * record: stream the bytes WALK_AHEAD beyond it into the cache instead, line by line. */
+        for (Py_ssize_t until = pos + WALK_AHEAD < end ? pos + WALK_AHEAD : end; ahead < until; ahead += 64)
+            __builtin_prefetch(buf + ahead);
         /* record header: seconds, fraction, captured length, original length (file byte order) */
         if (end - pos < PCAP_RECORD_HEADER) {
             stop = WALK_HEADER;
@@ -321,18 +328,90 @@ fail:
     return NULL;
 }
 
+PyDoc_STRVAR(group_rows_doc,
+"group_rows(keys, status, shards, order_out, counts_out) -> rows\n\n"
+"The rows of an (n, 40) uint8 key array grouped as flowd.runtime.shard_rows.group_rows_numpy does:\n"
+"group 2 * shard + (0 for IPv4, 1 for IPv6), the shard from the key's hash (shard_of); order_out\n"
+"(int64, n) gets the row numbers group by group, each group in row order, counts_out (int64,\n"
+"2 * shards) each group's size. Only rows whose status (uint8, n, or None: every row) is 0 count.");
+
+/* flowd.runtime.shard_rows.shard_of's hash: the key's five native words folded by XOR, times MIX */
+#define SHARD_MIX 0x9E3779B97F4A7C15ull
+
+static PyObject *group_rows(PyObject *self, PyObject *args)
+{
+    PyObject *keyo, *statuso, *ordero, *countso;
+    Py_ssize_t shards;
+    arrays a = {.held = 0};
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOnOO:group_rows", &keyo, &statuso, &shards, &ordero, &countso))
+        return NULL;
+    if (shards < 1 || shards > 1024) {
+        PyErr_SetString(PyExc_ValueError, "group_rows: shards must be 1..1024");
+        return NULL;
+    }
+    Py_ssize_t n = PyObject_Length(ordero);
+    if (n < 0)
+        return NULL;
+    const uint8_t *keys = take(&a, keyo, "keys", 'B', 1, n * KEY_BYTES, 0);
+    int64_t *order = keys ? take(&a, ordero, "order_out", 'q', 8, n, 1) : NULL;
+    int64_t *counts = order ? take(&a, countso, "counts_out", 'q', 8, 2 * shards, 1) : NULL;
+    const uint8_t *status = NULL;
+    if (counts && statuso != Py_None && (status = take(&a, statuso, "status", 'B', 1, n, 0)) == NULL)
+        counts = NULL;
+    uint16_t *group = counts ? PyMem_Malloc((size_t)(n ? n : 1) * sizeof *group) : NULL;
+    if (group == NULL) {
+        if (counts)
+            PyErr_NoMemory();
+        release(&a);
+        return NULL;
+    }
+    Py_ssize_t groups = 2 * shards, kept = 0;
+    Py_BEGIN_ALLOW_THREADS
+    memset(counts, 0, (size_t)groups * sizeof *counts);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (status && status[i]) {
+            group[i] = UINT16_MAX;
+            continue;
+        }
+        const uint8_t *k = keys + i * KEY_BYTES;
+        uint64_t w[KEY_BYTES / 8], folded = 0;
+        memcpy(w, k, KEY_BYTES);
+        for (int j = 0; j < KEY_BYTES / 8; j++)
+            folded ^= w[j];
+        folded *= SHARD_MIX;
+        uint64_t shard = ((folded >> 32) * (uint64_t)shards) >> 32;
+        group[i] = (uint16_t)(2 * shard + !is_v4(k));
+        counts[group[i]]++;
+    }
+    int64_t next[2048], at = 0;
+    for (Py_ssize_t g = 0; g < groups; g++) {
+        next[g] = at;
+        at += counts[g];
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (group[i] != UINT16_MAX)
+            order[next[group[i]]++] = i;
+    kept = at;
+    Py_END_ALLOW_THREADS
+    PyMem_Free(group);
+    release(&a);
+    return PyLong_FromSsize_t(kept);
+}
+
 /* --- the module ------------------------------------------------------------------------------ */
 
 static PyMethodDef methods[] = {
     {"extract", extract, METH_VARARGS, extract_doc},
     {"walk_pcap", walk_pcap, METH_VARARGS, walk_pcap_doc},
     {"walk_tpacket", walk_tpacket, METH_VARARGS, walk_tpacket_doc},
+    {"group_rows", group_rows, METH_VARARGS, group_rows_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "flowd.native._fastpath",
-    "Compiled pcap record and ring block walks and frame decoder for flowd's batch path (optional).", -1, methods,
+    "Compiled pcap record and ring block walks, frame decoder and shard grouping for flowd's batch path (optional).", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from flowd.capture.files import CaptureReader
 from flowd.capture.layouts import CaptureError
-from flowd.core.decode import decode
+from flowd.core.decode import decode_unselected
 from flowd.core.frame_rules import Decoded
 from flowd.model.drops import DropReason
 from flowd.runtime.shard_rows import Credits, RowSlots
@@ -150,11 +150,11 @@ class Producer:
             for i, frames in enumerate(batches):
                 if exchange.producer_of(i) != index:
                     continue  # another process decodes it
-                decoded = decode(frames, exchange.macs)
+                decoded, status = decode_unselected(frames, exchange.macs)
                 slot = exchange.slot_of(i)
                 if not exchange.credits.claim(index, self._stop):
                     return
-                starts, counts = exchange.rows.write(index, slot, decoded.packets, shards)
+                starts, counts = exchange.rows.write(index, slot, decoded.packets, shards, status)
                 chunk = Chunk(i, index, slot, starts, counts, len(frames), decoded.drops,
                               float(frames.ts.min()), float(frames.ts.max()))
                 for send in senders:

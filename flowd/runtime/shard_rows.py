@@ -15,6 +15,7 @@ from __future__ import annotations
 import mmap
 import threading
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -23,6 +24,7 @@ import numpy.typing as npt
 from flowd.core.batch_groups import key_words
 from flowd.model.batch import MAC_BYTES, PacketBatch
 from flowd.model.flowkey import KEY_BYTES, is_ipv4
+from flowd.native import compiled
 
 if TYPE_CHECKING:  # multiprocessing is imported when shards start: a one-process run does without it
     from multiprocessing.context import BaseContext
@@ -39,15 +41,45 @@ _MIX: Final = np.uint64(0x9E3779B97F4A7C15)  # odd: 2**64 / golden ratio (Fibona
 WAIT_STEP: Final = 0.2  # seconds between looks at the stop event while waiting for a slot
 
 
-def shard_of(packets: PacketBatch, shards: int) -> npt.NDArray[np.intp]:
-    """Each packet's shard: its flow key's words folded by XOR, mixed by one multiplication, scaled to ``shards``."""
-    words = key_words(packets.key)
+def shard_of(keys: npt.NDArray[np.uint8], shards: int) -> npt.NDArray[np.intp]:
+    """Each (n, 40) flow key's shard: its words folded by XOR, mixed by one multiplication, scaled to ``shards``."""
+    words = key_words(keys)
     folded = words[:, 0] ^ words[:, 1]  # column by column: several times faster than a reduce along rows
     for column in range(2, words.shape[1]):
         folded ^= words[:, column]
     folded *= _MIX
     shard: npt.NDArray[np.intp] = ((folded >> np.uint64(32)) * np.uint64(shards) >> np.uint64(32)).astype(np.intp)
     return shard
+
+
+Groups = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]  # row numbers group by group; each group's size
+Grouper = Callable[[npt.NDArray[np.uint8], "npt.NDArray[np.uint8] | None", int], Groups]
+
+
+def group_rows_numpy(keys: npt.NDArray[np.uint8], status: npt.NDArray[np.uint8] | None, shards: int) -> Groups:
+    """The rows grouped by owner, group ``2 * shard`` (IPv4) then ``2 * shard + 1`` (IPv6), each group in row
+    order; only rows whose ``status`` is 0 (flowd.core.frame_rules.OK) count, every row when it is None."""
+    rows = np.arange(len(keys)) if status is None else np.flatnonzero(status == 0)
+    owner = shard_of(keys[rows], shards) * 2 + ~is_ipv4(keys[rows])
+    order: npt.NDArray[np.int64] = rows[np.argsort(owner, kind="stable")].astype(np.int64, copy=False)
+    return order, np.bincount(owner, minlength=2 * shards).astype(np.int64)
+
+
+def _compiled_grouper() -> Grouper | None:
+    """group_rows_numpy's C twin (flowd.native._fastpath.group_rows); None if unbuilt or disabled."""
+    group = compiled("group_rows")
+    if group is None:
+        return None
+
+    def group_rows_compiled(keys: npt.NDArray[np.uint8], status: npt.NDArray[np.uint8] | None, shards: int) -> Groups:
+        order, counts = np.empty(len(keys), np.int64), np.empty(2 * shards, np.int64)
+        kept = group(np.ascontiguousarray(keys), status, shards, order, counts)
+        return order[:kept], counts
+
+    return group_rows_compiled
+
+
+group_rows: Grouper = _compiled_grouper() or group_rows_numpy
 
 
 def _column_bytes(capacity: int, dtype: np.dtype[Any], width: int) -> int:
@@ -84,24 +116,22 @@ class RowSlots:
                 ring.append(columns)
             self._columns.append(ring)
 
-    def write(self, producer: int, slot: int, packets: PacketBatch, shards: int
-              ) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """Put a batch's rows into a slot, grouped by shard in file order; each shard's first row and count."""
-        n = len(packets)
+    def write(self, producer: int, slot: int, packets: PacketBatch, shards: int,
+              status: npt.NDArray[np.uint8] | None = None) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Put a batch's rows into a slot, grouped by shard in file order; each shard's first row and count.
+
+        With ``status`` (flowd.core.decode.decode_unselected) only the rows it says are accounted go in.
+        """
+        order, counts = group_rows(packets.key, status, shards)
+        n = len(order)
         if n > self.capacity:
             raise ValueError(f"{n} rows do not fit a slot of {self.capacity}")
-        owner = shard_of(packets, shards) * 2 + ~is_ipv4(packets.key)  # shard, then IPv4 before IPv6
         columns = self._columns[producer][slot]
-        starts, counts = [], []
-        start = 0
-        for shard in range(shards):
-            rows = np.concatenate((np.flatnonzero(owner == 2 * shard), np.flatnonzero(owner == 2 * shard + 1)))
-            for name in self.columns:  # mode="clip": no bounds check, and no copy of the output first
-                np.take(getattr(packets, name), rows, axis=0, out=columns[name][start:start + len(rows)], mode="clip")
-            starts.append(start)
-            counts.append(len(rows))
-            start += len(rows)
-        return tuple(starts), tuple(counts)
+        for name in self.columns:  # mode="clip": no bounds check, and no copy of the output first
+            np.take(getattr(packets, name), order, axis=0, out=columns[name][:n], mode="clip")
+        per_shard = counts.reshape(shards, 2).sum(axis=1)
+        starts = np.concatenate(([0], np.cumsum(per_shard)[:-1]))
+        return tuple(int(x) for x in starts), tuple(int(x) for x in per_shard)
 
     def rows(self, producer: int, slot: int, start: int, count: int) -> PacketBatch:
         """One shard's rows of a slot, as views into the shared mapping (valid until the slot is given back)."""

@@ -10,7 +10,7 @@ from test_v5 import numbered, records
 from flowd.model.batch import PacketBatch
 from flowd.model.flowkey import is_ipv4
 from flowd.runtime.batch_shards import chunked
-from flowd.runtime.shard_rows import RowSlots, shard_of
+from flowd.runtime.shard_rows import RowSlots, group_rows, group_rows_numpy, shard_of
 
 
 def packets(n: int, seed: int, macs: bool = False) -> PacketBatch:
@@ -28,13 +28,18 @@ def packets(n: int, seed: int, macs: bool = False) -> PacketBatch:
                        mac=rng.integers(0, 256, (n, 12), dtype=np.uint8) if macs else None)
 
 
-@pytest.mark.parametrize(("shards", "macs"), [(2, False), (3, True), (5, False)])
-def test_each_shard_reads_its_own_rows_in_order(shards: int, macs: bool) -> None:
+@pytest.mark.parametrize(("shards", "macs", "dropped"), [(2, False, False), (3, True, False), (5, False, False),
+                                                       (2, False, True), (3, True, True)])
+def test_each_shard_reads_its_own_rows_in_order(shards: int, macs: bool, dropped: bool) -> None:
+    """With a status column (decode_unselected) only the accounted rows go in, as if decode had selected them."""
     slots = RowSlots(shards, tuple(range(shards)), slots=2, capacity=1000, macs=macs)
     batches = [packets(1000, 1, macs), packets(700, 2, macs)]
-    where = [slots.write(shards - 1, slot, batch, shards) for slot, batch in enumerate(batches)]
+    statuses = [np.random.default_rng(n).integers(0, 2, n, dtype=np.uint8) if dropped else None for n in (1000, 700)]
+    where = [slots.write(shards - 1, slot, batch, shards, status)
+             for slot, (batch, status) in enumerate(zip(batches, statuses, strict=True))]
+    batches = [b if st is None else b.take(st == 0) for b, st in zip(batches, statuses, strict=True)]
     for slot, (batch, (starts, counts)) in enumerate(zip(batches, where, strict=True)):
-        owner = shard_of(batch, shards)
+        owner = shard_of(batch.key, shards)
         assert sum(counts) == len(batch) and starts[0] == 0
         for shard in range(shards):
             got = slots.rows(shards - 1, slot, starts[shard], counts[shard])
@@ -44,8 +49,23 @@ def test_each_shard_reads_its_own_rows_in_order(shards: int, macs: bool) -> None
             assert (got.mac is None) is not macs
             for name in PacketBatch.__slots__:
                 assert np.array_equal(getattr(got, name), getattr(want, name)), (shard, name)
-        assert len(set(owner[len(batch) // 2:])) == 1  # a flow's packets all have one owner
+        assert dropped or len(set(owner[len(batch) // 2:])) == 1  # a flow's packets all have one owner
         assert 0 < np.count_nonzero(is_ipv4(batch.key)) < len(batch)
+
+
+@pytest.mark.parametrize("shards", [1, 2, 3, 7])
+def test_the_compiled_grouping_equals_the_numpy_one(shards: int) -> None:
+    """Row numbers group by group (shard, then IPv4 before IPv6), each group in row order, and the sizes."""
+    rng = np.random.default_rng(7)
+    for keys in (np.zeros((0, 40), np.uint8), packets(2, 5).key, packets(5000, 6).key):
+        n = len(keys)
+        for status in (None, rng.integers(0, 3, n, dtype=np.uint8)):  # rows with a status other than 0 left out
+            order, counts = group_rows(keys, status, shards)
+            want_order, want_counts = group_rows_numpy(keys, status, shards)
+            assert order.tolist() == want_order.tolist() and counts.tolist() == want_counts.tolist()
+            kept = np.arange(n) if status is None else np.flatnonzero(status == 0)
+            owner = shard_of(keys, shards) * 2 + ~is_ipv4(keys)
+            assert sorted(order.tolist()) == kept.tolist() and owner[order].tolist() == sorted(owner[kept].tolist())
 
 
 def test_a_batch_larger_than_a_slot_is_refused() -> None:

@@ -139,14 +139,14 @@ def test_pcapng_and_gzip_give_what_one_process_gives(capture: Path, tmp_path: Pa
 def test_every_frame_is_decoded_by_one_process(capture: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                                ) -> None:
     log = tmp_path / "decoded"
-    decode = batch_chunks.decode
+    decode = batch_chunks.decode_unselected
 
     def logged(frames: FrameBatch, macs: bool) -> object:  # each process appends: pid, first frame's offset, frames
         with open(log, "a") as out:
             out.write(f"{os.getpid()} {int(frames.offset[0])} {len(frames)}\n")
         return decode(frames, macs)
 
-    monkeypatch.setattr(batch_chunks, "decode", logged)
+    monkeypatch.setattr(batch_chunks, "decode_unselected", logged)
     cfg = with_overrides(load_config(None), flow_servers=[("127.0.0.1", 9)], source_address="127.0.0.1")
     for workers in (2, 3):
         log.write_text("")
