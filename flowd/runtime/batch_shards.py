@@ -35,7 +35,6 @@ from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-import numpy as np
 
 from flowd.capture.files import open_capture
 from flowd.config.schema import Config
@@ -287,8 +286,8 @@ def chunked(family: str, pieces: Iterable[FlowRecords], chunk: int) -> Iterator[
         count += len(records)
         while count >= chunk:
             joined = FlowRecords.concat(held)
-            yield family, joined.take(np.arange(chunk))
-            rest = joined.take(np.arange(chunk, len(joined)))
+            yield family, joined.take(slice(0, chunk))  # views: nothing is copied but by concat
+            rest = joined.take(slice(chunk, len(joined)))
             held, count = [rest], len(rest)
     if count:
         yield family, FlowRecords.concat(held)
