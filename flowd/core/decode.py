@@ -61,7 +61,8 @@ _EXTRACT = _compiled_extract()
 
 
 def _extract_all(frames: FrameBatch, extract: Callable[..., None], macs: bool) -> tuple[PacketBatch, U8]:
-    """flowd.native._fastpath.extract on every frame, rows it leaves done by ``decode_rows``: a row per frame, its status."""
+    """flowd.native._fastpath.extract on every frame (rows it leaves done by ``decode_rows``): a row per frame, and
+    each frame's status."""
     n = len(frames)
     buf, off, cap = frame_arrays(frames)
     full = PacketBatch(

@@ -1,8 +1,10 @@
-/* flowd.native._fastpath: the compiled pcap record walk, frame decoder and shard grouping of flowd's batch path.
+/* flowd.native._fastpath: the compiled pcap record walk, frame decoder and shard grouping of flowd's batch
+ * path.
  *
  * Loops that flowd/capture/files.py, flowd/core/decode.py and flowd/runtime/shard_rows.py otherwise run
- * in Python and numpy (../shared/guide/performance.md, paths 4a/4b). Each does exactly what its pure twin does; the pure
- * code stays the statement of the rules and the oracle tests/flowd/test_fastpath.py compares with:
+ * in Python and numpy (../shared/guide/performance.md, paths 4a/4b). Each does exactly what its pure twin
+ * does; the pure code stays the statement of the rules and the oracle the tests compare with
+ * (tests/flowd/test_fastpath.py, tests/flowd/test_shard_rows.py):
  *
  *   walk_pcap     ==  files._walk_pcap_numpy  (classic pcap records -> offset/caplen/wirelen/ts columns)
  *   extract       ==  decode.decode_frame, for every frame of a batch (key row, columns, status byte)
@@ -411,7 +413,8 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "flowd.native._fastpath",
-    "Compiled pcap record and ring block walks, frame decoder and shard grouping for flowd's batch path (optional).", -1, methods,
+    "Compiled pcap record and ring block walks, frame decoder and shard grouping for flowd's batch path "
+    "(optional).", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 

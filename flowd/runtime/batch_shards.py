@@ -35,7 +35,6 @@ from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-
 from flowd.capture.files import open_capture
 from flowd.config.schema import Config
 from flowd.core.frame_rules import Decoded

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import mmap
 import threading
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -53,7 +53,7 @@ def shard_of(keys: npt.NDArray[np.uint8], shards: int) -> npt.NDArray[np.intp]:
 
 
 Groups = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]  # row numbers group by group; each group's size
-Grouper = Callable[[npt.NDArray[np.uint8], "npt.NDArray[np.uint8] | None", int], Groups]
+Grouper = Callable[[npt.NDArray[np.uint8], npt.NDArray[np.uint8] | None, int], Groups]
 
 
 def group_rows_numpy(keys: npt.NDArray[np.uint8], status: npt.NDArray[np.uint8] | None, shards: int) -> Groups:
