@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from typing import NoReturn, cast
 
 from flowd import __version__
-from flowd.config.diagnosis import check_config_main
 from flowd.config.loader import load_config
 from flowd.config.overrides import with_overrides
 from flowd.config.schema import Config, ConfigError
@@ -24,7 +24,12 @@ examples:
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, with usage errors exiting EX_USAGE (64) instead of 2."""
+    """argparse, with usage errors exiting EX_USAGE (64) instead of 2, and the exit statuses and examples after
+    the help (written when the help is: a run that prints none does without the text wrapping)."""
+
+    def format_help(self) -> str:
+        self.epilog = f"{epilog()}\n\n{EXAMPLES}"
+        return super().format_help()
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
@@ -63,7 +68,7 @@ def replay_speed(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(
         prog="flowd", description="Junos-style active flow monitoring: capture, flow cache, "
-        "cflowd/NetFlow export.", epilog=f"{epilog()}\n\n{EXAMPLES}", formatter_class=argparse.RawDescriptionHelpFormatter)
+        "cflowd/NetFlow export.", formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"flowd {__version__}")
     p.add_argument("--config", metavar="FILE",
                    help="YAML or Junos curly-brace configuration (default: the embedded example)")
@@ -143,6 +148,24 @@ def overrides(args: argparse.Namespace, cfg: Config) -> Config:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Start-up allocates much and frees little (modules, classes, the configuration): a collection during it
+    # walks what lives on for nothing, some 6 ms of a one-packet --read. Collection resumes when the chosen
+    # mode starts (`started`), or when main returns.
+    gc.disable()
+    try:
+        return _main(argv)
+    finally:
+        gc.enable()
+
+
+def started() -> None:
+    """Start-up is over: what it loaded lives to the end (collections skip it, forked processes share its
+    pages), and garbage collection resumes."""
+    gc.freeze()
+    gc.enable()
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     install_only = [f"--{n}" for n in ("root", "flowd-path", "reader", "admin") if getattr(args, n.replace("-", "_"))]
@@ -153,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return ExitStatus.OSERR if install_main(args) else ExitStatus.OK
     if args.check_config:
+        from flowd.config.diagnosis import check_config_main
+
         return ExitStatus.CONFIG if check_config_main(args.config) else ExitStatus.OK
     try:
         cfg = configure(args)
@@ -162,12 +187,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.demo:
         from flowd.demo import run_demo
 
+        started()
         return run_demo(args.config)
     if args.read and args.interface:
         parser.error("--interface runs the daemon; it cannot be combined with --read")
     if args.read:
         from flowd.runtime.batch_mode import run_batch
 
+        started()
         return run_batch(args.read, cfg, workers=args.workers)
     return run_daemon(args, cfg)
 
@@ -195,6 +222,7 @@ def run_daemon(args: argparse.Namespace, cfg: Config) -> int:
     from flowd.runtime.log import setup_logging
     from flowd.runtime.worker_pool import WorkerError
 
+    started()
     setup_logging(args.log_level)
     log = logging.getLogger("flowd")
     socket_path = args.socket or cfg.control.socket or str(default_socket_path())

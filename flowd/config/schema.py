@@ -2,7 +2,7 @@
 
 Statement names, ranges and defaults follow ../shared/spec/junos-reference.md §2. Field metadata
 (key, syntax, kind, range, shown default, help) drives the validator (`flowd.config.checker`) and
-the docs generator (`flowd.config.docs`). Imports nothing of flowd but the Junos syntax leaf.
+the docs generator (`flowd.config.docs`). Imports nothing of flowd but the Junos syntax leaf and the model.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Final
 
+from flowd.model.frozen import Frozen
 from flowd.syntax.junos import Key
 
 Prefix = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -90,7 +91,8 @@ class ConfigError(Exception):
 
 # --- dataclasses -----------------------------------------------------------------------------------
 # Field metadata: key (the statement read by the generic leaf reader), syntax (for the docs),
-# kind (how the value is read), range, shown (default as the docs print it), help.
+# kind (how the value is read), range, shown (default as the docs print it), help. Each class derives
+# equality, hashing and repr from flowd.model.frozen.Frozen (start-up compiles fewer methods).
 
 
 def _opt(default: Any = MISSING, *, syntax: str | None, help: str, kind: str = "block", key: str | None = None,
@@ -105,8 +107,8 @@ def _leaf(default: Any = MISSING, *, key: str, arg: str, kind: str, help: str, w
     return _opt(default, syntax=syntax, kind=kind, key=key, range=range, shown=shown, help=help)
 
 
-@dataclass(frozen=True, slots=True)
-class SamplingInput:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class SamplingInput(Frozen):
     """`forwarding-options sampling input` (and the per-family `family F input` override)."""
 
     rate: int = _leaf(1, key="rate", arg="N", kind="integer", range=(1, 16_000_000),
@@ -121,8 +123,8 @@ class SamplingInput:
                                        range=(0, 9192), help="Bytes of each sampled packet to keep; 0 keeps all.")
 
 
-@dataclass(frozen=True, slots=True)
-class FlowServer:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class FlowServer(Frozen):
     """`output flow-server ADDRESS { ... }`: one collector; every record goes to every server."""
 
     address: str = _opt(syntax=None, kind="address", help="The collector's IPv4 or IPv6 address (the entry's name).")
@@ -158,8 +160,8 @@ class FlowServer:
                                  "file before export (see `flowd routing local-dump`).")
 
 
-@dataclass(frozen=True, slots=True)
-class ServiceInterface:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class ServiceInterface(Frozen):
     """`output interface sp-F/P/0 { ... }`: the services PIC whose name and engine values flowd reports."""
 
     name: str = _opt(syntax=None, kind="name", help="sp-, ms- or mo-FPC/PIC/PORT (the entry's name).")
@@ -172,8 +174,8 @@ class ServiceInterface:
                                             "of the same address family (the others: their own, or the kernel's).")
 
 
-@dataclass(frozen=True, slots=True)
-class FamilyOutput:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class FamilyOutput(Frozen):
     """`forwarding-options sampling family (inet | inet6) { input {...} output {...} }`."""
 
     family: str = _opt(syntax=None, kind="choice", help="inet or inet6.")
@@ -206,8 +208,8 @@ class FamilyOutput:
                                                   "that ended since the last export.")
 
 
-@dataclass(frozen=True, slots=True)
-class BgpNeighbor:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class BgpNeighbor(Frozen):
     """`flowd routing bgp neighbor ADDRESS { ... }`: one BGP session, run by ExaBGP."""
 
     address: str = _opt(syntax=None, kind="address", help="The router's address (the entry's name).")
@@ -227,8 +229,8 @@ class BgpNeighbor:
                          help="The ExaBGP command (program and arguments, split at spaces).")
 
 
-@dataclass(frozen=True, slots=True)
-class PrefixFileConfig:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class PrefixFileConfig(Frozen):
     """`flowd routing prefix-file PATH { format ...; }`."""
 
     path: str = _opt(syntax=None, kind="name", help="The file (the entry's name); reloaded on SIGHUP.")
@@ -239,8 +241,8 @@ class PrefixFileConfig:
 ROUTE_SOURCES: Final = ("bgp", "kernel", "prefix-file")
 
 
-@dataclass(frozen=True, slots=True)
-class RoutingConfig:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class RoutingConfig(Frozen):
     """`flowd routing { ... }`: where AS numbers, masks, next hops and output interfaces come from."""
 
     bgp: tuple[BgpNeighbor, ...] = _opt((), syntax="bgp { neighbor ADDRESS { ... } }", shown="none",
@@ -265,9 +267,14 @@ class RoutingConfig:
     def configured(self) -> bool:
         return bool(self.bgp or self.kernel or self.prefix_files)
 
+    @property
+    def lookups(self) -> bool:
+        """Whether finished flows get a route lookup (a route source or an SNMP index map is configured)."""
+        return self.configured or bool(self.snmp_index)
 
-@dataclass(frozen=True, slots=True)
-class TermMatch:
+
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class TermMatch(Frozen):
     """`term NAME from { ... }`: every given condition must match; an empty tuple matches anything."""
 
     source_address: tuple[Prefix, ...] = _opt((), syntax="source-address { PREFIX; ... }", kind="prefixes",
@@ -290,8 +297,8 @@ class TermMatch:
                                              help="Source or destination port, as source-port.")
 
 
-@dataclass(frozen=True, slots=True)
-class Term:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Term(Frozen):
     """`term NAME { from {...} then {...} }` (the `then` half; the `from` half is `match`)."""
 
     name: str = _opt(syntax=None, kind="name", help="Term name.")
@@ -305,8 +312,8 @@ class Term:
                                    "term matches are discarded (Junos's implicit last term).")
 
 
-@dataclass(frozen=True, slots=True)
-class Filter:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Filter(Frozen):
     """`firewall family F filter NAME`: terms tried in order, first match decides."""
 
     name: str
@@ -314,8 +321,8 @@ class Filter:
     terms: tuple[Term, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class InputBinding:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class InputBinding(Frozen):
     """`interfaces IF unit N family F` with `filter input F` or `sampling input` (or output)."""
 
     interface: str  # the Junos name as written; flowd interface-map gives the Linux one
@@ -324,8 +331,8 @@ class InputBinding:
     unit: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class FlowTableConfig:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class FlowTableConfig(Frozen):
     """`flowd flow-table`: the flow cache."""
 
     max_flows: int = _leaf(1_000_000, key="max-flows", arg="N", kind="integer", range=(1, 245 * 262_144),
@@ -333,8 +340,8 @@ class FlowTableConfig:
                                 "as dropped (no memory). The maximum is Junos's largest inline table.")
 
 
-@dataclass(frozen=True, slots=True)
-class ControlConfig:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class ControlConfig(Frozen):
     """`flowd control`: the Unix socket flowcli talks to."""
 
     socket: str | None = _leaf(None, key="socket", arg="PATH", kind="socket", shown="chosen by the daemon",
@@ -350,8 +357,8 @@ PAGE_SIZE: Final = 4096  # block-size must be a multiple of the page size (x86-6
 SNAP_HEADROOM: Final = 256  # bytes of a block the kernel needs beside one frame (headers and alignment)
 
 
-@dataclass(frozen=True, slots=True)
-class CaptureConfig:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class CaptureConfig(Frozen):
     """`flowd capture`: how live Linux interfaces are read (AF_PACKET TPACKET_V3 rings)."""
 
     workers: int | None = _leaf(None, key="workers", arg="N", kind="integer", range=(1, 1024),
@@ -391,8 +398,8 @@ class CaptureConfig:
             return max(1, os.cpu_count() or 1)
 
 
-@dataclass(frozen=True, slots=True)
-class MetricsConfig:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class MetricsConfig(Frozen):
     """`flowd metrics` (a flowd extension): the OpenMetrics endpoint; off unless the block is present."""
 
     listen: str = _leaf("127.0.0.1", key="listen", arg="ADDRESS", kind="address",
@@ -401,8 +408,8 @@ class MetricsConfig:
                       help="TCP port of the endpoint (0 is not allowed; 9477 is flowd's default).")
 
 
-@dataclass(frozen=True, slots=True)
-class NetconfConfig:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class NetconfConfig(Frozen):
     """`flowd netconf` (a flowd extension): NETCONF over SSH (RFC 6241/6242); off unless the block is present."""
 
     listen: str = _leaf("127.0.0.1", key="listen", arg="ADDRESS", kind="address",
@@ -424,8 +431,8 @@ class NetconfConfig:
                              help="Largest RPC a client may send; a larger one closes the session.")
 
 
-@dataclass(frozen=True, slots=True)
-class RefreshRate:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class RefreshRate(Frozen):
     """`template-refresh-rate` / `option-refresh-rate`: resend after N packets or S seconds."""
 
     packets: int = _leaf(4800, key="packets", arg="N", kind="integer", range=(1, 480_000),
@@ -434,8 +441,8 @@ class RefreshRate:
                            help="Resend after this many seconds.")
 
 
-@dataclass(frozen=True, slots=True)
-class TemplateConfig:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class TemplateConfig(Frozen):
     """`services flow-monitoring (version9 | version-ipfix) template NAME { ... }`."""
 
     name: str = _opt(syntax=None, kind="name", help="Template name, referenced by `flow-server version9 template`.")
@@ -478,8 +485,8 @@ class TemplateConfig:
                                                  "and mpls-ipv4-template only).")
 
 
-@dataclass(frozen=True, slots=True)
-class Config:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Config(Frozen):
     """The whole validated configuration."""
 
     sampling: SamplingInput

@@ -22,9 +22,9 @@ import numpy as np
 from flowd import __version__
 from flowd.config.statements import statement_tree
 from flowd.control import aggregation, firewall
-from flowd.control.protocol import EXPORT_FORMATS
 from flowd.control.rpcs import RPCS, BadParam
 from flowd.control.streamed import Streamed
+from flowd.control.words import EXPORT_FORMATS
 from flowd.core.pipeline import FAMILY_VERSION
 from flowd.core.query import shard_flows
 from flowd.model.batch import FlowRecords

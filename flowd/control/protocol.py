@@ -42,10 +42,6 @@ MAX_INT_DIGITS: Final = 20  # digits of one integer in a request (a 64-bit value
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 SOCKET_NAME: Final = "flowd.sock"
 SYSTEMD_RUNTIME_DIR: Final = Path("/run/flowd")  # systemd's RuntimeDirectory=flowd
-# Export formats as `show services accounting status` names them (Junos's words), by flowd's version code.
-EXPORT_FORMATS: Final = {"5": "cflowd v5", "8": "cflowd v8", "9": "Version 9", "ipfix": "IP-FIX"}
-# Words of drop-counter names printed in capitals (`bad-ip-header` -> `bad IP header`).
-_ACRONYMS: Final = {"ip": "IP", "ipv4": "IPv4", "ipv6": "IPv6", "tcp": "TCP", "udp": "UDP", "icmp": "ICMP"}
 
 RequestId = int | str
 
@@ -347,8 +343,3 @@ def default_socket_path(env: Mapping[str, str] | None = None, run_dir: Path = SY
     if runtime := environ.get("XDG_RUNTIME_DIR"):
         return Path(runtime) / SOCKET_NAME
     return run_dir / SOCKET_NAME
-
-
-def drop_words(name: str) -> str:
-    """A drop counter's name (`not-ipv4`, `bad-ip-header`) in the words the shell and the batch summary print."""
-    return " ".join(_ACRONYMS.get(w.lower(), w) for w in re.split(r"[-_ ]+", name))

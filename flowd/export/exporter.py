@@ -27,23 +27,19 @@ import ipaddress
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from flowd.config.schema import Config, FamilyOutput, FlowServer
-from flowd.export.aggregation import V8Export
-from flowd.export.ipfix import IPFIX_HEADER, MAX_MESSAGE, IpfixFraming, encode_ipfix
-from flowd.export.limits import DATAGRAM_SIZE
-from flowd.export.localdump import DumpFile, aggregate_lines, record_lines
-from flowd.export.messages import records_per_packet
 from flowd.export.outbox import STOP_LIMIT, Outbox, Pacer
-from flowd.export.sequence import ExportState
-from flowd.export.tcp import BacklogLimit, Backoff, TcpSender
-from flowd.export.templates import ExportPlan, plan_for
 from flowd.export.udp import Destination, DestinationStats, UdpSender
 from flowd.export.v5 import MAX_RECORDS, V5Header, encode_v5
-from flowd.export.v9 import MAX_SIZE as V9_MAX
-from flowd.export.v9 import V9_HEADER, encode_v9
 from flowd.model.batch import FlowRecords
+
+if TYPE_CHECKING:  # imported where a configuration has v8, v9/IPFIX (TCP) servers or a local dump
+    from flowd.export.aggregation import V8Export
+    from flowd.export.localdump import DumpFile
+    from flowd.export.server_export import ServerExport
+    from flowd.export.tcp import TcpSender
 
 DRAIN_TIMEOUT = 5.0  # seconds a TCP collector gets, at shutdown, to take the backlog
 DAEMON_EXPORT_RATE: Final = 10  # kpps: the daemon's pace when no flow-export-rate is configured
@@ -55,40 +51,6 @@ class ExportCounters:
     flow_packets_exported: int = 0  # packets in those records
     datagrams: int = 0  # export datagrams/messages built
     not_exportable: int = 0  # flows no configured server of their family can carry
-
-
-@dataclass(slots=True)
-class ServerExport:
-    """One v9 or IPFIX flow server: its plan, its sequence and refresh state, its socket."""
-
-    server: FlowServer
-    signature: tuple[object, ...]  # what the plan was built from; a change rebuilds the server
-    plan: ExportPlan
-    state: ExportState
-    sender: UdpSender | TcpSender
-    outbox: Outbox
-
-    @property
-    def max_size(self) -> int:
-        if self.server.version == "9":
-            return V9_MAX
-        return MAX_MESSAGE if isinstance(self.sender, TcpSender) else DATAGRAM_SIZE
-
-    def per_packet(self) -> int:
-        """Flow records one data-only export packet holds."""
-        header = V9_HEADER.size if self.server.version == "9" else IPFIX_HEADER.size
-        return records_per_packet(self.max_size - header, max(t.record_size for t in self.plan.data))
-
-    def encode(self, records: FlowRecords, now: float, boot: float) -> list[bytes]:
-        if self.server.version == "9":
-            return encode_v9(records, now=now, boot=boot, state=self.state, plan=self.plan)
-        return encode_ipfix(records, now=now, boot=boot, state=self.state, plan=self.plan, max_size=self.max_size)
-
-    def send(self, messages: Sequence[bytes], wall: float) -> None:
-        if isinstance(self.sender, TcpSender):
-            self.sender.send(messages, wall)
-        else:
-            self.sender.send(messages)
 
 
 @dataclass(slots=True)
@@ -116,7 +78,7 @@ class FamilyExport:
         (kpps; None: not paced)."""
         kpps = self.output.export_rate if self.output.export_rate is not None else default_rate
         for sender, box in self.channels():
-            if isinstance(sender, TcpSender):
+            if not isinstance(sender, UdpSender):  # TCP: flow control paces it
                 continue
             if kpps is None:
                 box.pacer = None
@@ -169,6 +131,8 @@ class Exporter:
                     opened.append(fam.v5)
                 v8_dests = [destination(out, s) for s in out.flow_servers if s.version == "8"]
                 if v8_dests:
+                    from flowd.export.aggregation import V8Export  # v8 aggregation only when configured
+
                     if prev.v8 is not None and prev.v8.sender.destinations == tuple(v8_dests):
                         fam.v8 = V8Export.for_output(out, prev.v8.sender)
                         if fam.v8.signature() == prev.v8.signature():
@@ -210,6 +174,8 @@ class Exporter:
         if not dumping:
             self.dump = None
         elif self.dump is None or str(self.dump.path) != cfg.routing.local_dump:
+            from flowd.export.localdump import DumpFile  # only when a flow server dumps its records
+
             self.dump = DumpFile(cfg.routing.local_dump)
 
     @staticmethod
@@ -220,30 +186,19 @@ class Exporter:
 
     def _open(self, cfg: Config, family: str, out: FamilyOutput, server: FlowServer,
               sig: tuple[object, ...]) -> ServerExport:
-        template = cfg.templates.get(server.template) if server.template else None
-        dest = destination(out, server)
-        plan = plan_for(server.version, family, template, sampling_rate=out.input.rate,
-                        active_timeout=out.active_timeout, inactive_timeout=out.inactive_timeout,
-                        exporter_address=dest.source_address)
-        tcp = server.transport == "tcp"
-        state = ExportState.for_template(template, stream=tcp)
-        sender: UdpSender | TcpSender
-        if tcp:
-            sender = TcpSender(dest, IpfixFraming(plan, self.boot), limit=BacklogLimit(), backoff=Backoff())
-            sender.poll(self.wall())
-        else:
-            sender = self.udp_factory([dest])
-        srv = ServerExport(server, sig, plan, state, sender, Outbox(1))
-        srv.outbox = Outbox(srv.per_packet())  # UDP: paced by FamilyExport.pace
-        return srv
+        from flowd.export.server_export import ServerExport  # the v9/IPFIX encoders only when configured
+
+        return ServerExport.open(server, sig, family, cfg.templates.get(server.template) if server.template else None,
+                                 dest=destination(out, server), rate=out.input.rate,
+                                 active_timeout=out.active_timeout, inactive_timeout=out.inactive_timeout,
+                                 boot=self.boot, wall=self.wall(), udp_factory=self.udp_factory)
 
     def start_uptime(self, boot: float) -> None:
         """Set the time sysUptime counts from (batch mode: the first packet's time)."""
         self.boot = boot
         for fam in self.families.values():
             for srv in fam.servers:
-                if isinstance(srv.sender, TcpSender):
-                    srv.sender.framing = IpfixFraming(srv.plan, boot)
+                srv.start_uptime(boot)
 
     # -- exporting -----------------------------------------------------------------------------
 
@@ -305,8 +260,7 @@ class Exporter:
             for srv in fam.servers:
                 if now >= srv.state.next_deadline():
                     srv.send(srv.encode(FlowRecords.empty(), now, self.boot), wall)
-                if isinstance(srv.sender, TcpSender):
-                    srv.sender.poll(wall)
+                srv.poll(wall)
 
     def _outboxes(self) -> Iterator[Outbox]:
         for fam in self.families.values():
@@ -371,7 +325,7 @@ class Exporter:
             if dumping and self.dump is not None:
                 wall = self.wall()
                 for server in dumping:
-                    self.dump.write(aggregate_lines(aggs, server=f"{server.address}:{server.port}", wall=wall))
+                    self.dump.aggregates(aggs, server=f"{server.address}:{server.port}", wall=wall)
             v8.sender.send(datagrams)
             self.counters.datagrams += len(datagrams)
 
@@ -380,8 +334,7 @@ class Exporter:
             return
         wall = self.wall()
         for server in servers:
-            self.dump.write(record_lines(records, server=f"{server.address}:{server.port}",
-                                         version=server.version, wall=wall))
+            self.dump.records(records, server=f"{server.address}:{server.port}", version=server.version, wall=wall)
 
     # -- reporting and teardown ----------------------------------------------------------------
 
@@ -406,10 +359,7 @@ class Exporter:
             for udp in ([fam.v5] if fam.v5 is not None else []) + ([fam.v8.sender] if fam.v8 is not None else []):
                 udp.stats = tuple(DestinationStats() for _ in udp.destinations)
             for srv in fam.servers:
-                if isinstance(srv.sender, UdpSender):
-                    srv.sender.stats = tuple(DestinationStats() for _ in srv.sender.destinations)
-                else:
-                    srv.sender.stats = srv.sender.stats.cleared()
+                srv.clear_stats()
 
     def close(self, drain: float = DRAIN_TIMEOUT) -> None:
         """Send what is still held, unpaced; close every socket; a TCP collector first gets up to
@@ -425,10 +375,7 @@ class Exporter:
             if fam.v8 is not None:
                 fam.v8.sender.close()
             for srv in fam.servers:
-                if isinstance(srv.sender, TcpSender):
-                    srv.sender.close(self.wall(), timeout=drain)
-                else:
-                    srv.sender.close()
+                srv.close(self.wall(), drain)
 
 
 def _as_type(records: FlowRecords, server: FlowServer) -> FlowRecords:

@@ -93,6 +93,14 @@ class DumpFile:
         self.errors = 0
         self.last_error = ""
 
+    def records(self, records: FlowRecords, *, server: str, version: str, wall: float) -> None:
+        """Write a line per flow record (`record_lines`)."""
+        self.write(record_lines(records, server=server, version=version, wall=wall))
+
+    def aggregates(self, aggs: Aggregates, *, server: str, wall: float) -> None:
+        """Write a line per v8 aggregate (`aggregate_lines`)."""
+        self.write(aggregate_lines(aggs, server=server, wall=wall))
+
     def write(self, lines: Iterable[str]) -> None:
         data = "".join(line + "\n" for line in lines).encode()
         if not data:

@@ -323,8 +323,8 @@ class UdpSender:
 def resolve(dest: Destination, kind: socket.SocketKind = socket.SOCK_DGRAM
             ) -> tuple[socket.AddressFamily, tuple[object, ...]]:
     """The address family and socket address of a flow server (UDP, or TCP with ``SOCK_STREAM``)."""
-    try:
-        infos = socket.getaddrinfo(dest.host, dest.port, socket.AF_UNSPEC, kind, 0, socket.AI_NUMERICSERV)
+    try:  # the host is an IP address (the configuration checks it): as bytes, it skips the IDNA codec's import
+        infos = socket.getaddrinfo(dest.host.encode(), dest.port, socket.AF_UNSPEC, kind, 0, socket.AI_NUMERICSERV)
     except socket.gaierror as exc:
         raise ExportSocketError(f"flow server {dest}: cannot resolve {dest.host!r}: {exc.strerror}") from None
     family, _, _, _, addr = infos[0]

@@ -13,22 +13,25 @@ import contextlib
 import gc
 import sys
 import time
-from collections.abc import Generator
-from typing import TextIO
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, TextIO
 
 from flowd.capture.files import CaptureReader, open_capture
 from flowd.capture.layouts import CaptureError, CaptureUnreadable
-from flowd.config.schema import Config
+from flowd.config.schema import Config, RoutingConfig
 from flowd.core.pipeline import Pipeline
 from flowd.export.exporter import Exporter
 from flowd.export.udp import ExportSocketError
+from flowd.model.batch import FlowRecords
 from flowd.model.drops import DropReason
 from flowd.routing.prefixfile import PrefixFileError
-from flowd.runtime.batch_shards import Shards, Step, flows_created_by, workers_for
+from flowd.runtime.batch_plan import Step, flows_created_by, workers_for
 from flowd.runtime.batch_summary import ServerLine, Summary
 from flowd.runtime.exit_status import ExitStatus
 from flowd.runtime.read_ahead import decoded_batches
-from flowd.runtime.routes import RouteSources
+
+if TYPE_CHECKING:  # imported where shard processes start: one process does without multiprocessing
+    from flowd.runtime.batch_shards import Shards
 
 BATCH = 32768  # frames per batch: larger batches save little time and cost memory at every stage
 FLUSH_CHUNK = 8192  # flows ended and exported at a time by the end-of-file flush
@@ -47,7 +50,7 @@ def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: i
     try:
         reader = open_capture(path)
         exporter = Exporter(cfg, boot=0.0, default_rate=None)  # fail fast on a flow server that cannot be set up
-        routes = RouteSources(cfg.routing, time)  # prefix files only: BGP and kernel need the daemon
+        routes = route_lookup(cfg.routing)
     except (CaptureError, ExportSocketError, PrefixFileError) as exc:
         print(f"flowd: {exc}", file=sys.stderr)
         if isinstance(exc, CaptureUnreadable):
@@ -55,7 +58,11 @@ def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: i
         return ExitStatus.DATAERR if isinstance(exc, CaptureError) else ExitStatus.UNAVAILABLE
     gc.freeze()  # what is loaded by now lives to the end: collections skip it, and forked shards share it
     count = workers_for(path, cfg, workers)
-    shards = Shards(path, cfg, count, batch_size) if count > 1 else None
+    shards: Shards | None = None
+    if count > 1:
+        from flowd.runtime.batch_shards import Shards
+
+        shards = Shards(path, cfg, count, batch_size)
     pipeline = shards.pipeline if shards is not None else Pipeline(cfg)
     first_batch = True
     try:
@@ -71,13 +78,13 @@ def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: i
                         exporter.start_uptime(step.ts_min)
                         first_batch = False
                     for family, records in step.flows:
-                        exporter.export(family, routes.lookup(records), now)
+                        exporter.export(family, routes(records), now)
                     exporter.tick_aggregates(now)
                     exporter.wait_below(FLUSH_CHUNK)  # paced: what waits stays bounded while reading goes on
         flushed = shards.finish(now, FLUSH_CHUNK) if shards is not None else \
             pipeline.flush_chunks(now, FLUSH_CHUNK)
         for family, records in flushed:
-            exporter.export(family, routes.lookup(records), now)
+            exporter.export(family, routes(records), now)
             exporter.wait_below(FLUSH_CHUNK)  # paced: what waits stays bounded
         exporter.flush_aggregates(now)
         exporter.flush()  # every held record (at the flow-export-rate when configured)
@@ -105,6 +112,16 @@ def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: i
         print(f"flowd: {error}", file=sys.stderr)
         return ExitStatus.DATAERR
     return ExitStatus.UNAVAILABLE if summary.failed_servers else ExitStatus.OK
+
+
+def route_lookup(cfg: RoutingConfig) -> Callable[[FlowRecords], FlowRecords]:
+    """What gives finished flows their route columns: prefix files only (BGP and the kernel table need the
+    daemon); without route sources the flows go as they are, and no routing table is imported."""
+    if not cfg.lookups:
+        return lambda records: records
+    from flowd.runtime.routes import RouteSources
+
+    return RouteSources(cfg, time).lookup
 
 
 def _steps(reader: CaptureReader, pipeline: Pipeline, batch_size: int) -> Generator[Step, None, None]:

@@ -19,7 +19,7 @@ goes), so no process ever holds every flow twice.
 Frames and decode drops are counted by the main process (every batch's ``Chunk`` carries them); each
 shard counts what its own packets did (sampled, filtered, flows), and the summary sums them.
 
-When it is not used (``workers_for``): a file under SPLIT_MIN_BYTES when ``--workers`` is not given,
+When it is not used (flowd.runtime.batch_plan's ``workers_for``): a file under SPLIT_MIN_BYTES when ``--workers`` is not given,
 reading standard input (one reader only), and sampling that depends on the order of all packets
 (1-in-N with N > 1, run-length, a packets-per-second cap), whose decisions a shard seeing only its
 own packets could not repeat. The flow cache's max-flows is split between the shards, as with capture
@@ -29,11 +29,10 @@ workers, so a full cache can evict differently.
 from __future__ import annotations
 
 import collections
-import os
 import traceback
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from flowd.capture.files import open_capture
 from flowd.config.schema import Config
@@ -42,51 +41,14 @@ from flowd.core.pipeline import Pipeline
 from flowd.core.stats import IngestStats
 from flowd.model.batch import FlowRecords
 from flowd.runtime.batch_chunks import End, Exchange, ExchangeFailed, Producer, own_rows
+from flowd.runtime.batch_plan import Step, flows_created_by
 from flowd.runtime.shard import merge_ingest, shard_config
 
 if TYPE_CHECKING:  # multiprocessing is imported when shards start: a one-process run does without it
     import multiprocessing.connection
     import multiprocessing.process
 
-# Below this size a file is read by one process: forking and feeding shards costs more than it saves
-# (a 16 MiB capture is some 25,000 full-size frames, a few tens of milliseconds in one process).
-SPLIT_MIN_BYTES: Final = 16 << 20
-
 Flows = dict[str, FlowRecords]
-
-
-def workers_for(path: str, cfg: Config, asked: int | None) -> int:
-    """How many processes ``--read PATH [--workers ASKED]`` runs (1 where sharding cannot repeat one cache).
-
-    Without ``--workers`` (``None``): one per CPU this process may run on, but one for a file under
-    SPLIT_MIN_BYTES, where starting and feeding shards would cost more than it saves.
-    """
-    if asked is None:
-        try:
-            small = os.stat(path).st_size < SPLIT_MIN_BYTES
-        except OSError:
-            small = False  # opening it reports the error
-        asked = 1 if small else len(os.sched_getaffinity(0))
-    if asked <= 1 or path == "-":
-        return 1
-    for family in cfg.families.values():
-        sampling = family.input
-        if sampling.rate != 1 or sampling.run_length or sampling.max_packets_per_second is not None:
-            return 1
-    return asked
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One batch accounted: its earliest frame time, ``now`` after it, and the flows it ended, family by family.
-
-    A damaged file ends with a Step that carries only the ``error``.
-    """
-
-    ts_min: float
-    now: float
-    flows: list[tuple[str, FlowRecords]]
-    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +71,6 @@ class _Done:
 
 LAG = 4  # batches the main process's shard may run ahead of the export (see Shards.steps)
 FLUSH_PIECE = 8192  # flows per _Flushed message: the flush streams, so no process holds every flow twice
-
-
-def flows_created_by(pipeline: Pipeline) -> int:
-    return sum(p.table.counters.flows_created for p in pipeline.paths.values())
 
 
 def _serve(path: str, cfg: Config, index: int, exchange: Exchange, batch_size: int,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from flowd.control.protocol import EXPORT_FORMATS, drop_words
+from flowd.control.words import EXPORT_FORMATS, drop_words
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from enum import IntEnum
 from typing import Final
 
@@ -42,6 +41,8 @@ MEANING: Final[dict[ExitStatus, str]] = {
 
 def epilog(width: int = 100) -> str:
     """The `exit status:` block of `flowd --help`, one code per paragraph, in code order."""
+    import textwrap  # only when the help is printed
+
     return "exit status:\n" + "\n".join(
         textwrap.fill(MEANING[code], width, initial_indent=f"  {int(code):>3}  ", subsequent_indent=" " * 7)
         for code in sorted(ExitStatus))

@@ -51,11 +51,6 @@ class RouteSources:
         self.route_set = RouteSet([])
         self.load_files(strict=True)
 
-    @property
-    def active(self) -> bool:
-        """Whether flows get a route lookup (a source or an SNMP index map is configured)."""
-        return self.cfg.configured or bool(self.cfg.snmp_index)
-
     def sources(self) -> list[tuple[str, SourceRib]]:
         """(kind, source) in precedence order."""
         kinds: dict[str, list[SourceRib]] = {
@@ -76,7 +71,7 @@ class RouteSources:
 
     def lookup(self, records: FlowRecords) -> FlowRecords:
         """The records with their route columns (unchanged when no source is configured)."""
-        if not self.active or not len(records):
+        if not self.cfg.lookups or not len(records):
             return records
         ifindex = ((records.key[:, 38].astype(np.uint16) << 8) | records.key[:, 39]).astype(np.uint16)
         return records.with_routes(self.route_set.flow_routes(records.key, ifindex))

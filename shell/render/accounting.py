@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any, Final
 
-from flowd.control.protocol import drop_words
+from flowd.control.words import drop_words
 from shell.render.common import (
     BODY_INDENT,
     HEADER_INDENT,

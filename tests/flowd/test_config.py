@@ -6,7 +6,8 @@ import ipaddress
 import subprocess
 import sys
 import textwrap
-from dataclasses import replace
+from collections.abc import Iterator, Mapping
+from dataclasses import fields, is_dataclass, make_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,13 @@ import pytest
 from flowd.config.diagnosis import check_config_main
 from flowd.config.docs import render_docs
 from flowd.config.loader import (
+    default_text,
+    default_tree_module,
     detect_syntax,
     load_config,
+    load_tree,
     parse_config,
+    parse_tree,
 )
 from flowd.config.overrides import with_overrides
 from flowd.config.schema import (
@@ -267,6 +272,16 @@ def test_embedded_default_is_the_example() -> None:
     assert _strip(default) == _strip(load_config(str(EXAMPLE)))
 
 
+def test_embedded_default_tree_is_the_parsed_text() -> None:
+    """The default's tree is held parsed (no YAML parser at start): the same tree and lines as the text gives."""
+    assert (ROOT / "flowd" / "config" / "default_tree.py").read_text() == default_tree_module(), \
+        "flowd/config/default_tree.py is stale: run python -m flowd.config.loader > flowd/config/default_tree.py"
+    held, parsed = load_tree(None), parse_tree(default_text(), source="default.yaml", syntax="yaml")
+    assert (held.tree, held.lines) == (parsed.tree, parsed.lines)
+    held.tree["flowd"]["flow-table"]["max-flows"] = 5  # every load gets its own tree
+    assert load_tree(None).tree == parsed.tree
+
+
 def test_seed_conf_means_the_same_as_yaml() -> None:
     seed = load_config(str(SEED_CONF))
     yaml_cfg = parse_config(SEED_YAML, source="seed.yaml", syntax="yaml")
@@ -333,6 +348,43 @@ def test_rich_configuration_as_yaml_is_equal() -> None:
 
     as_yaml = yaml.safe_dump(curly.tree, sort_keys=False)
     assert _strip(parse_config(as_yaml, source="rich.yaml", syntax="yaml")) == _strip(curly)
+
+
+def _schema_objects(value: object) -> Iterator[object]:
+    """Every schema dataclass instance in ``value``, depth first."""
+    if is_dataclass(value) and not isinstance(value, type):
+        yield value
+        for f in fields(value):
+            yield from _schema_objects(getattr(value, f.name))
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _schema_objects(item)
+    elif isinstance(value, tuple):
+        for item in value:
+            yield from _schema_objects(item)
+
+
+def test_schema_classes_compare_hash_and_print_as_dataclasses_do() -> None:
+    """The schema's classes take equality, hash and repr from flowd.model.frozen.Frozen: the same results as
+    the methods @dataclass(frozen=True) generates, held against a generated twin of each instance."""
+    objects = list(_schema_objects(parse_config(RICH_CONF, source="rich.conf", syntax="junos")))
+    assert {type(o).__name__ for o in objects} >= {"Config", "SamplingInput", "FamilyOutput", "FlowServer", "Filter",
+                                                    "Term", "TermMatch", "InputBinding", "TemplateConfig"}
+    for obj in objects:
+        cls = type(obj)
+        twin_cls = make_dataclass(cls.__qualname__, [(f.name, f.type) for f in fields(cls)], frozen=True)
+        values = [getattr(obj, f.name) for f in fields(cls)]
+        twin = twin_cls(*values)
+        assert repr(obj) == repr(twin)
+        assert obj == cls(*values) and obj is not cls(*values)
+        assert obj != twin and obj.__eq__(twin) is NotImplemented
+        try:
+            assert hash(obj) == hash(twin) == hash(cls(*values))
+        except TypeError:  # a mapping field: unhashable either way
+            with pytest.raises(TypeError):
+                hash(twin)
+    first, second = FlowServer("127.0.0.1", 2055), FlowServer("127.0.0.1", 2056)
+    assert first != second and len({first, second, FlowServer("127.0.0.1", 2055)}) == 2
 
 
 # --- bad input -> exact one-line errors -------------------------------------------------------------------

@@ -15,7 +15,8 @@ from test_notify import Receiver, receiver, short_dir  # noqa: F401 - the sd_not
 
 from flowd.app import App
 from flowd.config.diagnosis import check_config_main
-from flowd.config.loader import MAX_TEXT, MAX_VALUES, load_config
+from flowd.config.loader import MAX_TEXT, load_config
+from flowd.config.yaml_text import MAX_VALUES
 from flowd.config.overrides import with_overrides
 from flowd.runtime.notify import Notifier, socket_address
 from shell.client import Client

@@ -28,7 +28,7 @@ from flowd.capture.files import open_capture
 from flowd.model.batch import FrameBatch
 from flowd.runtime import batch_chunks
 from flowd.runtime.batch_mode import run_batch
-from flowd.runtime.batch_shards import SPLIT_MIN_BYTES, workers_for
+from flowd.runtime.batch_plan import SPLIT_MIN_BYTES, workers_for
 from flowd.testing.synth import write_capture
 from flowd.testing.truth import SynthSpec
 
