@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from enum import Enum, IntEnum
 from typing import Final
 
+from flowd.model.record import Frozen
+
 MAX_CAPLEN: Final = 256 * 1024  # libpcap's MAXIMUM_SNAPLEN: a longer pcap record is damage
 MAX_BLOCK: Final = 16 * 1024 * 1024  # a longer pcapng block is damage (bounds memory per block)
 
@@ -96,8 +98,8 @@ class IdbOption(IntEnum):
     IF_TSOFFSET = 14
 
 
-@dataclass(frozen=True, slots=True)
-class PcapngLayout:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class PcapngLayout(Frozen):
     """The struct layouts of one pcapng byte order (each section picks one)."""
 
     order: str  # "<" or ">"

@@ -14,6 +14,7 @@ import numpy.typing as npt
 
 from flowd.capture.layouts import MAX_CAPLEN, PCAP_RECORD_HEADER_LEN, Buffer
 from flowd.model.batch import F64, I64, U16, U32, U64
+from flowd.model.record import Frozen
 from flowd.native import compiled
 
 # --- column helpers ---------------------------------------------------------------------------
@@ -81,8 +82,8 @@ class WalkStop(IntEnum):
     DATA = 3  # the buffer ends inside the next record's data
 
 
-@dataclass(frozen=True, slots=True)
-class _PcapWalk:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class _PcapWalk(Frozen):
     """The sound records a walk took (data offset, lengths, time) and where and why it stopped."""
 
     offset: I64
@@ -141,8 +142,8 @@ def _compiled_walker() -> _PcapWalker | None:
 WALK_PCAP: _PcapWalker = _compiled_walker() or _walk_pcap_numpy
 
 
-@dataclass(frozen=True, slots=True)
-class Interface:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Interface(Frozen):
     """One pcapng interface, as its IDB described it."""
 
     linktype: int

@@ -12,9 +12,9 @@ text), so a run without --config neither imports nor runs the YAML parser.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
-from pathlib import Path
 from typing import Final
 
 from flowd.config.build import build_config
@@ -53,7 +53,7 @@ def detect_syntax(text: str) -> str:
 
 def syntax_for(path: str, text: str) -> str:
     """Syntax by file suffix (.conf = junos, .yaml/.yml = yaml), else by content."""
-    suffix = Path(path).suffix.lower()
+    suffix = os.path.splitext(path)[1].lower()
     if suffix == ".conf":
         return "junos"
     if suffix in (".yaml", ".yml"):
@@ -92,7 +92,8 @@ def parse_tree(text: str, *, source: str, syntax: str) -> junos.ParsedTree:
 
 def default_text() -> str:
     """The embedded default configuration (the same text as etc/flowd.yaml)."""
-    return (Path(__file__).parents[1] / "data" / "default.yaml").read_text(encoding="utf-8")
+    with open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "default.yaml"), encoding="utf-8") as f:
+        return f.read()
 
 
 def load_config(path: str | None) -> Config:

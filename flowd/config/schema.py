@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Final
 
-from flowd.model.frozen import Frozen
+from flowd.model.record import Frozen
 from flowd.syntax.junos import Key
 
 Prefix = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -92,7 +92,7 @@ class ConfigError(Exception):
 # --- dataclasses -----------------------------------------------------------------------------------
 # Field metadata: key (the statement read by the generic leaf reader), syntax (for the docs),
 # kind (how the value is read), range, shown (default as the docs print it), help. Each class derives
-# equality, hashing and repr from flowd.model.frozen.Frozen (start-up compiles fewer methods).
+# equality, hashing and repr from flowd.model.record.Frozen (start-up compiles fewer methods).
 
 
 def _opt(default: Any = MISSING, *, syntax: str | None, help: str, kind: str = "block", key: str | None = None,

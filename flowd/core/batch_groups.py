@@ -13,6 +13,7 @@ import numpy.typing as npt
 
 from flowd.model.batch import PacketBatch
 from flowd.model.flowkey import KEY_BYTES
+from flowd.model.record import Record
 
 Bools = npt.NDArray[np.bool_]
 Ints = npt.NDArray[np.int64]
@@ -39,8 +40,8 @@ def hash_words(words: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
     return h
 
 
-@dataclass(slots=True)
-class Grouped:
+@dataclass(slots=True, eq=False, repr=False)
+class Grouped(Record):
     """A batch sorted into key groups (arrival order kept within a key)."""
 
     order: Ints  # batch row of each sorted packet

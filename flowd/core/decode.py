@@ -10,7 +10,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from flowd.core.decode_numpy import decode_numpy
 from flowd.core.frame_rules import (
     DROP_CODE,
     MPLS_KEPT,
@@ -34,7 +33,9 @@ def decode(frames: FrameBatch, macs: bool = False) -> Decoded:
     ``decode_numpy``; both give the same result. With ``macs`` the packets carry their MAC addresses.
     """
     extract = _EXTRACT
-    return decode_numpy(frames, macs) if extract is None else _decode_compiled(frames, extract, macs)
+    if extract is None:
+        return _decode_numpy(frames, macs)
+    return _decode_compiled(frames, extract, macs)
 
 
 def decode_unselected(frames: FrameBatch, macs: bool = False) -> tuple[Decoded, U8 | None]:
@@ -43,11 +44,17 @@ def decode_unselected(frames: FrameBatch, macs: bool = False) -> tuple[Decoded, 
     out for a caller that copies them anyway (flowd.runtime.shard_rows)."""
     extract = _EXTRACT
     if extract is None:
-        return decode_numpy(frames, macs), None
+        return _decode_numpy(frames, macs), None
     full, status = _extract_all(frames, extract, macs)
     if bool((status == OK).all()):
         return _selected(full, status, frames), None
     return Decoded(packets=full, drops=drops_of(status)), status
+
+
+def _decode_numpy(frames: FrameBatch, macs: bool) -> Decoded:
+    from flowd.core.decode_numpy import decode_numpy  # only where the compiled decoder is missing or turned off
+
+    return decode_numpy(frames, macs)
 
 
 def _compiled_extract() -> Callable[..., None] | None:

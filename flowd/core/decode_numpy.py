@@ -51,6 +51,7 @@ from flowd.core.frame_rules import (
 from flowd.model.batch import I64, MAC_BYTES, U8, U16, U32, FrameBatch, PacketBatch
 from flowd.model.drops import DropReason
 from flowd.model.flowkey import KEY_BYTES
+from flowd.model.record import Record
 
 
 def decode_numpy(frames: FrameBatch, macs: bool = False) -> Decoded:
@@ -122,8 +123,8 @@ def link_macs(buf: U8, off: I64, linktype: U16) -> U8:
     return out
 
 
-@dataclass(slots=True)
-class _Links:
+@dataclass(slots=True, eq=False, repr=False)
+class _Links(Record):
     """Link-stage columns for every row of the batch."""
 
     status: U8  # IP_FOLLOWS: link layer decoded; a drop code; SLOW: left to decode_frame

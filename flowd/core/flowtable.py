@@ -49,6 +49,7 @@ from flowd.core.batch_groups import Grouped, group, hash_words, key_words
 from flowd.model.batch import MAC_BYTES, FlowRecords, PacketBatch
 from flowd.model.expiry import ExpiryReason
 from flowd.model.flowkey import KEY_BYTES, PROTO
+from flowd.model.record import Record
 
 EMPTY: Final = -1
 TOMBSTONE: Final = -2
@@ -61,8 +62,8 @@ Bools = npt.NDArray[np.bool_]
 Ints = npt.NDArray[np.int64]
 
 
-@dataclass(slots=True)
-class TableCounters:
+@dataclass(slots=True, eq=False, repr=False)
+class TableCounters(Record):
     """Running totals the `show services accounting` commands read."""
 
     packets: int = 0  # packets accounted into flows
@@ -89,8 +90,8 @@ COLUMNS: Final = (
 MAC_COLUMN: Final = ("mac", np.uint8, MAC_BYTES)  # with macs: the first packet's MAC addresses
 
 
-@dataclass(slots=True)
-class _Segments:
+@dataclass(slots=True, eq=False, repr=False)
+class _Segments(Record):
     """A batch's packets cut into flow segments, with each segment's sums."""
 
     starts: Ints  # sorted position of each segment's first packet

@@ -115,18 +115,19 @@ import numpy.typing as npt
 from flowd.model.batch import I64, MAC_BYTES, U8, U16, U32, FrameBatch, PacketBatch
 from flowd.model.drops import DropReason
 from flowd.model.flowkey import KEY_BYTES, V4_MAPPED_PREFIX
+from flowd.model.record import Frozen, Record
 
 
-@dataclass(slots=True)
-class Decoded:
+@dataclass(slots=True, eq=False, repr=False)
+class Decoded(Record):
     """The result of decoding one FrameBatch."""
 
     packets: PacketBatch  # accountable IP packets only, in input order
     drops: dict[DropReason, int]  # frames not accounted, by reason; reasons with no frame are absent
 
 
-@dataclass(frozen=True, slots=True)
-class Packet:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Packet(Frozen):
     """One accounted frame as the per-frame decoder sees it (the columns of one PacketBatch row)."""
 
     key: bytes  # KEY_BYTES, flowd.model.flowkey layout
@@ -431,8 +432,8 @@ def drops_of(status: U8) -> dict[DropReason, int]:
     return {reason: int(counts[code]) for reason, code in DROP_CODE.items() if counts[code]}
 
 
-@dataclass(frozen=True, slots=True)
-class Part:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Part(Frozen):
     """Decoded rows of one path: row numbers in the batch (ascending) and their columns."""
 
     rows: npt.NDArray[np.intp]

@@ -21,12 +21,13 @@ from flowd.model.batch import FlowRecords, FrameBatch, PacketBatch
 from flowd.model.drops import DropReason
 from flowd.model.expiry import ExpiryReason
 from flowd.model.flowkey import is_ipv4
+from flowd.model.record import Record
 
 FAMILY_VERSION = {"inet": 4, "inet6": 6}
 
 
-@dataclass(slots=True)
-class FamilyPath:
+@dataclass(slots=True, eq=False, repr=False)
+class FamilyPath(Record):
     """Everything one address family's packets pass through."""
 
     family: str

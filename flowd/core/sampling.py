@@ -27,6 +27,7 @@ import numpy.typing as npt
 from flowd.config.schema import Filter, SamplingInput, Term
 from flowd.model.batch import PacketBatch
 from flowd.model.flowkey import DPORT, DST, PROTO, SPORT, SRC, u16_column
+from flowd.model.record import Record
 
 Mask = npt.NDArray[np.bool_]
 _V4_MAPPED: Final = ipaddress.IPv6Network("::ffff:0:0/96")
@@ -92,8 +93,8 @@ def term_matches(term: Term, keys: npt.NDArray[np.uint8]) -> Mask:
     return ok
 
 
-@dataclass(slots=True)
-class FilterResult:
+@dataclass(slots=True, eq=False, repr=False)
+class FilterResult(Record):
     sample: Mask  # rows a term sent to the sampler
     discarded: int  # rows a `discard` term (or no term) took
     counters: dict[str, int]  # `count NAME` hits in this batch
@@ -125,8 +126,8 @@ def apply_filter(flt: Filter, keys: npt.NDArray[np.uint8], lengths: npt.NDArray[
     return FilterResult(sample=sample, discarded=discarded, counters=counters, counted_bytes=counted_bytes)
 
 
-@dataclass(slots=True)
-class Sampler:
+@dataclass(slots=True, eq=False, repr=False)
+class Sampler(Record):
     """Deterministic 1-in-N sampling with run-length and a packets-per-second cap; keeps state across batches."""
 
     rate: int = 1
@@ -185,8 +186,8 @@ class Sampler:
         return keep
 
 
-@dataclass(slots=True)
-class Selection:
+@dataclass(slots=True, eq=False, repr=False)
+class Selection(Record):
     """Outcome of filter + sampler for one batch of one family."""
 
     packets: PacketBatch

@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from flowd.model.drops import DropReason
+from flowd.model.record import Record
 
 # Packet-size ranges (IP length in bytes, both ends inclusive). Fixed once; docs/commands.md lists them.
 SIZE_RANGES: Final = ((0, 63), (64, 96), (97, 128), (129, 256), (257, 512), (513, 1024),
@@ -45,8 +46,8 @@ class RateMeter:
         self._samples.clear()
 
 
-@dataclass(slots=True)
-class IngestStats:
+@dataclass(slots=True, eq=False, repr=False)
+class IngestStats(Record):
     """What happened to every frame read, and the sizes of the packets that were sampled."""
 
     frames: int = 0

@@ -34,6 +34,7 @@ from flowd.export.outbox import STOP_LIMIT, Outbox, Pacer
 from flowd.export.udp import Destination, DestinationStats, UdpSender
 from flowd.export.v5 import MAX_RECORDS, V5Header, encode_v5
 from flowd.model.batch import FlowRecords
+from flowd.model.record import Record
 
 if TYPE_CHECKING:  # imported where a configuration has v8, v9/IPFIX (TCP) servers or a local dump
     from flowd.export.aggregation import V8Export
@@ -45,16 +46,16 @@ DRAIN_TIMEOUT = 5.0  # seconds a TCP collector gets, at shutdown, to take the ba
 DAEMON_EXPORT_RATE: Final = 10  # kpps: the daemon's pace when no flow-export-rate is configured
 
 
-@dataclass(slots=True)
-class ExportCounters:
+@dataclass(slots=True, eq=False, repr=False)
+class ExportCounters(Record):
     flows_exported: int = 0  # flow records sent to at least one flow server
     flow_packets_exported: int = 0  # packets in those records
     datagrams: int = 0  # export datagrams/messages built
     not_exportable: int = 0  # flows no configured server of their family can carry
 
 
-@dataclass(slots=True)
-class FamilyExport:
+@dataclass(slots=True, eq=False, repr=False)
+class FamilyExport(Record):
     output: FamilyOutput
     v5: UdpSender | None = None  # every v5 server of the family
     v5_sequence: int = 0
@@ -91,8 +92,8 @@ class FamilyExport:
         return [s for s in self.output.flow_servers if s.version == "5"]
 
 
-@dataclass(slots=True)
-class Exporter:
+@dataclass(slots=True, eq=False, repr=False)
+class Exporter(Record):
     """Used by batch mode directly and by the daemon from its event loop (all sockets are non-blocking)."""
 
     cfg: Config

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from flowd.model.batch import FlowRecords
+from flowd.model.record import Record
 
 GATHER_DELAY: Final = 1.0  # seconds of flow-cache time a record waits for others to fill its datagram
 BURST: Final = 32  # datagrams a flow server may get back to back (about 46 KiB of 1464-octet v5)
@@ -36,8 +37,8 @@ STOP_LIMIT: Final = 20.0  # seconds the final export at shutdown may take, paced
 _EPSILON: Final = 1e-6  # of a token: rounding in refills never leaves a waiter one float short
 
 
-@dataclass(slots=True)
-class Pacer:
+@dataclass(slots=True, eq=False, repr=False)
+class Pacer(Record):
     """A token bucket: ``rate`` datagrams per second, at most ``burst`` in a row (real time)."""
 
     rate: float
@@ -72,8 +73,8 @@ class Pacer:
         return max(0.0, (1 - self.tokens) / self.rate)
 
 
-@dataclass(slots=True)
-class Outbox:
+@dataclass(slots=True, eq=False, repr=False)
+class Outbox(Record):
     """One flow server's finished flows that have not left yet, oldest first."""
 
     per_datagram: int  # records that fill one export datagram

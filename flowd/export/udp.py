@@ -47,6 +47,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
 
+from flowd.model.record import Frozen, Record
+
 # Linux values; Python 3.11's socket module does not export these names.
 _IP_RECVERR: Final = getattr(socket, "IP_RECVERR", 11)
 _IPV6_RECVERR: Final = getattr(socket, "IPV6_RECVERR", 25)
@@ -91,8 +93,8 @@ class ExportSocketError(Exception):
     """A flow server's socket cannot be set up (bad address, source address not bindable)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Destination:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Destination(Frozen):
     """One flow server: where to send, and optionally from which local address and with which DSCP."""
 
     host: str
@@ -104,8 +106,8 @@ class Destination:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
-@dataclass(slots=True)
-class DestinationStats:
+@dataclass(slots=True, eq=False, repr=False)
+class DestinationStats(Record):
     """Counters of one flow server (see the module docstring for what each one means)."""
 
     datagrams_sent: int = 0

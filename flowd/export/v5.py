@@ -55,6 +55,7 @@ from flowd.export.limits import U32_MAX
 from flowd.export.timebase import instant_ms, sysuptime_ms
 from flowd.model.batch import FlowRecords
 from flowd.model.flowkey import DPORT, PROTO, SPORT, TOS, is_ipv4, u16_column
+from flowd.model.record import Frozen
 
 VERSION: Final = 5
 V5_HEADER: Final = struct.Struct("!HHIIIIBBH")
@@ -107,8 +108,8 @@ class SamplingMode(IntEnum):
     RANDOM = 2
 
 
-@dataclass(frozen=True, slots=True)
-class V5Header:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class V5Header(Frozen):
     """The per-exporter header values of every datagram."""
 
     engine_type: int = 0

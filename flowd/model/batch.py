@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from flowd.model.flowkey import KEY_BYTES
+from flowd.model.record import Record
 from flowd.model.routes import FlowRoutes
 
 U8 = npt.NDArray[np.uint8]
@@ -25,8 +26,8 @@ F64 = npt.NDArray[np.float64]
 MAC_BYTES: Final = 12  # a MAC column row: destination then source address, as in an Ethernet header
 
 
-@dataclass(slots=True)
-class FrameBatch:
+@dataclass(slots=True, eq=False, repr=False)
+class FrameBatch(Record):
     """Raw link-layer frames as read from a capture file or ring, in arrival order.
 
     Frame i is ``buf[offset[i] : offset[i] + caplen[i]]``.
@@ -57,8 +58,8 @@ class FrameBatch:
                           linktype=self.linktype[start:stop], ifindex=self.ifindex[start:stop])
 
 
-@dataclass(slots=True)
-class PacketBatch:
+@dataclass(slots=True, eq=False, repr=False)
+class PacketBatch(Record):
     """Accountable IP packets, one row each, in arrival order.
 
     ``key`` rows follow flowd.model.flowkey; every other column is per packet.
@@ -129,8 +130,8 @@ class PacketBatch:
         )
 
 
-@dataclass(slots=True)
-class FlowRecords:
+@dataclass(slots=True, eq=False, repr=False)
+class FlowRecords(Record):
     """Finished (expired) flows, one row each, ready for the encoders.
 
     Times are in the flow table's time base (packet time); the exporter converts them.

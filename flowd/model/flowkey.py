@@ -27,6 +27,8 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from flowd.model.record import Frozen
+
 KEY_BYTES: Final = 40
 SRC: Final = slice(0, 16)
 DST: Final = slice(16, 32)
@@ -56,8 +58,8 @@ def u16_column(keys: npt.NDArray[np.uint8], field: slice) -> npt.NDArray[np.uint
     return high | keys[:, field.start + 1].astype(np.uint16)
 
 
-@dataclass(frozen=True, slots=True)
-class FlowKey:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class FlowKey(Frozen):
     """One key in readable form (for shows, tests and slow paths)."""
 
     src: ipaddress.IPv4Address | ipaddress.IPv6Address

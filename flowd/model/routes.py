@@ -12,9 +12,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
+from flowd.model.record import Record
 
-@dataclass(slots=True)
-class FlowRoutes:
+
+@dataclass(slots=True, eq=False, repr=False)
+class FlowRoutes(Record):
     """Per flow row; addresses are 16-byte rows (IPv4 as IPv4-mapped IPv6, like the flow key)."""
 
     src_origin_as: npt.NDArray[np.uint32]

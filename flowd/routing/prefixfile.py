@@ -35,6 +35,8 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from flowd.model.record import Record
+
 FORMATS: Final = ("flowd", "ip2asn")
 AS_MAX: Final = 0xFFFFFFFF
 
@@ -43,8 +45,8 @@ class PrefixFileError(ValueError):
     """A prefix file that cannot be read or has a malformed line (``FILE:LINE: message``)."""
 
 
-@dataclass(slots=True)
-class FamilyRoutes:
+@dataclass(slots=True, eq=False, repr=False)
+class FamilyRoutes(Record):
     """The routes of one family as columns, ready for ``FamilyRib.load``."""
 
     nets: npt.NDArray[np.uint8]
@@ -56,8 +58,8 @@ class FamilyRoutes:
         return len(self.lengths)
 
 
-@dataclass(slots=True)
-class _Columns:
+@dataclass(slots=True, eq=False, repr=False)
+class _Columns(Record):
     nbytes: int
     nets: bytearray
     lengths: list[int]

@@ -18,13 +18,12 @@ from typing import TYPE_CHECKING, TextIO
 
 from flowd.capture.files import CaptureReader, open_capture
 from flowd.capture.layouts import CaptureError, CaptureUnreadable
-from flowd.config.schema import Config, RoutingConfig
+from flowd.config.schema import Config
 from flowd.core.pipeline import Pipeline
 from flowd.export.exporter import Exporter
 from flowd.export.udp import ExportSocketError
 from flowd.model.batch import FlowRecords
 from flowd.model.drops import DropReason
-from flowd.routing.prefixfile import PrefixFileError
 from flowd.runtime.batch_plan import Step, flows_created_by, workers_for
 from flowd.runtime.batch_summary import ServerLine, Summary
 from flowd.runtime.exit_status import ExitStatus
@@ -42,7 +41,7 @@ def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: i
     """Process one capture file; print the summary; return the exit status.
 
     With ``workers`` above 1 the flow cache is split across that many processes; ``None`` lets
-    flowd.runtime.batch_shards choose (it also says when it falls back to one).
+    flowd.runtime.batch_plan choose (it also says when it falls back to one).
     """
     started = time.perf_counter()
     error: str | None = None
@@ -50,12 +49,17 @@ def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: i
     try:
         reader = open_capture(path)
         exporter = Exporter(cfg, boot=0.0, default_rate=None)  # fail fast on a flow server that cannot be set up
-        routes = route_lookup(cfg.routing)
-    except (CaptureError, ExportSocketError, PrefixFileError) as exc:
-        print(f"flowd: {exc}", file=sys.stderr)
-        if isinstance(exc, CaptureUnreadable):
-            return ExitStatus.NOINPUT
-        return ExitStatus.DATAERR if isinstance(exc, CaptureError) else ExitStatus.UNAVAILABLE
+    except (CaptureError, ExportSocketError) as exc:
+        return _cannot_start(exc)
+    routes: Callable[[FlowRecords], FlowRecords] = lambda records: records
+    if cfg.routing.lookups:  # the routing tables only when a route source is configured
+        from flowd.routing.prefixfile import PrefixFileError
+        from flowd.runtime.routes import RouteSources
+
+        try:
+            routes = RouteSources(cfg.routing, time).lookup  # prefix files only: BGP and kernel need the daemon
+        except PrefixFileError as exc:
+            return _cannot_start(exc)
     gc.freeze()  # what is loaded by now lives to the end: collections skip it, and forked shards share it
     count = workers_for(path, cfg, workers)
     shards: Shards | None = None
@@ -114,14 +118,12 @@ def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: i
     return ExitStatus.UNAVAILABLE if summary.failed_servers else ExitStatus.OK
 
 
-def route_lookup(cfg: RoutingConfig) -> Callable[[FlowRecords], FlowRecords]:
-    """What gives finished flows their route columns: prefix files only (BGP and the kernel table need the
-    daemon); without route sources the flows go as they are, and no routing table is imported."""
-    if not cfg.lookups:
-        return lambda records: records
-    from flowd.runtime.routes import RouteSources
-
-    return RouteSources(cfg, time).lookup
+def _cannot_start(exc: Exception) -> int:
+    """Report what stopped the start (the capture, a flow server's socket, a prefix file); its exit status."""
+    print(f"flowd: {exc}", file=sys.stderr)
+    if isinstance(exc, CaptureUnreadable):
+        return ExitStatus.NOINPUT
+    return ExitStatus.DATAERR if isinstance(exc, CaptureError) else ExitStatus.UNAVAILABLE
 
 
 def _steps(reader: CaptureReader, pipeline: Pipeline, batch_size: int) -> Generator[Step, None, None]:

@@ -14,6 +14,7 @@ from typing import Final
 from flowd.config.schema import Config
 from flowd.core.pipeline import Pipeline
 from flowd.model.batch import FlowRecords
+from flowd.model.record import Frozen
 
 # Below this size a file is read by one process: forking and feeding shards costs more than it saves
 # (a 16 MiB capture is some 25,000 full-size frames, a few tens of milliseconds in one process).
@@ -41,8 +42,8 @@ def workers_for(path: str, cfg: Config, asked: int | None) -> int:
     return asked
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Step(Frozen):
     """One batch accounted: its earliest frame time, ``now`` after it, and the flows it ended, family by family.
 
     A damaged file ends with a Step that carries only the ``error``.

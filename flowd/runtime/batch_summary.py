@@ -11,10 +11,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from flowd.control.words import EXPORT_FORMATS, drop_words
+from flowd.model.record import Frozen
 
 
-@dataclass(frozen=True, slots=True)
-class ServerLine:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class ServerLine(Frozen):
     """One flow server of one family, as the exporter's `server_stats` row describes it."""
 
     family: str
@@ -51,8 +52,8 @@ class ServerLine:
         return f"Flow server {self.server} ({what}): {counts}"
 
 
-@dataclass(frozen=True, slots=True)
-class Summary:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Summary(Frozen):
     frames: int
     packets_sampled: int
     drops: dict[str, int]  # drop counter name (DropReason value) -> packets

@@ -365,7 +365,7 @@ def _schema_objects(value: object) -> Iterator[object]:
 
 
 def test_schema_classes_compare_hash_and_print_as_dataclasses_do() -> None:
-    """The schema's classes take equality, hash and repr from flowd.model.frozen.Frozen: the same results as
+    """The schema's classes take equality, hash and repr from flowd.model.record.Frozen: the same results as
     the methods @dataclass(frozen=True) generates, held against a generated twin of each instance."""
     objects = list(_schema_objects(parse_config(RICH_CONF, source="rich.conf", syntax="junos")))
     assert {type(o).__name__ for o in objects} >= {"Config", "SamplingInput", "FamilyOutput", "FlowServer", "Filter",

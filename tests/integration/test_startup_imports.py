@@ -27,7 +27,7 @@ OPTIONAL = (
     "flowd.export.server_export", "flowd.export.v9", "flowd.export.ipfix", "flowd.export.templates",  # v9/IPFIX
     "flowd.export.tcp",  # transport tcp
     "flowd.export.aggregation", "flowd.export.v8", "flowd.export.localdump",  # version 8, local-dump
-    "flowd.runtime.routes", "flowd.routing.rib", "flowd.routing.resolve", "flowd.routing.compiled_lpm",  # routing
+    "flowd.runtime.routes", "flowd.routing.prefixfile", "flowd.routing.rib", "flowd.routing.compiled_lpm",  # routing
     "flowd.control.protocol", "json",  # the control socket
     "encodings.idna",  # resolving a flow server's address given as text
 )
