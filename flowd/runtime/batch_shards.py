@@ -29,6 +29,8 @@ workers, so a full cache can evict differently.
 from __future__ import annotations
 
 import collections
+import queue
+import threading
 import traceback
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -73,9 +75,39 @@ LAG = 4  # batches the main process's shard may run ahead of the export (see Sha
 FLUSH_PIECE = 8192  # flows per _Flushed message: the flush streams, so no process holds every flow twice
 
 
+class _Outbox:
+    """A shard process's results during the file, sent to the main process in order by a thread of their own.
+
+    A send waits while the pipe is full. Were the shard's own thread to send, a result larger than the
+    pipe would hold it there while the main process waits for a batch whose slot this shard has not given
+    back yet (it gives a slot back once its result is sent): both would wait for ever. The queue stays
+    short: a shard runs at most SLOTS batches ahead of the main process, which reads every result at most
+    LAG batches late.
+    """
+
+    def __init__(self, conn: multiprocessing.connection.Connection) -> None:
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, args=(conn,), name="flowd-results", daemon=True)
+        self._thread.start()
+
+    def _run(self, conn: multiprocessing.connection.Connection) -> None:
+        while (message := self._queue.get()) is not self:
+            conn.send(message)
+
+    def put(self, message: object) -> None:
+        self._queue.put(message)
+
+    def close(self) -> None:
+        """Send what is queued, then stop (again: nothing)."""
+        if self._thread.is_alive():
+            self._queue.put(self)
+            self._thread.join()
+
+
 def _serve(path: str, cfg: Config, index: int, exchange: Exchange, batch_size: int,
            conn: multiprocessing.connection.Connection) -> None:
     """A shard process: decode its batches for every shard, run its rows of every batch, results to the main process."""
+    outbox = _Outbox(conn)
     try:
         mailbox, senders = exchange.keep(index)
         pipeline = Pipeline(shard_config(cfg, exchange.processes))
@@ -91,13 +123,15 @@ def _serve(path: str, cfg: Config, index: int, exchange: Exchange, batch_size: i
                     chunk, rows = item
                     now = max(now, chunk.ts_max)
                     ended = pipeline.account(Decoded(rows.packets, {}), 0, now)
-                    conn.send(_Batch(ended, pipeline.expire(now)))
+                    outbox.put(_Batch(ended, pipeline.expire(now)))
             finally:
                 producer.stop()
+        outbox.close()  # the flush is sent from here, piece by piece as the export takes them: it streams
         for family, records in pipeline.flush_chunks(now, FLUSH_PIECE):
             conn.send(_Flushed(family, records))
         conn.send(_Done(pipeline.stats, flows_created_by(pipeline)))
     except BaseException:  # the main process must hear of it, not wait forever
+        outbox.close()
         conn.send(traceback.format_exc())
     finally:
         conn.close()

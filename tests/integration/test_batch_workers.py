@@ -136,6 +136,43 @@ def test_pcapng_and_gzip_give_what_one_process_gives(capture: Path, tmp_path: Pa
     assert_workers_agree(zipped, counts=(2,), datagrams=False)
 
 
+SMALL_PIPES = """
+import fcntl, sys
+from flowd.config.loader import load_config
+from flowd.config.overrides import with_overrides
+from flowd.runtime import batch_shards
+from flowd.runtime.batch_mode import run_batch
+
+made = batch_shards.Shards.__init__
+
+def small_pipes(self, *args, **kwargs):  # results pipes of one page: nearly every batch's result outgrows it
+    made(self, *args, **kwargs)
+    for conn in self._conns:
+        fcntl.fcntl(conn.fileno(), 1031, 4096)  # F_SETPIPE_SZ
+
+batch_shards.Shards.__init__ = small_pipes
+cfg = with_overrides(load_config(None), flow_servers=[("127.0.0.1", int(sys.argv[2]))], source_address="127.0.0.1",
+                     active_timeout=60, inactive_timeout=15)
+sys.exit(run_batch(sys.argv[1], cfg, workers=int(sys.argv[3]), batch_size=2000))
+"""
+
+
+def test_results_larger_than_their_pipe_do_not_stall_the_shards(capture: Path) -> None:
+    """A shard's result for a batch (the flows it ended) may exceed the pipe to the main process. The shard
+    must not wait on that pipe while the main process waits for the next batch, whose slot the shard gives
+    back only after sending: both would wait for ever. Pipes of one page and batches of 2,000 frames make
+    nearly every result larger than its pipe; the run ends, with the summary of one process."""
+    summaries = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink:
+        sink.bind(("127.0.0.1", 0))
+        for workers in (1, 2):
+            done = subprocess.run([sys.executable, "-c", SMALL_PIPES, str(capture), str(sink.getsockname()[1]),
+                                   str(workers)], cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+            assert done.returncode == 0, done.stderr
+            summaries.append([line for line in done.stdout.splitlines() if not line.startswith("Elapsed")])
+    assert summaries[0] == summaries[1] and "Flows created: 0" not in "\n".join(summaries[0])
+
+
 def test_every_frame_is_decoded_by_one_process(capture: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                                ) -> None:
     log = tmp_path / "decoded"
