@@ -14,7 +14,6 @@ killed with SIGKILL, the kernel sends SIGTERM to the daemon and the shell (PR_SE
 
 from __future__ import annotations
 
-import ctypes
 import os
 import select
 import shlex
@@ -25,18 +24,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Final, TextIO
 
 from flowd.runtime.exit_status import ExitStatus
+from flowd.runtime.parent_death import die_with_parent
 from flowd.testing.synth import write_capture
 from flowd.testing.truth import SynthSpec
 
 SAMPLE = SynthSpec(packets=40_000, flows=2_000, seed=2, duration=120.0, damaged_share=0.0005)
 READY_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0  # seconds the daemon gets to export its cache and exit before SIGKILL
-_PR_SET_PDEATHSIG: Final = 1
 _ENDING_SIGNALS: Final = (signal.SIGHUP, signal.SIGTERM, signal.SIGQUIT)
 DEMO_COMMAND: Final = "show services accounting flow"
 
@@ -103,10 +103,6 @@ def _ignore(signum: int, frame: FrameType | None) -> None:
     """Ctrl-C belongs to the shell (a caught signal, unlike SIG_IGN, is reset for the shell at exec)."""
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM when the demo process dies, however it dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def flowcli_command() -> str:
@@ -144,12 +140,13 @@ def run_demo(config: str | None, *, out: TextIO = sys.stdout) -> int:
                  "--flow-server", sink.address, "--export-version", "ipfix",
                  *(["--config", config] if config else [])],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                preexec_fn=_die_with_parent)
+                preexec_fn=partial(die_with_parent, os.getpid()))
         if not _wait_ready(daemon, sock, sink):
             print(f"flowd: the demo daemon did not start:\n{log_path.read_text()}", file=sys.stderr)
             return ExitStatus.SOFTWARE
         print(banner(sock, sink), file=out, flush=True)
-        shell = subprocess.Popen([sys.executable, "-m", "shell", "--socket", sock], preexec_fn=_die_with_parent)
+        shell = subprocess.Popen([sys.executable, "-m", "shell", "--socket", sock],
+                                 preexec_fn=partial(die_with_parent, os.getpid()))
         status = _serve(shell, daemon, sink)
         if daemon.poll() is not None:
             print(f"flowd: the demo daemon stopped (status {daemon.returncode}):\n{log_path.read_text()}",

@@ -19,17 +19,19 @@ goes), so no process ever holds every flow twice.
 Frames and decode drops are counted by the main process (every batch's ``Chunk`` carries them); each
 shard counts what its own packets did (sampled, filtered, flows), and the summary sums them.
 
-When it is not used (flowd.runtime.batch_plan's ``workers_for``): a file under SPLIT_MIN_BYTES when ``--workers`` is not given,
-reading standard input (one reader only), and sampling that depends on the order of all packets
-(1-in-N with N > 1, run-length, a packets-per-second cap), whose decisions a shard seeing only its
-own packets could not repeat. The flow cache's max-flows is split between the shards, as with capture
+When it is not used (flowd.runtime.batch_plan's ``workers_for``): a file under SPLIT_MIN_BYTES when
+``--workers`` is not given, reading standard input (one reader only), and sampling that depends on the
+order of all packets (1-in-N with N > 1, run-length, a packets-per-second cap), whose decisions a shard
+seeing only its own packets could not repeat. A shard process ends with the main one, however that ends. The flow cache's max-flows is split between the shards, as with capture
 workers, so a full cache can evict differently.
 """
 
 from __future__ import annotations
 
 import collections
+import os
 import queue
+import signal
 import threading
 import traceback
 from collections.abc import Generator, Iterable, Iterator, Mapping
@@ -44,6 +46,7 @@ from flowd.core.stats import IngestStats
 from flowd.model.batch import FlowRecords
 from flowd.runtime.batch_chunks import End, Exchange, ExchangeFailed, Producer, own_rows
 from flowd.runtime.batch_plan import Step, flows_created_by
+from flowd.runtime.parent_death import die_with_parent
 from flowd.runtime.shard import merge_ingest, shard_config
 
 if TYPE_CHECKING:  # multiprocessing is imported when shards start: a one-process run does without it
@@ -105,8 +108,9 @@ class _Outbox:
 
 
 def _serve(path: str, cfg: Config, index: int, exchange: Exchange, batch_size: int,
-           conn: multiprocessing.connection.Connection) -> None:
+           conn: multiprocessing.connection.Connection, parent: int) -> None:
     """A shard process: decode its batches for every shard, run its rows of every batch, results to the main process."""
+    die_with_parent(parent, signal.SIGKILL)  # a main process killed outright must not leave shards waiting on it
     outbox = _Outbox(conn)
     try:
         mailbox, senders = exchange.keep(index)
@@ -155,8 +159,8 @@ class Shards:
         self._procs: list[multiprocessing.process.BaseProcess] = []
         for index in range(1, shards):
             ours, theirs = context.Pipe(duplex=False)
-            proc = context.Process(target=_serve, args=(path, cfg, index, self._exchange, batch_size, theirs),
-                                   name=f"flowd-shard-{index}", daemon=True)
+            proc = context.Process(target=_serve, name=f"flowd-shard-{index}", daemon=True,
+                                   args=(path, cfg, index, self._exchange, batch_size, theirs, os.getpid()))
             proc.start()
             theirs.close()
             self._conns.append(ours)

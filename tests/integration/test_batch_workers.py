@@ -12,6 +12,8 @@ from __future__ import annotations
 import collections
 import gzip
 import os
+import select
+import signal
 import socket
 import struct
 import subprocess
@@ -171,6 +173,44 @@ def test_results_larger_than_their_pipe_do_not_stall_the_shards(capture: Path) -
             assert done.returncode == 0, done.stderr
             summaries.append([line for line in done.stdout.splitlines() if not line.startswith("Elapsed")])
     assert summaries[0] == summaries[1] and "Flows created: 0" not in "\n".join(summaries[0])
+
+
+KILLED_MAIN = """
+import multiprocessing, signal, sys
+from flowd.config.loader import load_config
+from flowd.config.overrides import with_overrides
+from flowd.runtime import batch_shards
+from flowd.runtime.batch_mode import run_batch
+
+steps = batch_shards.Shards.steps
+
+def first_step_then_wait(self):  # the main process stops after its first batch, its shard waiting on it
+    for step in steps(self):
+        print(*(p.pid for p in multiprocessing.active_children()), flush=True)
+        signal.pause()
+        yield step
+
+batch_shards.Shards.steps = first_step_then_wait
+cfg = with_overrides(load_config(None), flow_servers=[("127.0.0.1", 9)], source_address="127.0.0.1")
+run_batch(sys.argv[1], cfg, workers=2, batch_size=2000)
+"""
+
+
+def test_shard_processes_end_with_a_main_process_killed_outright(capture: Path) -> None:
+    """kill -9 of the main process: its shard process, which would wait on it for ever, ends too."""
+    with subprocess.Popen([sys.executable, "-c", KILLED_MAIN, str(capture)], cwd=REPO, stdout=subprocess.PIPE,
+                          text=True) as main:
+        assert main.stdout is not None
+        shard = int(main.stdout.readline())
+        pidfd = os.pidfd_open(shard)  # readable once the process has ended
+        main.kill()
+    try:
+        ended, _, _ = select.select([pidfd], [], [], 30)
+        if not ended:
+            os.kill(shard, signal.SIGKILL)
+        assert ended, "the shard process outlived the main process"
+    finally:
+        os.close(pidfd)
 
 
 def test_every_frame_is_decoded_by_one_process(capture: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
