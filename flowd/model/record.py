@@ -11,7 +11,20 @@ the field values; a `Record` is unhashable, as a mutable dataclass with equality
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import fields
+from operator import attrgetter
+
+_VALUES: dict[type, Callable[[object], tuple[object, ...]]] = {}  # per class: its field values as a tuple
+
+
+def _values_of(cls: type) -> Callable[[object], tuple[object, ...]]:
+    """One call that reads every field (``fields()`` per comparison would cost several times the comparison)."""
+    names = [f.name for f in fields(cls)]
+    if len(names) > 1:
+        get: Callable[[object], tuple[object, ...]] = attrgetter(*names)
+        return get
+    return lambda obj: tuple(getattr(obj, name) for name in names)  # attrgetter of one name gives no tuple
 
 
 class Record:
@@ -20,7 +33,11 @@ class Record:
     __slots__ = ()
 
     def _values(self) -> tuple[object, ...]:
-        return tuple(getattr(self, f.name) for f in fields(self))  # type: ignore[arg-type]
+        cls = self.__class__
+        values = _VALUES.get(cls)
+        if values is None:
+            values = _VALUES[cls] = _values_of(cls)
+        return values(self)
 
     def __eq__(self, other: object) -> bool:  # and no __hash__: Python makes the class unhashable
         if other.__class__ is not self.__class__:

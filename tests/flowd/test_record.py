@@ -58,3 +58,13 @@ def test_a_field_that_differs_makes_them_differ() -> None:
     assert TableCounters(packets=1) != TableCounters(packets=2)
     assert Destination("127.0.0.1", 2055) != Destination("127.0.0.1", 2056)
     assert len({Destination("127.0.0.1", 2055), Destination("127.0.0.1", 2055), Destination("::1", 2055)}) == 2
+
+
+def test_one_field_and_none_hash_and_compare_as_generated() -> None:
+    """The field values are read by one call per class; with one field or none that call still gives a tuple."""
+    one = make_dataclass("One", [("a", int)], bases=(Frozen,), frozen=True, slots=True, eq=False, repr=False)
+    none = make_dataclass("Nothing", [], bases=(Frozen,), frozen=True, slots=True, eq=False, repr=False)
+    generated = make_dataclass("One", [("a", int)], frozen=True)
+    assert one(1) == one(1) and one(1) != one(2) and hash(one(5)) == hash(generated(5))
+    assert repr(one(5)) == repr(generated(5)) and none() == none()
+    assert hash(none()) == hash(make_dataclass("Nothing", [], frozen=True)())
