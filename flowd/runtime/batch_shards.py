@@ -84,8 +84,8 @@ class _Outbox:
     A send waits while the pipe is full. Were the shard's own thread to send, a result larger than the
     pipe would hold it there while the main process waits for a batch whose slot this shard has not given
     back yet (it gives a slot back once its result is sent): both would wait for ever. The queue stays
-    short: a shard runs at most SLOTS batches ahead of the main process, which reads every result at most
-    LAG batches late.
+    short: a shard runs at most SLOTS batches per producer ahead of the main process (every slot needs the
+    main process's credit too), which reads every result at most LAG batches late.
     """
 
     def __init__(self, conn: multiprocessing.connection.Connection) -> None:
