@@ -60,7 +60,8 @@ def group_rows_numpy(keys: npt.NDArray[np.uint8], status: npt.NDArray[np.uint8] 
     """The rows grouped by owner, group ``2 * shard`` (IPv4) then ``2 * shard + 1`` (IPv6), each group in row
     order; only rows whose ``status`` is 0 (flowd.core.frame_rules.OK) count, every row when it is None."""
     rows = np.arange(len(keys)) if status is None else np.flatnonzero(status == 0)
-    owner = shard_of(keys[rows], shards) * 2 + ~is_ipv4(keys[rows])
+    kept = keys[rows]
+    owner = shard_of(kept, shards) * 2 + ~is_ipv4(kept)
     order: npt.NDArray[np.int64] = rows[np.argsort(owner, kind="stable")].astype(np.int64, copy=False)
     return order, np.bincount(owner, minlength=2 * shards).astype(np.int64)
 
