@@ -7,10 +7,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flowd.config.checker import Checker, describe
+from flowd.config.ip_names import PORTS, PROTOCOLS
 from flowd.config.schema import (
     FAMILIES,
-    PORTS,
-    PROTOCOLS,
     Filter,
     Prefix,
     Term,

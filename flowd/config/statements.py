@@ -18,6 +18,7 @@ from functools import cache
 from typing import Any, Final
 
 from flowd.config import checker, schema
+from flowd.config.ip_names import PORTS, PROTOCOLS
 
 Node = dict[str, Any]
 
@@ -157,9 +158,9 @@ def _firewall() -> Node:
                            value("prefix", "<prefix>", "Prefix to match"), None)
                 for key in ("source-address", "destination-address", "address")}
     protocol = value("protocol", "<protocol>", "Protocol name, number or range", range=(0, 255),
-                     choices=sorted((name, f"IP protocol {number}") for name, number in schema.PROTOCOLS.items()))
+                     choices=sorted((name, f"IP protocol {number}") for name, number in PROTOCOLS.items()))
     port = value("port", "<port>", "Port name, number or range", range=(0, 65535),
-                 choices=sorted((name, f"Port {number}") for name, number in schema.PORTS.items()))
+                 choices=sorted((name, f"Port {number}") for name, number in PORTS.items()))
     match = container("Define match criteria", {
         **prefixes,
         "protocol": leaf_list("Match IP protocol type", protocol),

@@ -16,7 +16,8 @@ from typing import Any, Final, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from flowd.core.flowtable import OVERLOAD_HOLD, FlowTable, TableCounters
+from flowd.core.flowtable import FlowTable
+from flowd.core.table_counters import OVERLOAD_HOLD, TableCounters
 from flowd.model.batch import MAC_BYTES, FlowRecords, PacketBatch
 from flowd.model.expiry import ExpiryReason
 from flowd.model.flowkey import KEY_BYTES

@@ -49,6 +49,7 @@ from flowd.core.batch_groups import Grouped, group, hash_words, key_words
 from flowd.model.batch import MAC_BYTES, FlowRecords, PacketBatch
 from flowd.model.expiry import ExpiryReason
 from flowd.model.flowkey import KEY_BYTES, PROTO
+from flowd.core.table_counters import OVERLOAD_HOLD, TableCounters
 from flowd.model.record import Record
 
 EMPTY: Final = -1
@@ -56,28 +57,9 @@ TOMBSTONE: Final = -2
 TCP: Final = 6
 FIN_OR_RST: Final = 0x01 | 0x04
 MIN_CAPACITY: Final = 1024
-OVERLOAD_HOLD: Final = 10.0  # seconds "Memory overload: Yes" stays on after the last refused flow
 
 Bools = npt.NDArray[np.bool_]
 Ints = npt.NDArray[np.int64]
-
-
-@dataclass(slots=True, eq=False, repr=False)
-class TableCounters(Record):
-    """Running totals the `show services accounting` commands read."""
-
-    packets: int = 0  # packets accounted into flows
-    bytes: int = 0
-    flows_created: int = 0  # Allocation count / Total flows
-    flows_freed: int = 0  # Free count
-    max_allocated: int = 0  # peak number of cached flows
-    dropped_no_memory: int = 0  # packets of refused new flows
-    refused_flows: int = 0  # new flows that found no room (Memory allocation failures)
-    idle_expired: int = 0
-    active_expired: int = 0
-    end_of_flow: int = 0
-    forced: int = 0
-    overload_until: float = float("-inf")
 
 
 # The value columns, one row per slot: (attribute, dtype, width; 0 = one value per slot).

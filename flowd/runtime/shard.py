@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from flowd.config.schema import Config
-from flowd.core.flowtable import TableCounters
+from flowd.core.table_counters import TableCounters
 from flowd.core.pipeline import Pipeline
 from flowd.core.stats import IngestStats, RateMeter
 from flowd.model.batch import FlowRecords, FrameBatch

@@ -7,7 +7,7 @@ from dataclasses import fields, make_dataclass
 
 import pytest
 
-from flowd.core.flowtable import TableCounters
+from flowd.core.table_counters import TableCounters
 from flowd.export.exporter import ExportCounters
 from flowd.export.udp import Destination, DestinationStats
 from flowd.model.flowkey import FlowKey
