@@ -5,6 +5,9 @@ report ICMP errors for that collector; on Linux each socket also sets IP_RECVERR
 every ICMP error (port unreachable from a collector that is down, host or network unreachable
 from a router) is queued on the socket's error queue and counted one by one instead of surfacing as
 a single ECONNREFUSED on some later send. Network errors are never raised: they are counted.
+Datagrams go to the kernel up to 1024 at a time through sendmmsg() when flowd/native/_send.c is built
+(one socket.send() each otherwise, or with FLOWD_NO_FASTPATH=1); either way in order, stopping at the
+first one refused, so everything below holds for both.
 
 Per-destination counters (``DestinationStats``, and the same names in ``UdpSender.stats_rows()``,
 which feeds `show services accounting errors` "Export packet failures" and the batch summary):
@@ -48,6 +51,11 @@ from enum import Enum
 from typing import Final
 
 from flowd.model.record import Frozen, Record
+from flowd.native import compiled
+
+# sendmmsg(): many datagrams per system call (flowd/native/_send.c); None: one socket.send() each.
+_SEND_DATAGRAMS: Final = compiled("send_datagrams", "flowd.native._send")
+SENDS_IN_BATCHES: Final = _SEND_DATAGRAMS is not None  # and with the interpreter lock released
 
 # Linux values; Python 3.11's socket module does not export these names.
 _IP_RECVERR: Final = getattr(socket, "IP_RECVERR", 11)
@@ -191,24 +199,30 @@ class UdpSender:
             while start < len(datagrams):
                 done, error = self._send_run(i, datagrams, start)
                 start += done
-                if error is None:
-                    break
-                self._send_one(i, datagrams[start], deadline, error)
-                start += 1
+                if error is not None:
+                    self._send_one(i, datagrams[start], deadline, error)
+                    start += 1
             self._drain_errors(i)
 
     def _send_run(self, i: int, datagrams: Sequence[bytes], start: int) -> tuple[int, OSError | None]:
-        """Send datagrams from ``start`` on in one tight loop until one fails; return how many went and
-        the error of the one that did not (``_send_one`` takes it from there)."""
-        send, st = self._socks[i].send, self.stats[i]
-        done = octets = 0
+        """Send datagrams from ``start`` on in one tight loop until one fails (the compiled loop: at most
+        its batch); return how many went and the error of the one that did not (``_send_one`` takes it
+        from there)."""
+        st = self.stats[i]
         error: OSError | None = None
-        try:
-            for data in datagrams[start:] if start else datagrams:
-                octets += send(data)
-                done += 1
-        except OSError as exc:
-            error = exc
+        if _SEND_DATAGRAMS is not None:
+            done, octets, code = _SEND_DATAGRAMS(self._socks[i].fileno(), datagrams, start)
+            if code:
+                error = OSError(code, os.strerror(code))  # the errno's subclass (BlockingIOError, ...)
+        else:
+            send = self._socks[i].send
+            done = octets = 0
+            try:
+                for data in datagrams[start:] if start else datagrams:
+                    octets += send(data)
+                    done += 1
+            except OSError as exc:
+                error = exc
         st.datagrams_sent += done
         st.bytes_sent += octets
         return done, error

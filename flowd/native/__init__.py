@@ -1,5 +1,6 @@
 """The optional compiled extensions (flowd.native._fastpath: decode; flowd.native._flowtable: the flow cache;
-flowd.native._ring: reading a capture ring; flowd.native._lpm: route lookups): whether each is built, enabled and made from our tables."""
+flowd.native._ring: reading a capture ring; flowd.native._lpm: route lookups; flowd.native._send: export
+datagrams in batches): whether each is built, enabled and made from our tables."""
 
 from __future__ import annotations
 

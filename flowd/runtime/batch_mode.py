@@ -22,6 +22,7 @@ from flowd.config.schema import Config
 from flowd.core.pipeline import Pipeline
 from flowd.export.exporter import Exporter
 from flowd.export.udp import ExportSocketError
+from flowd.export.udp_background import udp_sender
 from flowd.model.batch import FlowRecords
 from flowd.model.drops import DropReason
 from flowd.runtime.batch_plan import Step, flows_created_by, workers_for
@@ -48,7 +49,8 @@ def run_batch(path: str, cfg: Config, *, out: TextIO = sys.stdout, batch_size: i
     now = 0.0
     try:
         reader = open_capture(path)
-        exporter = Exporter(cfg, boot=0.0, default_rate=None)  # fail fast on a flow server that cannot be set up
+        # fail fast on a flow server that cannot be set up; datagrams go out while the next ones are encoded
+        exporter = Exporter(cfg, boot=0.0, default_rate=None, udp_factory=udp_sender)
     except (CaptureError, ExportSocketError) as exc:
         return _cannot_start(exc)
     routes: Callable[[FlowRecords], FlowRecords] = lambda records: records

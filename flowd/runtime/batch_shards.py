@@ -29,6 +29,8 @@ workers, so a full cache can evict differently.
 from __future__ import annotations
 
 import collections
+import contextlib
+import fcntl
 import os
 import queue
 import signal
@@ -76,6 +78,7 @@ class _Done:
 
 LAG = 4  # batches the main process's shard may run ahead of the export (see Shards.steps)
 FLUSH_PIECE = 8192  # flows per _Flushed message: the flush streams, so no process holds every flow twice
+PIPE_BYTES = 1 << 20  # a result pipe's buffer (Linux's limit for unprivileged users): about one flush piece
 
 
 class _Outbox:
@@ -159,6 +162,8 @@ class Shards:
         self._procs: list[multiprocessing.process.BaseProcess] = []
         for index in range(1, shards):
             ours, theirs = context.Pipe(duplex=False)
+            with contextlib.suppress(OSError):  # a shard may write a flush piece ahead of the export
+                fcntl.fcntl(ours.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
             proc = context.Process(target=_serve, name=f"flowd-shard-{index}", daemon=True,
                                    args=(path, cfg, index, self._exchange, batch_size, theirs, os.getpid()))
             proc.start()
