@@ -1,6 +1,6 @@
 """A capture file decoded once by several batch-mode processes: producers take turns, every shard gets its rows.
 
-Of the N processes, the producers (every one but the main process, which exports) each walk the whole
+Of the N processes, the producers (batch mode: every one, the main process included) each walk the whole
 file in the same batches (the compiled walk reads only the record headers) and decode batch ``i`` only
 when it is their turn (``Exchange.producer_of``), in a second thread (the compiled decoder releases the
 GIL). A producer puts the rows into a slot of its shared ring (flowd.runtime.shard_rows), grouped by
@@ -14,6 +14,7 @@ so each process stops after the same batch.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import queue
 import threading
@@ -164,7 +165,8 @@ class Producer:
         except BaseException:  # every process must hear of it, not wait for the next batch forever
             end = End(failure=traceback.format_exc())
         for send in senders:
-            send(end)
+            with contextlib.suppress(BrokenPipeError):  # a process that has already ended needs no End
+                send(end)
 
     def stop(self) -> None:
         """Stop (the reader must outlive the walk) and wait for the thread."""

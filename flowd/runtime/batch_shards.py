@@ -1,9 +1,9 @@
 """Batch mode on several cores: the flow cache split by flow key across worker processes, one exporter.
 
 ``flowd --read FILE --workers N`` forks N-1 shard processes beside the main one. The frames are
-decoded once: the shard processes take turns decoding the file's batches and hand every shard the
-rows whose flow-key hash (``shard_of``) is its own, through shared memory (flowd.runtime.batch_chunks,
-flowd.runtime.shard_rows); the main process decodes nothing, as it exports for all of them. Each
+decoded once: every process, the main one included, takes its turn decoding the file's batches (in a
+thread of its own) and hands every shard the rows whose flow-key hash (``shard_of``) is its own,
+through shared memory (flowd.runtime.batch_chunks, flowd.runtime.shard_rows). Each
 process runs its own Pipeline on its rows, batch by batch in file order, with the same ``now`` (the
 latest packet time so far) as a single cache would, so timeouts, first and last times and FIN/RST
 end flows exactly as in one process. For every batch each shard returns the flows that batch ended
@@ -157,7 +157,7 @@ class Shards:
         import multiprocessing
         self.pipeline = Pipeline(shard_config(cfg, shards))
         context = multiprocessing.get_context("fork")
-        self._exchange = Exchange(context, shards, tuple(range(1, shards)), batch_size, bool(self.pipeline.macs))
+        self._exchange = Exchange(context, shards, tuple(range(shards)), batch_size, bool(self.pipeline.macs))
         self._conns: list[multiprocessing.connection.Connection] = []
         self._procs: list[multiprocessing.process.BaseProcess] = []
         for index in range(1, shards):
@@ -171,6 +171,8 @@ class Shards:
             self._conns.append(ours)
             self._procs.append(proc)
         self._mailbox, self._senders = self._exchange.keep(0)
+        self._reader = open_capture(path)
+        self._producer = Producer(self._reader, batch_size, 0, self._exchange, self._senders)
         self.stats = IngestStats()
         self.flows_created = 0
 
@@ -251,6 +253,8 @@ class Shards:
         done.append(reply)
 
     def close(self) -> None:
+        self._producer.stop()
+        self._reader.close()
         for conn in self._conns:
             conn.close()
         for proc in self._procs:
