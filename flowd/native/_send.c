@@ -39,16 +39,21 @@ static PyObject *send_datagrams(PyObject *self, PyObject *args)
         Py_DECREF(fast);
         return PyErr_Format(PyExc_ValueError, "start %zd outside 0..%zd", start, n);
     }
-    for (Py_ssize_t i = start; i < n && i < start + SEND_BATCH; i++) {
-        if (!PyBytes_Check(items[i])) {
+    Py_ssize_t count = n - start > SEND_BATCH ? SEND_BATCH : n - start;
+    for (Py_ssize_t j = 0; j < count; j++) {
+        if (!PyBytes_Check(items[start + j])) {
             Py_DECREF(fast);
-            return PyErr_Format(PyExc_TypeError, "datagram %zd is %.100s, not bytes", i, Py_TYPE(items[i])->tp_name);
+            return PyErr_Format(PyExc_TypeError, "datagram %zd is %.100s, not bytes", start + j,
+                                Py_TYPE(items[start + j])->tp_name);
         }
     }
-    Py_ssize_t count = n - start > SEND_BATCH ? SEND_BATCH : n - start;
-    struct mmsghdr *msgs = PyMem_Calloc((size_t)(count ? count : 1), sizeof *msgs);
-    struct iovec *iov = PyMem_Calloc((size_t)(count ? count : 1), sizeof *iov);
-    PyObject **held = PyMem_Calloc((size_t)(count ? count : 1), sizeof *held);
+    if (count == 0) {
+        Py_DECREF(fast);
+        return Py_BuildValue("nKi", (Py_ssize_t)0, 0ULL, 0);
+    }
+    struct mmsghdr *msgs = PyMem_Calloc((size_t)count, sizeof *msgs);
+    struct iovec *iov = PyMem_Calloc((size_t)count, sizeof *iov);
+    PyObject **held = PyMem_Calloc((size_t)count, sizeof *held);
     if (msgs == NULL || iov == NULL || held == NULL) {
         PyMem_Free(msgs);
         PyMem_Free(iov);
