@@ -182,8 +182,7 @@ class UdpSender:
 
     def send(self, datagrams: Sequence[bytes]) -> None:
         """Send every datagram to every flow server; network errors are counted, never raised."""
-        if self._closed:
-            raise RuntimeError("UdpSender.send() after close()")
+        self._require_open()
         if not datagrams:
             return
         for i in range(len(self._socks)):
@@ -203,6 +202,10 @@ class UdpSender:
                     self._send_one(i, datagrams[start], deadline, error)
                     start += 1
             self._drain_errors(i)
+
+    def _require_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("UdpSender.send() after close()")
 
     def _send_run(self, i: int, datagrams: Sequence[bytes], start: int) -> tuple[int, OSError | None]:
         """Send datagrams from ``start`` on in one tight loop until one fails (the compiled loop: at most

@@ -35,8 +35,7 @@ class BackgroundUdpSender(UdpSender):
 
     def send(self, datagrams: Sequence[bytes]) -> None:
         """Queue the datagrams for every flow server (waits while QUEUED sends are queued)."""
-        if self._closed:
-            raise RuntimeError("UdpSender.send() after close()")
+        self._require_open()
         self._raise_failure()
         if not datagrams:
             return
