@@ -324,6 +324,13 @@ class LiveCapture:
         parts = [p for p in parts if len(p)]
         return concat_frames(parts) if parts else None
 
+    def filling(self) -> bool:
+        """Whether a ring's open block holds frames the kernel has not handed over yet (PacketRing.filling)."""
+        rings = [ring for _, ring in self._retiring]
+        if self._ring is not None:
+            rings.append(self._ring)
+        return not self._closed and any(ring.filling() for ring in rings)
+
     def next_deadline(self) -> float | None:
         """The time.monotonic() by which read_blocks must run again even if fileno() stays quiet."""
         times = [deadline for deadline, _ in self._retiring]

@@ -319,6 +319,27 @@ class PacketRing:
         starts = list(itertools.accumulate(lengths[:-1], initial=0))
         return frames_of(data, starts, linktype=self.linktype, ifindex=self.ifindex)
 
+    def filling(self) -> bool:
+        """Whether the block the kernel is filling holds frames: the kernel hands it over when its retire
+        timer fires (at most one block timeout from now), and a read before that does not see them.
+
+        The kernel counts a block's frames in its descriptor as it writes them (af_packet.c,
+        prb_fill_curr_block), so this reads the shared mapping only: the first block after the ready
+        ones, if the kernel owns it, and its frame count. The count is reset when the kernel opens the
+        block; after the ring was full, a block handed back but not yet reopened still shows its old
+        count, and a stop then waits its bound (inputs.finish) for nothing.
+        """
+        mm = self._map
+        if mm is None:
+            return False
+        size, count = self.options.block_size, self.options.ring_blocks
+        for step in range(count):
+            start = ((self._next + step) % count) * size
+            status, frames = BLOCK_HEAD.unpack_from(mm, start)[:2]
+            if not status & TpStatus.USER:
+                return bool(frames > 0)
+        return False  # every block is ready: the kernel fills none until some are read
+
     def pending_error(self) -> int:
         """Read (and so clear) the socket's pending error, e.g. ENETDOWN after the link went away."""
         return int(self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))

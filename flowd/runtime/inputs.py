@@ -10,8 +10,9 @@ Where the compiled live path applies (flowd.core.live_path: no filter, no packet
 ``ring_account`` hands each wake-up's ready blocks to it, so frames are decoded and cached in C, once
 per wake-up instead of once per block, and only the flows that ended come back.
 
-Stopping a capture: the ingest task is cancelled, then the capture waits two block timeouts, so the
-kernel retires the block it was filling, and hands back those last frames before its rings close.
+Stopping a capture: the ingest task is cancelled; if the block the kernel is filling holds frames, the
+capture waits until the kernel retires it (its timer does within one block timeout; the wait gives up
+after two), then hands back those last frames before its rings close. An idle ring closes at once.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ from flowd.model.clock import Clock
 from flowd.runtime.shard import LiveInput, Shard
 
 MAX_FANOUT_GROUP: Final = 0xFFFF
-FINAL_WAIT_TIMEOUTS: Final = 2  # block timeouts to wait at stop for the kernel to retire the open block
+FINAL_WAIT_TIMEOUTS: Final = 2  # block timeouts to wait at most at stop for the kernel to retire the open block
 FINAL_WAIT_MIN: Final = 0.02  # seconds, at least
+FINAL_POLL: Final = 0.01  # seconds between looks at the open block while waiting for it
 FINAL_READS: Final = 4  # reads of the ring after that wait
 
 Handler = Callable[[FrameBatch, float, str], None]  # (frames, now, interface as configured)
@@ -100,7 +102,9 @@ async def finish(capture: LiveCapture, source: LiveInput, clock: Clock, handle: 
                  block_timeout_ms: int, account: RingAccount | None = None) -> None:
     """Read what the kernel still holds (the block it was filling included), then close the capture."""
     try:
-        await asyncio.sleep(max(FINAL_WAIT_MIN, FINAL_WAIT_TIMEOUTS * block_timeout_ms / 1000))
+        give_up = time.monotonic() + max(FINAL_WAIT_MIN, FINAL_WAIT_TIMEOUTS * block_timeout_ms / 1000)
+        while capture.filling() and time.monotonic() < give_up:
+            await asyncio.sleep(FINAL_POLL)
         for _ in range(FINAL_READS):  # traffic that keeps coming is not waited for
             if (frames := capture.read_blocks(account)) is None:
                 break

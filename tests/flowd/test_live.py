@@ -50,6 +50,9 @@ from flowd.core.decode import decode
 from flowd.core.pipeline import Pipeline
 from flowd.model.batch import FlowRecords, FrameBatch
 from flowd.model.flowkey import IFINDEX, u16_column
+from flowd.runtime.clock import SystemClock
+from flowd.runtime.inputs import finish
+from flowd.runtime.shard import LiveInput
 from flowd.testing.synth import write_capture
 from flowd.testing.truth import (
     GroundTruth,
@@ -324,6 +327,45 @@ def test_capture_matches_ground_truth_under_uvloop(veth: tuple[Namespace, Namesp
     assert set(u16_column(records.key, IFINDEX).tolist()) == {ifindex}
     got, want = totals(flows_from_records(records)), totals(truth.flows_for(active=TIMEOUT, inactive=TIMEOUT))
     assert got == want, differences(got, want)
+
+
+@live
+def test_stop_reads_the_open_block_and_waits_only_when_it_holds_frames(veth: tuple[Namespace, Namespace],
+                                                                         capture: tuple[Path, GroundTruth]) -> None:
+    """A few frames stay in the block the kernel is filling until its retire timer fires: filling() says
+    so, and a stop (inputs.finish) waits for that block and hands back every frame, also those of a replay
+    that a read never saw. An idle ring's stop does not wait: with a 60 s block timeout it would
+    otherwise take up to two minutes (GUARD fails it first)."""
+    a, b = veth
+    path, _truth = capture
+    sent = 300  # frames, far below one block
+    got: list[FrameBatch] = []
+
+    def handle(frames: FrameBatch, _now: float, _interface: str) -> None:
+        got.append(frames)
+
+    async def run() -> None:
+        await replay(a, path, stop=sent)
+        assert held.filling() and held.read_blocks() is None  # not handed over: the timer is 60 s away
+        async with asyncio.timeout(GUARD):
+            await finish(idle, LiveInput("lo", "lo"), SystemClock(), handle, LONG)
+        assert not got
+        await replay(a, path, stop=sent)
+        async with asyncio.timeout(GUARD):
+            await finish(short, LiveInput("vb", "vb"), SystemClock(), handle, SHORT)
+
+    LONG, SHORT = 60_000, 300  # ms
+    with b.inside():
+        held = LiveCapture("vb", ring_blocks=4, block_timeout_ms=LONG, snaplen=WHOLE_RING)
+        short = LiveCapture("vb", ring_blocks=4, block_timeout_ms=SHORT, snaplen=WHOLE_RING)
+        idle = LiveCapture("lo", ring_blocks=4, block_timeout_ms=LONG)
+    try:
+        asyncio.run(run())
+        assert held.filling() and not short.filling()  # finish() closed short: it fills nothing
+        assert frame_bytes(concat_frames(got)) == file_frames(path)[:sent] * 2  # both replays, none lost
+    finally:
+        for cap in (held, short, idle):
+            cap.close()
 
 
 @live
