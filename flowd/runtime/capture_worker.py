@@ -12,8 +12,8 @@ length and a pickle (both ends are this program; nothing else can reach the sock
 * daemon → worker: ``Start`` (first, once), ``Ask`` (a control query; the reply is an ``Answer``),
   ``Reload`` (SIGHUP's new configuration), ``Stop``;
 * worker → daemon: ``Started`` (the rings are open, or the one-line error why not), ``Ended`` (flows
-  to export), ``Report`` (statistics, every second), ``Answer``, ``Stopped`` (the last report, after
-  the last flows).
+  to export), ``Report`` (statistics, every second; every 30 s once nothing has changed for 90 s:
+  flowd.runtime.report_pace), ``Answer``, ``Stopped`` (the last report, after the last flows).
 
 The worker ignores SIGINT, SIGTERM and SIGHUP (a terminal's Ctrl-C and systemd's stop reach the
 whole group): the daemon decides when it stops, so its last flows are always exported. It exits when
@@ -43,12 +43,12 @@ from flowd.runtime.budget import SharedBudget
 from flowd.runtime.clock import SystemClock
 from flowd.runtime.inputs import finish, ingest, open_capture, ring_account
 from flowd.runtime.log import setup_logging
+from flowd.runtime.report_pace import TICK, ReportPace
 from flowd.runtime.shard import ENDED_BATCH, LiveInput, Query, QueryKind, Shard, ShardReport, merge_ended
 
 log = logging.getLogger(__name__)
 
 FRAME: Final = struct.Struct("!I")  # length of the pickle that follows
-TICK: Final = 1.0  # seconds between reports and expiry scans when no deadline is nearer
 
 
 # --- messages -------------------------------------------------------------------------------------
@@ -135,6 +135,8 @@ class Worker:
         self._outbox: list[Mapping[str, FlowRecords]] = []
         self._pending = 0  # flows in the outbox
         self._last_report = float("-inf")
+        self._pace = ReportPace()
+        self._woken = asyncio.Event()  # set by every wake-up of an ingest task (traffic or link events)
 
     def _handle(self, frames: FrameBatch, now: float, interface: str) -> None:
         self._keep(self.shard.process(frames, now, interface))
@@ -152,11 +154,12 @@ class Worker:
             await send(self.writer, Ended(flows))
 
     async def _flush_when_full(self) -> None:
-        """After a batch: send only once ENDED_BATCH flows are waiting; the expiry scan sends the rest.
+        """After a wake-up: send only once ENDED_BATCH flows are waiting; the expiry scan sends the rest.
 
         Flows that end between two scans so reach the exporter in large messages, at most TICK late,
         instead of one message per ring wake-up.
         """
+        self._woken.set()
         if self._pending >= ENDED_BATCH:
             await self._flush_outbox()
 
@@ -169,16 +172,23 @@ class Worker:
 
     async def _expiry(self) -> None:
         while True:
+            self._woken.clear()  # traffic from here on ends a quiet sleep below
             now = self.clock.time()
             self._keep(self.shard.expire(now))
             self.shard.tick(now)
             await self._flush_outbox()
-            if now - self._last_report >= TICK:
+            period = self._pace.period(now, self.shard.news())
+            if now - self._last_report >= period:
                 self._last_report = now
                 await send(self.writer, Report(self.shard.report(now)))
             deadline = self.shard.next_deadline()
-            wake = now + TICK if deadline is None else min(deadline, now + TICK)
-            await self.clock.sleep_until(wake)
+            wake = self._last_report + period if deadline is None else min(deadline, self._last_report + period)
+            if period == TICK:
+                await self.clock.sleep_until(wake)
+                continue
+            with contextlib.suppress(TimeoutError):  # quiet: wait for the deadline, the report, or traffic
+                async with asyncio.timeout(max(0.0, wake - self.clock.time())):
+                    await self._woken.wait()
 
     def _answer(self, query: Query) -> ShardReport:
         now = self.clock.time()
@@ -227,6 +237,8 @@ class Worker:
                 elif isinstance(message, Reload):
                     self._keep(self.shard.reconfigure(message.cfg, self.clock.time()))
                     await self._flush_outbox()
+                    self._pace.stir(self.clock.time())  # the next report shows the new limits
+                    self._woken.set()
                 elif isinstance(message, Stop):
                     break
         finally:

@@ -198,6 +198,17 @@ class Shard:
 
     # -- statistics ----------------------------------------------------------------------------
 
+    def news(self) -> tuple[object, ...]:
+        """What a report shows that changes only with traffic, expiry or link events (not with the clock
+        alone): ingest counts, each family's flows and counters, each capture's counters, state and last
+        event (flowd.runtime.report_pace)."""
+        stats = self.pipeline.stats
+        families = tuple((len(p.table), p.table.counters.packets, p.table.counters.flows_created,
+                          p.table.counters.flows_freed) for p in self.pipeline.paths.values())
+        captures = tuple((self.kernel_stats(c), c.state, c.events[-1] if c.events else None)
+                         for _, c in self.captures)
+        return stats.frames, stats.sampled, stats.not_sampled, families, captures
+
     def kernel_stats(self, capture: LiveCapture) -> tuple[int, int]:
         """(packets, drops) of a capture since start or the last clear."""
         packets, drops = capture.stats()

@@ -25,6 +25,7 @@ from flowd.core.sampling import Sampler
 from flowd.model.batch import FlowRecords, FrameBatch
 from flowd.model.drops import DropReason
 from flowd.runtime.budget import SharedBudget
+from flowd.runtime.report_pace import IDLE_TICK, QUIET, TICK, ReportPace
 from flowd.runtime.probe import Probe
 from flowd.runtime.shard import (
     ENDED_BATCH,
@@ -214,6 +215,36 @@ def test_reports_sum_in_the_shows() -> None:
     assert call("accounting.clear_flows") == {"flows_cleared": 3}
     call("accounting.clear_statistics")
     assert call("accounting.flow")["flow_packets"] == 0
+
+
+# --- how often an idle worker reports -------------------------------------------------------------------
+
+def test_report_pace_slows_down_only_after_a_quiet_spell() -> None:
+    pace = ReportPace()
+    assert pace.period(T0, ("a",)) == TICK
+    assert pace.period(T0 + QUIET - 1, ("a",)) == TICK  # the rate windows and overload holds have not passed
+    assert pace.period(T0 + QUIET, ("a",)) == IDLE_TICK
+    assert pace.period(T0 + QUIET + 5, ("b",)) == TICK  # news: every second again, and a new spell
+    assert pace.period(T0 + 2 * QUIET + 4, ("b",)) == TICK
+    assert pace.period(T0 + 2 * QUIET + 5, ("b",)) == IDLE_TICK
+    pace.stir(T0 + 2 * QUIET + 6)  # a reload: the limits in the report change
+    assert pace.period(T0 + 2 * QUIET + 7, ("b",)) == TICK
+
+
+def test_news_changes_with_traffic_and_expiry_not_with_the_clock() -> None:
+    cfg = with_overrides(load_config(None), flow_servers=[], interfaces=["eth1"], active_timeout=60,
+                         inactive_timeout=15)
+    shard = Shard(cfg)
+    quiet = shard.news()
+    shard.tick(T0 + 5)
+    shard.expire(T0 + 5)
+    assert shard.news() == quiet  # time alone changes no counter a report shows
+    shard.process(frames("198.18.0.1", 3), T0 + 6, "eth1")
+    busy = shard.news()
+    assert busy != quiet
+    shard.tick(T0 + 7)
+    assert shard.news() == busy
+    assert shard.expire(T0 + 60) and shard.news() != busy  # the flow ended at its inactive timeout
 
 
 # --- real worker processes ------------------------------------------------------------------------------
