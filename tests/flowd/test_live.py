@@ -339,6 +339,7 @@ def test_stop_reads_the_open_block_and_waits_only_when_it_holds_frames(veth: tup
     a, b = veth
     path, _truth = capture
     sent = 300  # frames, far below one block
+    long, short_ms = 60_000, 300  # block timeouts
     got: list[FrameBatch] = []
 
     def handle(frames: FrameBatch, _now: float, _interface: str) -> None:
@@ -348,17 +349,16 @@ def test_stop_reads_the_open_block_and_waits_only_when_it_holds_frames(veth: tup
         await replay(a, path, stop=sent)
         assert held.filling() and held.read_blocks() is None  # not handed over: the timer is 60 s away
         async with asyncio.timeout(GUARD):
-            await finish(idle, LiveInput("lo", "lo"), SystemClock(), handle, LONG)
+            await finish(idle, LiveInput("lo", "lo"), SystemClock(), handle, long)
         assert not got
         await replay(a, path, stop=sent)
         async with asyncio.timeout(GUARD):
-            await finish(short, LiveInput("vb", "vb"), SystemClock(), handle, SHORT)
+            await finish(short, LiveInput("vb", "vb"), SystemClock(), handle, short_ms)
 
-    LONG, SHORT = 60_000, 300  # ms
     with b.inside():
-        held = LiveCapture("vb", ring_blocks=4, block_timeout_ms=LONG, snaplen=WHOLE_RING)
-        short = LiveCapture("vb", ring_blocks=4, block_timeout_ms=SHORT, snaplen=WHOLE_RING)
-        idle = LiveCapture("lo", ring_blocks=4, block_timeout_ms=LONG)
+        held = LiveCapture("vb", ring_blocks=4, block_timeout_ms=long, snaplen=WHOLE_RING)
+        short = LiveCapture("vb", ring_blocks=4, block_timeout_ms=short_ms, snaplen=WHOLE_RING)
+        idle = LiveCapture("lo", ring_blocks=4, block_timeout_ms=long)
     try:
         asyncio.run(run())
         assert held.filling() and not short.filling()  # finish() closed short: it fills nothing

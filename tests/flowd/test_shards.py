@@ -25,8 +25,8 @@ from flowd.core.sampling import Sampler
 from flowd.model.batch import FlowRecords, FrameBatch
 from flowd.model.drops import DropReason
 from flowd.runtime.budget import SharedBudget
-from flowd.runtime.report_pace import IDLE_TICK, QUIET, TICK, ReportPace
 from flowd.runtime.probe import Probe
+from flowd.runtime.report_pace import IDLE_TICK, QUIET, TICK, ReportPace
 from flowd.runtime.shard import (
     ENDED_BATCH,
     LiveInput,
