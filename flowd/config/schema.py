@@ -352,13 +352,13 @@ class CaptureConfig(Frozen):
                                  f"wake-ups at moderate rates (the kernel hands over a block when it is full).")
     block_timeout: int = _leaf(500, key="block-timeout", arg="MILLISECONDS", kind="integer", range=(1, 60_000),
                                help="The kernel hands flowd a partly filled block after this long (a full one at "
-                                    "once), so at a low rate packets reach the flow cache and the show commands "
-                                    "at most this late (flows end after seconds, so this delays no export "
-                                    "noticeably). Longer means fewer wake-ups and less CPU per packet at low "
-                                    "rates (10k packets/s on two workers: about 0.77 µs at 200 ms, 0.50 µs at "
-                                    "500 ms, 0.30 µs at 1000 ms, tcpdump's buffer timeout); packet times come "
-                                    "from the kernel either way. A stop waits for the block being filled only "
-                                    "when it holds frames.")
+                                    "once), so at a low rate packets reach the flow cache at most this late "
+                                    "(flows end after seconds, so this delays no export noticeably). Longer "
+                                    "means fewer wake-ups and less CPU per packet at low rates (10k packets/s "
+                                    "on two workers: about 0.77 µs at 200 ms, 0.50 µs at 500 ms, 0.30 µs at "
+                                    "1000 ms, tcpdump's buffer timeout); packet times come from the kernel "
+                                    "either way. A stop waits for the block being filled only when it holds "
+                                    "frames.")
     promiscuous: bool = _opt(False, syntax="promiscuous", kind="flag",
                              help="Put each captured interface into promiscuous mode while it is captured.")
     direction: str = _opt("in", syntax="direction (in | both)", kind="choice",
