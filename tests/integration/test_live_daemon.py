@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import dpkt
 import pytest
@@ -109,8 +110,18 @@ class LiveDaemon:
                          "--interface", "vb", "--flow-server", f"127.0.0.1:{collector.port}",
                          "--active-timeout", str(TIMEOUT), "--inactive-timeout", str(TIMEOUT)),
             cwd=REPO, env=sender_env(), stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
-        wait_for("the daemon's capture", lambda: self.alive() and os.path.exists(self.socket)
-                 and self.capture_state() == ("up", workers))
+        try:
+            wait_for("the daemon's capture", lambda: self.alive() and os.path.exists(self.socket)
+                     and self.capture_state() == ("up", workers))
+        except BaseException:
+            self.kill()
+            raise
+
+    def kill(self) -> None:
+        """Stop a daemon that is still running without waiting for its export (a test that failed)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=60)
 
     def alive(self) -> bool:
         assert self.proc.poll() is None, self.log.read_text()
@@ -179,8 +190,23 @@ def differences(got: Totals, want: Totals) -> str:
             f"{sum(extra.values())} unexpected, e.g. {list(extra)[:3]}")
 
 
+@pytest.fixture
+def live_daemon() -> Iterator[Callable[..., LiveDaemon]]:
+    """Starts LiveDaemons; one still running when the test ends (it failed) is killed, not left behind."""
+    started: list[LiveDaemon] = []
+
+    def start(*args: Any, **kwargs: Any) -> LiveDaemon:
+        started.append(LiveDaemon(*args, **kwargs))
+        return started[-1]
+
+    yield start
+    for daemon in started:
+        daemon.kill()
+
+
 def test_one_and_two_workers_export_the_ground_truth_without_drops(
-        veth: tuple[Namespace, Namespace], capture: tuple[Path, GroundTruth], tmp_path: Path) -> None:
+        veth: tuple[Namespace, Namespace], capture: tuple[Path, GroundTruth], tmp_path: Path,
+        live_daemon: Callable[..., LiveDaemon]) -> None:
     a, b = veth
     path, truth = capture
     want = truth_v4(truth.packets)
@@ -188,7 +214,7 @@ def test_one_and_two_workers_export_the_ground_truth_without_drops(
         collector = Collector(b)
         here = tmp_path / f"workers-{workers}"
         here.mkdir()
-        daemon = LiveDaemon(b, here, collector, workers=workers)
+        daemon = live_daemon(b, here, collector, workers=workers)
         replay(a, path)
         wait_for("every frame in the kernel statistics",
                  lambda d=daemon: sum(k["packets"] for k in d.kernel()) >= truth.frames)  # type: ignore[misc]
@@ -215,12 +241,13 @@ def test_one_and_two_workers_export_the_ground_truth_without_drops(
 
 
 def test_an_interface_deleted_and_recreated_is_reattached(
-        veth: tuple[Namespace, Namespace], capture: tuple[Path, GroundTruth], tmp_path: Path) -> None:
+        veth: tuple[Namespace, Namespace], capture: tuple[Path, GroundTruth], tmp_path: Path,
+        live_daemon: Callable[..., LiveDaemon]) -> None:
     a, b = veth
     path, truth = capture
     half = truth.frames // 2
     collector = Collector(b)
-    daemon = LiveDaemon(b, tmp_path, collector, workers=2)
+    daemon = live_daemon(b, tmp_path, collector, workers=2)
     before = daemon.capture()["ifindex"]
     replay(a, path, stop=half)
     wait_for("the first half", lambda: sum(k["packets"] for k in daemon.kernel()) >= half)
