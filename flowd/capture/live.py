@@ -283,10 +283,7 @@ class LiveCapture:
         ``packets`` counts every frame the kernel offered the ring, the dropped ones included.
         """
         packets, drops = self._closed_packets, self._closed_drops
-        rings = [ring for _, ring in self._retiring]
-        if self._ring is not None:
-            rings.append(self._ring)
-        for ring in rings:
+        for ring in self._rings():
             ring.update_statistics()
             packets += ring.packets
             drops += ring.drops
@@ -316,20 +313,19 @@ class LiveCapture:
             ring.pending_error()
         self._timers(time.monotonic())
         parts, self._pending = self._pending, []
-        for _, old in self._retiring:
-            if (batch := old.take(account)) is not None:
+        for ring in self._rings():
+            if (batch := ring.take(account)) is not None:
                 parts.append(batch)
-        if self._ring is not None and (batch := self._ring.take(account)) is not None:
-            parts.append(batch)
         parts = [p for p in parts if len(p)]
         return concat_frames(parts) if parts else None
 
     def filling(self) -> bool:
         """Whether a ring's open block holds frames the kernel has not handed over yet (PacketRing.filling)."""
-        rings = [ring for _, ring in self._retiring]
-        if self._ring is not None:
-            rings.append(self._ring)
-        return not self._closed and any(ring.filling() for ring in rings)
+        return not self._closed and any(ring.filling() for ring in self._rings())
+
+    def _rings(self) -> list[PacketRing]:
+        """Every ring still mapped: the detached ones that wait for their last block, then the attached one."""
+        return [ring for _, ring in self._retiring] + ([self._ring] if self._ring is not None else [])
 
     def next_deadline(self) -> float | None:
         """The time.monotonic() by which read_blocks must run again even if fileno() stays quiet."""
