@@ -181,8 +181,9 @@ class Worker:
             if now - self._last_report >= period:
                 self._last_report = now
                 await send(self.writer, Report(self.shard.report(now)))
-            deadline = self.shard.next_deadline()
-            wake = self._last_report + period if deadline is None else min(deadline, self._last_report + period)
+            wake = self._last_report + period
+            if (deadline := self.shard.next_deadline()) is not None:
+                wake = min(wake, deadline)
             if period == TICK:
                 await self.clock.sleep_until(wake)
                 continue

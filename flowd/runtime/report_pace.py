@@ -13,7 +13,6 @@ show command print an old count.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Hashable
 from typing import Final
 
@@ -27,17 +26,14 @@ class ReportPace:
 
     def __init__(self, quiet: float = QUIET) -> None:
         self.quiet = quiet
-        self._news: Hashable = None
-        self._since = -math.inf  # when the news last changed
+        self._news: Hashable = object()  # equal to no news: the first call starts the spell
+        self._since = 0.0  # when the news last changed
 
     def period(self, now: float, news: Hashable) -> float:
         """Seconds until the next report, given what a report made ``now`` would show."""
-        if news != self._news or self._since == -math.inf:
+        if news != self._news:
             self._news, self._since = news, now
-        return IDLE_TICK if self.quiet_at(now) else TICK
-
-    def quiet_at(self, now: float) -> bool:
-        return now - self._since >= self.quiet
+        return IDLE_TICK if now - self._since >= self.quiet else TICK
 
     def stir(self, now: float) -> None:
         """Something changed that the news does not show (a reload): report at the usual pace again."""
